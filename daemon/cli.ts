@@ -1,0 +1,67 @@
+// The `satroute` command. Each group of subcommands lives in daemon/cli/<group>.ts and
+// registers itself here; errors become one line on stderr and a non-zero exit code.
+import { Command, CommanderError } from 'commander';
+import { CliError, notYet } from './cli/common.ts';
+
+export function buildProgram(): Command {
+  const program = new Command('satroute')
+    .description('Route AI requests to the cheapest healthy Routstr provider, paid per request with Cashu ecash.')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText(
+      'after',
+      `
+Environment:
+  SATROUTE_DATA_DIR   data directory (default $STATE_DIRECTORY, else ~/.local/share/satroute)
+  SATROUTE_LISTEN     HTTP/WebSocket address (default 127.0.0.1:8340)
+  SATROUTE_RELAYS     Nostr relays, comma-separated
+  SATROUTE_MINTS      trusted Cashu mints, comma-separated`,
+    );
+  program.exitOverride();
+
+  notYet(program.command('start').description('run the daemon'), 'satroute start');
+  notYet(program.command('status').description('show the running daemon, wallet and market at a glance'), 'satroute status');
+  notYet(program.command('providers').description('list known providers'), 'satroute providers');
+  notYet(program.command('models').description('list models and their cheapest price'), 'satroute models');
+
+  const wallet = program.command('wallet').description('the Cashu wallet: balance, funding, withdrawals');
+  notYet(wallet.command('balance').description('balance per mint and unit'), 'wallet balance');
+  notYet(wallet.command('fund').argument('<sats>').description('fund the wallet over Lightning'), 'wallet fund');
+  notYet(wallet.command('receive').argument('<token>').description('receive a Cashu token'), 'wallet receive');
+  notYet(wallet.command('withdraw').argument('<bolt11>').description('pay a Lightning invoice from the wallet'), 'wallet withdraw');
+  notYet(wallet.command('nwc').argument('<uri>').description('connect a Nostr Wallet Connect wallet for funding'), 'wallet nwc');
+  notYet(wallet.command('history').description('the money ledger'), 'wallet history');
+
+  const keys = program.command('keys').description('client API keys');
+  notYet(keys.command('create').description('create a client key'), 'keys create');
+  notYet(keys.command('list').description('list client keys'), 'keys list');
+  notYet(keys.command('revoke').argument('<name>').description('revoke a client key'), 'keys revoke');
+
+  const audit = program.command('audit').description('payment audit: every request and what it cost');
+  notYet(audit.command('verify').description('check the money invariant'), 'audit verify');
+  audit.option('--since <time>', 'only requests since this time').option('--format <format>', 'csv or json');
+  audit.option('--json', 'print one JSON document').action(() => {
+    throw new CliError('satroute audit is not implemented yet in this version of satroute', 2);
+  });
+
+  notYet(program.command('demo').option('--serve', 'keep the demo market and daemon running').description('run the whole thing in a local market'), 'satroute demo');
+  return program;
+}
+
+/** Run the CLI with these arguments (without node and the script path). */
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode;
+      return;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`satroute: ${message}\n`);
+    process.exitCode = err instanceof CliError ? err.exitCode : 1;
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await main(process.argv.slice(2));

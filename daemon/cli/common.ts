@@ -1,0 +1,31 @@
+// What every CLI command shares: one-line failures, --json output, a clear "not yet" for
+// commands a later version brings.
+import type { Command } from 'commander';
+
+/** A failure the user should see as one line on stderr, with this exit code. */
+export class CliError extends Error {
+  constructor(message: string, readonly exitCode = 1) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+/** Print a value as one JSON document (with --json) or through the human formatter. */
+export function output(json: boolean | undefined, value: unknown, human: () => string): void {
+  if (json) process.stdout.write(JSON.stringify(value) + '\n');
+  else process.stdout.write(human().replace(/\n?$/, '\n'));
+}
+
+/** A command that exists in the interface but not yet in this version. */
+export function notYet(cmd: Command, what: string): Command {
+  return cmd.option('--json', 'print one JSON document').action(() => {
+    throw new CliError(`${what} is not implemented yet in this version of satroute`, 2);
+  });
+}
+
+/** Format rows as an aligned text table. */
+export function table(headers: string[], rows: (string | number)[][]): string {
+  const cells = [headers, ...rows.map((r) => r.map(String))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  return cells.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n');
+}

@@ -1,0 +1,101 @@
+// Configuration: satroute.json in the data directory, overridden by the environment.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+
+export const DEFAULT_RELAYS = ['wss://relay.damus.io', 'wss://nos.lol', 'wss://relay.routstr.com', 'wss://relay.nostr.band'];
+export const DEFAULT_LISTEN = '127.0.0.1:8340';
+
+const ConfigFile = z
+  .object({
+    listen: z.string().optional(),
+    relays: z.array(z.string()).optional(),
+    mints: z.array(z.string()).optional(),
+    /** Providers given by URL, probed alongside those found on Nostr. */
+    providers: z.array(z.string()).optional(),
+    /** Curator pubkey (hex) whose kind-38425 reviews are honoured. */
+    curator: z.string().optional(),
+    excludeBadReviews: z.boolean().optional(),
+    /** SOCKS5 proxy (socks5://host:port) for .onion providers; without it they are skipped. */
+    socksProxy: z.string().optional(),
+    /** USD per sat, only to price models that publish no sats_pricing. */
+    usdPerSat: z.number().positive().optional(),
+    probe: z
+      .object({
+        concurrency: z.number().int().positive().optional(),
+        refreshIntervalMs: z.number().int().positive().optional(),
+        timeoutMs: z.number().int().positive().optional(),
+      })
+      .optional(),
+    autoTopup: z
+      .object({
+        thresholdSat: z.number().int().nonnegative(),
+        amountSat: z.number().int().positive(),
+        minIntervalMs: z.number().int().positive().optional(),
+        dailyCapSat: z.number().int().positive().optional(),
+      })
+      .optional(),
+  })
+  .passthrough();
+export type ConfigFile = z.infer<typeof ConfigFile>;
+
+export interface Config extends ConfigFile {
+  dataDir: string;
+  listen: string;
+  relays: string[];
+  mints: string[];
+  providers: string[];
+}
+
+/** The data directory: SATROUTE_DATA_DIR, else systemd's STATE_DIRECTORY, else ~/.local/share/satroute. */
+export function resolveDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.SATROUTE_DATA_DIR) return path.resolve(env.SATROUTE_DATA_DIR);
+  if (env.STATE_DIRECTORY) return path.resolve(env.STATE_DIRECTORY.split(':')[0]);
+  return path.join(os.homedir(), '.local', 'share', 'satroute');
+}
+
+function splitList(value: string | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  return value.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Load the config for a data directory, creating the directory (0700) if needed. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const dataDir = resolveDataDir(env);
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const file = path.join(dataDir, 'satroute.json');
+  let parsed: ConfigFile = {};
+  if (fs.existsSync(file)) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new ConfigError(`${file} is not valid JSON: ${(err as Error).message}`);
+    }
+    const result = ConfigFile.safeParse(raw);
+    if (!result.success) throw new ConfigError(`${file}: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    parsed = result.data;
+  }
+  return {
+    ...parsed,
+    dataDir,
+    listen: env.SATROUTE_LISTEN ?? parsed.listen ?? DEFAULT_LISTEN,
+    relays: splitList(env.SATROUTE_RELAYS) ?? parsed.relays ?? DEFAULT_RELAYS,
+    mints: splitList(env.SATROUTE_MINTS) ?? parsed.mints ?? [],
+    providers: splitList(env.SATROUTE_PROVIDERS) ?? parsed.providers ?? [],
+  };
+}
+
+/** Persist changes to satroute.json (mode 0600), keeping keys this version does not know. */
+export function saveConfigFile(dataDir: string, patch: Partial<ConfigFile>): void {
+  const file = path.join(dataDir, 'satroute.json');
+  const current = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as ConfigFile) : {};
+  const tmp = `${file}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify({ ...current, ...patch }, null, 2) + '\n', { mode: 0o600 });
+  fs.renameSync(tmp, file);
+}
