@@ -58,7 +58,11 @@ export async function startRelay(opts: RelayOptions = {}): Promise<TestRelay> {
   const onConnection = (ws: WebSocket, req: IncomingMessage) => {
     clients.add(ws);
     relay.handleConnection(ws, req.socket.remoteAddress);
-    ws.on('message', (data: RawData) => void handle(ws, data));
+    // One client's messages are handled in order (a REQ sent before an EVENT is live first).
+    let queue = Promise.resolve();
+    ws.on('message', (data: RawData) => {
+      queue = queue.then(() => handle(ws, data));
+    });
     ws.on('close', () => {
       clients.delete(ws);
       relay.handleDisconnect(ws);
