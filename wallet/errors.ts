@@ -1,0 +1,80 @@
+// The wallet's error tree: callers branch on the class, never on the message text.
+
+export class WalletError extends Error {
+  override name = 'WalletError';
+  /** A stable code for APIs and the control socket. */
+  readonly code: string = 'wallet_error';
+}
+
+/** A proof moved from a state it is not in (e.g. two takers racing for the same proof). */
+export class ProofStateError extends WalletError {
+  override name = 'ProofStateError';
+  override readonly code = 'proof_state';
+}
+
+/** A token or operation for a mint that is not in the trusted list. */
+export class UntrustedMintError extends WalletError {
+  override name = 'UntrustedMintError';
+  override readonly code = 'untrusted_mint';
+  constructor(readonly mintUrl: string) {
+    super(`mint ${mintUrl} is not trusted; add it to "mints" in satroute.json (or SATROUTE_MINTS) to accept its tokens`);
+  }
+}
+
+export class InsufficientFundsError extends WalletError {
+  override name = 'InsufficientFundsError';
+  override readonly code = 'insufficient_funds';
+  constructor(readonly neededAmount: number, readonly availableAmount: number, readonly unit: string, mintUrl?: string) {
+    super(`insufficient funds: need ${neededAmount} ${unit}, have ${availableAmount} ${unit}${mintUrl ? ` at ${mintUrl}` : ''}`);
+  }
+}
+
+/** The mint did not answer (down, timeout, connection refused). Retry later. */
+export class MintUnavailableError extends WalletError {
+  override name = 'MintUnavailableError';
+  override readonly code = 'mint_unavailable';
+  constructor(readonly mintUrl: string, cause?: unknown) {
+    super(`mint ${mintUrl} is unavailable${cause instanceof Error ? `: ${cause.message}` : ''}`, { cause });
+  }
+}
+
+/** The mint answered and refused (bad token, already spent, quote not paid, ...). */
+export class MintRejectedError extends WalletError {
+  override name = 'MintRejectedError';
+  override readonly code = 'mint_rejected';
+  constructor(message: string, readonly mintCode?: number) {
+    super(message);
+  }
+}
+
+/** The token could not be parsed, or is in a unit/keyset we cannot use. */
+export class InvalidTokenError extends WalletError {
+  override name = 'InvalidTokenError';
+  override readonly code = 'invalid_token';
+}
+
+/** Funding failed: quote expired, NWC refused to pay, timed out waiting for payment. */
+export class FundingError extends WalletError {
+  override name = 'FundingError';
+  override readonly code = 'funding_failed';
+}
+
+/** Nostr Wallet Connect is not configured, unreachable, or refused. */
+export class NwcError extends WalletError {
+  override name = 'NwcError';
+  override readonly code = 'nwc_failed';
+}
+
+export class WithdrawError extends WalletError {
+  override name = 'WithdrawError';
+  override readonly code = 'withdraw_failed';
+}
+
+/** Another process holds the wallet lock. */
+export class WalletLockedError extends WalletError {
+  override name = 'WalletLockedError';
+  override readonly code = 'wallet_locked';
+  constructor(readonly pid: number, lockFile: string) {
+    super(`the wallet is in use by process ${pid} (${lockFile}); stop it or use the running daemon`);
+  }
+}

@@ -1,0 +1,116 @@
+// The append-only money ledger: every credit (+) and debit (-) of the wallet with its cause.
+// Rows are written in the same db.transaction as the proof change they explain, so that for
+// each (mint, unit): SUM(ledger) = unspent + pending proofs (see wallet/invariant.ts).
+// SQLite triggers refuse UPDATE and DELETE on the table.
+import type { DB } from './sqlite.ts';
+import type { Clock } from './store.ts';
+import { WalletError } from './errors.ts';
+
+/**
+ * - funding          + proofs minted from a paid Lightning invoice (ref: mint quote id)
+ * - receive          + face value of a token swapped in (ref: swap id)
+ * - payment_sent     - proofs handed to a provider, once the request settles (ref: request id)
+ * - change_received  + face value of change swapped in (ref: request id)
+ * - refund           + a refund token swapped in (ref: request id)
+ * - mint_fee         - input fees (NUT-02) the mint kept on a swap or melt (ref: swap id / quote id)
+ * - withdrawal       - the invoice amount of a melt (ref: melt quote id)
+ * - withdrawal_fee   - the Lightning fee the mint actually spent on a melt (ref: melt quote id)
+ * - loss             - money gone with evidence (spent proofs with no way back) (ref: what lost it)
+ */
+export const LEDGER_KINDS = [
+  'funding', 'receive', 'payment_sent', 'change_received', 'refund',
+  'mint_fee', 'withdrawal', 'withdrawal_fee', 'loss',
+] as const;
+export type LedgerKind = (typeof LEDGER_KINDS)[number];
+
+const CREDIT: ReadonlySet<LedgerKind> = new Set(['funding', 'receive', 'change_received', 'refund']);
+
+export interface LedgerEntry {
+  kind: LedgerKind;
+  mint: string;
+  unit: string;
+  /** Signed integer in `unit`: credits > 0, debits < 0 (checked). Zero rows are skipped. */
+  amount: number;
+  ref?: string | null;
+  /** Anything that explains the row (mint answers, states, invoice); stored as JSON. Never secrets. */
+  evidence?: unknown;
+}
+
+export interface LedgerRow extends Required<Omit<LedgerEntry, 'evidence'>> {
+  id: number;
+  time: number;
+  evidence: unknown;
+}
+
+export interface LedgerQuery {
+  since?: number;
+  mint?: string;
+  kind?: LedgerKind;
+  ref?: string;
+  limit?: number;
+}
+
+/** Totals per (mint, unit, kind): the parts of the invariant. */
+export interface LedgerTotal {
+  mint: string;
+  unit: string;
+  kind: LedgerKind;
+  amount: number;
+  count: number;
+}
+
+export class Ledger {
+  private readonly insert;
+  private readonly totalsStmt;
+
+  constructor(readonly db: DB, private readonly clock: Clock = Date.now) {
+    this.insert = db.prepare('INSERT INTO wallet_ledger (time, kind, mint, unit, amount, ref, evidence) VALUES (?,?,?,?,?,?,?)');
+    this.totalsStmt = db.prepare('SELECT mint, unit, kind, SUM(amount) AS amount, COUNT(*) AS count FROM wallet_ledger GROUP BY mint, unit, kind ORDER BY mint, unit, kind');
+  }
+
+  /**
+   * Append one row; synchronous, so call it inside the db.transaction that moves the proofs.
+   * Returns the row id, or null for a zero amount (nothing happened to the balance).
+   */
+  record(entry: LedgerEntry): number | null {
+    const { kind, amount } = entry;
+    if (!LEDGER_KINDS.includes(kind)) throw new WalletError(`unknown ledger kind ${kind}`);
+    if (!Number.isSafeInteger(amount)) throw new WalletError(`ledger amount ${amount} is not an integer`);
+    if (amount === 0) return null;
+    if (CREDIT.has(kind) ? amount < 0 : amount > 0) throw new WalletError(`ledger ${kind} must be ${CREDIT.has(kind) ? 'a credit (> 0)' : 'a debit (< 0)'}, got ${amount}`);
+    const evidence = entry.evidence === undefined ? null : JSON.stringify(entry.evidence);
+    return Number(this.insert.run(this.clock(), kind, entry.mint, entry.unit, amount, entry.ref ?? null, evidence).lastInsertRowid);
+  }
+
+  /** Rows, newest first. */
+  list(q: LedgerQuery = {}): LedgerRow[] {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (q.since !== undefined) { where.push('time >= ?'); args.push(q.since); }
+    if (q.mint) { where.push('mint = ?'); args.push(q.mint); }
+    if (q.kind) { where.push('kind = ?'); args.push(q.kind); }
+    if (q.ref) { where.push('ref = ?'); args.push(q.ref); }
+    const sql = `SELECT * FROM wallet_ledger ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;
+    args.push(q.limit ?? -1);
+    return (this.db.prepare(sql).all(...args) as (Omit<LedgerRow, 'evidence'> & { evidence: string | null })[]).map((r) => ({
+      ...r,
+      evidence: r.evidence ? JSON.parse(r.evidence) : null,
+    }));
+  }
+
+  totals(): LedgerTotal[] {
+    return this.totalsStmt.all() as LedgerTotal[];
+  }
+
+  /** Net balance per (mint, unit) according to the ledger. */
+  balances(): { mint: string; unit: string; amount: number }[] {
+    const m = new Map<string, { mint: string; unit: string; amount: number }>();
+    for (const t of this.totals()) {
+      const k = `${t.mint}\n${t.unit}`;
+      const cur = m.get(k) ?? { mint: t.mint, unit: t.unit, amount: 0 };
+      cur.amount += t.amount;
+      m.set(k, cur);
+    }
+    return [...m.values()];
+  }
+}

@@ -1,0 +1,114 @@
+// The wallet's SQLite tables. Shipped migrations are never edited: append a new one.
+//
+// Money rule (checked by wallet/invariant.ts): for every (mint, unit),
+//   SUM(wallet_ledger.amount) = SUM(amount of wallet_proofs in state unspent or pending).
+// So any transaction that creates or destroys proofs writes the matching ledger rows in the
+// same db.transaction; moving a proof unspent <-> pending needs no ledger row.
+import { migrate, type DB } from './sqlite.ts';
+
+export const WALLET_MIGRATIONS: readonly string[] = [
+  `
+  -- Every proof we hold or held. secret is unique across all mints (it is random).
+  CREATE TABLE wallet_proofs (
+    secret       TEXT PRIMARY KEY,
+    mint         TEXT NOT NULL,
+    unit         TEXT NOT NULL,
+    keyset_id    TEXT NOT NULL,
+    amount       INTEGER NOT NULL CHECK (amount > 0),
+    c            TEXT NOT NULL,
+    dleq         TEXT,            -- JSON {e,s,r}
+    witness      TEXT,            -- JSON or string, as cashu-ts gave it
+    p2pk_e       TEXT,
+    state        TEXT NOT NULL CHECK (state IN ('unspent', 'pending', 'spent')),
+    reason_kind  TEXT CHECK (reason_kind IN ('request', 'swap', 'melt', 'send')),
+    reason_ref   TEXT,            -- request id, swap id, melt quote id; kept once spent
+    source       TEXT NOT NULL,   -- what created it: 'mint:<quote>', 'swap:<id>', 'melt:<quote>', ...
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    CHECK (state <> 'pending' OR (reason_kind IS NOT NULL AND reason_ref IS NOT NULL)),
+    CHECK (state <> 'unspent' OR (reason_kind IS NULL AND reason_ref IS NULL))
+  );
+  CREATE INDEX wallet_proofs_unspent ON wallet_proofs (mint, unit, amount) WHERE state = 'unspent';
+  CREATE INDEX wallet_proofs_reason ON wallet_proofs (reason_ref) WHERE reason_ref IS NOT NULL;
+  CREATE INDEX wallet_proofs_pending ON wallet_proofs (state) WHERE state = 'pending';
+
+  -- Append-only money ledger: every credit (+) and debit (-) with its cause.
+  CREATE TABLE wallet_ledger (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    time      INTEGER NOT NULL,
+    kind      TEXT NOT NULL,
+    mint      TEXT NOT NULL,
+    unit      TEXT NOT NULL,
+    amount    INTEGER NOT NULL,
+    ref       TEXT,
+    evidence  TEXT
+  );
+  CREATE INDEX wallet_ledger_ref ON wallet_ledger (ref);
+  CREATE INDEX wallet_ledger_mint ON wallet_ledger (mint, unit);
+  CREATE TRIGGER wallet_ledger_no_update BEFORE UPDATE ON wallet_ledger
+    BEGIN SELECT RAISE(ABORT, 'wallet_ledger is append-only'); END;
+  CREATE TRIGGER wallet_ledger_no_delete BEFORE DELETE ON wallet_ledger
+    BEGIN SELECT RAISE(ABORT, 'wallet_ledger is append-only'); END;
+
+  -- Mint quotes (funding). outputs = serialised OutputData, written BEFORE the mint call.
+  CREATE TABLE wallet_mint_quotes (
+    quote_id    TEXT PRIMARY KEY,
+    mint        TEXT NOT NULL,
+    unit        TEXT NOT NULL,
+    amount      INTEGER NOT NULL CHECK (amount > 0),
+    request     TEXT NOT NULL,
+    expiry      INTEGER,
+    state       TEXT NOT NULL CHECK (state IN ('unpaid', 'paid', 'minting', 'issued', 'expired', 'lost')),
+    outputs     TEXT,
+    pay_via     TEXT,
+    error       TEXT,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+  );
+  CREATE INDEX wallet_mint_quotes_open ON wallet_mint_quotes (state) WHERE state IN ('unpaid', 'paid', 'minting');
+
+  -- Melts (withdrawals). Inputs are the proofs pending(melt, quote_id); outputs = blank
+  -- outputs for NUT-08 change, written BEFORE the melt call.
+  CREATE TABLE wallet_melts (
+    quote_id     TEXT PRIMARY KEY,
+    mint         TEXT NOT NULL,
+    unit         TEXT NOT NULL,
+    request      TEXT NOT NULL,
+    amount       INTEGER NOT NULL,
+    fee_reserve  INTEGER NOT NULL,
+    input_fee    INTEGER NOT NULL DEFAULT 0,
+    inputs_amount INTEGER NOT NULL DEFAULT 0,
+    state        TEXT NOT NULL CHECK (state IN ('created', 'pending', 'paid', 'failed', 'lost')),
+    outputs      TEXT,
+    preimage     TEXT,
+    error        TEXT,
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL
+  );
+
+  -- Swaps. Own inputs are proofs pending(swap, id); foreign inputs (a token received, change)
+  -- are kept here as JSON. outputs = serialised OutputData, written BEFORE the swap call.
+  CREATE TABLE wallet_swaps (
+    id             TEXT PRIMARY KEY,
+    mint           TEXT NOT NULL,
+    unit           TEXT NOT NULL,
+    purpose        TEXT NOT NULL CHECK (purpose IN ('receive', 'change', 'refund', 'split', 'reclaim')),
+    ref            TEXT,
+    state          TEXT NOT NULL CHECK (state IN ('prepared', 'done', 'failed', 'lost')),
+    foreign_inputs TEXT,
+    inputs_amount  INTEGER NOT NULL,
+    fee            INTEGER NOT NULL DEFAULT 0,
+    outputs        TEXT,
+    error          TEXT,
+    created_at     INTEGER NOT NULL,
+    updated_at     INTEGER NOT NULL
+  );
+  CREATE INDEX wallet_swaps_open ON wallet_swaps (state) WHERE state = 'prepared';
+  CREATE INDEX wallet_swaps_ref ON wallet_swaps (ref);
+  `,
+];
+
+/** Create or upgrade the wallet's tables. Idempotent. */
+export function migrateWallet(db: DB): void {
+  migrate(db, 'wallet', WALLET_MIGRATIONS);
+}

@@ -1,0 +1,256 @@
+// Proof states in SQLite: unspent -> pending(reason) -> spent, or pending -> unspent.
+// One synchronous function per transition; an illegal transition throws ProofStateError and
+// (inside db.transaction) rolls the whole transaction back. No await anywhere in here.
+import { Amount, type Proof, type ProofLike } from '@cashu/cashu-ts';
+import type { DB } from './sqlite.ts';
+import { ProofStateError } from './errors.ts';
+
+export type ProofState = 'unspent' | 'pending' | 'spent';
+/** Why a proof is pending: sent with a request, input of a swap, input of a melt, or sent out as a token. */
+export type PendingKind = 'request' | 'swap' | 'melt' | 'send';
+export type Clock = () => number;
+
+/** A proof as stored: everything cashu-ts needs to spend it, plus its state. */
+export interface StoredProof {
+  secret: string;
+  mint: string;
+  unit: string;
+  keysetId: string;
+  /** In the keyset's unit (sat or msat), always an integer. */
+  amount: number;
+  C: string;
+  dleq: Proof['dleq'] | null;
+  witness: Proof['witness'] | null;
+  p2pkE: string | null;
+  state: ProofState;
+  reasonKind: PendingKind | null;
+  reasonRef: string | null;
+  source: string;
+  createdAt: number;
+}
+
+/** One set of proofs pending for the same reason; what recovery walks on start. */
+export interface PendingGroup {
+  kind: PendingKind;
+  ref: string;
+  mint: string;
+  unit: string;
+  amount: number;
+  count: number;
+  since: number;
+}
+
+export interface BalanceRow {
+  mint: string;
+  unit: string;
+  unspent: number;
+  pending: number;
+}
+
+interface Row {
+  secret: string; mint: string; unit: string; keyset_id: string; amount: number; c: string;
+  dleq: string | null; witness: string | null; p2pk_e: string | null; state: ProofState;
+  reason_kind: PendingKind | null; reason_ref: string | null; source: string; created_at: number;
+}
+
+function fromRow(r: Row): StoredProof {
+  return {
+    secret: r.secret, mint: r.mint, unit: r.unit, keysetId: r.keyset_id, amount: r.amount, C: r.c,
+    dleq: r.dleq ? JSON.parse(r.dleq) : null,
+    witness: r.witness ? JSON.parse(r.witness) : null,
+    p2pkE: r.p2pk_e, state: r.state, reasonKind: r.reason_kind, reasonRef: r.reason_ref,
+    source: r.source, createdAt: r.created_at,
+  };
+}
+
+/** A proof amount as a safe integer (cashu-ts 4 may hand out Amount, bigint or string). */
+export function amountOf(p: Pick<ProofLike, 'amount'>): number {
+  return Amount.from(p.amount).toNumber();
+}
+
+/** Sum of proof amounts as a safe integer. */
+export function sumAmounts(proofs: readonly Pick<ProofLike, 'amount'>[]): number {
+  let total = 0;
+  for (const p of proofs) total += amountOf(p);
+  return total;
+}
+
+/** Back to the shape cashu-ts spends. */
+export function toCashuProof(p: StoredProof): Proof {
+  const proof: Proof = { id: p.keysetId, amount: Amount.from(p.amount), secret: p.secret, C: p.C };
+  if (p.dleq) proof.dleq = p.dleq;
+  if (p.witness) proof.witness = p.witness;
+  if (p.p2pkE) proof.p2pk_e = p.p2pkE;
+  return proof;
+}
+
+export type InsertState = 'unspent' | { kind: PendingKind; ref: string };
+
+/**
+ * The proof table. Construct once per DB connection (statements are prepared once).
+ * Every method is synchronous and safe to call inside an outer `db.transaction(...)`, where
+ * it joins that transaction (better-sqlite3 nests as savepoints).
+ */
+export class ProofStore {
+  private readonly s;
+
+  constructor(readonly db: DB, private readonly clock: Clock = Date.now) {
+    this.s = {
+      insert: db.prepare(`INSERT INTO wallet_proofs (secret, mint, unit, keyset_id, amount, c, dleq, witness, p2pk_e, state,
+        reason_kind, reason_ref, source, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`),
+      unspent: db.prepare(`SELECT * FROM wallet_proofs WHERE mint = ? AND unit = ? AND state = 'unspent' ORDER BY amount`),
+      unspentAll: db.prepare(`SELECT * FROM wallet_proofs WHERE state = 'unspent' ORDER BY mint, unit, amount`),
+      toPending: db.prepare(`UPDATE wallet_proofs SET state = 'pending', reason_kind = ?, reason_ref = ?, updated_at = ?
+        WHERE secret = ? AND state = 'unspent'`),
+      spentByRef: db.prepare(`UPDATE wallet_proofs SET state = 'spent', updated_at = ? WHERE reason_ref = ? AND state = 'pending'`),
+      spentBySecret: db.prepare(`UPDATE wallet_proofs SET state = 'spent', updated_at = ? WHERE secret = ? AND state = 'pending'`),
+      releaseByRef: db.prepare(`UPDATE wallet_proofs SET state = 'unspent', reason_kind = NULL, reason_ref = NULL, updated_at = ?
+        WHERE reason_ref = ? AND state = 'pending'`),
+      releaseBySecret: db.prepare(`UPDATE wallet_proofs SET state = 'unspent', reason_kind = NULL, reason_ref = NULL, updated_at = ?
+        WHERE secret = ? AND state = 'pending'`),
+      spentUnspent: db.prepare(`UPDATE wallet_proofs SET state = 'spent', reason_kind = 'send', reason_ref = ?, updated_at = ?
+        WHERE secret = ? AND state = 'unspent'`),
+      byRef: db.prepare(`SELECT * FROM wallet_proofs WHERE reason_ref = ? ORDER BY amount`),
+      pendingByRef: db.prepare(`SELECT * FROM wallet_proofs WHERE reason_ref = ? AND state = 'pending' ORDER BY amount`),
+      bySecret: db.prepare(`SELECT * FROM wallet_proofs WHERE secret = ?`),
+      groups: db.prepare(`SELECT reason_kind AS kind, reason_ref AS ref, mint, unit, SUM(amount) AS amount, COUNT(*) AS count,
+        MIN(updated_at) AS since FROM wallet_proofs WHERE state = 'pending' GROUP BY reason_kind, reason_ref, mint, unit ORDER BY since`),
+      balances: db.prepare(`SELECT mint, unit, SUM(CASE WHEN state = 'unspent' THEN amount ELSE 0 END) AS unspent,
+        SUM(CASE WHEN state = 'pending' THEN amount ELSE 0 END) AS pending FROM wallet_proofs
+        WHERE state IN ('unspent', 'pending') GROUP BY mint, unit ORDER BY mint, unit`),
+      denoms: db.prepare(`SELECT amount, COUNT(*) AS count FROM wallet_proofs WHERE mint = ? AND unit = ? AND state = 'unspent'
+        GROUP BY amount ORDER BY amount`),
+    };
+  }
+
+  /** Add new proofs (freshly minted, swapped or received). Throws if a secret is already stored. */
+  insertProofs(proofs: readonly ProofLike[], mint: string, unit: string, state: InsertState, source: string): StoredProof[] {
+    const now = this.clock();
+    const kind = state === 'unspent' ? null : state.kind;
+    const ref = state === 'unspent' ? null : state.ref;
+    const stored: StoredProof[] = [];
+    this.db.transaction(() => {
+      for (const p of proofs) {
+        const amount = amountOf(p);
+        if (!Number.isSafeInteger(amount) || amount <= 0) throw new ProofStateError(`proof amount ${String(p.amount)} is not a positive integer`);
+        try {
+          this.s.insert.run(p.secret, mint, unit, p.id, amount, p.C, p.dleq ? JSON.stringify(p.dleq) : null,
+            p.witness ? JSON.stringify(p.witness) : null, p.p2pk_e ?? null, kind ? 'pending' : 'unspent', kind, ref, source, now, now);
+        } catch (err) {
+          if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new ProofStateError('proof already stored (duplicate secret)');
+          throw err;
+        }
+        stored.push({ secret: p.secret, mint, unit, keysetId: p.id, amount, C: p.C, dleq: p.dleq ?? null, witness: p.witness ?? null,
+          p2pkE: p.p2pk_e ?? null, state: kind ? 'pending' : 'unspent', reasonKind: kind, reasonRef: ref, source, createdAt: now });
+      }
+    })();
+    return stored;
+  }
+
+  /** Unspent proofs of one mint and unit, smallest first (indexed; no mint call). */
+  selectUnspent(mint: string, unit: string): StoredProof[] {
+    return (this.s.unspent.all(mint, unit) as Row[]).map(fromRow);
+  }
+
+  /** Every unspent proof, grouped by mint and unit. */
+  allUnspent(): StoredProof[] {
+    return (this.s.unspentAll.all() as Row[]).map(fromRow);
+  }
+
+  /** How many unspent proofs of each denomination a mint+unit has (for the small-denomination reserve). */
+  denominations(mint: string, unit: string): { amount: number; count: number }[] {
+    return this.s.denoms.all(mint, unit) as { amount: number; count: number }[];
+  }
+
+  /**
+   * unspent -> pending(kind, ref), all or nothing, in one transaction. Throws ProofStateError if
+   * any proof is not unspent any more, so two concurrent takers can never get the same proof.
+   */
+  movePending(secrets: readonly string[], kind: PendingKind, ref: string): void {
+    const now = this.clock();
+    this.db.transaction(() => {
+      for (const secret of secrets) {
+        if (this.s.toPending.run(kind, ref, now, secret).changes !== 1) throw new ProofStateError(`proof is not unspent (wanted for ${kind} ${ref})`);
+      }
+    })();
+  }
+
+  /** pending(ref) -> spent for every proof of that reason. Returns how many and their sum. */
+  markSpent(ref: string): { count: number; amount: number } {
+    const rows = this.pendingOf(ref);
+    if (rows.length === 0) throw new ProofStateError(`no pending proofs for ${ref}`);
+    const now = this.clock();
+    this.db.transaction(() => {
+      this.s.spentByRef.run(now, ref);
+    })();
+    return { count: rows.length, amount: rows.reduce((a, p) => a + p.amount, 0) };
+  }
+
+  /** pending -> spent for these proofs only (e.g. NUT-07 says some of a set are spent). */
+  markSecretsSpent(secrets: readonly string[]): void {
+    const now = this.clock();
+    this.db.transaction(() => {
+      for (const secret of secrets) {
+        if (this.s.spentBySecret.run(now, secret).changes !== 1) throw new ProofStateError('proof is not pending');
+      }
+    })();
+  }
+
+  /**
+   * unspent -> spent directly, for proofs the mint reports spent although we never sent them
+   * (only recovery and the invariant check use this; record a ledger `loss` in the same transaction).
+   */
+  markUnspentLost(secrets: readonly string[], ref: string): void {
+    const now = this.clock();
+    this.db.transaction(() => {
+      for (const secret of secrets) {
+        if (this.s.spentUnspent.run(ref, now, secret).changes !== 1) throw new ProofStateError('proof is not unspent');
+      }
+    })();
+  }
+
+  /** pending(ref) -> unspent (the payment never left, or the mint says they are unspent). Returns the count. */
+  releasePending(ref: string): number {
+    const now = this.clock();
+    let n = 0;
+    this.db.transaction(() => {
+      n = this.s.releaseByRef.run(now, ref).changes;
+    })();
+    return n;
+  }
+
+  /** pending -> unspent for these proofs only. */
+  releaseSecrets(secrets: readonly string[]): void {
+    const now = this.clock();
+    this.db.transaction(() => {
+      for (const secret of secrets) {
+        if (this.s.releaseBySecret.run(now, secret).changes !== 1) throw new ProofStateError('proof is not pending');
+      }
+    })();
+  }
+
+  /** The proofs currently pending for this reason. */
+  pendingOf(ref: string): StoredProof[] {
+    return (this.s.pendingByRef.all(ref) as Row[]).map(fromRow);
+  }
+
+  /** Every proof ever tied to this reason (pending or spent). */
+  proofsOf(ref: string): StoredProof[] {
+    return (this.s.byRef.all(ref) as Row[]).map(fromRow);
+  }
+
+  get(secret: string): StoredProof | undefined {
+    const row = this.s.bySecret.get(secret) as Row | undefined;
+    return row ? fromRow(row) : undefined;
+  }
+
+  /** Every pending set, oldest first: what recovery resolves on start. */
+  pendingGroups(): PendingGroup[] {
+    return this.s.groups.all() as PendingGroup[];
+  }
+
+  /** Unspent and pending sums per mint and unit. */
+  balances(): BalanceRow[] {
+    return this.s.balances.all() as BalanceRow[];
+  }
+}
