@@ -1,0 +1,34 @@
+// zod schemas for the request bodies the test mint accepts (NUT-03/04/05/07).
+import { z } from 'zod';
+
+const amount = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+const hex = z.string().regex(/^[0-9a-fA-F]+$/, 'expected hex');
+
+export const blindedMessageSchema = z.object({ amount, id: z.string().min(1).max(128), B_: hex.length(66) });
+export const proofSchema = z.object({
+  amount,
+  id: z.string().min(1).max(128),
+  secret: z.string().min(1).max(1024),
+  C: hex.length(66),
+  witness: z.unknown().optional(),
+  dleq: z.unknown().optional(),
+});
+
+export const swapSchema = z.object({ inputs: z.array(proofSchema).max(1000), outputs: z.array(blindedMessageSchema).max(1000) });
+export const mintQuoteSchema = z.object({ amount: amount.min(1), unit: z.string(), description: z.string().max(640).nullish().transform((d) => d ?? undefined) });
+export const mintSchema = z.object({ quote: z.string().min(1), outputs: z.array(blindedMessageSchema).max(1000), signature: z.string().optional() });
+export const meltQuoteSchema = z.object({ request: z.string().min(1).max(4096), unit: z.string(), options: z.unknown().optional() });
+export const meltSchema = z.object({
+  quote: z.string().min(1),
+  inputs: z.array(proofSchema).max(1000),
+  outputs: z.array(blindedMessageSchema).max(1000).nullish().transform((o) => o ?? undefined),
+});
+export const checkStateSchema = z.object({ Ys: z.array(hex.length(66)).max(10_000) });
+
+export type BlindedMessageBody = z.infer<typeof blindedMessageSchema>;
+export type SwapBody = z.infer<typeof swapSchema>;
+export type MintQuoteBody = z.infer<typeof mintQuoteSchema>;
+export type MintBody = z.infer<typeof mintSchema>;
+export type MeltQuoteBody = z.infer<typeof meltQuoteSchema>;
+export type MeltBody = z.infer<typeof meltSchema>;
+export type CheckStateBody = z.infer<typeof checkStateSchema>;

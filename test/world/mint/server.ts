@@ -1,0 +1,140 @@
+// HTTP front of the test mint: routes NUT-01..07 requests to the ledger, answers protocol
+// errors as 400 {"detail","code"}, and applies the fault knobs (latency, failNext, ...).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { z } from 'zod';
+import { LightningError } from '../lightning.ts';
+import { MintError, MintErrorCode } from './errors.ts';
+import type { MintLedger } from './ledger.ts';
+import { checkStateSchema, meltQuoteSchema, meltSchema, mintQuoteSchema, mintSchema, swapSchema } from './schemas.ts';
+
+export interface MintKnobs {
+  /** Added before every answer. */
+  latencyMs: number;
+  /** The next N requests answer HTTP 500 without being processed. */
+  failNext: number;
+  /** The next N requests are processed, then the connection is dropped without an answer. */
+  loseResponseNext: number;
+  /** While a melt's Lightning payment is "in flight" its inputs are PENDING for this long. */
+  meltDelayMs: number;
+}
+
+export interface MintIdentity {
+  name: string;
+  pubkey: string;
+  description: string;
+}
+
+const MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+type Handler = (body: unknown, param: string) => unknown;
+
+export function createRequestHandler(ledger: MintLedger, knobs: MintKnobs, identity: MintIdentity, counts: Map<string, number>, onError: (err: unknown) => void) {
+  const routes: { method: string; pattern: RegExp; route: string; handle: Handler }[] = [];
+  const on = (method: string, route: string, handle: Handler) => {
+    const pattern = new RegExp('^' + route.replace(/:[a-z]+/, '([^/]+)') + '$');
+    routes.push({ method, pattern, route, handle });
+  };
+
+  on('GET', '/v1/info', () => info(ledger, identity));
+  on('GET', '/v1/keys', () => ({ keysets: [...ledger.keysets.values()].filter((k) => k.active).map(keysJson) }));
+  on('GET', '/v1/keys/:id', (_b, id) => {
+    const keyset = ledger.keysets.get(id.toLowerCase());
+    if (!keyset) throw new MintError(MintErrorCode.KEYSET_UNKNOWN, `keyset ${id} is not known`);
+    return { keysets: [keysJson(keyset)] };
+  });
+  on('GET', '/v1/keysets', () => ({
+    keysets: [...ledger.keysets.values()].map((k) => ({ id: k.id, unit: k.unit, active: k.active, input_fee_ppk: k.inputFeePpk })),
+  }));
+  on('POST', '/v1/mint/quote/bolt11', (b) => ledger.createMintQuote(mintQuoteSchema.parse(b)));
+  on('GET', '/v1/mint/quote/bolt11/:id', (_b, id) => ledger.getMintQuote(id));
+  on('POST', '/v1/mint/bolt11', (b) => ledger.mint(mintSchema.parse(b)));
+  on('POST', '/v1/melt/quote/bolt11', (b) => ledger.createMeltQuote(meltQuoteSchema.parse(b)));
+  on('GET', '/v1/melt/quote/bolt11/:id', (_b, id) => ledger.getMeltQuote(id));
+  on('POST', '/v1/melt/bolt11', (b) => ledger.melt(meltSchema.parse(b)));
+  on('POST', '/v1/swap', (b) => ledger.swap(swapSchema.parse(b)));
+  on('POST', '/v1/checkstate', (b) => ledger.checkState(checkStateSchema.parse(b)));
+
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const path = (req.url ?? '/').split('?')[0].replace(/\/+$/, '') || '/';
+    let match: RegExpExecArray | null = null;
+    const route = routes.find((r) => r.method === req.method && (match = r.pattern.exec(path)) !== null);
+    const key = route ? `${route.method} ${route.route}` : 'unknown';
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+    const fail = knobs.failNext > 0;
+    if (fail) knobs.failNext--;
+    try {
+      const body = req.method === 'POST' ? await readJson(req) : undefined;
+      if (knobs.latencyMs > 0) await new Promise((r) => setTimeout(r, knobs.latencyMs));
+      if (fail) throw new HttpError(500, 'internal server error (failNext knob)');
+      if (!route) throw new HttpError(404, 'not found');
+      const result = await route.handle(body, decodeURIComponent((match as RegExpExecArray | null)?.[1] ?? ''));
+      if (knobs.loseResponseNext > 0) {
+        knobs.loseResponseNext--;
+        req.socket.destroy();
+        return;
+      }
+      send(res, 200, result);
+    } catch (err) {
+      if (err instanceof MintError) send(res, 400, { detail: err.message, code: err.code });
+      else if (err instanceof z.ZodError) send(res, 400, { detail: `invalid request: ${z.prettifyError(err)}`, code: MintErrorCode.UNSPECIFIED });
+      else if (err instanceof LightningError) send(res, 400, { detail: err.message, code: MintErrorCode.UNSPECIFIED });
+      else if (err instanceof HttpError) send(res, err.status, { detail: err.message });
+      else {
+        onError(err);
+        send(res, 500, { detail: 'internal mint error' });
+      }
+    }
+  };
+}
+
+function info(ledger: MintLedger, identity: MintIdentity): unknown {
+  const methods = ledger.units.map((unit) => ({ method: 'bolt11', unit, min_amount: 1, max_amount: null }));
+  return {
+    name: identity.name,
+    pubkey: identity.pubkey,
+    version: 'satroute-testmint/0.1.0',
+    description: identity.description,
+    contact: [],
+    nuts: {
+      4: { methods: methods.map((m) => ({ ...m, options: { description: true } })), disabled: false },
+      5: { methods, disabled: false },
+      7: { supported: true },
+      8: { supported: true },
+      12: { supported: true },
+    },
+  };
+}
+
+function keysJson(k: { id: string; unit: string; active: boolean; inputFeePpk: number; publicKeys: Record<string, string> }) {
+  return { id: k.id, unit: k.unit, active: k.active, input_fee_ppk: k.inputFeePpk, keys: k.publicKeys };
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new HttpError(413, 'request body too large');
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new MintError(MintErrorCode.UNSPECIFIED, 'request body is not JSON');
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
