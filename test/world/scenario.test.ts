@@ -1,0 +1,221 @@
+import './ws-global.ts';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { WebSocket } from 'ws';
+import { NWCClient } from '@getalby/sdk';
+import { Relay, useWebSocketImplementation } from 'nostr-tools/relay';
+import type { Event } from 'nostr-tools/pure';
+import { defaultScenario, parseScenario, ScenarioError, startWorld, type Scenario, type WorldInfo } from './scenario.ts';
+
+useWebSocketImplementation(WebSocket);
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const scenarioFile = (name: string) => JSON.parse(readFileSync(join(here, 'scenarios', name), 'utf8')) as unknown;
+
+const small: Scenario = {
+  mints: [{ name: 'm1' }],
+  nwcBalanceSat: 2500,
+  providers: [
+    {
+      name: 'cheap',
+      models: [{ id: 'openai/gpt-4o-mini', aliasIds: ['gpt-4o-mini'], promptSatsPerToken: 0.01, completionSatsPerToken: 0.04, maxCostSats: 500 }],
+    },
+    {
+      name: 'dear',
+      mints: [0],
+      models: [{ id: 'openai/gpt-4o-mini', promptSatsPerToken: 0.03, completionSatsPerToken: 0.1, maxCostSats: 900 }],
+      knobs: { latencyMs: 5 },
+    },
+    {
+      name: 'quiet',
+      announce: false,
+      models: [{ id: 'meta-llama/llama-3.1-8b-instruct', promptSatsPerToken: 0.002, completionSatsPerToken: 0.004 }],
+    },
+  ],
+};
+
+async function announcements(relayUrl: string): Promise<Event[]> {
+  const relay = await Relay.connect(relayUrl);
+  try {
+    return await new Promise((resolve) => {
+      const events: Event[] = [];
+      const sub = relay.subscribe([{ kinds: [38421] }], {
+        onevent: (e) => events.push(e),
+        oneose: () => {
+          sub.close();
+          resolve(events);
+        },
+      });
+    });
+  } finally {
+    relay.close();
+  }
+}
+
+/** Closed servers release their handles a moment after their close callback: wait up to 1 s. */
+async function settled(resources: () => string[], expected: string[]): Promise<void> {
+  const deadline = Date.now() + 1000;
+  while (Date.now() < deadline && JSON.stringify(resources()) !== JSON.stringify(expected)) await new Promise((r) => setTimeout(r, 10));
+}
+
+const tag = (e: Event, name: string) => e.tags.filter((t) => t[0] === name).map((t) => t[1]);
+
+test('the example scenario files are valid and default.json is the built-in default', () => {
+  assert.deepEqual(parseScenario(scenarioFile('default.json')), JSON.parse(JSON.stringify(defaultScenario)));
+  const chaos = parseScenario(scenarioFile('chaos.json'));
+  assert.ok(chaos.providers.length >= 5);
+  const knobs = defaultScenario.providers.map((p) => p.knobs ?? {});
+  assert.ok(knobs.some((k) => (k.overchargeFactor ?? 1) > 1), 'one provider overcharges');
+  assert.ok(knobs.some((k) => (k.failureRate ?? 0) > 0), 'one provider is flaky');
+  assert.ok(knobs.some((k) => k.dead === true), 'one provider is announced but dead');
+});
+
+test('a scenario with a mistake is refused with a one-line reason naming the place', () => {
+  const bad = (patch: (s: Scenario) => void) => {
+    const s = structuredClone(small);
+    patch(s);
+    return () => parseScenario(s);
+  };
+  const oneLine = (pattern: RegExp) => (err: unknown) => {
+    assert.ok(err instanceof ScenarioError);
+    assert.match(err.message, pattern);
+    assert.doesNotMatch(err.message, /\n/);
+    return true;
+  };
+  assert.throws(bad((s) => (s.providers[1].mints = ['nope'])), oneLine(/providers\[1\].*unknown mint "nope"/));
+  assert.throws(bad((s) => (s.providers[1].mints = [3])), oneLine(/mint index 3 is out of range/));
+  assert.throws(bad((s) => (s.providers[1].name = 'cheap')), oneLine(/providers: the name "cheap" is used twice/));
+  assert.throws(bad((s) => ((s.providers[0].knobs as Record<string, unknown>) = { failureRat: 0.5 })), oneLine(/providers\[0\]\.knobs/));
+  assert.throws(bad((s) => (s.providers[0].knobs = { failureRate: 2 })), oneLine(/providers\[0\]\.knobs\.failureRate/));
+  assert.throws(bad((s) => (s.providers[0].models = [])), oneLine(/providers\[0\]\.models/));
+  assert.throws(bad((s) => ((s as { nwcBalanceSat?: number }).nwcBalanceSat = undefined)), oneLine(/nwcBalanceSat/));
+  assert.throws(() => parseScenario('not an object'), oneLine(/scenario/));
+  // A mint outside the world may be named by URL.
+  assert.doesNotThrow(bad((s) => (s.providers[1].mints = ['m1', 'https://mint.example.com'])));
+});
+
+test('a started world announces its providers on the relay, serves them over HTTP and funds over NWC', async (t) => {
+  const resources = () => process.getActiveResourcesInfo().filter((r) => r !== 'Timeout').sort();
+  const before = resources();
+  const world = await startWorld(small);
+  let stopped = false;
+  t.after(async () => {
+    if (!stopped) await world.stop();
+  });
+  const info = world.info();
+  assert.match(info.relay, /^ws:\/\/127\.0\.0\.1:\d+$/);
+  assert.equal(info.mints.length, 1);
+  assert.deepEqual(info.providers.map((p) => p.name), ['cheap', 'dear', 'quiet']);
+
+  const events = await announcements(info.relay);
+  const announced = events.map((e) => tag(e, 'u')[0]).sort();
+  assert.deepEqual(announced, [world.provider('cheap').url, world.provider('dear').url].sort());
+  for (const e of events) assert.deepEqual(tag(e, 'mint'), info.mints);
+
+  for (const p of info.providers) {
+    const res = await fetch(`${p.url}/v1/info`);
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { mints: string[] };
+    assert.deepEqual(body.mints, info.mints);
+  }
+  const models = (await (await fetch(`${world.provider('cheap').url}/v1/models`)).json()) as { data: { id: string; alias_ids?: string[] }[] };
+  assert.deepEqual(models.data.map((m) => m.id), ['openai/gpt-4o-mini']);
+
+  const client = new NWCClient({ nostrWalletConnectUrl: info.nwc });
+  assert.equal((await client.getBalance()).balance, 2_500_000);
+  client.close();
+
+  await world.stop();
+  stopped = true;
+  await settled(resources, before);
+  assert.deepEqual(resources(), before, 'no sockets or servers left open');
+});
+
+test('a world whose provider cannot start stops the parts it had started', async (t) => {
+  const resources = () => process.getActiveResourcesInfo().filter((r) => r !== 'Timeout').sort();
+  const squatter = createServer();
+  await new Promise<void>((r) => squatter.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => squatter.close(() => r())));
+  const before = resources();
+  const taken = (squatter.address() as AddressInfo).port;
+  const s = structuredClone(small);
+  s.providers[1].port = taken; // relay, mint, NWC and the first provider are up by then
+  await assert.rejects(startWorld(s), /EADDRINUSE/);
+  await settled(resources, before);
+  assert.deepEqual(resources(), before);
+});
+
+test('npm run world prints one JSON line, serves the market to other processes, and stops cleanly on SIGTERM', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'world-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'small.json');
+  writeFileSync(file, JSON.stringify(small));
+  const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'cli.ts'), '--scenario', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => child.kill('SIGKILL'));
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const lines = createInterface({ input: child.stdout });
+  const first = await new Promise<string>((resolve, reject) => {
+    lines.once('line', resolve);
+    child.once('exit', () => reject(new Error(`world exited early: ${stderr}`)));
+  });
+  const info = JSON.parse(first) as WorldInfo;
+  assert.deepEqual(Object.keys(info), ['relay', 'mints', 'providers', 'nwc']);
+  assert.deepEqual(info.providers.map((p) => Object.keys(p)), [['name', 'url'], ['name', 'url'], ['name', 'url']]);
+  assert.match(info.nwc, /^nostr\+walletconnect:\/\//);
+
+  const events = await announcements(info.relay);
+  assert.equal(events.length, 2);
+  const mintInfo = await fetch(`${info.mints[0]}/v1/info`);
+  assert.equal(mintInfo.status, 200);
+
+  const more: string[] = [];
+  lines.on('line', (l) => more.push(l));
+  child.kill('SIGTERM');
+  assert.equal(await exited, 0, stderr);
+  assert.deepEqual(more, [], 'nothing but the one JSON line on stdout');
+});
+
+test('npm run world explains itself with --help and refuses a bad scenario file in one line', async () => {
+  const run = (args: string[]) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'cli.ts'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      child.on('exit', (code) => resolve({ code, stdout, stderr }));
+    });
+  const dir = mkdtempSync(join(tmpdir(), 'world-cli-'));
+  try {
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, JSON.stringify({ ...small, providers: [{ ...small.providers[0], mints: ['nowhere'] }] }));
+    const [help, invalid, missing, notJson] = await Promise.all([
+      run(['--help']),
+      run(['--scenario', bad]),
+      run(['--scenario', join(dir, 'missing.json')]),
+      (writeFileSync(join(dir, 'x.json'), '{ nope'), run(['--scenario', join(dir, 'x.json')])),
+    ]);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /--scenario FILE/);
+    for (const r of [invalid, missing, notJson]) {
+      assert.equal(r.code, 1);
+      assert.equal(r.stdout, '');
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    }
+    assert.match(invalid.stderr, /unknown mint "nowhere"/);
+    assert.match(missing.stderr, /cannot read .*ENOENT/);
+    assert.match(notJson.stderr, /not valid JSON/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,325 @@
+// A scenario describes a whole local market in JSON: mints, providers with their models,
+// prices, accepted mints and fault knobs, and the NWC wallet's balance. startWorld builds it
+// from real parts (relay, Lightning, mints, NWC service, providers) and tears it down again.
+import { z } from 'zod';
+import { LightningNetwork, type Clock } from './lightning.ts';
+import { startMint, type TestMint } from './mint.ts';
+import { startNwcService, type TestNwcService } from './nwc.ts';
+import { startProvider, type TestProvider } from './provider.ts';
+import type { ModelSpec, ProviderKnobs } from './provider/types.ts';
+import { startRelay, type TestRelay } from './relay.ts';
+
+/** A scenario that does not describe a market that can be built; the message is one line. */
+export class ScenarioError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ScenarioError';
+  }
+}
+
+const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'letters, digits, ".", "_" or "-"');
+const count = z.number().int().nonnegative();
+/** A mint of this world by index or name, or the URL of a mint outside it. */
+const mintRef = z.union([count, z.string().min(1)]);
+
+const mintSchema = z.strictObject({
+  name,
+  units: z.array(z.enum(['sat', 'msat'])).min(1).optional(),
+  inputFeePpk: count.optional(),
+  knobs: z.strictObject({ latencyMs: count, failNext: count, loseResponseNext: count, meltDelayMs: count }).partial().optional(),
+  /** Start with the port closed (connection refused), as a mint that is down. */
+  down: z.boolean().optional(),
+});
+
+const modelSchema = z.strictObject({
+  id: z.string().min(1),
+  name: z.string().optional(),
+  aliasIds: z.array(z.string().min(1)).optional(),
+  promptSatsPerToken: z.number().nonnegative(),
+  completionSatsPerToken: z.number().nonnegative(),
+  requestSats: z.number().nonnegative().optional(),
+  maxCostSats: z.number().positive().optional(),
+  contextLength: z.number().int().positive().optional(),
+  maxCompletionTokens: z.number().int().positive().optional(),
+  kind: z.enum(['chat', 'embedding']).optional(),
+});
+
+const knobsSchema = z.strictObject({
+  latencyMs: count,
+  ttfbMs: count,
+  failureRate: z.number().min(0).max(1),
+  failureStatus: z.number().int().min(400).max(599),
+  timeout: z.boolean(),
+  rateLimit: z.strictObject({ retryAfterSec: count, maxRequests: count.optional(), windowMs: z.number().int().positive().optional() }).nullable(),
+  overchargeFactor: z.number().positive(),
+  overchargeReports: z.enum(['inflated', 'honest']),
+  noUsage: z.boolean(),
+  invalidChange: z.enum(['garbage', 'spent']).nullable(),
+  midStreamDrop: count.nullable(),
+  dead: z.boolean(),
+  use413: z.boolean(),
+  legacyCostField: z.enum(['top-level', 'metadata']).nullable(),
+  acceptedMints: z.array(mintRef),
+  internalError500: z.boolean(),
+  completionTokens: count.nullable(),
+}).partial();
+
+const providerSchema = z.strictObject({
+  name,
+  /** Mints announced and accepted; default every mint of the world. */
+  mints: z.array(mintRef).optional(),
+  models: z.array(modelSchema).min(1),
+  knobs: knobsSchema.optional(),
+  about: z.string().optional(),
+  providerId: z.string().min(1).optional(),
+  version: z.string().min(1).optional(),
+  usdPerSat: z.number().positive().optional(),
+  /** false: serve HTTP but never publish the kind-38421 event. */
+  announce: z.boolean().optional(),
+  /** Fixed port on 127.0.0.1; default any free port. */
+  port: z.number().int().min(1).max(65535).optional(),
+});
+
+export const scenarioSchema = z.strictObject({
+  $schema: z.string().optional(),
+  description: z.string().optional(),
+  /** Seeds each provider's random source (failure rate), so runs repeat; absent: Math.random. */
+  seed: z.number().int().optional(),
+  lightning: z.strictObject({ routingFeeMsat: count.optional() }).optional(),
+  mints: z.array(mintSchema).min(1),
+  providers: z.array(providerSchema),
+  nwcBalanceSat: count,
+});
+
+/** A market as written in a scenario file (JSON-serialisable). */
+export type Scenario = z.input<typeof scenarioSchema>;
+export type ScenarioMint = Scenario['mints'][number];
+export type ScenarioProvider = Scenario['providers'][number];
+export type ScenarioModel = ScenarioProvider['models'][number];
+
+/** Validate untrusted scenario JSON; throws ScenarioError with a one-line reason. */
+export function parseScenario(input: unknown): Scenario {
+  const parsed = scenarioSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue.path.length ? issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : 'scenario';
+    throw new ScenarioError(`${where}: ${issue.message}`);
+  }
+  const scenario = parsed.data;
+  unique(scenario.mints.map((m) => m.name), 'mints');
+  unique(scenario.providers.map((p) => p.name), 'providers');
+  scenario.providers.forEach((p, i) => {
+    for (const ref of [...(p.mints ?? []), ...(p.knobs?.acceptedMints ?? [])]) resolveMintRef(scenario, ref, `providers[${i}]`);
+  });
+  return scenario;
+}
+
+function unique(names: string[], where: string): void {
+  const seen = new Set<string>();
+  for (const n of names) {
+    if (seen.has(n)) throw new ScenarioError(`${where}: the name "${n}" is used twice`);
+    seen.add(n);
+  }
+}
+
+/** Index of the world mint a reference names, or the external URL it is. */
+function resolveMintRef(scenario: Scenario, ref: number | string, where: string): number | string {
+  if (typeof ref === 'number') {
+    if (ref >= scenario.mints.length) throw new ScenarioError(`${where}: mint index ${ref} is out of range (${scenario.mints.length} mints)`);
+    return ref;
+  }
+  const i = scenario.mints.findIndex((m) => m.name === ref);
+  if (i >= 0) return i;
+  if (/^https?:\/\//.test(ref)) return ref;
+  throw new ScenarioError(`${where}: unknown mint "${ref}" (use a mint's name, its index, or an http(s) URL)`);
+}
+
+/** The market most tests and the demo run against. Prices are sats per token. */
+export const defaultScenario: Scenario = {
+  description: 'Five providers at different prices with overlapping models; one overcharges, one is flaky, one is announced but dead.',
+  seed: 21,
+  mints: [{ name: 'mint-a' }, { name: 'mint-b', inputFeePpk: 100 }],
+  nwcBalanceSat: 100_000,
+  providers: [
+    {
+      name: 'alpha',
+      about: 'Honest, middle of the market',
+      mints: ['mint-a', 'mint-b'],
+      models: [
+        { id: 'openai/gpt-4o-mini', aliasIds: ['gpt-4o-mini'], promptSatsPerToken: 0.02, completionSatsPerToken: 0.08, maxCostSats: 800 },
+        { id: 'meta-llama/llama-3.1-8b-instruct', promptSatsPerToken: 0.005, completionSatsPerToken: 0.01, maxCostSats: 120 },
+        { id: 'openai/text-embedding-3-small', kind: 'embedding', promptSatsPerToken: 0.001, completionSatsPerToken: 0, maxCostSats: 10 },
+      ],
+    },
+    {
+      name: 'bravo',
+      about: 'Lowest list price, charges 1.5x what it lists',
+      mints: ['mint-a'],
+      models: [
+        { id: 'gpt-4o-mini', aliasIds: ['openai/gpt-4o-mini'], promptSatsPerToken: 0.015, completionSatsPerToken: 0.06, maxCostSats: 700 },
+        { id: 'anthropic/claude-3.5-haiku', aliasIds: ['claude-3-5-haiku'], promptSatsPerToken: 0.04, completionSatsPerToken: 0.2, maxCostSats: 1800 },
+      ],
+      knobs: { overchargeFactor: 1.5 },
+    },
+    {
+      name: 'charlie',
+      about: 'Cheap but fails a third of its requests',
+      mints: ['mint-a', 'mint-b'],
+      models: [
+        { id: 'openai/gpt-4o-mini', promptSatsPerToken: 0.016, completionSatsPerToken: 0.065, maxCostSats: 700 },
+        { id: 'anthropic/claude-3.5-haiku', promptSatsPerToken: 0.035, completionSatsPerToken: 0.18, maxCostSats: 1600 },
+      ],
+      knobs: { failureRate: 0.33, latencyMs: 20 },
+    },
+    {
+      name: 'delta',
+      about: 'Announced on Nostr, cheapest of all, but its HTTP port is closed',
+      mints: ['mint-a'],
+      models: [
+        { id: 'openai/gpt-4o-mini', promptSatsPerToken: 0.01, completionSatsPerToken: 0.04, maxCostSats: 500 },
+        { id: 'meta-llama/llama-3.1-8b-instruct', promptSatsPerToken: 0.002, completionSatsPerToken: 0.004, maxCostSats: 60 },
+      ],
+      knobs: { dead: true },
+    },
+    {
+      name: 'echo',
+      about: 'Honest and reliable, expensive, slower; only mint-b',
+      mints: ['mint-b'],
+      models: [
+        { id: 'openai/gpt-4o-mini', promptSatsPerToken: 0.03, completionSatsPerToken: 0.12, maxCostSats: 1200 },
+        { id: 'anthropic/claude-3.5-haiku', promptSatsPerToken: 0.05, completionSatsPerToken: 0.25, maxCostSats: 2200 },
+        { id: 'meta-llama/llama-3.1-8b-instruct', promptSatsPerToken: 0.006, completionSatsPerToken: 0.012, maxCostSats: 150 },
+        { id: 'openai/text-embedding-3-small', kind: 'embedding', promptSatsPerToken: 0.0015, completionSatsPerToken: 0, maxCostSats: 15 },
+      ],
+      knobs: { latencyMs: 80 },
+    },
+  ],
+};
+
+export interface WorldInfo {
+  relay: string;
+  mints: string[];
+  providers: { name: string; url: string }[];
+  nwc: string;
+}
+
+export interface World {
+  readonly scenario: Scenario;
+  readonly relay: TestRelay;
+  readonly lightning: LightningNetwork;
+  readonly mints: TestMint[];
+  readonly providers: TestProvider[];
+  readonly nwc: TestNwcService;
+  /** The mint with this scenario name. */
+  mint(name: string): TestMint;
+  /** The provider with this scenario name. */
+  provider(name: string): TestProvider;
+  /** The URLs a client needs, as `npm run world` prints them. */
+  info(): WorldInfo;
+  /** Stop everything, in reverse order of start. */
+  stop(): Promise<void>;
+}
+
+export interface WorldOptions {
+  clock?: Clock;
+  /** Random source for every provider; overrides the scenario's seed. */
+  random?: () => number;
+}
+
+/** Start the market a scenario describes (default: defaultScenario). */
+export async function startWorld(scenarioInput: unknown = defaultScenario, opts: WorldOptions = {}): Promise<World> {
+  const scenario = parseScenario(scenarioInput);
+  const clock = opts.clock ?? Date.now;
+  const stack: (() => Promise<void>)[] = [];
+  const teardown = async () => {
+    while (stack.length) {
+      const stop = stack.pop()!;
+      await stop().catch(() => undefined);
+    }
+  };
+
+  try {
+    const relay = await startRelay();
+    stack.push(() => relay.stop());
+    const lightning = new LightningNetwork(clock);
+    lightning.knobs.routingFeeMsat = scenario.lightning?.routingFeeMsat ?? 0;
+
+    const mints: TestMint[] = [];
+    for (const m of scenario.mints) {
+      const mint = await startMint({ lightning, units: m.units, inputFeePpk: m.inputFeePpk, clock, name: m.name });
+      stack.push(() => mint.stop());
+      Object.assign(mint.knobs, m.knobs ?? {});
+      mints.push(mint);
+    }
+    const mintUrl = (ref: number | string) => {
+      const r = resolveMintRef(scenario, ref, 'providers');
+      return typeof r === 'number' ? mints[r].url : r;
+    };
+
+    const nwc = await startNwcService({ relayUrl: relay.url, lightning, balanceSat: scenario.nwcBalanceSat, clock, name: 'nwc' });
+    stack.push(() => nwc.stop());
+
+    const providers: TestProvider[] = [];
+    for (const [i, p] of scenario.providers.entries()) {
+      const { acceptedMints, ...knobs } = p.knobs ?? {};
+      const provider = await startProvider({
+        name: p.name,
+        relays: [relay.url],
+        mints: (p.mints ?? scenario.mints.map((_, j) => j)).map(mintUrl),
+        models: p.models as ModelSpec[],
+        knobs: { ...knobs, ...(acceptedMints ? { acceptedMints: acceptedMints.map(mintUrl) } : {}) } as Partial<ProviderKnobs>,
+        about: p.about,
+        providerId: p.providerId,
+        version: p.version,
+        usdPerSat: p.usdPerSat,
+        noAnnounce: p.announce === false,
+        port: p.port,
+        clock,
+        random: opts.random ?? (scenario.seed === undefined ? undefined : seededRandom(scenario.seed * 1000 + i)),
+      });
+      stack.push(() => provider.stop());
+      providers.push(provider);
+    }
+
+    for (const [i, m] of scenario.mints.entries()) if (m.down) await mints[i].setDown(true);
+
+    let stopped: Promise<void> | undefined;
+    const byName = <T>(list: T[], names: string[], what: string, n: string): T => {
+      const i = names.indexOf(n);
+      if (i < 0) throw new Error(`no ${what} named "${n}" in this world`);
+      return list[i];
+    };
+    return {
+      scenario,
+      relay,
+      lightning,
+      mints,
+      providers,
+      nwc,
+      mint: (n) => byName(mints, scenario.mints.map((m) => m.name), 'mint', n),
+      provider: (n) => byName(providers, scenario.providers.map((p) => p.name), 'provider', n),
+      info: () => ({
+        relay: relay.url,
+        mints: mints.map((m) => m.url),
+        providers: providers.map((p, i) => ({ name: scenario.providers[i].name, url: p.url })),
+        nwc: nwc.uri,
+      }),
+      stop: () => (stopped ??= teardown()),
+    };
+  } catch (err) {
+    await teardown();
+    throw err;
+  }
+}
+
+/** mulberry32: a small seeded PRNG, so a scenario's flaky providers fail the same way each run. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
