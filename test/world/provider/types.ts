@@ -1,0 +1,132 @@
+// Types and defaults shared by the simulated Routstr provider's modules.
+
+/** One model a simulated provider serves. Prices are sats per token, as in `sats_pricing`. */
+export interface ModelSpec {
+  id: string;
+  name?: string;
+  aliasIds?: string[];
+  promptSatsPerToken: number;
+  completionSatsPerToken: number;
+  /** Flat fee per request in sats, billed as `base_msats` (0 or absent: none). */
+  requestSats?: number;
+  /** `sats_pricing.max_cost`; default (contextLength - maxCompletionTokens) x prompt + maxCompletionTokens x completion. */
+  maxCostSats?: number;
+  /** Default 8192. */
+  contextLength?: number;
+  /** `top_provider.max_completion_tokens`; default 1024. */
+  maxCompletionTokens?: number;
+  kind?: 'chat' | 'embedding';
+}
+
+export interface RateLimit {
+  /** Value of the Retry-After header (seconds). */
+  retryAfterSec: number;
+  /** Paid requests admitted per window before 429s start; absent: every paid request gets 429. */
+  maxRequests?: number;
+  /** Window length for maxRequests, measured with the injected clock; default 60 000 ms. */
+  windowMs?: number;
+}
+
+/** Fault and behaviour knobs; every field may be changed while the provider runs. */
+export interface ProviderKnobs {
+  /** Delay before any request is handled (ms). */
+  latencyMs: number;
+  /** Paid requests: upstream think time after the token is redeemed, before the first byte (ms). */
+  ttfbMs: number;
+  /** 0..1: share of paid requests whose upstream fails after redemption (full refund_token). */
+  failureRate: number;
+  /** HTTP status of those upstream failures (routstr passes the upstream's through); default 502. */
+  failureStatus: number;
+  /** Paid requests hang for ever after redemption (the upstream never answers). */
+  timeout: boolean;
+  /** 429 + Retry-After on paid requests, checked before the token is touched. */
+  rateLimit: RateLimit | null;
+  /** Charges tokens x price x factor (1 = honest). */
+  overchargeFactor: number;
+  /** Which cost an overcharging provider reports: the inflated one it charged, or the honest one. */
+  overchargeReports: 'inflated' | 'honest';
+  /** Responses carry no usage: non-streaming refunds everything, streaming keeps everything. */
+  noUsage: boolean;
+  /** 'garbage': the X-Cashu change header is not a token; 'spent': a token the provider already spent. */
+  invalidChange: 'garbage' | 'spent' | null;
+  /** Destroy the socket after this many SSE data lines (streaming only). */
+  midStreamDrop: number | null;
+  /** HTTP port closed (connection refused) while still announced on Nostr. */
+  dead: boolean;
+  /** 413 instead of 402 for too small a token (routstr before v0.4.2). */
+  use413: boolean;
+  /** Cost reported only in a top-level `cost` or in `metadata.routstr.cost` (older routstr). */
+  legacyCostField: 'top-level' | 'metadata' | null;
+  /** Mints whose tokens are redeemed; others get 422 cashu_foreign_mint_swap_failed. */
+  acceptedMints: string[];
+  /** Take the token, then answer 500 internal_error with no refund. */
+  internalError500: boolean;
+  /** Force the completion token count (still bounded by max_tokens); null: derived from the reply. */
+  completionTokens: number | null;
+}
+
+export const defaultKnobs = (mints: string[]): ProviderKnobs => ({
+  latencyMs: 0,
+  ttfbMs: 0,
+  failureRate: 0,
+  failureStatus: 502,
+  timeout: false,
+  rateLimit: null,
+  overchargeFactor: 1,
+  overchargeReports: 'inflated',
+  noUsage: false,
+  invalidChange: null,
+  midStreamDrop: null,
+  dead: false,
+  use413: false,
+  legacyCostField: null,
+  acceptedMints: [...mints],
+  internalError500: false,
+  completionTokens: null,
+});
+
+export interface ProviderOptions {
+  name: string;
+  relays: string[];
+  mints: string[];
+  models: ModelSpec[];
+  knobs?: Partial<ProviderKnobs>;
+  /** Nostr secret key; default random. */
+  secretKey?: Uint8Array;
+  /** `d` tag; default the first 12 hex chars of the pubkey, as routstr does. */
+  providerId?: string;
+  about?: string;
+  /** Random source for failureRate; default Math.random. */
+  random?: () => number;
+  /** Milliseconds since the epoch; default Date.now. */
+  clock?: () => number;
+  /** Node version announced and in /v1/info; default '0.4.5'. */
+  version?: string;
+  /** USD per sat for the `pricing` (USD) fields; default 0.001. */
+  usdPerSat?: number;
+  /** Extra `u` tags (e.g. an onion URL) besides the HTTP URL. */
+  extraUrls?: string[];
+  /** Port on 127.0.0.1; default 0. */
+  port?: number;
+  /** Skip the kind-38421 publish at start. */
+  noAnnounce?: boolean;
+}
+
+export interface ProviderStats {
+  /** Paid requests received (any outcome). */
+  requests: number;
+  /** Paid requests answered 200. */
+  succeeded: number;
+  /** Tokens redeemed at the mint. */
+  redeemed: number;
+  /** Value kept by the provider, in msat (sat tokens count x1000). */
+  earnedMsat: number;
+  /** Kept, in whole sats (msat earnings rounded down). */
+  earnedSat: number;
+  /** Change and refunds issued, in msat. */
+  refundedMsat: number;
+  /** Responses by status code. */
+  byStatus: Record<number, number>;
+  /** The proof pool per mint and unit. */
+  pool: { mint: string; unit: string; amount: number; proofs: number }[];
+}
