@@ -46,6 +46,25 @@ describe('test mint through the cashu-ts Wallet', () => {
     assert.equal(mint.stats().outstanding, 100);
   });
 
+  test('the mint describes itself: NUT-04/05 bolt11 per unit, NUT-07, 08 and 12 supported', async (t) => {
+    const { mint, wallet } = await world(t, { units: ['sat', 'msat'], name: 'alpha' });
+    const info = wallet.getMintInfo();
+    assert.equal(info.name, 'alpha');
+    assert.match(info.pubkey, /^0[23][0-9a-f]{64}$/);
+    assert.equal(typeof info.version, 'string');
+    for (const unit of ['sat', 'msat']) {
+      assert.ok(info.supportsMintMeltMethod('mint', 'bolt11', unit));
+      assert.ok(info.supportsMintMeltMethod('melt', 'bolt11', unit));
+    }
+    for (const nut of [7, 8, 12] as const) assert.equal(info.isSupported(nut).supported, true);
+    const keysets = mint.keysets();
+    assert.deepEqual(keysets.map((k) => [k.unit, k.active]), [['sat', true], ['msat', true]], 'one keyset per unit');
+    const msatWallet = new Wallet(mint.url, { unit: 'msat' });
+    await msatWallet.loadMint();
+    assert.equal(msatWallet.keysetId, mint.activeKeysetId('msat'));
+    assert.equal(wallet.keysetId, mint.activeKeysetId('sat'));
+  });
+
   test('send then receive swaps the token, and the same token received twice is refused as spent', async (t) => {
     const { ln, mint, wallet } = await world(t);
     const proofs = await fund(ln, wallet, 64 + 32 + 4);
@@ -69,11 +88,12 @@ describe('proof states, melts and failures', () => {
     assert.deepEqual((await wallet.checkProofsStates(proofs)).map((s) => s.state), ['UNSPENT']);
     const invoice = ln.node('shop').createInvoice(13_000);
     const quote = await wallet.createMeltQuoteBolt11(invoice.bolt11);
-    mint.knobs.meltDelayMs = 100;
+    const release = mint.holdMelts();
     const melting = wallet.meltProofsBolt11(quote, proofs);
-    await new Promise((r) => setTimeout(r, 30)); // let the melt reach the mint: not a timing assertion
+    while (mint.meltQuoteState(quote.quote) !== 'PENDING') await new Promise((r) => setImmediate(r));
     assert.deepEqual((await wallet.checkProofsStates(proofs)).map((s) => s.state), ['PENDING']);
-    assert.equal(mint.meltQuoteState(quote.quote), 'PENDING');
+    assert.equal((await rejection(wallet.receive(getEncodedToken({ mint: mint.url, proofs, unit: 'sat' })))).code, 11002, 'pending proofs cannot be swapped meanwhile');
+    release();
     await melting;
     assert.deepEqual((await wallet.checkProofsStates(proofs)).map((s) => s.state), ['SPENT']);
   });

@@ -51,6 +51,8 @@ export interface TestMint {
   /** New active keyset for the unit (default sat); the old one still redeems but no longer signs. Returns the new id. */
   rotateKeyset(unit?: Unit, inputFeePpk?: number): string;
   activeKeysetId(unit?: Unit): string;
+  /** Melts arriving from now on wait, inputs PENDING and quote PENDING, until release() is called. */
+  holdMelts(): () => void;
   keysets(): KeysetInfo[];
   stats(unit?: Unit): UnitStats;
   proofState(secret: string): ProofState;
@@ -81,7 +83,6 @@ export async function startMint(opts: MintOptions): Promise<TestMint> {
   const identity = { name, pubkey: bytesToHex(secp256k1.getPublicKey(secp256k1.utils.randomSecretKey(), true)), description: `satroute test mint ${name}` };
   const handler = createRequestHandler(ledger, knobs, identity, counts, opts.onError ?? ((err) => console.error('test mint error', err)));
   const server: Server = createServer((req, res) => void handler(req, res));
-  server.keepAliveTimeout = 1000;
   await listen(server, 0);
   const port = (server.address() as AddressInfo).port;
   let down = false;
@@ -104,6 +105,7 @@ export async function startMint(opts: MintOptions): Promise<TestMint> {
     },
     rotateKeyset: (unit, inputFeePpk) => ledger.rotateKeyset(unitDefault(unit), inputFeePpk).id,
     activeKeysetId: (unit) => ledger.activeKeyset(unitDefault(unit)).id,
+    holdMelts: () => ledger.holdMelts(),
     keysets: () => [...ledger.keysets.values()].map((k) => ({ id: k.id, unit: k.unit, active: k.active, inputFeePpk: k.inputFeePpk })),
     stats: (unit) => ledger.stats(unitDefault(unit)),
     proofState: (secret) => ledger.proofState(secret),

@@ -75,6 +75,7 @@ export class MintLedger {
   private readonly signedOutputs = new Set<string>(); // B_ hex
   private readonly unitStats = new Map<Unit, UnitStats>();
   private readonly unsubscribe: () => void;
+  private meltGate: Promise<void> | null = null;
 
   constructor(private readonly opts: LedgerOptions) {
     for (const unit of opts.units) {
@@ -103,6 +104,17 @@ export class MintLedger {
     this.keysets.set(keyset.id, keyset);
     this.active.set(unit, keyset);
     return keyset;
+  }
+
+  /** Melts arriving from now on keep their inputs PENDING until the returned function is called. */
+  holdMelts(): () => void {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    this.meltGate = gate;
+    return () => {
+      if (this.meltGate === gate) this.meltGate = null;
+      release();
+    };
   }
 
   activeKeyset(unit: Unit): Keyset {
@@ -239,6 +251,7 @@ export class MintLedger {
     for (const Y of inputs.Ys) this.pending.add(Y);
     let payment;
     try {
+      if (this.meltGate) await this.meltGate;
       if (this.opts.knobs.meltDelayMs > 0) await new Promise((r) => setTimeout(r, this.opts.knobs.meltDelayMs));
       payment = this.opts.lightning.pay(quote.bolt11, toMsat(quote.feeReserve, quote.unit));
     } catch (err) {
