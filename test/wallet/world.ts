@@ -1,0 +1,42 @@
+// Shared setup for wallet tests: a test mint on simulated Lightning and a wallet context on a
+// fresh SQLite file.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestContext } from 'node:test';
+import { LightningNetwork } from '../world/lightning.ts';
+import { startMint, type MintOptions, type TestMint } from '../world/mint.ts';
+import { openDatabase, type DB } from '../../wallet/sqlite.ts';
+import { migrateWallet } from '../../wallet/schema.ts';
+import { ProofStore } from '../../wallet/store.ts';
+import { Ledger } from '../../wallet/ledger.ts';
+import { MintRegistry } from '../../wallet/mints.ts';
+import type { WalletContext } from '../../wallet/context.ts';
+import { nullLogger } from '../../protocol/logger.ts';
+
+export function tempDir(t: TestContext, prefix = 'satroute-wallet-'): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export async function testMint(t: TestContext, ln: LightningNetwork, opts: Partial<MintOptions> = {}): Promise<TestMint> {
+  const mint = await startMint({ lightning: ln, ...opts });
+  t.after(() => mint.stop());
+  return mint;
+}
+
+export function openContext(file: string, trusted: string[]): WalletContext & { db: DB } {
+  const db = openDatabase(file, { synchronous: 'NORMAL' });
+  migrateWallet(db);
+  return { db, store: new ProofStore(db), ledger: new Ledger(db), mints: new MintRegistry({ trusted }), clock: Date.now, logger: nullLogger };
+}
+
+export async function world(t: TestContext, opts: Partial<MintOptions> = {}) {
+  const ln = new LightningNetwork();
+  const mint = await testMint(t, ln, opts);
+  const dir = tempDir(t);
+  const ctx = openContext(path.join(dir, 'satroute.db'), [mint.url]);
+  t.after(() => ctx.db.close());
+  return { ln, mint, dir, ctx };
+}

@@ -1,0 +1,211 @@
+// Trusted mints and one loaded cashu-ts Wallet per (mint, unit). Everything that talks to a
+// mint goes through here, so errors are mapped once (down vs refused) and keysets are
+// refreshed once when a mint rotates them.
+import {
+  HttpResponseError, MintOperationError, NetworkError, OutputData, Wallet, normalizeMintUrl,
+  type OutputDataLike, type Proof, type SerializedOutputData,
+} from '@cashu/cashu-ts';
+import { nullLogger, type Logger } from '../protocol/logger.ts';
+import { MintRejectedError, MintUnavailableError, UntrustedMintError, WalletError } from './errors.ts';
+import type { Clock } from './store.ts';
+
+/** NUT error codes the wallet branches on. */
+export const NUT_CODE = {
+  PROOFS_ALREADY_SPENT: 11001,
+  PROOFS_PENDING: 11002,
+  OUTPUTS_ALREADY_SIGNED: 11003,
+  KEYSET_UNKNOWN: 12001,
+  KEYSET_INACTIVE: 12002,
+  QUOTE_NOT_PAID: 20001,
+  QUOTE_ALREADY_ISSUED: 20002,
+  LIGHTNING_PAYMENT_FAILED: 20004,
+  QUOTE_PENDING: 20005,
+  INVOICE_ALREADY_PAID: 20006,
+  QUOTE_EXPIRED: 20007,
+} as const;
+
+export interface MintRegistryOptions {
+  /** Trusted mint URLs (config `mints` / SATROUTE_MINTS). */
+  trusted: readonly string[];
+  logger?: Logger;
+  clock?: Clock;
+  /** Reload keysets at most this often when asked to (keyset rotation); default 60 s. */
+  keysetRefreshMs?: number;
+}
+
+export interface KeysetSummary {
+  id: string;
+  unit: string;
+  active: boolean;
+  inputFeePpk: number;
+}
+
+/** Canonical form of a mint URL (what the database stores). */
+export function mintKey(url: string): string {
+  return normalizeMintUrl(url);
+}
+
+/** Did the mint certainly refuse (nothing happened), as opposed to an unknown outcome? */
+export function isRejection(err: unknown): err is MintRejectedError {
+  return err instanceof MintRejectedError;
+}
+
+/** Map a cashu-ts failure to the wallet's error tree. */
+export function mapMintError(mintUrl: string, err: unknown): Error {
+  if (err instanceof WalletError) return err;
+  if (err instanceof MintOperationError) return new MintRejectedError(`mint ${mintUrl} refused: ${err.message}`, err.code);
+  if (err instanceof HttpResponseError && err.status >= 400 && err.status < 500 && err.status !== 429) {
+    return new MintRejectedError(`mint ${mintUrl} refused (HTTP ${err.status}): ${err.message}`);
+  }
+  if (err instanceof NetworkError || err instanceof HttpResponseError) return new MintUnavailableError(mintUrl, err);
+  // cashu-ts raises CTSError for responses it cannot use (missing signatures, bad DLEQ): treat
+  // the outcome as unknown, never as "nothing happened".
+  return new MintUnavailableError(mintUrl, err);
+}
+
+export function serializeOutputs(outputs: readonly OutputDataLike[]): string {
+  return JSON.stringify(outputs.map((o) => OutputData.serialize(o)));
+}
+
+export function deserializeOutputs(json: string): OutputData[] {
+  return (JSON.parse(json) as SerializedOutputData[]).map((s) => OutputData.deserialize(s));
+}
+
+export class MintRegistry {
+  private readonly trustedSet = new Set<string>();
+  private readonly wallets = new Map<string, { wallet: Promise<Wallet>; loadedAt: number }>();
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly refreshMs: number;
+
+  constructor(opts: MintRegistryOptions) {
+    for (const url of opts.trusted) this.trustedSet.add(mintKey(url));
+    this.logger = opts.logger ?? nullLogger;
+    this.clock = opts.clock ?? Date.now;
+    this.refreshMs = opts.keysetRefreshMs ?? 60_000;
+  }
+
+  get trusted(): string[] {
+    return [...this.trustedSet];
+  }
+
+  isTrusted(url: string): boolean {
+    return this.trustedSet.has(mintKey(url));
+  }
+
+  /** The canonical URL of a trusted mint; throws UntrustedMintError otherwise. */
+  assertTrusted(url: string): string {
+    const key = mintKey(url);
+    if (!this.trustedSet.has(key)) throw new UntrustedMintError(key);
+    return key;
+  }
+
+  /** Trust a mint from now on (the caller persists the config). */
+  trust(url: string): string {
+    const key = mintKey(url);
+    this.trustedSet.add(key);
+    return key;
+  }
+
+  /** The first trusted mint: where funding goes unless told otherwise. */
+  defaultMint(): string {
+    const first = this.trustedSet.values().next();
+    if (first.done) throw new WalletError('no trusted mint configured: set "mints" in satroute.json or SATROUTE_MINTS');
+    return first.value;
+  }
+
+  /**
+   * A loaded cashu-ts Wallet for a trusted mint and unit (cached). It verifies DLEQ proofs on
+   * every signature it receives (requireSigDleq). Throws MintUnavailableError if keys cannot load.
+   */
+  async wallet(mintUrl: string, unit = 'sat'): Promise<Wallet> {
+    const mint = this.assertTrusted(mintUrl);
+    const k = `${mint} ${unit}`;
+    const cached = this.wallets.get(k);
+    if (cached) return cached.wallet;
+    const entry = { wallet: this.load(mint, unit), loadedAt: this.clock() };
+    this.wallets.set(k, entry);
+    entry.wallet.catch(() => this.wallets.get(k) === entry && this.wallets.delete(k));
+    return entry.wallet;
+  }
+
+  /** Reload keysets (after a rotation, an unknown keyset id, or a KEYSET_INACTIVE refusal). */
+  async refresh(mintUrl: string, unit = 'sat', force = false): Promise<Wallet> {
+    const mint = this.assertTrusted(mintUrl);
+    const k = `${mint} ${unit}`;
+    const cached = this.wallets.get(k);
+    if (cached && !force && this.clock() - cached.loadedAt < this.refreshMs) return cached.wallet;
+    this.wallets.delete(k);
+    return this.wallet(mint, unit);
+  }
+
+  private async load(mint: string, unit: string): Promise<Wallet> {
+    const wallet = new Wallet(mint, { unit, requireSigDleq: true, logger: undefined });
+    try {
+      await wallet.loadMint();
+    } catch (err) {
+      throw mapMintError(mint, err);
+    }
+    this.logger.debug('mint loaded', { mint, unit, keyset: wallet.keysetId });
+    return wallet;
+  }
+
+  /**
+   * Run one mint call with mapped errors. If the mint says our keyset is unknown or inactive,
+   * reload keys and run `fn` once more with the fresh wallet (safe: the mint refused, so
+   * nothing happened).
+   */
+  async call<T>(mintUrl: string, unit: string, fn: (wallet: Wallet) => Promise<T>): Promise<T> {
+    const mint = this.assertTrusted(mintUrl);
+    try {
+      return await fn(await this.wallet(mint, unit));
+    } catch (raw) {
+      const err = mapMintError(mint, raw);
+      if (err instanceof MintRejectedError && (err.mintCode === NUT_CODE.KEYSET_INACTIVE || err.mintCode === NUT_CODE.KEYSET_UNKNOWN)) {
+        this.logger.info('mint keysets changed; reloading', { mint, unit });
+        const fresh = await this.refresh(mint, unit, true);
+        try {
+          return await fn(fresh);
+        } catch (again) {
+          throw mapMintError(mint, again);
+        }
+      }
+      throw err;
+    }
+  }
+
+  /** Keysets of a mint (all units) with their input fees. */
+  async keysets(mintUrl: string): Promise<KeysetSummary[]> {
+    const wallet = await this.wallet(mintUrl);
+    return wallet.keyChain.getKeysets().map((k) => ({ id: k.id, unit: k.unit, active: k.isActive, inputFeePpk: k.fee }));
+  }
+
+  /** NUT-07 states of proofs, in order ('UNSPENT' | 'PENDING' | 'SPENT'). */
+  async checkStates(mintUrl: string, unit: string, proofs: Pick<Proof, 'secret' | 'id'>[]): Promise<('UNSPENT' | 'PENDING' | 'SPENT')[]> {
+    if (proofs.length === 0) return [];
+    return this.call(mintUrl, unit, async (w) => (await w.checkProofsStates(proofs)).map((s) => s.state as 'UNSPENT' | 'PENDING' | 'SPENT'));
+  }
+
+  /** Does the mint offer NUT-09 restore (recovering signatures for outputs we persisted)? */
+  async supportsRestore(mintUrl: string, unit = 'sat'): Promise<boolean> {
+    const wallet = await this.wallet(mintUrl, unit);
+    return wallet.getMintInfo().isSupported(9).supported;
+  }
+
+  /**
+   * NUT-09: ask the mint for signatures it already made on these outputs and unblind them.
+   * Returns the proofs recovered (possibly fewer than the outputs), or null if the mint has no restore.
+   */
+  async restore(mintUrl: string, unit: string, outputs: OutputData[]): Promise<Proof[] | null> {
+    if (!(await this.supportsRestore(mintUrl, unit))) return null;
+    return this.call(mintUrl, unit, async (w) => {
+      const res = await w.mint.restore({ outputs: outputs.map((o) => o.blindedMessage) });
+      const byB = new Map(outputs.map((o) => [o.blindedMessage.B_, o]));
+      return res.outputs.map((bm, i) => {
+        const out = byB.get(bm.B_);
+        if (!out) throw new MintRejectedError('mint restored an output we did not send');
+        return out.toProof(res.signatures[i], w.getKeyset(res.signatures[i].id));
+      });
+    });
+  }
+}
