@@ -132,9 +132,12 @@ function listen(server: Server, port: number): Promise<void> {
   });
 }
 
-function close(server: Server): Promise<void> {
-  return new Promise((resolve) => {
+async function close(server: Server): Promise<void> {
+  await new Promise<void>((resolve) => {
     server.close(() => resolve());
     server.closeAllConnections();
   });
+  // Let clients see their pooled keep-alive sockets close, so their next request meets a
+  // refused connection rather than a reset one.
+  await new Promise((resolve) => setTimeout(resolve, 10));
 }
