@@ -88,6 +88,22 @@ function chat(p: TestProvider, token: string | undefined, body: Record<string, u
   });
 }
 
+/** The kind-38421 events of a pubkey currently on the test relay. */
+async function announcements(t: TestContext, pubkey: string): Promise<Event[]> {
+  const client = await Relay.connect(relay.url);
+  t.after(() => client.close());
+  return await new Promise<Event[]>((resolve) => {
+    const found: Event[] = [];
+    const sub = client.subscribe([{ kinds: [38421], authors: [pubkey] }], {
+      onevent: (e) => found.push(e),
+      oneose: () => {
+        sub.close();
+        resolve(found);
+      },
+    });
+  });
+}
+
 const refund = (p: TestProvider, token: string) => fetch(`${p.url}/v1/balance/refund`, { method: 'POST', headers: { 'X-Cashu': token } });
 
 /** What the fake upstream reports for QUESTION, and what it must cost (10 / 20 msat per token). */
@@ -238,27 +254,14 @@ describe('paying a simulated provider with X-Cashu', () => {
 
   test('the kind-38421 announcement is on the relay with d, u, mint and version tags', async (t) => {
     const p = await provider(t, { providerId: 'sim-a-id' });
-    const client = await Relay.connect(relay.url);
-    t.after(() => client.close());
-    const query = () =>
-      new Promise<Event[]>((resolve) => {
-        const found: Event[] = [];
-        const sub = client.subscribe([{ kinds: [38421], authors: [p.pubkey] }], {
-          onevent: (e) => found.push(e),
-          oneose: () => {
-            sub.close();
-            resolve(found);
-          },
-        });
-      });
-    const [event] = await query();
+    const [event] = await announcements(t, p.pubkey);
     assert.deepEqual(event.tags, [['d', 'sim-a-id'], ['u', p.url], ['mint', mint.url], ['version', '0.4.5']]);
     assert.deepEqual(JSON.parse(event.content), { name: 'sim-a', about: 'A Routstr Node' });
     const newer = await p.publish({ createdAtSec: event.created_at + 10, mints: [] });
     assert.deepEqual(newer.accepted, [relay.url]);
-    const after = await query();
-    assert.equal(after.length, 1);
-    assert.deepEqual(after[0].tags, [['d', 'sim-a-id'], ['u', p.url], ['version', '0.4.5']]);
+    const replaced = await announcements(t, p.pubkey);
+    assert.equal(replaced.length, 1);
+    assert.deepEqual(replaced[0].tags, [['d', 'sim-a-id'], ['u', p.url], ['version', '0.4.5']]);
   });
 
   test('the refund endpoint hands out the change again for the original token', async (t) => {
@@ -276,6 +279,47 @@ describe('paying a simulated provider with X-Cashu', () => {
     }
     const unknown = await refund(p, await pay(1));
     assert.equal(unknown.status, 404);
+  });
+
+  test('concurrent paid requests each get their own valid change', async (t) => {
+    const p = await provider(t);
+    const tokens: string[] = [];
+    for (const n of [7, 8, 9, 10, 11, 12]) tokens.push(await pay(n));
+    const responses = await Promise.all(tokens.map((tok) => chat(p, tok)));
+    const kept = Math.ceil(expectedFor('sim-a').costMsat / 1000);
+    for (const [i, res] of responses.entries()) {
+      assert.equal(res.status, 200);
+      await res.arrayBuffer();
+      assert.equal(await redeem(res.headers.get('x-cashu')!), 7 + i - kept);
+    }
+    assert.equal(p.stats().earnedMsat, 6 * kept * 1000);
+  });
+
+  test('a mint with input fees and a rotated keyset still yields correct change', async (t) => {
+    const feeMint = await startMint({ lightning: ln, inputFeePpk: 400, name: 'feemint' });
+    t.after(() => feeMint.stop());
+    const wallet = new Wallet(feeMint.url, { unit: 'sat' });
+    await wallet.loadMint();
+    let proofs = await fund(wallet, 100);
+    const errors: unknown[] = [];
+    const p = await provider(t, { mints: [feeMint.url], onError: (e) => errors.push(e) });
+    const kept = Math.ceil(expectedFor('sim-a').costMsat / 1000);
+    for (const round of [1, 2]) {
+      const { keep, send } = await wallet.send(16, proofs);
+      proofs = keep;
+      const token = getEncodedToken({ mint: feeMint.url, unit: 'sat', proofs: send });
+      const inputFee = wallet.getFeesForProofs(send).toNumber();
+      const res = await chat(p, token);
+      assert.equal(res.status, 200, `round ${round}`);
+      const change = wallet.decodeToken(res.headers.get('x-cashu')!);
+      assert.equal(sumProofs(change.proofs).toNumber(), 16 - inputFee - kept, 'the mint fee comes off the token, as routstr credits it');
+      assert.deepEqual(await wallet.checkProofsStates(change.proofs).then((s) => s.map((x) => x.state)), change.proofs.map(() => 'UNSPENT'));
+      if (round === 1) {
+        feeMint.rotateKeyset('sat', 400);
+        await wallet.loadMint(true);
+      }
+    }
+    assert.deepEqual(errors, []);
   });
 
   test('a mint that is down makes redemption fail with 503 and the token echoed back', async (t) => {
@@ -415,7 +459,9 @@ describe('provider knobs', () => {
 
   test('dead closes the port while the announcement stays on the relay', async (t) => {
     const p = await provider(t);
+    p.knobs.dead = true;
     await p.setDead(true);
+    assert.equal((await announcements(t, p.pubkey)).length, 1);
     await assert.rejects(fetch(`${p.url}/v1/info`), (err: Error) => /ECONNREFUSED/.test(String((err.cause as Error)?.message ?? err.cause)));
     await p.setDead(false);
     assert.equal((await fetch(`${p.url}/v1/info`)).status, 200);

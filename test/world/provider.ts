@@ -110,6 +110,7 @@ export async function startProvider(opts: ProviderOptions): Promise<TestProvider
     onRedeemed: () => {
       stats.redeemed += 1;
     },
+    report: (err) => opts.onError?.(err),
   };
 
   let url = '';

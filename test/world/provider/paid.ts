@@ -37,6 +37,8 @@ export interface PaidContext {
   /** Value kept (msat) and change/refunds issued (msat). */
   book(keptMsat: number, refundedMsat: number): void;
   onRedeemed(): void;
+  /** An unexpected error after redemption (the request is answered 500, nothing refunded). */
+  report(err: unknown): void;
 }
 
 type Endpoint = 'chat' | 'embeddings';
@@ -117,7 +119,8 @@ export async function handlePaid(ctx: PaidContext, endpoint: Endpoint, req: Inco
     return 0;
   }
 
-  const internalError = (): number => {
+  const internalError = (err?: unknown): number => {
+    if (err !== undefined) ctx.report(err);
     ctx.refunds.closed(token);
     ctx.book(paidMsat, 0);
     sendJson(res, 500, errorBody('internal_error', 'An unexpected server error occurred', 500, requestId), base);
@@ -129,8 +132,8 @@ export async function handlePaid(ctx: PaidContext, endpoint: Endpoint, req: Inco
     let refund: string;
     try {
       refund = await ctx.purse.issue(paid.mint, paid.unit, paid.amount);
-    } catch {
-      return internalError();
+    } catch (err) {
+      return internalError(err);
     }
     ctx.refunds.minted(token, refund, paid.amount, paid.unit);
     ctx.book(0, paidMsat);
@@ -171,8 +174,8 @@ export async function handlePaid(ctx: PaidContext, endpoint: Endpoint, req: Inco
         changeHeader = await ctx.purse.issue(paid.mint, paid.unit, change);
         if (k.invalidChange === 'spent') await ctx.purse.respend(changeHeader);
       }
-    } catch {
-      return internalError();
+    } catch (err) {
+      return internalError(err);
     }
     ctx.refunds.minted(token, changeHeader, change, paid.unit);
     const changeMsat = k.invalidChange ? 0 : toMsat(change, paid.unit);

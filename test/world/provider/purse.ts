@@ -140,7 +140,10 @@ export class Purse {
   async issue(mint: string, unit: string, amount: number): Promise<string> {
     const pool = this.pool(mint, unit);
     const w = await this.wallet(mint, unit);
-    // Take the proofs out synchronously, so concurrent requests never spend the same ones.
+    // Every selection below takes proofs out of the pool synchronously, so concurrent
+    // requests never spend the same ones.
+    const exact = this.takeExact(w, pool, amount);
+    if (exact) return getEncodedToken({ mint, unit, proofs: exact });
     pool.sort((a, b) => amountOf(b) - amountOf(a));
     const picked: Proof[] = [];
     let sum = 0;
@@ -169,6 +172,22 @@ export class Purse {
       await this.restoreUnspent(mint, unit, picked);
       throw err;
     }
+  }
+
+  // Like nutshell's select_to_send: proofs summing to exactly `amount` go out as they are,
+  // with no swap and so no input fee (which a fresh provider's pool could not cover).
+  private takeExact(w: Wallet, pool: Proof[], amount: number): Proof[] | undefined {
+    let picked: Proof[];
+    try {
+      picked = w.selectProofsToSend(pool, amount, false, true).send;
+    } catch {
+      return undefined;
+    }
+    if (!picked.length || picked.reduce((n, p) => n + amountOf(p), 0) !== amount) return undefined;
+    const taken = new Set(picked.map((p) => p.secret));
+    const rest = pool.filter((p) => !taken.has(p.secret));
+    pool.splice(0, pool.length, ...rest);
+    return picked;
   }
 
   /** Spend a token we issued ourselves, back into the pool (the invalidChange 'spent' knob). */

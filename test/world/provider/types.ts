@@ -110,6 +110,8 @@ export interface ProviderOptions {
   port?: number;
   /** Skip the kind-38421 publish at start. */
   noAnnounce?: boolean;
+  /** Unexpected errors after redemption (answered 500 with no refund) are reported here; default silent. */
+  onError?: (err: unknown) => void;
 }
 
 export interface ProviderStats {
