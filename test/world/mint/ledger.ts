@@ -70,7 +70,7 @@ export class MintLedger {
   private readonly mintQuotes = new Map<string, MintQuote>();
   private readonly mintQuoteByHash = new Map<string, MintQuote>();
   private readonly meltQuotes = new Map<string, MeltQuote>();
-  private readonly spent = new Map<string, number>(); // Y hex -> amount
+  private readonly spent = new Set<string>(); // Y hex
   private readonly pending = new Set<string>(); // Y hex, inputs of a melt in flight
   private readonly signedOutputs = new Set<string>(); // B_ hex
   private readonly unitStats = new Map<Unit, UnitStats>();
@@ -78,10 +78,7 @@ export class MintLedger {
   private meltGate: Promise<void> | null = null;
 
   constructor(private readonly opts: LedgerOptions) {
-    for (const unit of opts.units) {
-      this.rotateKeyset(unit, opts.inputFeePpk);
-      this.unitStats.set(unit, { unit, issued: 0, spent: 0, outstanding: 0, mintedFromLightning: 0, meltedToLightning: 0, lightningFees: 0, inputFees: 0, changeKept: 0 });
-    }
+    for (const unit of opts.units) this.rotateKeyset(unit, opts.inputFeePpk);
     this.unsubscribe = opts.lightning.onPaid((invoice) => {
       const quote = this.mintQuoteByHash.get(invoice.paymentHash);
       if (quote && quote.state === 'UNPAID') quote.state = 'PAID';
@@ -101,6 +98,9 @@ export class MintLedger {
     const keyset = new Keyset(unit, inputFeePpk);
     const previous = this.active.get(unit);
     if (previous) previous.active = false;
+    if (!this.unitStats.has(unit)) {
+      this.unitStats.set(unit, { unit, issued: 0, spent: 0, outstanding: 0, mintedFromLightning: 0, meltedToLightning: 0, lightningFees: 0, inputFees: 0, changeKept: 0 });
+    }
     this.keysets.set(keyset.id, keyset);
     this.active.set(unit, keyset);
     return keyset;
@@ -358,7 +358,7 @@ export class MintLedger {
   private markSpent(Ys: string[], inputs: ProofInput[], unit: Unit, fee: number): void {
     const stats = this.unitStats.get(unit)!;
     Ys.forEach((Y, i) => {
-      this.spent.set(Y, inputs[i].amount);
+      this.spent.add(Y);
       stats.spent += inputs[i].amount;
     });
     stats.inputFees += fee;
