@@ -41,4 +41,5 @@ export function detailBody(detail: unknown, requestId: string) {
   return { detail, request_id: requestId };
 }
 
-export const sleep = (ms: number): Promise<void> => (ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve());
+// Unref'd: a long simulated latency must not keep the process alive after stop().
+export const sleep = (ms: number): Promise<void> => (ms > 0 ? new Promise((r) => setTimeout(r, ms).unref()) : Promise.resolve());
