@@ -1,0 +1,162 @@
+// Withdrawals over Lightning (NUT-05 melt) with NUT-08 change for the unused fee reserve.
+// The melt row (with the blank change outputs) and inputs -> pending(melt, quote) are written in
+// one transaction BEFORE the melt call; the result is settled in another. If the process dies
+// in between, resumeMelts() asks the mint for the quote: PAID -> spent, change rebuilt from the
+// persisted blanks and the quote's signatures; UNPAID -> inputs back to unspent.
+import { Amount, type MeltPreview, type MeltQuoteBolt11Response, type Proof } from '@cashu/cashu-ts';
+import type { WalletContext } from './context.ts';
+import { InsufficientFundsError, MintRejectedError, WithdrawError } from './errors.ts';
+import { deserializeOutputs, mapMintError, serializeOutputs } from './mints.ts';
+import { amountOf, sumAmounts, toCashuProof } from './store.ts';
+
+export interface WithdrawResult {
+  quoteId: string;
+  mint: string;
+  unit: string;
+  state: 'paid' | 'pending' | 'failed';
+  /** Invoice amount. */
+  amount: number;
+  feeReserve: number;
+  inputFee: number;
+  /** Lightning fee the mint actually kept (inputs - input fee - amount - change). */
+  lightningFee: number;
+  change: number;
+  preimage: string | null;
+}
+
+interface MeltRow {
+  quote_id: string; mint: string; unit: string; request: string; amount: number; fee_reserve: number;
+  input_fee: number; inputs_amount: number; state: string; outputs: string | null; preimage: string | null;
+}
+
+const getRow = (ctx: WalletContext, id: string) => ctx.db.prepare('SELECT * FROM wallet_melts WHERE quote_id = ?').get(id) as MeltRow;
+const setState = (ctx: WalletContext, id: string, state: string, extra: { error?: string | null; preimage?: string | null } = {}) =>
+  ctx.db.prepare('UPDATE wallet_melts SET state = ?, error = ?, preimage = COALESCE(?, preimage), updated_at = ? WHERE quote_id = ?')
+    .run(state, extra.error ?? null, extra.preimage ?? null, ctx.clock(), id);
+
+/** The trusted mint with the largest unspent balance in `unit`. */
+function richestMint(ctx: WalletContext, unit: string): string {
+  const rows = ctx.store.balances().filter((b) => b.unit === unit && ctx.mints.isTrusted(b.mint)).sort((a, b) => b.unspent - a.unspent);
+  return rows[0]?.mint ?? ctx.mints.defaultMint();
+}
+
+/** Pay a BOLT11 invoice from the wallet. */
+export async function withdraw(ctx: WalletContext, bolt11: string, opts: { mint?: string; unit?: string } = {}): Promise<WithdrawResult> {
+  const unit = opts.unit ?? 'sat';
+  const mint = ctx.mints.assertTrusted(opts.mint ?? richestMint(ctx, unit));
+  const quote = await ctx.mints.call(mint, unit, (w) => w.createMeltQuoteBolt11(bolt11.trim()));
+  const amount = amountOf(quote);
+  const feeReserve = amountOf({ amount: quote.fee_reserve });
+  const w = await ctx.mints.wallet(mint, unit);
+
+  const available = ctx.store.selectUnspent(mint, unit).map(toCashuProof);
+  const have = sumAmounts(available);
+  let selected: Proof[];
+  try {
+    selected = w.selectProofsToSend(available, amount + feeReserve, true).send;
+  } catch {
+    selected = [];
+  }
+  const inputFee = selected.length ? amountOf({ amount: w.getFeesForProofs(selected) }) : 0;
+  if (selected.length === 0 || sumAmounts(selected) - inputFee < amount + feeReserve) {
+    throw new InsufficientFundsError(amount + feeReserve + inputFee, have, unit, mint);
+  }
+  const preview = await w.prepareMelt('bolt11', quote, selected);
+  const inputsAmount = sumAmounts(selected);
+  const now = ctx.clock();
+  ctx.db.transaction(() => {
+    ctx.db.prepare(`INSERT INTO wallet_melts (quote_id, mint, unit, request, amount, fee_reserve, input_fee, inputs_amount, state, outputs, created_at, updated_at)
+      VALUES (?,?,?,?,?,?,?,?, 'pending', ?,?,?)`).run(quote.quote, mint, unit, quote.request, amount, feeReserve, inputFee, inputsAmount,
+      JSON.stringify({ keysetId: preview.keysetId, data: serializeOutputs(preview.outputData) }), now, now);
+    ctx.store.movePending(selected.map((p) => p.secret), 'melt', quote.quote);
+  })();
+  ctx.logger.info('withdrawing', { quote: quote.quote, mint, amount, feeReserve, inputs: inputsAmount });
+
+  let res: { quote: MeltQuoteBolt11Response; change: Proof[] };
+  try {
+    res = await w.completeMelt(preview as MeltPreview<MeltQuoteBolt11Response>);
+  } catch (raw) {
+    const err = mapMintError(mint, raw);
+    if (err instanceof MintRejectedError) {
+      ctx.db.transaction(() => {
+        ctx.store.releasePending(quote.quote);
+        setState(ctx, quote.quote, 'failed', { error: err.message });
+      })();
+      throw new WithdrawError(`withdrawal failed, nothing was spent: ${err.message}`, { cause: err });
+    }
+    ctx.logger.warn('melt outcome unknown; it will be resolved with the mint', { quote: quote.quote, error: err.message });
+    return result(ctx, quote.quote);
+  }
+  const state = String(res.quote.state);
+  if (state === 'PAID') settle(ctx, quote.quote, res.change, res.quote.payment_preimage ?? null);
+  else if (state === 'UNPAID') {
+    ctx.db.transaction(() => { ctx.store.releasePending(quote.quote); setState(ctx, quote.quote, 'failed', { error: 'the mint did not pay the invoice' }); })();
+  }
+  return result(ctx, quote.quote);
+}
+
+function settle(ctx: WalletContext, quoteId: string, change: Proof[], preimage: string | null): void {
+  const r = getRow(ctx, quoteId);
+  if (r.state !== 'pending') return;
+  const changeAmount = sumAmounts(change);
+  const lightningFee = r.inputs_amount - r.input_fee - r.amount - changeAmount;
+  ctx.db.transaction(() => {
+    ctx.store.markSpent(quoteId);
+    ctx.store.insertProofs(change, r.mint, r.unit, 'unspent', `melt:${quoteId}`);
+    const evidence = { invoice: r.request, preimage, inputs: r.inputs_amount, change: changeAmount };
+    ctx.ledger.record({ kind: 'withdrawal', mint: r.mint, unit: r.unit, amount: -r.amount, ref: quoteId, evidence });
+    ctx.ledger.record({ kind: 'mint_fee', mint: r.mint, unit: r.unit, amount: -r.input_fee, ref: quoteId });
+    ctx.ledger.record({ kind: 'withdrawal_fee', mint: r.mint, unit: r.unit, amount: -lightningFee, ref: quoteId, evidence: { feeReserve: r.fee_reserve } });
+    setState(ctx, quoteId, 'paid', { preimage });
+  })();
+  ctx.logger.info('withdrawn', { quote: quoteId, amount: r.amount, lightningFee, change: changeAmount });
+}
+
+function result(ctx: WalletContext, quoteId: string): WithdrawResult {
+  const r = getRow(ctx, quoteId);
+  const changeAmount = r.state === 'paid'
+    ? (ctx.db.prepare(`SELECT COALESCE(SUM(amount), 0) AS s FROM wallet_proofs WHERE source = ?`).get(`melt:${quoteId}`) as { s: number }).s
+    : 0;
+  const state = r.state === 'paid' ? 'paid' : r.state === 'pending' ? 'pending' : 'failed';
+  return {
+    quoteId, mint: r.mint, unit: r.unit, state, amount: r.amount, feeReserve: r.fee_reserve, inputFee: r.input_fee,
+    lightningFee: state === 'paid' ? r.inputs_amount - r.input_fee - r.amount - changeAmount : 0, change: changeAmount, preimage: r.preimage,
+  };
+}
+
+/** On start (and periodically): settle every melt left pending. */
+export async function resumeMelts(ctx: WalletContext): Promise<WithdrawResult[]> {
+  const rows = ctx.db.prepare(`SELECT * FROM wallet_melts WHERE state = 'pending' ORDER BY created_at`).all() as MeltRow[];
+  const out: WithdrawResult[] = [];
+  for (const r of rows) {
+    try {
+      const q = await ctx.mints.call(r.mint, r.unit, (w) => w.checkMeltQuoteBolt11(r.quote_id));
+      const state = String(q.state);
+      if (state === 'PAID') {
+        const saved = JSON.parse(r.outputs ?? '{"data":"[]"}') as { data: string };
+        const w = await ctx.mints.wallet(r.mint, r.unit);
+        const change = w.createMeltChangeProofs(deserializeOutputs(saved.data), q.change ?? []);
+        settle(ctx, r.quote_id, change, q.payment_preimage ?? null);
+      } else if (state === 'UNPAID') {
+        // Double-check the inputs: unspent -> the melt never happened.
+        const inputs = ctx.store.pendingOf(r.quote_id).map(toCashuProof);
+        const states = await ctx.mints.checkStates(r.mint, r.unit, inputs);
+        if (states.every((s) => s === 'UNSPENT')) {
+          ctx.db.transaction(() => { ctx.store.releasePending(r.quote_id); setState(ctx, r.quote_id, 'failed', { error: 'not paid; inputs released' }); })();
+        }
+      }
+    } catch (err) {
+      ctx.logger.warn('melt still unresolved', { quote: r.quote_id, error: (err as Error).message });
+    }
+    out.push(result(ctx, r.quote_id));
+  }
+  return out;
+}
+
+/** Melt quote for an invoice without paying it (fee preview). */
+export async function quoteWithdrawal(ctx: WalletContext, bolt11: string, opts: { mint?: string; unit?: string } = {}): Promise<{ mint: string; amount: number; feeReserve: number }> {
+  const unit = opts.unit ?? 'sat';
+  const mint = ctx.mints.assertTrusted(opts.mint ?? richestMint(ctx, unit));
+  const q = await ctx.mints.call(mint, unit, (w) => w.createMeltQuoteBolt11(bolt11.trim()));
+  return { mint, amount: amountOf(q), feeReserve: Amount.from(q.fee_reserve).toNumber() };
+}
