@@ -2,6 +2,7 @@
 // registers itself here; errors become one line on stderr and a non-zero exit code.
 import { Command, CommanderError } from 'commander';
 import { CliError, notYet } from './cli/common.ts';
+import { registerWallet } from './cli/wallet.ts';
 
 export function buildProgram(): Command {
   const program = new Command('satroute')
@@ -24,13 +25,7 @@ Environment:
   notYet(program.command('providers').description('list known providers'), 'satroute providers');
   notYet(program.command('models').description('list models and their cheapest price'), 'satroute models');
 
-  const wallet = program.command('wallet').description('the Cashu wallet: balance, funding, withdrawals');
-  notYet(wallet.command('balance').description('balance per mint and unit'), 'wallet balance');
-  notYet(wallet.command('fund').argument('<sats>').description('fund the wallet over Lightning'), 'wallet fund');
-  notYet(wallet.command('receive').argument('<token>').description('receive a Cashu token'), 'wallet receive');
-  notYet(wallet.command('withdraw').argument('<bolt11>').description('pay a Lightning invoice from the wallet'), 'wallet withdraw');
-  notYet(wallet.command('nwc').argument('<uri>').description('connect a Nostr Wallet Connect wallet for funding'), 'wallet nwc');
-  notYet(wallet.command('history').description('the money ledger'), 'wallet history');
+  registerWallet(program);
 
   const keys = program.command('keys').description('client API keys');
   notYet(keys.command('create').description('create a client key'), 'keys create');
