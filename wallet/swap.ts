@@ -80,6 +80,14 @@ async function walletKnowing(ctx: WalletContext, mint: string, unit: string, ids
   const known = (x: Wallet) => ids.every((id) => { try { x.keyChain.getKeyset(id); return true; } catch { return false; } });
   if (!known(w)) w = await ctx.mints.refresh(mint, unit, true);
   if (!known(w)) throw new InvalidTokenError(`token uses a keyset the mint ${mint} does not list for unit ${unit}`);
+  // Keys of inactive (rotated) keysets are not loaded by default; DLEQ checks need them.
+  for (const id of new Set(ids)) {
+    try {
+      await w.keyChain.ensureKeysetKeys(id);
+    } catch (err) {
+      throw mapMintError(mint, err);
+    }
+  }
   return w;
 }
 

@@ -3,10 +3,10 @@
 // one transaction BEFORE the melt call; the result is settled in another. If the process dies
 // in between, resumeMelts() asks the mint for the quote: PAID -> spent, change rebuilt from the
 // persisted blanks and the quote's signatures; UNPAID -> inputs back to unspent.
-import { Amount, type MeltPreview, type MeltQuoteBolt11Response, type Proof } from '@cashu/cashu-ts';
+import { Amount, type MeltPreview, type MeltQuoteBolt11Response, type Proof, type Wallet } from '@cashu/cashu-ts';
 import type { WalletContext } from './context.ts';
 import { InsufficientFundsError, MintRejectedError, WithdrawError } from './errors.ts';
-import { deserializeOutputs, mapMintError, serializeOutputs } from './mints.ts';
+import { deserializeOutputs, mapMintError, NUT_CODE, serializeOutputs } from './mints.ts';
 import { amountOf, sumAmounts, toCashuProof } from './store.ts';
 
 export interface WithdrawResult {
@@ -45,10 +45,22 @@ export async function withdraw(ctx: WalletContext, bolt11: string, opts: { mint?
   const unit = opts.unit ?? 'sat';
   const mint = ctx.mints.assertTrusted(opts.mint ?? richestMint(ctx, unit));
   const quote = await ctx.mints.call(mint, unit, (w) => w.createMeltQuoteBolt11(bolt11.trim()));
+  for (let attempt = 0; ; attempt++) {
+    const w = attempt ? await ctx.mints.refresh(mint, unit, true) : await ctx.mints.wallet(mint, unit);
+    try {
+      return await meltOnce(ctx, w, mint, unit, quote);
+    } catch (err) {
+      // Our change outputs were on a keyset the mint rotated away: it refused, nothing happened.
+      const code = (err as { cause?: MintRejectedError }).cause?.mintCode;
+      if (attempt === 0 && (code === NUT_CODE.KEYSET_INACTIVE || code === NUT_CODE.KEYSET_UNKNOWN)) continue;
+      throw err;
+    }
+  }
+}
+
+async function meltOnce(ctx: WalletContext, w: Wallet, mint: string, unit: string, quote: MeltQuoteBolt11Response): Promise<WithdrawResult> {
   const amount = amountOf(quote);
   const feeReserve = amountOf({ amount: quote.fee_reserve });
-  const w = await ctx.mints.wallet(mint, unit);
-
   const available = ctx.store.selectUnspent(mint, unit).map(toCashuProof);
   const have = sumAmounts(available);
   let selected: Proof[];
@@ -66,7 +78,9 @@ export async function withdraw(ctx: WalletContext, bolt11: string, opts: { mint?
   const now = ctx.clock();
   ctx.db.transaction(() => {
     ctx.db.prepare(`INSERT INTO wallet_melts (quote_id, mint, unit, request, amount, fee_reserve, input_fee, inputs_amount, state, outputs, created_at, updated_at)
-      VALUES (?,?,?,?,?,?,?,?, 'pending', ?,?,?)`).run(quote.quote, mint, unit, quote.request, amount, feeReserve, inputFee, inputsAmount,
+      VALUES (?,?,?,?,?,?,?,?, 'pending', ?,?,?)
+      ON CONFLICT (quote_id) DO UPDATE SET state = 'pending', input_fee = excluded.input_fee, inputs_amount = excluded.inputs_amount,
+        outputs = excluded.outputs, error = NULL, updated_at = excluded.updated_at`).run(quote.quote, mint, unit, quote.request, amount, feeReserve, inputFee, inputsAmount,
       JSON.stringify({ keysetId: preview.keysetId, data: serializeOutputs(preview.outputData) }), now, now);
     ctx.store.movePending(selected.map((p) => p.secret), 'melt', quote.quote);
   })();

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
+import { Wallet, getEncodedToken } from '@cashu/cashu-ts';
 import { LightningNetwork } from '../world/lightning.ts';
 import { startMint, type MintOptions, type TestMint } from '../world/mint.ts';
 import { openDatabase, type DB } from '../../wallet/sqlite.ts';
@@ -12,6 +13,7 @@ import { ProofStore } from '../../wallet/store.ts';
 import { Ledger } from '../../wallet/ledger.ts';
 import { MintRegistry } from '../../wallet/mints.ts';
 import type { WalletContext } from '../../wallet/context.ts';
+import { createFundingQuote, waitForFunding } from '../../wallet/funding.ts';
 import { nullLogger } from '../../protocol/logger.ts';
 
 export function tempDir(t: TestContext, prefix = 'satroute-wallet-'): string {
@@ -39,4 +41,22 @@ export async function world(t: TestContext, opts: Partial<MintOptions> = {}) {
   const ctx = openContext(path.join(dir, 'satroute.db'), [mint.url]);
   t.after(() => ctx.db.close());
   return { ln, mint, dir, ctx };
+}
+
+/** A token minted by someone else's wallet at this mint (paid over Lightning). */
+export async function outsideToken(ln: LightningNetwork, mintUrl: string, amount: number, unit = 'sat'): Promise<string> {
+  const w = new Wallet(mintUrl, { unit });
+  await w.loadMint();
+  const q = await w.createMintQuoteBolt11(amount);
+  ln.pay(q.request);
+  const proofs = await w.mintProofsBolt11(amount, q.quote);
+  return getEncodedToken({ mint: mintUrl, proofs, unit });
+}
+
+/** Fund a wallet context by invoice, paid at once. */
+export async function fundNow(ctx: WalletContext, ln: LightningNetwork, amount: number, mint?: string): Promise<void> {
+  const q = await createFundingQuote(ctx, amount, { mint });
+  ln.pay(q.bolt11);
+  const done = await waitForFunding(ctx, q.quoteId, { pollMs: 5, timeoutMs: 5000 });
+  if (done.state !== 'issued') throw new Error(`funding ended ${done.state}`);
 }

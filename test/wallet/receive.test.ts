@@ -1,0 +1,84 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { receiveToken } from '../../wallet/receive.ts';
+import { resumeSwaps } from '../../wallet/swap.ts';
+import { verifyInvariant } from '../../wallet/invariant.ts';
+import { InvalidTokenError, MintRejectedError, UntrustedMintError } from '../../wallet/errors.ts';
+import { outsideToken, testMint, world } from './world.ts';
+
+test('receiving a token swaps it at the mint and credits its value', async (t) => {
+  const { ln, mint, ctx } = await world(t);
+  const token = await outsideToken(ln, mint.url, 37);
+  const r = await receiveToken(ctx, token);
+  assert.deepEqual([r.amount, r.fee, r.received, r.mint], [37, 0, 37, mint.url]);
+  assert.equal(ctx.store.balances()[0].unspent, 37);
+  assert.deepEqual(ctx.ledger.list().map((x) => [x.kind, x.amount]), [['receive', 37]]);
+  // The sender's proofs are spent now; ours are not.
+  assert.ok(ctx.store.selectUnspent(mint.url, 'sat').every((p) => !mint.isSpent(p.secret)));
+  assert.equal((await verifyInvariant(ctx, { checkMints: true })).ok, true);
+});
+
+test('the same token received twice is refused as already spent and credits nothing', async (t) => {
+  const { ln, mint, ctx } = await world(t);
+  const token = await outsideToken(ln, mint.url, 8);
+  await receiveToken(ctx, token);
+  await assert.rejects(receiveToken(ctx, token), (err: Error) => err instanceof MintRejectedError && /already spent/.test(err.message));
+  assert.equal(ctx.store.balances()[0].unspent, 8);
+  assert.equal((await verifyInvariant(ctx)).ok, true);
+});
+
+test('a token from an untrusted mint is refused with a clear message, without contacting that mint', async (t) => {
+  const { ln, ctx } = await world(t);
+  const stranger = await testMint(t, ln, { name: 'stranger' });
+  const token = await outsideToken(ln, stranger.url, 10);
+  const before = stranger.requestCounts();
+  await assert.rejects(receiveToken(ctx, token), (err: Error) => {
+    assert.ok(err instanceof UntrustedMintError);
+    assert.match(err.message, new RegExp(`mint ${stranger.url.replace(/[.:/]/g, '\\$&')} is not trusted; add it to "mints"`));
+    return true;
+  });
+  assert.deepEqual(stranger.requestCounts(), before);
+  assert.deepEqual(ctx.store.balances(), []);
+  ctx.mints.trust(stranger.url); // the user adds the mint
+  assert.equal((await receiveToken(ctx, token)).received, 10);
+});
+
+test('a fee-charging mint: the input fee is booked as mint_fee and the balance is value minus fee', async (t) => {
+  const { ln, mint, ctx } = await world(t, { inputFeePpk: 500 });
+  const token = await outsideToken(ln, mint.url, 100); // 64+32+4: 3 inputs -> ceil(1.5) = 2
+  const r = await receiveToken(ctx, token);
+  assert.equal(r.fee, 2);
+  assert.equal(ctx.store.balances()[0].unspent, 98);
+  assert.deepEqual(ctx.ledger.list().map((x) => [x.kind, x.amount]).sort(), [['mint_fee', -2], ['receive', 100]]);
+  assert.equal(mint.stats().inputFees, 2);
+  assert.equal((await verifyInvariant(ctx, { checkMints: true })).ok, true);
+});
+
+test('a token minted on a keyset the mint has since rotated away is still received', async (t) => {
+  const { ln, mint, ctx } = await world(t);
+  await ctx.mints.wallet(mint.url);
+  const token = await outsideToken(ln, mint.url, 12);
+  const fresh = mint.rotateKeyset();
+  const r = await receiveToken(ctx, token);
+  assert.equal(r.received, 12);
+  assert.ok(ctx.store.selectUnspent(mint.url, 'sat').every((p) => p.keysetId === fresh));
+});
+
+test('garbage is refused as an invalid token', async (t) => {
+  const { ctx } = await world(t);
+  await assert.rejects(receiveToken(ctx, 'cashuBnotatoken'), InvalidTokenError);
+});
+
+test('a receive whose answer was lost is resumed on the next start, and credits once', async (t) => {
+  const { ln, mint, ctx } = await world(t);
+  const token = await outsideToken(ln, mint.url, 16);
+  await ctx.mints.wallet(mint.url); // keys loaded; the mint goes down before the swap call
+  await mint.setDown(true);
+  await assert.rejects(receiveToken(ctx, token), /unavailable/);
+  await mint.setDown(false);
+  const recovered = await resumeSwaps(ctx);
+  assert.deepEqual(recovered.map((r) => r.outcome), ['completed']);
+  assert.deepEqual(await resumeSwaps(ctx), []);
+  assert.equal(ctx.store.balances()[0].unspent, 16);
+  assert.equal((await verifyInvariant(ctx, { checkMints: true })).ok, true);
+});
