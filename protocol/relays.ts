@@ -1,0 +1,193 @@
+// One long-lived subscription on each of several Nostr relays. Every relay is on its own:
+// a relay that is down, slow or refuses us never delays the others. A lost connection is
+// retried after a delay from a short table (with jitter), and the subscription is sent
+// again on reconnect. Signatures are NOT checked here: the caller verifies what it keeps.
+import { AbstractRelay, type Subscription } from 'nostr-tools/abstract-relay';
+import type { Filter } from 'nostr-tools/filter';
+import { WebSocket as WsWebSocket } from 'ws';
+import { nullLogger, type Logger } from './logger.ts';
+
+/** Reconnect delays in ms: attempt n waits RECONNECT_BACKOFF_MS[min(n, last)], +/-25% jitter. */
+export const RECONNECT_BACKOFF_MS: readonly number[] = [1_000, 2_000, 5_000, 15_000, 30_000, 60_000];
+
+export type RelayState = 'connecting' | 'open' | 'waiting' | 'stopped';
+
+export interface RelayStatus {
+  url: string;
+  state: RelayState;
+  /** Failed connection attempts since the last subscription that reached EOSE. */
+  attempts: number;
+  /** When the current connection opened (ms). */
+  openSince?: number;
+  /** When the next attempt is due while `waiting` (ms). */
+  retryAt?: number;
+  lastError?: string;
+  /** Whether the relay has sent everything it stored (EOSE) on this connection. */
+  eose: boolean;
+  events: number;
+}
+
+export interface RelayPoolOptions {
+  urls: readonly string[];
+  filters: Filter[];
+  /** Called for every event any relay sends (unverified, possibly a duplicate). */
+  onEvent: (event: unknown, relayUrl: string) => void;
+  /** Called when a relay has sent all it stored (EOSE, or the EOSE timeout). */
+  onEose?: (relayUrl: string) => void;
+  WebSocketImpl?: unknown;
+  logger?: Logger;
+  clock?: () => number;
+  random?: () => number;
+  backoffMs?: readonly number[];
+  connectTimeoutMs?: number;
+  eoseTimeoutMs?: number;
+  /** Ping interval to detect silently dead connections; 0 disables. */
+  pingIntervalMs?: number;
+}
+
+/** Subscriptions to a set of relays that reconnect on their own until stop(). */
+export class RelayPool {
+  private readonly links: RelayLink[];
+
+  constructor(options: RelayPoolOptions) {
+    const unique = [...new Set(options.urls.map((u) => u.trim()).filter(Boolean))];
+    this.links = unique.map((url) => new RelayLink(url, options));
+  }
+
+  start(): void {
+    for (const link of this.links) link.start();
+  }
+
+  stop(): void {
+    for (const link of this.links) link.stop();
+  }
+
+  statuses(): RelayStatus[] {
+    return this.links.map((l) => l.status());
+  }
+}
+
+class RelayLink {
+  private relay: AbstractRelay | undefined;
+  private sub: Subscription | undefined;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private state: RelayState = 'waiting';
+  private attempts = 0;
+  private openSince: number | undefined;
+  private retryAt: number | undefined;
+  private lastError: string | undefined;
+  private eose = false;
+  private events = 0;
+  private readonly log: Logger;
+  private readonly clock: () => number;
+
+  constructor(
+    private readonly url: string,
+    private readonly opts: RelayPoolOptions,
+  ) {
+    this.log = opts.logger ?? nullLogger;
+    this.clock = opts.clock ?? Date.now;
+  }
+
+  status(): RelayStatus {
+    return { url: this.url, state: this.state, attempts: this.attempts, openSince: this.openSince, retryAt: this.retryAt, lastError: this.lastError, eose: this.eose, events: this.events };
+  }
+
+  start(): void {
+    if (this.state === 'stopped' || this.relay || this.timer) return;
+    void this.connect();
+  }
+
+  stop(): void {
+    this.state = 'stopped';
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.drop();
+  }
+
+  private async connect(): Promise<void> {
+    this.timer = undefined;
+    this.retryAt = undefined;
+    if (this.state === 'stopped') return;
+    this.state = 'connecting';
+    this.eose = false;
+    let relay: AbstractRelay;
+    try {
+      relay = new AbstractRelay(this.url, {
+        verifyEvent: () => true, // verified by the consumer, once per event it keeps
+        websocketImplementation: (this.opts.WebSocketImpl ?? WsWebSocket) as typeof WebSocket,
+        enablePing: (this.opts.pingIntervalMs ?? 30_000) > 0,
+      });
+    } catch (err) {
+      return this.lost(undefined, err);
+    }
+    if (this.opts.pingIntervalMs) relay.pingFrequency = this.opts.pingIntervalMs;
+    relay.onnotice = (msg) => this.log.debug('relay notice', { relay: this.url, notice: String(msg).slice(0, 200) });
+    relay.onclose = () => this.lost(relay, 'connection closed');
+    this.relay = relay;
+    try {
+      await relay.connect({ timeout: this.opts.connectTimeoutMs ?? 10_000 });
+    } catch (err) {
+      return this.lost(relay, err);
+    }
+    if (this.relay !== relay) return; // stopped or replaced meanwhile
+    this.state = 'open';
+    this.openSince = this.clock();
+    this.log.debug('relay connected', { relay: this.url });
+    this.sub = relay.subscribe(this.opts.filters, {
+      eoseTimeout: this.opts.eoseTimeoutMs ?? 10_000,
+      onevent: (event) => {
+        this.events++;
+        try {
+          this.opts.onEvent(event, this.url);
+        } catch (err) {
+          this.log.warn('relay event handler failed', { relay: this.url, err });
+        }
+      },
+      oneose: () => {
+        if (this.relay !== relay) return;
+        this.eose = true;
+        this.attempts = 0; // a relay that serves its events counts as healthy again
+        this.opts.onEose?.(this.url);
+      },
+      onclose: (reason) => this.lost(relay, `subscription closed: ${reason}`),
+    });
+  }
+
+  // The connection `relay` is gone (or never came up): schedule the next attempt.
+  private lost(relay: AbstractRelay | undefined, reason: unknown): void {
+    if (relay !== this.relay || this.state === 'stopped') return;
+    this.drop();
+    this.lastError = typeof reason === 'string' ? reason : reason instanceof Error ? reason.message : String(reason);
+    const table = this.opts.backoffMs ?? RECONNECT_BACKOFF_MS;
+    const base = table[Math.min(this.attempts, table.length - 1)];
+    const delay = Math.round(base * (0.75 + 0.5 * (this.opts.random ?? Math.random)()));
+    this.attempts++;
+    this.state = 'waiting';
+    this.retryAt = this.clock() + delay;
+    this.log.info('relay unavailable, retrying', { relay: this.url, reason: this.lastError, retryInMs: delay, attempt: this.attempts });
+    this.timer = setTimeout(() => void this.connect(), delay);
+    this.timer.unref?.();
+  }
+
+  // Close the current connection without triggering a reconnect.
+  private drop(): void {
+    const relay = this.relay;
+    const sub = this.sub;
+    this.relay = undefined;
+    this.sub = undefined;
+    this.openSince = undefined;
+    if (sub && !sub.eosed) {
+      sub.oneose = undefined;
+      sub.receivedEose(); // clears nostr-tools' EOSE timer so it cannot keep the process alive
+    }
+    if (relay) {
+      relay.onclose = null;
+      try {
+        relay.close();
+      } catch {
+        // closing a half-open socket may throw; it is gone either way
+      }
+    }
+  }
+}

@@ -1,0 +1,89 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateSecretKey } from 'nostr-tools/pure';
+import { RelayPool } from '../../protocol/relays.ts';
+import { startRelay } from '../world/relay.ts';
+import { publishAnnouncement } from '../world/provider/announce.ts';
+
+async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const note = (text: string) => ({ kind: 38421, created_at: Math.floor(Date.now() / 1000), tags: [['d', text], ['u', `https://${text}.example`]], content: '' });
+
+test('a relay that dies and comes back is resubscribed, and new events flow again', async (t) => {
+  const relay = await startRelay();
+  t.after(() => relay.stop());
+  const ids: string[] = [];
+  let eoses = 0;
+  const pool = new RelayPool({
+    urls: [relay.url],
+    filters: [{ kinds: [38421] }],
+    onEvent: (ev) => ids.push((ev as { id: string }).id),
+    onEose: () => eoses++,
+    backoffMs: [20, 40, 80],
+    random: () => 0.5,
+  });
+  t.after(() => pool.stop());
+  pool.start();
+  await waitFor('first EOSE', () => eoses === 1);
+  const first = await publishAnnouncement(note('one'), generateSecretKey(), [relay.url]);
+  await waitFor('live event', () => ids.includes(first.event.id));
+
+  await relay.down();
+  await waitFor('the pool to notice', () => pool.statuses()[0].state !== 'open');
+  // while down, reconnect attempts fail and back off without giving up
+  await waitFor('a few failed attempts', () => pool.statuses()[0].attempts >= 3);
+  assert.equal(pool.statuses()[0].state === 'waiting' || pool.statuses()[0].state === 'connecting', true);
+  await relay.up();
+  await waitFor('resubscribed', () => eoses === 2);
+  assert.equal(pool.statuses()[0].state, 'open');
+  assert.equal(pool.statuses()[0].attempts, 0);
+  const second = await publishAnnouncement(note('two'), generateSecretKey(), [relay.url]);
+  await waitFor('event after reconnect', () => ids.includes(second.event.id));
+});
+
+test('reconnect delays follow the table, capped at its last entry, with jitter', async (t) => {
+  const relay = await startRelay();
+  t.after(() => relay.stop());
+  await relay.down();
+  const waits: number[] = [];
+  let now = 1_000_000;
+  const pool = new RelayPool({
+    urls: [relay.url],
+    filters: [{ kinds: [38421] }],
+    onEvent: () => {},
+    backoffMs: [10, 20, 30],
+    random: () => 1, // the top of the +/-25% jitter band
+    clock: () => now,
+  });
+  t.after(() => pool.stop());
+  pool.start();
+  let last = -1;
+  await waitFor('five attempts', () => {
+    const s = pool.statuses()[0];
+    if (s.state === 'waiting' && s.attempts !== last && s.retryAt !== undefined) {
+      last = s.attempts;
+      waits.push(s.retryAt - now);
+    }
+    return waits.length >= 5;
+  });
+  assert.deepEqual(waits, [13, 25, 38, 38, 38]);
+});
+
+test('a relay URL where nothing listens keeps being retried while the others serve', async (t) => {
+  const relay = await startRelay();
+  t.after(() => relay.stop());
+  let eoses = 0;
+  const pool = new RelayPool({ urls: [relay.url, 'ws://127.0.0.1:1'], filters: [{ kinds: [38421] }], onEvent: () => {}, onEose: () => eoses++, backoffMs: [10] });
+  t.after(() => pool.stop());
+  pool.start();
+  await waitFor('EOSE from the good relay', () => eoses >= 1);
+  const bad = pool.statuses().find((s) => s.url.includes(':1'));
+  assert.ok(bad && bad.state !== 'open');
+  await waitFor('retries', () => (pool.statuses().find((s) => s.url.includes(':1'))?.attempts ?? 0) >= 2);
+});
