@@ -5,11 +5,11 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { ProbeError, ProviderClient } from '../../protocol/provider-client.ts';
 import { satsPerTokenToNmsat } from '../../protocol/pricing.ts';
-import { startProvider } from '../world/provider.ts';
+import { startProvider, type ModelSpec } from '../world/provider.ts';
 
 const MINT = 'http://127.0.0.1:3338';
 
-async function provider(t: TestContext, models = [{ id: 'gpt-x', aliasIds: ['openai/gpt-x'], promptSatsPerToken: 0.0000123, completionSatsPerToken: 0.00005, maxCostSats: 50 }]) {
+async function provider(t: TestContext, models: ModelSpec[] = [{ id: 'gpt-x', aliasIds: ['openai/gpt-x'], promptSatsPerToken: 0.0000123, completionSatsPerToken: 0.00005, maxCostSats: 50 }]) {
   const p = await startProvider({ name: 'Alpha', relays: [], mints: [MINT], models, noAnnounce: true });
   t.after(() => p.stop());
   return p;
