@@ -79,6 +79,23 @@ async function sdk(): Promise<typeof import('@getalby/sdk')> {
   return import('@getalby/sdk');
 }
 
+/**
+ * @getalby/sdk prints every failed request with console.error and a stack trace; we report the
+ * failure ourselves as one line, so drop just those lines while a call runs.
+ */
+async function quietly<T>(fn: () => Promise<T>): Promise<T> {
+  const original = console.error;
+  console.error = (...args: unknown[]) => {
+    if (typeof args[0] === 'string' && args[0].startsWith('Failed to request')) return;
+    original(...args);
+  };
+  try {
+    return await fn();
+  } finally {
+    console.error = original;
+  }
+}
+
 function describe(err: unknown): string {
   const e = err as { code?: string; message?: string };
   return e.code ? `${e.code}: ${e.message}` : String(e.message ?? err);
@@ -98,9 +115,9 @@ export class NwcWallet {
   /** get_info + get_balance: proves the connection works. */
   async info(): Promise<NwcInfo> {
     try {
-      const info = await this.client.getInfo();
+      const info = await quietly(() => this.client.getInfo());
       let balanceMsat: number | null = null;
-      if (info.methods.includes('get_balance')) balanceMsat = (await this.client.getBalance()).balance;
+      if (info.methods.includes('get_balance')) balanceMsat = (await quietly(() => this.client.getBalance())).balance;
       return { alias: info.alias ?? '', network: info.network ?? '', methods: info.methods, balanceMsat, relays: this.relays };
     } catch (err) {
       throw new NwcError(`NWC wallet did not answer get_info/get_balance: ${describe(err)}`, { cause: err });
@@ -109,7 +126,7 @@ export class NwcWallet {
 
   async balanceMsat(): Promise<number> {
     try {
-      return (await this.client.getBalance()).balance;
+      return (await quietly(() => this.client.getBalance())).balance;
     } catch (err) {
       throw new NwcError(`NWC get_balance failed: ${describe(err)}`, { cause: err });
     }
@@ -121,7 +138,7 @@ export class NwcWallet {
    */
   async payInvoice(bolt11: string): Promise<NwcPayResult> {
     try {
-      const r = await this.client.payInvoice({ invoice: bolt11 });
+      const r = await quietly(() => this.client.payInvoice({ invoice: bolt11 }));
       return { preimage: r.preimage, feesPaidMsat: r.fees_paid ?? 0 };
     } catch (err) {
       const code = (err as { code?: string }).code;
