@@ -12,7 +12,7 @@ import { openDatabase } from '../../wallet/sqlite.ts';
 import { createLogger } from '../../protocol/logger.ts';
 import { tempDir, testMint } from './world.ts';
 
-async function setup(t: TestContext, balanceSat: number) {
+async function setup(t: TestContext, balanceSat: number, extra: Partial<ConstructorParameters<typeof CashuWallet>[0]> = {}) {
   const ln = new LightningNetwork();
   const relay = await startRelay();
   const nwc = await startNwcService({ relayUrl: relay.url, lightning: ln, balanceSat });
@@ -20,7 +20,7 @@ async function setup(t: TestContext, balanceSat: number) {
   const dir = tempDir(t);
   const db = openDatabase(path.join(dir, 'satroute.sqlite'));
   const logs: string[] = [];
-  const wallet = new CashuWallet({ db, dataDir: dir, mints: [mint.url], logger: createLogger({ level: 'debug', write: (l) => logs.push(l) }) });
+  const wallet = new CashuWallet({ db, dataDir: dir, mints: [mint.url], logger: createLogger({ level: 'debug', write: (l) => logs.push(l) }), ...extra });
   t.after(async () => {
     wallet.stop();
     db.close();
@@ -75,4 +75,22 @@ test('a malformed or unreachable NWC connection is refused and not stored', asyn
   assert.throws(() => parseNwcUri('nostr+walletconnect://nothex?relay=ws://x&secret=00'), NwcError);
   await assert.rejects(wallet.connectNwc('https://example.com'), NwcError);
   assert.equal(fs.existsSync(nwcFilePath(dir)), false);
+});
+
+test('auto top-up funds through NWC under the threshold, then waits out the interval', async (t) => {
+  let now = Date.parse('2026-05-01T12:00:00Z');
+  const { nwc, wallet } = await setup(t, 10_000, { clock: () => now, autoTopup: { thresholdSat: 500, amountSat: 2000, minIntervalMs: 3_600_000, dailyCapSat: 3000 } });
+  assert.deepEqual(await wallet.maybeTopUp(), { fund: false, reason: 'above_threshold' }); // no NWC yet: nothing to do
+  await wallet.connectNwc(nwc.uri);
+  const first = await wallet.maybeTopUp();
+  assert.equal(first.fund, true);
+  assert.equal(wallet.balance().totalSat, 2000);
+  await wallet.withdraw(nwc.node.createInvoice(1_700_000).bolt11); // spend most of it
+  assert.ok(wallet.balance().totalSat < 500);
+  assert.equal((await wallet.maybeTopUp()).fund, false); // too soon
+  now += 3_600_000;
+  const second = await wallet.maybeTopUp();
+  assert.deepEqual([second.fund, second.fund && second.amountSat], [true, 1000]); // the daily cap leaves 1000
+  now += 3_600_000;
+  assert.deepEqual(await wallet.maybeTopUp(), { fund: false, reason: 'above_threshold' });
 });

@@ -1,0 +1,54 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Wallet } from '@cashu/cashu-ts';
+import { verifyInvariant } from '../../wallet/invariant.ts';
+import { receiveToken } from '../../wallet/receive.ts';
+import { withdraw } from '../../wallet/withdraw.ts';
+import { toCashuProof } from '../../wallet/store.ts';
+import { fundNow, outsideToken, world } from './world.ts';
+
+test('after funding, receiving and withdrawing, the books balance to the sat and match the mint', async (t) => {
+  const { ln, mint, ctx } = await world(t, { inputFeePpk: 200 });
+  await fundNow(ctx, ln, 2000);
+  await receiveToken(ctx, await outsideToken(ln, mint.url, 300));
+  await withdraw(ctx, ln.node('shop').createInvoice(700_000).bolt11);
+  const r = await verifyInvariant(ctx, { checkMints: true });
+  assert.equal(r.ok, true, r.differences.join('; '));
+  const [m] = r.totals;
+  assert.equal(m.funded, 2000);
+  assert.equal(m.received, 300);
+  assert.equal(m.withdrawn, 700);
+  assert.equal(m.funded + m.received - m.withdrawn - m.withdrawalFees - m.paidToProviders - m.mintFees - m.losses, m.unspent + m.pending);
+  assert.equal(m.mintCheck?.spentAmount, 0);
+  assert.ok(m.mintFees > 0);
+});
+
+test('proofs spent behind the wallet\'s back are named as a difference', async (t) => {
+  const { ln, mint, ctx } = await world(t);
+  await fundNow(ctx, ln, 64);
+  // Someone with a copy of the proofs (a restored backup, a bug) spends them elsewhere.
+  const thief = new Wallet(mint.url);
+  await thief.loadMint();
+  await thief.receive(ctx.store.selectUnspent(mint.url, 'sat').map(toCashuProof));
+  const r = await verifyInvariant(ctx, { checkMints: true });
+  assert.equal(r.ok, false);
+  assert.deepEqual(r.differences, [`${mint.url} (sat): 64 sat we count as unspent is spent at the mint`]);
+});
+
+test('a ledger that disagrees with the proofs is named with the difference', async (t) => {
+  const { ln, mint, ctx } = await world(t);
+  await fundNow(ctx, ln, 10);
+  ctx.ledger.record({ kind: 'funding', mint: mint.url, unit: 'sat', amount: 5, ref: 'phantom' });
+  const r = await verifyInvariant(ctx);
+  assert.equal(r.ok, false);
+  assert.match(r.differences[0], /ledger says 15 sat but proofs hold 10 unspent \+ 0 pending \(difference 5 sat\)/);
+});
+
+test('an unreachable mint makes the check fail as unverified rather than pass', async (t) => {
+  const { ln, mint, ctx } = await world(t);
+  await fundNow(ctx, ln, 10);
+  await mint.setDown(true);
+  const r = await verifyInvariant(ctx, { checkMints: true });
+  assert.equal(r.ok, false);
+  assert.match(r.differences[0], /could not ask the mint.*unverified/);
+});
