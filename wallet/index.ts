@@ -1,6 +1,7 @@
 // The wallet as the daemon and the CLI see it: one CashuWallet per process that owns the
 // wallet (the daemon, or a CLI command holding the lock when no daemon runs).
 import path from 'node:path';
+import { setGlobalRequestOptions } from '@cashu/cashu-ts';
 import { nullLogger, type Logger } from '../protocol/logger.ts';
 import type { WalletContext } from './context.ts';
 import { FundingError, NwcError } from './errors.ts';
@@ -32,6 +33,11 @@ export interface CashuWalletOptions {
   clock?: Clock;
   logger?: Logger;
   autoTopup?: TopupPolicy;
+  /**
+   * Abort a mint HTTP call after this long (cashu-ts global option; default 20 s). A timed-out
+   * call has an unknown outcome and is settled by recovery, never assumed to have failed.
+   */
+  requestTimeoutMs?: number;
 }
 
 export interface BalanceSummary {
@@ -61,6 +67,7 @@ export class CashuWallet {
 
   constructor(opts: CashuWalletOptions) {
     migrateWallet(opts.db);
+    setGlobalRequestOptions({ requestTimeout: opts.requestTimeoutMs ?? 20_000 });
     const clock = opts.clock ?? Date.now;
     const logger = opts.logger ?? nullLogger;
     this.dataDir = opts.dataDir;

@@ -82,3 +82,12 @@ test('a receive whose answer was lost is resumed on the next start, and credits 
   assert.equal(ctx.store.balances()[0].unspent, 16);
   assert.equal((await verifyInvariant(ctx, { checkMints: true })).ok, true);
 });
+
+test('a mint with sat and msat keeps a balance per unit, and msat tokens are received in msat', async (t) => {
+  const { ln, mint, ctx } = await world(t, { units: ['sat', 'msat'] });
+  await receiveToken(ctx, await outsideToken(ln, mint.url, 5, 'sat'));
+  const r = await receiveToken(ctx, await outsideToken(ln, mint.url, 2500, 'msat'));
+  assert.deepEqual([r.unit, r.received], ['msat', 2500]);
+  assert.deepEqual(ctx.store.balances().map((b) => [b.unit, b.unspent]), [['msat', 2500], ['sat', 5]]);
+  assert.equal((await verifyInvariant(ctx, { checkMints: true })).ok, true);
+});
