@@ -1,0 +1,175 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { getTokenMetadata, Wallet } from '@cashu/cashu-ts';
+import { paymentsWorld, testProvider, payProvider, chatBody, requiredSat, assertBooksBalance, balanceOf, mintCallsSince } from './payments-fixture.ts';
+import { InsufficientFundsError } from '../../wallet/errors.ts';
+import { PaymentStateError } from '../../wallet/payments.ts';
+import { defaultReserve } from '../../wallet/reserve.ts';
+
+test('with a warm reserve, tokens are made without asking the mint', async (t) => {
+  const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 6000, payments: { autoRefill: false, reserve: defaultReserve(256, 5) } });
+  await payments.reserve.refill(mint.url);
+  const before = mint.requestCounts();
+  const amounts = [1, 3, 7, 12, 21, 50, 99, 130, 200, 257, 5, 64, 33, 18, 2];
+  let sent = 0;
+  for (const [i, amount] of amounts.entries()) {
+    const taken = await payments.takeToken(mint.url, amount, `req-${i}`);
+    assert.equal(taken.mintRoundTrip, false);
+    assert.equal(getTokenMetadata(taken.token).amount.toNumber(), taken.sentSat);
+    assert.equal(taken.sentSat, amount + taken.feeSat + taken.overpaySat);
+    sent += taken.sentSat;
+  }
+  assert.deepEqual(mintCallsSince(before, mint.requestCounts()), {}, 'no request reached the mint');
+  assert.equal(balanceOf(ctx, mint.url).pending, sent);
+  assert.equal(payments.stats().roundtrips, 0);
+  await assertBooksBalance(ctx);
+});
+
+test('100 concurrent takeToken calls never hand out the same proof twice', async (t) => {
+  const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 6000 });
+  await payments.reserve.refill(mint.url);
+  const results = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => payments.takeToken(mint.url, 1 + (i % 37), `c-${i}`)));
+  const taken = results.filter((r) => r.status === 'fulfilled').map((r) => (r as PromiseFulfilledResult<Awaited<ReturnType<typeof payments.takeToken>>>).value);
+  assert.equal(taken.length, 100, results.find((r) => r.status === 'rejected') ? String((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason) : '');
+  const wallet = await ctx.mints.wallet(mint.url);
+  const secrets = taken.flatMap((x) => wallet.decodeToken(x.token).proofs.map((p) => p.secret));
+  assert.equal(new Set(secrets).size, secrets.length, 'a proof appears in two tokens');
+  assert.equal(balanceOf(ctx, mint.url).pending, taken.reduce((a, x) => a + x.sentSat, 0));
+  await payments.changeQueue.idle();
+  await assertBooksBalance(ctx);
+});
+
+test('the provider redeems the token and the change comes back into the balance through the queue', async (t) => {
+  const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 2000, engine: 'worker' });
+  await payments.reserve.refill(mint.url);
+  const provider = await testProvider(t, mint.url);
+  const amount = requiredSat();
+  const taken = await payments.takeToken(mint.url, amount, 'r1', { providerUrl: provider.url });
+  const res = await payProvider(provider, taken.token);
+  assert.equal(res.status, 200);
+  assert.ok(res.change, 'the provider returned change');
+  const settled = payments.settle('r1', res.change);
+  assert.equal(settled.state, 'settled');
+  assert.equal(settled.changePending, true);
+  const before = balanceOf(ctx, mint.url).unspent;
+  await payments.changeQueue.drain();
+  const outcome = payments.outcome('r1')!;
+  const claimed = getTokenMetadata(res.change).amount.toNumber();
+  assert.equal(outcome.changeClaimedSat, claimed);
+  assert.equal(outcome.changeReceivedSat, claimed, 'no input fee at this mint');
+  assert.equal(outcome.changePending, false);
+  assert.deepEqual(outcome.flags, []);
+  assert.equal(balanceOf(ctx, mint.url).unspent, before + claimed);
+  // What the provider kept is what we paid minus the change.
+  assert.equal(provider.stats().earnedSat, taken.sentSat - claimed);
+  await assertBooksBalance(ctx);
+});
+
+test('on a fee-charging mint the token also covers the input fee the provider pays, so it nets the amount asked', async (t) => {
+  const { mint, ctx, payments } = await paymentsWorld(t, { mint: { inputFeePpk: 600 }, fundSat: 3000, payments: { autoRefill: false } });
+  await payments.reserve.refill(mint.url);
+  const provider = await testProvider(t, mint.url);
+  for (const [i, amount] of [9, 30, 77].entries()) {
+    const taken = await payments.takeToken(mint.url, amount, `f-${i}`);
+    assert.ok(taken.feeSat > 0);
+    assert.equal(taken.feeSat, Math.ceil((taken.proofCount * 600) / 1000));
+    // Redeem it as a provider does and look at what it nets.
+    const receiver = new Wallet(mint.url);
+    await receiver.loadMint();
+    const got = await receiver.receive(taken.token);
+    const net = got.reduce((a, p) => a + Number(p.amount), 0);
+    assert.equal(net, amount + taken.overpaySat, `asked ${amount}, the provider netted ${net}`);
+    payments.settle(`f-${i}`);
+  }
+  // And a real provider accepts it as covering its required amount.
+  const taken = await payments.takeToken(mint.url, requiredSat(), 'f-provider', { providerUrl: provider.url });
+  const res = await payProvider(provider, taken.token);
+  assert.equal(res.status, 200);
+  payments.settle('f-provider', res.change);
+  await payments.changeQueue.drain();
+  const outcome = payments.outcome('f-provider')!;
+  assert.ok(outcome.changeFeeSat > 0, 'receiving change pays the input fee too');
+  assert.equal(outcome.changeReceivedSat, outcome.changeClaimedSat - outcome.changeFeeSat);
+  await assertBooksBalance(ctx);
+});
+
+test('when the proofs cannot make the amount offline, one swap makes the token and refills the reserve', async (t) => {
+  const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 1024, payments: { autoRefill: false } });
+  assert.deepEqual(ctx.store.selectUnspent(mint.url, 'sat').map((p) => p.amount), [1024]);
+  const before = mint.requestCounts();
+  const taken = await payments.takeToken(mint.url, 10, 'big');
+  assert.equal(taken.mintRoundTrip, true);
+  assert.equal(taken.sentSat, 10);
+  assert.deepEqual(mintCallsSince(before, mint.requestCounts()), { 'POST /v1/swap': 1 });
+  assert.equal(payments.stats().roundtrips, 1);
+  // The same swap refilled small denominations: the next tokens need no mint.
+  const after = mint.requestCounts();
+  for (const [i, amount] of [3, 17, 40].entries()) assert.equal((await payments.takeToken(mint.url, amount, `next-${i}`)).mintRoundTrip, false);
+  assert.deepEqual(mintCallsSince(after, mint.requestCounts()), {});
+  await assertBooksBalance(ctx);
+});
+
+test('a request the wallet cannot afford fails at once and moves nothing', async (t) => {
+  const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 50 });
+  await assert.rejects(payments.takeToken(mint.url, 51, 'too-much'), InsufficientFundsError);
+  assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 50, pending: 0 });
+  assert.equal(payments.outcome('too-much'), undefined);
+});
+
+test('the request row is written in the same transaction, and a failure there leaves the proofs unspent', async (t) => {
+  const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 500 });
+  await assert.rejects(
+    payments.takeToken(mint.url, 20, 'tx-1', { inTransaction: () => { throw new Error('request row refused'); } }),
+    /request row refused/,
+  );
+  assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 500, pending: 0 });
+  assert.equal(payments.outcome('tx-1'), undefined);
+  let seen: string | null = null;
+  await payments.takeToken(mint.url, 20, 'tx-2', { inTransaction: (taken) => { seen = taken.requestId; } });
+  assert.equal(seen, 'tx-2');
+  await assert.rejects(payments.takeToken(mint.url, 5, 'tx-2'), PaymentStateError, 'one token per request id');
+});
+
+test('after a 402 the token is replaced by a bigger one reusing its proofs, and the provider accepts it', async (t) => {
+  const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 2000 });
+  const provider = await testProvider(t, mint.url);
+  const small = await payments.takeToken(mint.url, 1, 'r402', { providerUrl: provider.url });
+  const first = await payProvider(provider, small.token);
+  assert.equal(first.status, 402);
+  const required = Math.ceil(((first.body.detail as { amount_required_msat: number }).amount_required_msat) / 1000);
+  const bigger = await payments.topUp('r402', required);
+  assert.equal(bigger.sentSat, required + bigger.feeSat + bigger.overpaySat);
+  assert.equal(balanceOf(ctx, mint.url).pending, bigger.sentSat, 'only the new token is pending');
+  assert.equal(payments.outcome('r402')!.sentSat, bigger.sentSat);
+  const second = await payProvider(provider, bigger.token);
+  assert.equal(second.status, 200);
+  payments.settle('r402', second.change);
+  await payments.changeQueue.drain();
+  await assertBooksBalance(ctx);
+});
+
+test('reclaiming a token the provider never redeemed returns the money', async (t) => {
+  const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 300 });
+  const taken = await payments.takeToken(mint.url, 40, 'lost-conn');
+  assert.equal(balanceOf(ctx, mint.url).pending, taken.sentSat);
+  const result = await payments.reclaim('lost-conn');
+  assert.equal(result.action, 'reclaimed');
+  assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 300, pending: 0 });
+  assert.equal(payments.outcome('lost-conn')!.state, 'reclaimed');
+  // The provider saw the secrets, so they were swapped: the old token is worthless now.
+  const wallet = await ctx.mints.wallet(mint.url);
+  for (const p of wallet.decodeToken(taken.token).proofs) assert.equal(mint.isSpent(p.secret), true);
+  await assertBooksBalance(ctx);
+});
+
+test('a token is written to the request before it is returned, and settling twice is refused', async (t) => {
+  const { mint, payments } = await paymentsWorld(t, { fundSat: 100 });
+  const taken = await payments.takeToken(mint.url, 10, 'once', { providerUrl: 'http://127.0.0.1:9/' });
+  const o = payments.outcome('once')!;
+  assert.equal(o.state, 'pending');
+  assert.equal(o.providerUrl, 'http://127.0.0.1:9/');
+  assert.equal(payments.rows.get('once')!.token, taken.token, 'the exact token is kept for the refund endpoint');
+  payments.settle('once');
+  assert.throws(() => payments.settle('once'), PaymentStateError);
+  void chatBody;
+});

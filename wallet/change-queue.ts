@@ -1,0 +1,382 @@
+// The persistent change queue: change (and refund) tokens from providers wait in SQLite until
+// swapped in at the mint, off the request path. Tokens of the same mint, unit and kind are
+// batched into one swap (one round trip, one set of DLEQ checks) run by the swap engine, in a
+// worker thread by default. A token counts as balance only once its swap is done.
+//
+// Failures: mint down or no answer -> retried with backoff until done (the swap row keeps the
+// exact outputs, so a retry can never mint twice). Refused by the mint (already spent, bad
+// signature) or failing our checks -> a batch is split and each token retried alone; a token
+// refused alone is 'invalid': the provider's money, not ours, flagged `change_invalid` with
+// the mint's answer as evidence.
+import { getTokenMetadata } from '@cashu/cashu-ts';
+import type { WalletContext } from './context.ts';
+import type { LedgerKind } from './ledger.ts';
+import { NUT_CODE } from './mints.ts';
+import { backoffMs, type SwapRow, type SwapService } from './swaps.ts';
+import { toProofJson, type ProofJson, type SwapFailure } from './swap-ops.ts';
+import type { Reserve } from './reserve.ts';
+
+export type ChangeKind = 'change' | 'refund';
+export type ChangeState = 'queued' | 'swapping' | 'received' | 'invalid' | 'lost';
+
+export interface ChangeRow {
+  id: number;
+  requestId: string;
+  kind: ChangeKind;
+  mint: string;
+  unit: string;
+  claimed: number;
+  state: ChangeState;
+  received: number | null;
+  fee: number | null;
+  attempts: number;
+  error: string | null;
+  evidence: unknown;
+}
+
+export interface ChangeQueueOptions {
+  /** Tokens per swap; default 10 (DESIGN.md step 6: ten per swap halves the per-token cost). */
+  maxBatch?: number;
+  /** Wait this long after an enqueue so more tokens can join the batch; default 50 ms. */
+  batchDelayMs?: number;
+  /** Background tick for retries; default 1000 ms. */
+  pollMs?: number;
+  /** Called (after commit) when a request's change is received, refused or lost. */
+  onSettled?: (requestId: string) => void;
+}
+
+export interface DrainReport {
+  swaps: number;
+  received: number;
+  invalid: number;
+  retrying: number;
+}
+
+interface DbRow {
+  id: number; request_id: string; kind: ChangeKind; mint: string; unit: string; token: string; claimed: number;
+  state: ChangeState; swap_id: string | null; solo: number; attempts: number; next_at: number;
+  received: number | null; fee: number | null; error: string | null; evidence: string | null;
+}
+
+const KIND_LEDGER: Record<ChangeKind, LedgerKind> = { change: 'change_received', refund: 'refund' };
+
+export class ChangeQueue {
+  private readonly s;
+  private readonly maxBatch: number;
+  private readonly batchDelayMs: number;
+  private readonly pollMs: number;
+  private timer: NodeJS.Timeout | null = null;
+  private kickTimer: NodeJS.Timeout | null = null;
+  private draining: Promise<DrainReport> | null = null;
+  private again = false;
+  /** Swaps run by this queue, and tokens they carried (for the batching figures). */
+  swapsRun = 0;
+  tokensSwapped = 0;
+
+  constructor(
+    private readonly ctx: WalletContext,
+    private readonly swaps: SwapService,
+    private readonly reserve: Reserve | null,
+    private readonly opts: ChangeQueueOptions = {},
+  ) {
+    this.maxBatch = opts.maxBatch ?? 10;
+    this.batchDelayMs = opts.batchDelayMs ?? 50;
+    this.pollMs = opts.pollMs ?? 1_000;
+    const db = ctx.db;
+    this.s = {
+      insert: db.prepare(`INSERT INTO payment_change (request_id, kind, mint, unit, token, claimed, state, error, evidence, next_at, created_at, updated_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      due: db.prepare(`SELECT * FROM payment_change WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, id LIMIT 500`),
+      bySwap: db.prepare('SELECT * FROM payment_change WHERE swap_id = ? ORDER BY id'),
+      byRequest: db.prepare('SELECT * FROM payment_change WHERE request_id = ? ORDER BY id'),
+      toSwapping: db.prepare(`UPDATE payment_change SET state = 'swapping', swap_id = ?, attempts = attempts + 1, updated_at = ? WHERE id = ? AND state = 'queued'`),
+      received: db.prepare(`UPDATE payment_change SET state = 'received', received = ?, fee = ?, error = NULL, updated_at = ? WHERE id = ?`),
+      requeue: db.prepare(`UPDATE payment_change SET state = 'queued', swap_id = NULL, solo = ?, next_at = ?, error = ?, updated_at = ? WHERE id = ?`),
+      retryLater: db.prepare(`UPDATE payment_change SET attempts = attempts + 1, next_at = ?, error = ?, updated_at = ? WHERE id = ?`),
+      refuse: db.prepare(`UPDATE payment_change SET state = ?, error = ?, evidence = ?, updated_at = ? WHERE id = ?`),
+      setClaimed: db.prepare('UPDATE payment_change SET claimed = ? WHERE id = ?'),
+      get: db.prepare('SELECT * FROM payment_change WHERE id = ?'),
+      openCount: db.prepare(`SELECT COUNT(*) AS n FROM payment_change WHERE state IN ('queued', 'swapping')`),
+    };
+    for (const kind of ['change', 'refund'] as const) {
+      swaps.on(kind, {
+        done: (row, r) => this.onDone(row, r.fee),
+        rejected: (row, failure) => this.onRejected(this.rowsOfSwap(row.id), failure),
+        lost: (row, evidence) => {
+          for (const c of this.rowsOfSwap(row.id)) this.s.refuse.run('lost', 'swap outcome unknown', JSON.stringify(evidence), ctx.clock(), c.id);
+          this.notify(this.rowsOfSwap(row.id));
+        },
+      });
+    }
+  }
+
+  /**
+   * Queue a change or refund token (synchronous: call it inside the transaction that settles the
+   * request). A token that cannot be parsed, or comes from an untrusted mint, is recorded as
+   * 'invalid' at once. Returns the row.
+   */
+  enqueue(requestId: string, kind: ChangeKind, token: string, fallbackMint: string, fallbackUnit = 'sat'): ChangeRow {
+    const now = this.ctx.clock();
+    let mint = fallbackMint;
+    let unit = fallbackUnit;
+    let claimed = 0;
+    let refusal: { error: string; evidence: unknown } | null = null;
+    try {
+      const meta = getTokenMetadata(token.trim());
+      mint = meta.mint;
+      unit = meta.unit;
+      claimed = meta.amount.toNumber();
+      if (!this.ctx.mints.isTrusted(mint)) refusal = { error: 'token from an untrusted mint', evidence: { reason: 'untrusted_mint', mint } };
+      else mint = this.ctx.mints.assertTrusted(mint);
+      if (claimed <= 0) refusal = { error: 'token has no value', evidence: { reason: 'empty' } };
+    } catch (err) {
+      refusal = { error: 'not a Cashu token', evidence: { reason: 'undecodable', detail: (err as Error).message, length: token.length } };
+    }
+    const info = this.s.insert.run(requestId, kind, mint, unit, token.trim(), claimed, refusal ? 'invalid' : 'queued',
+      refusal?.error ?? null, refusal ? JSON.stringify(refusal.evidence) : null, now, now, now);
+    const row = this.get(Number(info.lastInsertRowid));
+    if (refusal) this.notify([row]);
+    else this.kick();
+    return row;
+  }
+
+  rowsOf(requestId: string): ChangeRow[] {
+    return (this.s.byRequest.all(requestId) as DbRow[]).map(fromDb);
+  }
+
+  /** Tokens waiting (queued or in a swap). */
+  openCount(): number {
+    return (this.s.openCount.get() as { n: number }).n;
+  }
+
+  /** Run the background loop: a batch shortly after each enqueue, and retries every pollMs. */
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.drain().catch((err) => this.ctx.logger.error('change queue failed', { error: (err as Error).message })), this.pollMs);
+    this.timer.unref();
+    this.kick();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    if (this.kickTimer) clearTimeout(this.kickTimer);
+    this.timer = this.kickTimer = null;
+  }
+
+  /** Wait for the running drain, if any. */
+  async idle(): Promise<void> {
+    while (this.draining) await this.draining.catch(() => {});
+  }
+
+  private kick(): void {
+    if (!this.timer || this.kickTimer) return;
+    this.kickTimer = setTimeout(() => {
+      this.kickTimer = null;
+      void this.drain().catch((err) => this.ctx.logger.error('change queue failed', { error: (err as Error).message }));
+    }, this.batchDelayMs);
+    this.kickTimer.unref();
+  }
+
+  /** Swap every due token now (batched); also re-sends unanswered swaps whose time has come. */
+  drain(): Promise<DrainReport> {
+    if (this.draining) {
+      this.again = true;
+      return this.draining;
+    }
+    const run = (async () => {
+      const total: DrainReport = { swaps: 0, received: 0, invalid: 0, retrying: 0 };
+      do {
+        this.again = false;
+        const r = await this.drainOnce();
+        total.swaps += r.swaps;
+        total.received += r.received;
+        total.invalid += r.invalid;
+        total.retrying += r.retrying;
+      } while (this.again);
+      return total;
+    })().finally(() => {
+      this.draining = null;
+    });
+    this.draining = run;
+    return run;
+  }
+
+  private async drainOnce(): Promise<DrainReport> {
+    const report: DrainReport = { swaps: 0, received: 0, invalid: 0, retrying: 0 };
+    for (const outcome of await this.swaps.resumeDue()) {
+      report.swaps++;
+      if (outcome.status === 'retry') report.retrying++;
+    }
+    const due = (this.s.due.all(this.ctx.clock()) as DbRow[]).map((r) => ({ row: fromDb(r), token: r.token, solo: r.solo === 1 }));
+    const groups = new Map<string, typeof due>();
+    for (const d of due) {
+      const key = `${d.row.mint}\n${d.row.unit}\n${d.row.kind}`;
+      const g = groups.get(key);
+      if (g) g.push(d);
+      else groups.set(key, [d]);
+    }
+    for (const group of groups.values()) {
+      const batches: (typeof due)[] = [];
+      let current: typeof due = [];
+      for (const d of group) {
+        if (d.solo) batches.push([d]);
+        else {
+          current.push(d);
+          if (current.length >= this.maxBatch) {
+            batches.push(current);
+            current = [];
+          }
+        }
+      }
+      if (current.length) batches.push(current);
+      for (const batch of batches) {
+        const r = await this.swapBatch(batch.map((d) => ({ row: d.row, token: d.token })));
+        report.swaps += r.swaps;
+        report.received += r.received;
+        report.invalid += r.invalid;
+        report.retrying += r.retrying;
+      }
+    }
+    return report;
+  }
+
+  private async swapBatch(batch: { row: ChangeRow; token: string }[]): Promise<DrainReport> {
+    const report: DrainReport = { swaps: 0, received: 0, invalid: 0, retrying: 0 };
+    const { ctx } = this;
+    const { mint, unit, kind } = batch[0].row;
+    let wallet;
+    try {
+      wallet = await ctx.mints.wallet(mint, unit);
+    } catch (err) {
+      this.later(batch.map((b) => b.row), (err as Error).message);
+      report.retrying += batch.length;
+      return report;
+    }
+    // Decode with the mint's keysets (cashuB carries short keyset ids); drop what does not decode
+    // and any proof seen twice (a provider handing out the same change twice).
+    const members: { row: ChangeRow; proofs: ProofJson[] }[] = [];
+    const seen = new Set<string>();
+    for (const b of batch) {
+      let proofs: ProofJson[];
+      try {
+        const token = wallet.decodeToken(b.token);
+        if (token.unit && token.unit !== unit) throw new Error(`token unit ${token.unit} is not ${unit}`);
+        proofs = token.proofs.map(toProofJson);
+      } catch (err) {
+        this.refuseRows([b.row], 'invalid', 'token does not decode for this mint', { reason: 'undecodable', detail: (err as Error).message });
+        report.invalid++;
+        continue;
+      }
+      if (proofs.some((p) => seen.has(p.secret))) {
+        this.refuseRows([b.row], 'invalid', 'token repeats proofs of another token', { reason: 'duplicate_proofs' });
+        report.invalid++;
+        continue;
+      }
+      for (const p of proofs) seen.add(p.secret);
+      members.push({ row: b.row, proofs });
+    }
+    if (members.length === 0) return report;
+    const foreign = members.flatMap((m) => m.proofs);
+    const total = foreign.reduce((a, p) => a + p.amount, 0);
+    this.swapsRun++;
+    this.tokensSwapped += members.length;
+    report.swaps++;
+    let outcome;
+    try {
+      outcome = await this.swaps.start({
+        mint, unit, purpose: kind, ref: members.length === 1 ? members[0].row.requestId : null, foreign,
+        denominations: this.reserve?.denominationsFor(mint, total) ?? [],
+        onPrepared: (swapId) => {
+          for (const m of members) {
+            // The claimed amount is what the proofs add up to, not what the token's metadata said.
+            this.s.setClaimed.run(m.proofs.reduce((a, p) => a + p.amount, 0), m.row.id);
+            this.s.toSwapping.run(swapId, ctx.clock(), m.row.id);
+          }
+        },
+      });
+    } catch (err) {
+      this.later(members.map((m) => m.row), (err as Error).message);
+      report.retrying += members.length;
+      return report;
+    }
+    if (outcome.status === 'done') report.received += members.length;
+    else if (outcome.status === 'retry') report.retrying += members.length;
+    else if (outcome.status === 'rejected' && outcome.swapId === null) {
+      // Refused by our own checks before anything was written (e.g. a bad DLEQ proof).
+      ctx.db.transaction(() => this.onRejected(members.map((m) => m.row), outcome.failure))();
+      if (members.length === 1) report.invalid++;
+    } else if (outcome.status === 'rejected' && members.length === 1) report.invalid++;
+    return report;
+  }
+
+  private rowsOfSwap(swapId: string): ChangeRow[] {
+    return (this.s.bySwap.all(swapId) as DbRow[]).map(fromDb);
+  }
+
+  private get(id: number): ChangeRow {
+    return fromDb(this.s.get.get(id) as DbRow);
+  }
+
+  /** Inside the swap's transaction: each token received; fee shared by proof value, rounding to the first. */
+  private onDone(row: SwapRow, fee: number): void {
+    const { ctx } = this;
+    const rows = this.rowsOfSwap(row.id);
+    const total = rows.reduce((a, r) => a + r.claimed, 0);
+    let feeLeft = fee;
+    const shares = rows.map((r) => {
+      const share = total > 0 ? Math.floor((fee * r.claimed) / total) : 0;
+      feeLeft -= share;
+      return share;
+    });
+    if (rows.length) shares[0] += feeLeft;
+    rows.forEach((r, i) => {
+      this.s.received.run(r.claimed - shares[i], shares[i], ctx.clock(), r.id);
+      ctx.ledger.record({ kind: KIND_LEDGER[r.kind], mint: r.mint, unit: r.unit, amount: r.claimed, ref: r.requestId, evidence: { swap: row.id } });
+    });
+    ctx.ledger.record({ kind: 'mint_fee', mint: row.mint, unit: row.unit, amount: -fee, ref: row.id, evidence: { purpose: row.purpose, tokens: rows.length } });
+    this.notify(rows);
+  }
+
+  /** Nothing happened at the mint. A batch is split so each token is tried alone; a lone token is refused. */
+  private onRejected(rows: ChangeRow[], failure: SwapFailure): void {
+    const { ctx } = this;
+    if (rows.length > 1) {
+      for (const r of rows) this.s.requeue.run(1, ctx.clock(), failure.message, ctx.clock(), r.id);
+      this.again = true;
+      return;
+    }
+    const evidence = {
+      reason: failure.kind === 'rejected' && failure.mintCode === NUT_CODE.PROOFS_ALREADY_SPENT ? 'already_spent' : failure.kind === 'invalid' ? 'failed_checks' : 'refused',
+      mint_code: failure.kind === 'rejected' ? failure.mintCode : undefined,
+      mint_answer: failure.message,
+    };
+    this.refuseRows(rows, 'invalid', failure.message, evidence);
+  }
+
+  private refuseRows(rows: ChangeRow[], state: 'invalid' | 'lost', error: string, evidence: unknown): void {
+    for (const r of rows) this.s.refuse.run(state, error, JSON.stringify(evidence), this.ctx.clock(), r.id);
+    this.notify(rows);
+  }
+
+  private later(rows: ChangeRow[], error: string): void {
+    const { ctx } = this;
+    ctx.db.transaction(() => {
+      for (const r of rows) this.s.retryLater.run(ctx.clock() + backoffMs(r.attempts + 1), error, ctx.clock(), r.id);
+    })();
+  }
+
+  private notify(rows: ChangeRow[]): void {
+    const cb = this.opts.onSettled;
+    if (!cb) return;
+    const ids = new Set(rows.map((r) => r.requestId));
+    // After the surrounding transaction commits.
+    setImmediate(() => ids.forEach((id) => cb(id)));
+  }
+}
+
+function fromDb(r: DbRow): ChangeRow {
+  return {
+    id: r.id, requestId: r.request_id, kind: r.kind, mint: r.mint, unit: r.unit, claimed: r.claimed, state: r.state,
+    received: r.received, fee: r.fee, attempts: r.attempts, error: r.error, evidence: r.evidence ? JSON.parse(r.evidence) : null,
+  };
+}

@@ -1,0 +1,74 @@
+// Tables of the router-facing payment path (owner 'payments'): one row per paid request, the
+// persistent change queue, and retry bookkeeping for the swaps this path runs. Shipped
+// migrations are never edited: append a new one.
+import { migrate, type DB } from './sqlite.ts';
+import { migrateWallet } from './schema.ts';
+
+export const PAYMENTS_MIGRATIONS: readonly string[] = [
+  `
+  -- One token handed to a provider for a request. token is the exact string sent: the
+  -- provider's refund endpoint looks it up byte for byte.
+  CREATE TABLE payments (
+    request_id    TEXT PRIMARY KEY,
+    mint          TEXT NOT NULL,
+    unit          TEXT NOT NULL,
+    provider_url  TEXT,
+    token         TEXT NOT NULL,
+    amount        INTEGER NOT NULL,   -- what the provider should net
+    sent          INTEGER NOT NULL,   -- face value of the token = amount + fee + overpay
+    fee           INTEGER NOT NULL,   -- NUT-02 input fee the provider pays out of the token
+    overpay       INTEGER NOT NULL,
+    roundtrip     INTEGER NOT NULL,   -- 1 if taking the token needed a swap at the mint
+    state         TEXT NOT NULL CHECK (state IN ('pending', 'settled', 'reclaimed', 'refund_wait', 'refunded', 'lost')),
+    flags         TEXT NOT NULL DEFAULT '[]',
+    evidence      TEXT,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    next_at       INTEGER,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+  );
+  CREATE INDEX payments_open ON payments (state) WHERE state IN ('pending', 'refund_wait');
+
+  -- Change and refund tokens waiting to be swapped in. Counted as balance only once received.
+  CREATE TABLE payment_change (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id  TEXT NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN ('change', 'refund')),
+    mint        TEXT NOT NULL,
+    unit        TEXT NOT NULL,
+    token       TEXT NOT NULL,
+    claimed     INTEGER NOT NULL,     -- face value the token says it has
+    state       TEXT NOT NULL CHECK (state IN ('queued', 'swapping', 'received', 'invalid', 'lost')),
+    swap_id     TEXT,
+    solo        INTEGER NOT NULL DEFAULT 0,   -- swap alone: a batch it was in was refused
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    next_at     INTEGER NOT NULL,
+    received    INTEGER,              -- claimed - fee share, once swapped
+    fee         INTEGER,
+    error       TEXT,
+    evidence    TEXT,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+  );
+  CREATE INDEX payment_change_due ON payment_change (mint, unit, next_at) WHERE state = 'queued';
+  CREATE INDEX payment_change_request ON payment_change (request_id);
+  CREATE INDEX payment_change_swap ON payment_change (swap_id) WHERE swap_id IS NOT NULL;
+
+  -- Retry state of the swaps this path runs (rows of wallet_swaps with the same id).
+  -- in_flight: a call is out (still 1 after a crash); uncertain: an attempt got no usable
+  -- answer, so the mint may already have done the swap.
+  CREATE TABLE payment_swaps (
+    swap_id    TEXT PRIMARY KEY,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    in_flight  INTEGER NOT NULL DEFAULT 0,
+    uncertain  INTEGER NOT NULL DEFAULT 0,
+    next_at    INTEGER NOT NULL
+  );
+  `,
+];
+
+/** Create or upgrade the payment tables (and the wallet's, which they refer to). Idempotent. */
+export function migratePayments(db: DB): void {
+  migrateWallet(db);
+  migrate(db, 'payments', PAYMENTS_MIGRATIONS);
+}

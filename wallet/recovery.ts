@@ -1,0 +1,185 @@
+// Settling requests whose outcome we do not know: the daemon crashed (or timed out) after the
+// token went out, or the request failed and the token must come back. DESIGN.md step 7: the
+// mint (NUT-07) says whether the provider redeemed the token; the provider's refund endpoint
+// (ROUTSTR.md "Lost change") may hand back change. Every sat ends unspent, pending with a
+// reason, spent with a receipt, or lost with evidence.
+//
+//   unspent at the mint -> swap the proofs back (the provider saw their secrets)
+//   spent               -> POST <provider>/v1/balance/refund with the exact token:
+//                          200: payment_sent + the refund token into the change queue
+//                          425 / unreachable: ask again later, a bounded number of rounds
+//                          404 / 410 / rounds used up: loss with evidence
+//   pending at the mint -> leave it; ask again later
+// Run recoverPayments() once on start, BEFORE serving requests: every request-pending proof is
+// then an orphan.
+import { pollRefund, type FetchLike, type RefundAnswer } from '../protocol/refund.ts';
+import { MintUnavailableError } from './errors.ts';
+import type { PaymentRow } from './payment-rows.ts';
+import { PaymentStateError } from './payment-rows.ts';
+import type { Payments } from './payments.ts';
+import { toCashuProof } from './store.ts';
+import { backoffMs, type SwapOutcome } from './swaps.ts';
+
+export interface ResolveOptions {
+  fetch?: FetchLike;
+  /** Refund requests per round (425 is retried within a round); default 3. */
+  pollAttempts?: number;
+  /** Wait between them; default 2000 ms. */
+  pollDelayMs?: number;
+  sleep?: (ms: number) => Promise<void>;
+  /** Rounds (spread out with backoff) before a missing refund becomes a loss; default 8. */
+  maxRefundRounds?: number;
+}
+
+export type ResolveAction =
+  | 'reclaimed'       // swapped back to fresh proofs
+  | 'reclaiming'      // the swap back is waiting for the mint; it resumes in the background
+  | 'refunded'        // the provider returned change; it waits in the change queue
+  | 'refund_wait'     // the provider has no answer yet; asked again later
+  | 'lost'            // spent, nothing came back: a loss row with evidence
+  | 'pending_at_mint' // the mint says the proofs are in flight; asked again later
+  | 'unchanged';      // nothing to do (already settled) or the reclaim swap was refused
+
+export interface ResolveResult {
+  requestId: string;
+  action: ResolveAction;
+  detail?: unknown;
+}
+
+/** Decide what happened to one request's token and settle it accordingly. */
+export async function resolveRequest(p: Payments, requestId: string): Promise<ResolveResult> {
+  const { ctx } = p;
+  const row = p.rows.require(requestId);
+  if (row.state === 'refund_wait') return askRefund(p, row, { mint: 'spent' });
+  if (row.state !== 'pending') return { requestId, action: 'unchanged', detail: { state: row.state } };
+  const proofs = ctx.store.pendingOf(requestId);
+  if (proofs.length === 0) return { requestId, action: 'reclaiming' }; // already in a reclaim swap
+  const states = await ctx.mints.checkStates(row.mint, row.unit, proofs.map(toCashuProof));
+  if (states.some((s) => s === 'PENDING')) return { requestId, action: 'pending_at_mint' };
+  const spent = proofs.filter((_, i) => states[i] === 'SPENT');
+  const unspentSat = proofs.filter((_, i) => states[i] !== 'SPENT').reduce((a, q) => a + q.amount, 0);
+  if (spent.length === proofs.length) return askRefund(p, row, { mint: 'spent', proofs: proofs.length });
+  if (spent.length > 0) {
+    // A node redeems whole tokens, so this should not happen; the spent part is gone.
+    const spentSat = spent.reduce((a, q) => a + q.amount, 0);
+    const evidence = { reason: 'partly_spent', spent_sat: spentSat, unspent_sat: unspentSat };
+    ctx.db.transaction(() => {
+      ctx.store.markSecretsSpent(spent.map((q) => q.secret));
+      ctx.ledger.record({ kind: 'loss', mint: row.mint, unit: row.unit, amount: -spentSat, ref: requestId, evidence });
+      p.rows.addFlag(requestId, 'partly_spent');
+    })();
+  }
+  const outcome = await p.swaps.start({
+    mint: row.mint, unit: row.unit, purpose: 'reclaim', ref: requestId, reclaimRef: requestId,
+    denominations: p.reserve.denominationsFor(row.mint, unspentSat),
+  });
+  return { requestId, action: reclaimAction(outcome), detail: outcome.status === 'done' ? { fee_sat: outcome.fee } : undefined };
+}
+
+function reclaimAction(o: SwapOutcome): ResolveAction {
+  switch (o.status) {
+    case 'done': return 'reclaimed';
+    case 'retry': return 'reclaiming';
+    case 'lost': return 'lost';
+    case 'rejected': return 'unchanged';
+  }
+}
+
+/** The provider redeemed the token: ask for the change it may hold for us. */
+async function askRefund(p: Payments, row: PaymentRow, mintEvidence: unknown): Promise<ResolveResult> {
+  const { ctx } = p;
+  const opts = p.refundOptions;
+  const requestId = row.requestId;
+  if (!row.providerUrl || !opts.fetch) return lose(p, row, { reason: 'no_refund_path', mint: mintEvidence, provider: row.providerUrl });
+  let answer: RefundAnswer | { kind: 'error'; message: string };
+  try {
+    answer = await pollRefund(row.providerUrl, row.token, {
+      fetch: opts.fetch, maxAttempts: opts.pollAttempts ?? 3, delayMs: opts.pollDelayMs ?? 2_000, sleep: opts.sleep,
+    });
+  } catch (err) {
+    answer = { kind: 'error', message: (err as Error).message };
+  }
+  const evidence = { mint: mintEvidence, provider: row.providerUrl, refund: answer.kind === 'refunded' ? { amount: answer.amount, unit: answer.unit } : answer };
+  switch (answer.kind) {
+    case 'refunded': {
+      const token = answer.token;
+      ctx.db.transaction(() => {
+        ctx.store.markSpent(requestId);
+        ctx.ledger.record({ kind: 'payment_sent', mint: row.mint, unit: row.unit, amount: -row.sent, ref: requestId, evidence });
+        p.rows.setState(requestId, 'refunded', evidence);
+        p.changeQueue.enqueue(requestId, 'refund', token, row.mint, row.unit);
+      })();
+      return { requestId, action: 'refunded', detail: evidence };
+    }
+    case 'not_found':
+    case 'swept':
+      return lose(p, row, evidence);
+    case 'pending':
+    case 'error': {
+      const rounds = row.attempts + 1;
+      if (rounds >= (opts.maxRefundRounds ?? 8)) return lose(p, row, { ...evidence, rounds });
+      ctx.db.transaction(() => p.rows.waitForRefund(requestId, ctx.clock() + backoffMs(rounds) * 10, { ...evidence, rounds }))();
+      return { requestId, action: 'refund_wait', detail: evidence };
+    }
+  }
+}
+
+/** Spent at the mint and nothing came back: the proofs are gone, with the evidence why. */
+function lose(p: Payments, row: PaymentRow, evidence: unknown): ResolveResult {
+  const { ctx } = p;
+  ctx.db.transaction(() => {
+    ctx.store.markSpent(row.requestId);
+    ctx.ledger.record({ kind: 'loss', mint: row.mint, unit: row.unit, amount: -row.sent, ref: row.requestId, evidence });
+    p.rows.setState(row.requestId, 'lost', evidence);
+    p.rows.addFlag(row.requestId, 'lost');
+  })();
+  ctx.logger.warn('payment lost: token spent, no refund', { request: row.requestId, mint: row.mint, amount: row.sent });
+  return { requestId: row.requestId, action: 'lost', detail: evidence };
+}
+
+/** Ask again the providers whose refund answer is due. */
+export async function retryRefunds(p: Payments): Promise<ResolveResult[]> {
+  const out: ResolveResult[] = [];
+  for (const row of p.rows.refundsDue(p.ctx.clock())) {
+    out.push(await askRefund(p, row, { mint: 'spent' }));
+    p.emit(row.requestId);
+  }
+  return out;
+}
+
+export interface RecoveryReport {
+  swaps: { status: SwapOutcome['status']; swapId: string | null }[];
+  requests: ResolveResult[];
+  /** Requests that stay pending because their mint could not be asked. */
+  deferred: { requestId: string; error: string }[];
+}
+
+/**
+ * On start, before serving: resume every unfinished swap of the payment path, settle every
+ * request-pending token, then swap in queued change. Idempotent; safe to run again after a
+ * crash in the middle of it.
+ */
+export async function recoverPayments(p: Payments): Promise<RecoveryReport> {
+  const report: RecoveryReport = { swaps: [], requests: [], deferred: [] };
+  for (const id of p.swaps.due(true)) {
+    try {
+      const o = await p.swaps.resume(id);
+      report.swaps.push({ status: o.status, swapId: id });
+    } catch (err) {
+      report.deferred.push({ requestId: id, error: (err as Error).message });
+    }
+  }
+  for (const group of p.ctx.store.pendingGroups()) {
+    if (group.kind !== 'request') continue;
+    try {
+      const r = await resolveRequest(p, group.ref);
+      report.requests.push(r);
+      p.emit(group.ref);
+    } catch (err) {
+      if (err instanceof MintUnavailableError || err instanceof PaymentStateError) report.deferred.push({ requestId: group.ref, error: err.message });
+      else throw err;
+    }
+  }
+  await p.changeQueue.drain();
+  return report;
+}

@@ -1,0 +1,200 @@
+// The small-denomination reserve: a few proofs of every power of two up to the usual token size,
+// so that almost every token can be made offline with an exact sum (wallet/select.ts). It is
+// refilled in the background by swapping a surplus proof into the missing denominations, and
+// change received at the mint is split into the missing denominations first, which keeps most
+// refills from ever being needed.
+import type { WalletContext } from './context.ts';
+import type { StoredProof } from './store.ts';
+import { ProofStateError } from './errors.ts';
+import type { SwapOutcome, SwapService } from './swaps.ts';
+
+export interface ReserveConfig {
+  /** Target count per denomination (powers of two). */
+  targets: ReadonlyMap<number, number>;
+  /** Refill once any denomination has fewer than this many proofs. */
+  minCount: number;
+}
+
+/** Every power of two up to `maxDenominationSat`, `perDenomination` of each. */
+export function defaultReserve(maxDenominationSat = 256, perDenomination = 3): ReserveConfig {
+  const targets = new Map<number, number>();
+  for (let d = 1; d <= maxDenominationSat; d *= 2) targets.set(d, perDenomination);
+  return { targets, minCount: 1 };
+}
+
+type Counts = ReadonlyMap<number, number>;
+
+export function countByAmount(proofs: readonly { amount: number }[]): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const p of proofs) m.set(p.amount, (m.get(p.amount) ?? 0) + 1);
+  return m;
+}
+
+/** The denominations missing to reach the targets, smallest first (with repeats). */
+export function reserveDeficit(counts: Counts, cfg: ReserveConfig): number[] {
+  const out: number[] = [];
+  for (const [d, target] of [...cfg.targets].sort((a, b) => a[0] - b[0])) {
+    for (let i = counts.get(d) ?? 0; i < target; i++) out.push(d);
+  }
+  return out;
+}
+
+export function needsRefill(counts: Counts, cfg: ReserveConfig): boolean {
+  for (const d of cfg.targets.keys()) if ((counts.get(d) ?? 0) < cfg.minCount) return true;
+  return false;
+}
+
+/**
+ * Output denominations for `amountSat` of new proofs: the missing reserve denominations that fit,
+ * smallest first (the rest is split the default way by the swap). Pure.
+ */
+export function fillDenominations(amountSat: number, deficit: readonly number[]): number[] {
+  const out: number[] = [];
+  let rest = amountSat;
+  for (const d of [...deficit].sort((a, b) => a - b)) {
+    if (d > rest) break;
+    out.push(d);
+    rest -= d;
+  }
+  return out;
+}
+
+export interface RefillPlan {
+  inputs: StoredProof[];
+  denominations: number[];
+}
+
+/**
+ * Which surplus proofs to swap into `required` denominations (a token that could not be made
+ * offline) plus the missing reserve denominations. Surplus = proofs above the reserve's
+ * denominations or beyond a denomination's target. Prefers the smallest single proof that covers
+ * everything; else the largest surplus proofs until covered (a partial refill if they run out).
+ * Returns null when there is nothing to do, or the surplus cannot even cover `required`. Pure.
+ */
+export function planRefill(
+  proofs: readonly StoredProof[],
+  cfg: ReserveConfig,
+  feePpk: (keysetId: string) => number | undefined,
+  required: readonly number[] = [],
+): RefillPlan | null {
+  const deficit = reserveDeficit(countByAmount(proofs), cfg);
+  if (deficit.length === 0 && required.length === 0) return null;
+  const kept = new Map<number, number>();
+  const surplus: StoredProof[] = [];
+  for (const p of [...proofs].sort((a, b) => a.amount - b.amount)) {
+    if (feePpk(p.keysetId) === undefined) continue;
+    const have = kept.get(p.amount) ?? 0;
+    if (have < (cfg.targets.get(p.amount) ?? 0)) kept.set(p.amount, have + 1);
+    else surplus.push(p);
+  }
+  const fee = (ps: readonly StoredProof[]) => Math.ceil(ps.reduce((a, p) => a + (feePpk(p.keysetId) ?? 0), 0) / 1000);
+  const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
+  const requiredSat = sum(required);
+  const wanted = requiredSat + sum(deficit);
+  let inputs: StoredProof[] = [];
+  const single = surplus.find((p) => p.amount >= wanted + fee([p]));
+  if (single) inputs = [single];
+  else {
+    let total = 0;
+    for (const p of [...surplus].reverse()) {
+      inputs.push(p);
+      total += p.amount;
+      if (total >= wanted + fee(inputs)) break;
+    }
+  }
+  const available = sum(inputs.map((p) => p.amount)) - fee(inputs);
+  if (inputs.length === 0 || available < Math.max(requiredSat, 1)) return null;
+  return { inputs, denominations: [...required, ...fillDenominations(available - requiredSat, deficit)] };
+}
+
+/** Keeps each mint's reserve topped up; one swap at a time per mint, off the request path. */
+export class Reserve {
+  private readonly running = new Map<string, Promise<SwapOutcome | null>>();
+  private readonly locks = new Map<string, Promise<void>>();
+  refills = 0;
+
+  constructor(
+    private readonly ctx: WalletContext,
+    private readonly swaps: SwapService,
+    readonly config: ReserveConfig = defaultReserve(),
+    private readonly unit = 'sat',
+  ) {
+    swaps.on('split', {
+      done: (row, r) => {
+        ctx.ledger.record({ kind: 'mint_fee', mint: row.mint, unit: row.unit, amount: -r.fee, ref: row.id, evidence: { purpose: 'split', inputs: r.ownAmount } });
+      },
+      rejected: (row, failure, own) => {
+        // Nothing happened at the mint: the proofs are ours as before. (If the mint says they are
+        // spent, the invariant check with NUT-07 names them; a token made of them would be refused.)
+        if (own.length) ctx.store.releaseSecrets(own);
+        ctx.logger.warn('reserve split refused by the mint', { mint: row.mint, error: failure.message });
+      },
+      lost: () => {},
+    });
+  }
+
+  counts(mint: string): Map<number, number> {
+    return new Map(this.ctx.store.denominations(mint, this.unit).map((r) => [r.amount, r.count]));
+  }
+
+  /** Denominations to ask for when `amountSat` of new proofs arrive (change, refunds). */
+  denominationsFor(mint: string, amountSat: number): number[] {
+    return fillDenominations(amountSat, reserveDeficit(this.counts(mint), this.config));
+  }
+
+  /** Start a refill in the background if the reserve runs low; null if none is needed or one is running. */
+  maybeRefill(mint: string): Promise<SwapOutcome | null> | null {
+    if (this.running.has(mint)) return null;
+    if (!needsRefill(this.counts(mint), this.config)) return null;
+    return this.refill(mint);
+  }
+
+  /** Swap surplus proofs into the missing denominations now (single-flight per mint). */
+  refill(mint: string): Promise<SwapOutcome | null> {
+    const running = this.running.get(mint);
+    if (running) return running;
+    const run = this.exclusive(mint, () => this.split(mint, [])).finally(() => {
+      if (this.running.get(mint) === run) this.running.delete(mint);
+    });
+    this.running.set(mint, run);
+    return run;
+  }
+
+  /** Run `fn` while no other split of this mint's proofs runs (splits planned together would pick the same proofs). */
+  async exclusive<T>(mint: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(mint) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = previous.then(() => new Promise<void>((r) => (release = r)));
+    this.locks.set(mint, mine);
+    await previous;
+    try {
+      return await fn();
+    } finally {
+      release();
+      if (this.locks.get(mint) === mine) this.locks.delete(mint);
+    }
+  }
+
+  /**
+   * Swap so that proofs of exactly `required` denominations exist (on the request path, when a
+   * token cannot be made offline), refilling the reserve with the rest. Spends surplus first,
+   * reserve proofs only if the surplus is too small. Call inside exclusive().
+   */
+  async split(mint: string, required: readonly number[]): Promise<SwapOutcome | null> {
+    const wallet = await this.ctx.mints.wallet(mint, this.unit);
+    const fees = new Map(wallet.keyChain.getKeysets().map((k) => [k.id, k.fee]));
+    const feeOf = (id: string) => fees.get(id);
+    for (let attempt = 0; ; attempt++) {
+      const proofs = this.ctx.store.selectUnspent(mint, this.unit);
+      const plan = planRefill(proofs, this.config, feeOf, required) ?? (required.length ? planRefill(proofs, { targets: new Map(), minCount: 0 }, feeOf, required) : null);
+      if (!plan) return null;
+      try {
+        this.refills++;
+        return await this.swaps.start({ mint, unit: this.unit, purpose: 'split', ref: null, own: plan.inputs, denominations: plan.denominations });
+      } catch (err) {
+        // A request took a planned proof while the outputs were being blinded: plan again.
+        if (!(err instanceof ProofStateError) || attempt >= 3) throw err;
+      }
+    }
+  }
+}

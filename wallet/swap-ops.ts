@@ -1,0 +1,142 @@
+// The CPU-heavy half of a swap, written so it can run in a worker thread: blinding outputs,
+// checking the DLEQ proofs of incoming proofs, the mint call, checking the mint's DLEQ proofs
+// and unblinding (DESIGN.md step 6: ~65 ms of CPU per swap, mostly DLEQ).
+// Everything that crosses the thread boundary is plain JSON (amounts as numbers).
+import { Amount, OutputData, Wallet, type GetInfoResponse, type KeyChainCache, type Proof, type SerializedOutputData } from '@cashu/cashu-ts';
+import { mapMintError } from './mints.ts';
+import { MintRejectedError } from './errors.ts';
+
+/** A proof as it crosses the thread boundary. */
+export interface ProofJson {
+  id: string;
+  amount: number;
+  secret: string;
+  C: string;
+  dleq?: { e: string; s: string; r?: string };
+  witness?: Proof['witness'];
+}
+
+/** What a worker needs to act for a mint without asking it for keys again. */
+export interface MintCache {
+  mint: string;
+  unit: string;
+  info: GetInfoResponse;
+  keychain: KeyChainCache;
+}
+
+export interface PrepareRequest {
+  op: 'prepare';
+  cache: MintCache;
+  inputs: ProofJson[];
+  /** Output denominations wanted (may sum to less than the amount; the rest is split by default). */
+  denominations: number[];
+  /** Refuse incoming proofs that lack a DLEQ proof (those that carry one are always checked). */
+  requireDleq: boolean;
+}
+export interface PrepareResult {
+  outputs: SerializedOutputData[];
+  keysetId: string;
+  /** inputs - fee: what the outputs add up to. */
+  amount: number;
+  fee: number;
+}
+
+export interface CompleteRequest {
+  op: 'complete';
+  cache: MintCache;
+  inputs: ProofJson[];
+  outputs: SerializedOutputData[];
+  keysetId: string;
+}
+export interface CompleteResult {
+  proofs: ProofJson[];
+}
+
+export type SwapRequest = PrepareRequest | CompleteRequest;
+
+/** How a swap step failed, in a form that survives postMessage. */
+export type SwapFailure =
+  /** The mint refused: nothing happened (e.g. 11001 already spent). */
+  | { kind: 'rejected'; message: string; mintCode?: number }
+  /** No answer, or an answer we cannot use: the mint may or may not have done it. `refused`: the connection was refused, so it certainly did not. */
+  | { kind: 'unavailable'; message: string; refused: boolean }
+  /** Checked locally before any mint call and found bad (invalid DLEQ, unknown keyset, wrong unit). */
+  | { kind: 'invalid'; message: string };
+
+export class SwapStepError extends Error {
+  override name = 'SwapStepError';
+  constructor(readonly failure: SwapFailure) {
+    super(failure.message);
+  }
+}
+
+const wallets = new Map<string, Wallet>();
+
+function walletFor(cache: MintCache): Wallet {
+  const fingerprint = cache.keychain.keysets.map((k) => `${k.id}:${k.active ? 1 : 0}:${k.input_fee_ppk ?? 0}`).join(',');
+  const key = `${cache.mint} ${cache.unit} ${fingerprint}`;
+  let wallet = wallets.get(key);
+  if (!wallet) {
+    wallet = new Wallet(cache.mint, { unit: cache.unit, requireSigDleq: true });
+    wallet.loadMintFromCache(cache.info, cache.keychain);
+    if (wallets.size > 32) wallets.clear();
+    wallets.set(key, wallet);
+  }
+  return wallet;
+}
+
+export function toProofJson(p: Pick<Proof, 'id' | 'amount' | 'secret' | 'C' | 'dleq' | 'witness'>): ProofJson {
+  const out: ProofJson = { id: p.id, amount: Amount.from(p.amount).toNumber(), secret: p.secret, C: p.C };
+  if (p.dleq) out.dleq = { e: p.dleq.e, s: p.dleq.s, ...(p.dleq.r ? { r: p.dleq.r } : {}) };
+  if (p.witness) out.witness = p.witness;
+  return out;
+}
+
+function fromProofJson(p: ProofJson): Proof {
+  return { ...p, amount: Amount.from(p.amount) } as Proof;
+}
+
+/** Blind outputs for a swap of `inputs` (no mint call). Throws SwapStepError{kind:'invalid'}. */
+export async function prepareSwap(req: PrepareRequest): Promise<PrepareResult> {
+  try {
+    const wallet = walletFor(req.cache);
+    const outputType = { type: 'random' as const, ...(req.denominations.length ? { denominations: req.denominations } : {}) };
+    const preview = await wallet.prepareSwapToReceive(req.inputs.map(fromProofJson), { requireDleq: req.requireDleq }, outputType);
+    return {
+      outputs: (preview.keepOutputs ?? []).map((o) => OutputData.serialize(o)),
+      keysetId: preview.keysetId,
+      amount: preview.amount.toNumber(),
+      fee: preview.fees.toNumber(),
+    };
+  } catch (err) {
+    throw new SwapStepError({ kind: 'invalid', message: (err as Error).message });
+  }
+}
+
+/** Send the swap to the mint with the persisted outputs, check and unblind the signatures. */
+export async function completeSwap(req: CompleteRequest): Promise<CompleteResult> {
+  const wallet = walletFor(req.cache);
+  const keepOutputs = req.outputs.map((o) => OutputData.deserialize(o));
+  const inputs = req.inputs.map(fromProofJson);
+  try {
+    const total = req.inputs.reduce((a, p) => a + p.amount, 0);
+    const fee = wallet.getFeesForProofs(inputs);
+    const { keep } = await wallet.completeSwap({ amount: Amount.from(total).subtract(fee), fees: fee, keysetId: req.keysetId, inputs, keepOutputs });
+    return { proofs: keep.map(toProofJson) };
+  } catch (raw) {
+    const err = mapMintError(req.cache.mint, raw);
+    if (err instanceof MintRejectedError) throw new SwapStepError({ kind: 'rejected', message: err.message, mintCode: err.mintCode });
+    throw new SwapStepError({ kind: 'unavailable', message: err.message, refused: connectionRefused(raw) });
+  }
+}
+
+export async function runSwapRequest(req: SwapRequest): Promise<PrepareResult | CompleteResult> {
+  return req.op === 'prepare' ? prepareSwap(req) : completeSwap(req);
+}
+
+function connectionRefused(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
+    if ((e as { code?: unknown }).code === 'ECONNREFUSED') return true;
+  }
+  return false;
+}
