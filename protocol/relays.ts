@@ -1,7 +1,9 @@
 // One long-lived subscription on each of several Nostr relays. Every relay is on its own:
 // a relay that is down, slow or refuses us never delays the others. A lost connection is
 // retried after a delay from a short table (with jitter), and the subscription is sent
-// again on reconnect. Signatures are NOT checked here: the caller verifies what it keeps.
+// again on reconnect. Relays cap how many stored events one request returns (often 100 to
+// 500), so after the first batch older events are fetched page by page with `until`.
+// Signatures are NOT checked here: the caller verifies what it keeps.
 import { AbstractRelay, type Subscription } from 'nostr-tools/abstract-relay';
 import type { Filter } from 'nostr-tools/filter';
 import { WebSocket as WsWebSocket } from 'ws';
@@ -43,6 +45,10 @@ export interface RelayPoolOptions {
   eoseTimeoutMs?: number;
   /** Ping interval to detect silently dead connections; 0 disables. */
   pingIntervalMs?: number;
+  /** Events asked for per request; older ones are fetched page by page (`until`). Default 500. */
+  pageLimit?: number;
+  /** Most pages fetched after the first one, per connection. Default 100. */
+  maxPages?: number;
 }
 
 /** Subscriptions to a set of relays that reconnect on their own until stop(). */
@@ -131,27 +137,71 @@ class RelayLink {
       return this.lost(relay, err);
     }
     if (this.relay !== relay) return; // stopped or replaced meanwhile
+    if (!relay.connected) return this.lost(relay, 'connection closed while opening');
     this.state = 'open';
     this.openSince = this.clock();
     this.log.debug('relay connected', { relay: this.url });
-    this.sub = relay.subscribe(this.opts.filters, {
-      eoseTimeout: this.opts.eoseTimeoutMs ?? 10_000,
-      onevent: (event) => {
-        this.events++;
-        try {
-          this.opts.onEvent(event, this.url);
-        } catch (err) {
-          this.log.warn('relay event handler failed', { relay: this.url, err });
-        }
+    const limit = this.opts.pageLimit ?? 500;
+    const seen = new Set<string>();
+    let oldest = Infinity;
+    const deliver = (event: unknown) => {
+      const e = event as { id?: unknown; created_at?: unknown };
+      if (typeof e.id === 'string') seen.add(e.id);
+      if (typeof e.created_at === 'number' && e.created_at < oldest) oldest = e.created_at;
+      this.events++;
+      try {
+        this.opts.onEvent(event, this.url);
+      } catch (err) {
+        this.log.warn('relay event handler failed', { relay: this.url, err });
+      }
+    };
+    this.sub = relay.subscribe(
+      this.opts.filters.map((f) => ({ ...f, limit })),
+      {
+        eoseTimeout: this.opts.eoseTimeoutMs ?? 10_000,
+        onevent: deliver,
+        oneose: () => {
+          if (this.relay !== relay) return;
+          void this.backfill(relay, seen, oldest, deliver).then(() => {
+            if (this.relay !== relay) return;
+            this.eose = true;
+            this.attempts = 0; // a relay that serves its events counts as healthy again
+            this.opts.onEose?.(this.url);
+          });
+        },
+        onclose: (reason) => this.lost(relay, `subscription closed: ${reason}`),
       },
-      oneose: () => {
-        if (this.relay !== relay) return;
-        this.eose = true;
-        this.attempts = 0; // a relay that serves its events counts as healthy again
-        this.opts.onEose?.(this.url);
-      },
-      onclose: (reason) => this.lost(relay, `subscription closed: ${reason}`),
-    });
+    );
+  }
+
+  // Older events, one page at a time, until a page brings nothing new.
+  private async backfill(relay: AbstractRelay, seen: Set<string>, oldest: number, deliver: (e: unknown) => void): Promise<void> {
+    if (seen.size === 0) return;
+    const limit = this.opts.pageLimit ?? 500;
+    let until = oldest;
+    for (let page = 0; page < (this.opts.maxPages ?? 100) && this.relay === relay && relay.connected; page++) {
+      const events = await new Promise<unknown[]>((resolve) => {
+        const got: unknown[] = [];
+        const sub = relay.subscribe(
+          this.opts.filters.map((f) => ({ ...f, until, limit })),
+          {
+            eoseTimeout: this.opts.eoseTimeoutMs ?? 10_000,
+            onevent: (e) => got.push(e),
+            oneose: () => sub.close(),
+            onclose: () => resolve(got),
+          },
+        );
+      });
+      let fresh = 0;
+      for (const e of events) {
+        const { id, created_at } = e as { id?: unknown; created_at?: unknown };
+        if (typeof created_at === 'number' && created_at < until) until = created_at;
+        if (typeof id !== 'string' || seen.has(id)) continue;
+        fresh++;
+        deliver(e);
+      }
+      if (fresh === 0) return;
+    }
   }
 
   // The connection `relay` is gone (or never came up): schedule the next attempt.

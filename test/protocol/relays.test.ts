@@ -1,9 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateSecretKey } from 'nostr-tools/pure';
+import { finalizeEvent, generateSecretKey } from 'nostr-tools/pure';
+import { Relay, useWebSocketImplementation } from 'nostr-tools/relay';
+import { WebSocket } from 'ws';
 import { RelayPool } from '../../protocol/relays.ts';
 import { startRelay } from '../world/relay.ts';
 import { publishAnnouncement } from '../world/provider/announce.ts';
+
+useWebSocketImplementation(WebSocket);
 
 async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -86,4 +90,24 @@ test('a relay URL where nothing listens keeps being retried while the others ser
   const bad = pool.statuses().find((s) => s.url.includes(':1'));
   assert.ok(bad && bad.state !== 'open');
   await waitFor('retries', () => (pool.statuses().find((s) => s.url.includes(':1'))?.attempts ?? 0) >= 2);
+});
+
+test('a relay that returns stored events in capped batches is read page by page to the end', async (t) => {
+  const relay = await startRelay();
+  t.after(() => relay.stop());
+  const client = await Relay.connect(relay.url);
+  const now = Math.floor(Date.now() / 1000);
+  // 230 events, two of them in the same second at a page boundary
+  const events = Array.from({ length: 230 }, (_, i) =>
+    finalizeEvent({ kind: 38421, created_at: now - 1000 + Math.min(i, 228), tags: [['d', `n${i}`], ['u', `https://n${i}.example`]], content: '' }, generateSecretKey()),
+  );
+  await Promise.all(events.map((e) => client.publish(e)));
+  client.close();
+  const ids = new Set<string>();
+  let eose = false;
+  const pool = new RelayPool({ urls: [relay.url], filters: [{ kinds: [38421] }], onEvent: (e) => ids.add((e as { id: string }).id), onEose: () => (eose = true), pageLimit: 50 });
+  t.after(() => pool.stop());
+  pool.start();
+  await waitFor('EOSE after all pages', () => eose);
+  assert.equal(ids.size, 230);
 });

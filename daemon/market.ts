@@ -1,0 +1,479 @@
+// The market view: which Routstr providers exist (Nostr announcements + static config),
+// which answer, what each serves at what price, and which mints each accepts. Providers
+// are probed over HTTP with bounded concurrency, refreshed on a schedule, and backed off
+// when they fail. Everything is kept in SQLite, so a restart serves the last known market
+// at once and then refreshes it.
+import { EventEmitter } from 'node:events';
+import { Discovery, isOnionUrl, normalizeProviderUrl, type Announcement } from '../protocol/discovery.ts';
+import { nullLogger, type Logger } from '../protocol/logger.ts';
+import { samePrice, type ModelPrice } from '../protocol/pricing.ts';
+import { ProbeError, ProviderClient, type ProviderInfo, type ProviderModel } from '../protocol/provider-client.ts';
+import type { RelayStatus } from '../protocol/relays.ts';
+import type { Review } from '../protocol/reviews.ts';
+import type { Config } from './config.ts';
+import { catalogue, MarketIndex, providerView, type MarketProvider, type ModelView, type Offer, type ProviderView } from './market-index.ts';
+import { MarketStore, type PriceChange, type StoredModel } from './market-store.ts';
+import type { DB } from '../wallet/sqlite.ts';
+
+export type { Offer, ProviderView, ModelView } from './market-index.ts';
+export type { PriceChange } from './market-store.ts';
+
+/** Delays before re-probing a provider after its n-th consecutive failure (ms), +/-20% jitter. */
+export const PROBE_BACKOFF_MS: readonly number[] = [15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 1_800_000];
+export const DEFAULT_PROBE_CONCURRENCY = 8;
+export const DEFAULT_REFRESH_INTERVAL_MS = 5 * 60_000;
+/** Providers only reachable over .onion, with no proxy configured: looked at again this rarely. */
+const UNREACHABLE_ONION_RETRY_MS = 60 * 60_000;
+
+export type MarketChange =
+  | { type: 'provider'; provider: ProviderView }
+  | { type: 'prices'; providerId: string; changes: PriceChange[] }
+  | { type: 'removed'; providerId: string };
+
+export interface MarketOptions {
+  db: DB;
+  config: Pick<Config, 'relays' | 'providers'> & Partial<Pick<Config, 'curator' | 'excludeBadReviews' | 'socksProxy' | 'usdPerSat' | 'probe'>>;
+  clock?: () => number;
+  random?: () => number;
+  fetch?: typeof fetch;
+  /** fetch for .onion URLs (default: through config.socksProxy). */
+  onionFetch?: typeof fetch;
+  WebSocketImpl?: unknown;
+  logger?: Logger;
+  /** Probe on timers (default). Tests pass false and call tick() themselves. */
+  autoSchedule?: boolean;
+  /** How often the scheduler looks for due probes, real ms (default 1000). */
+  tickIntervalMs?: number;
+  /** Relay reconnect tuning (tests use short delays). */
+  relayOptions?: ConstructorParameters<typeof Discovery>[0]['relayOptions'];
+}
+
+/** A counting semaphore: at most `limit` tasks run at once. */
+class Limiter {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  peak = 0;
+
+  constructor(private readonly limit: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.active++;
+    this.peak = Math.max(this.peak, this.active);
+    try {
+      return await task();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+export class Market extends EventEmitter<{ change: [MarketChange] }> {
+  private readonly store: MarketStore;
+  private readonly index: MarketIndex;
+  private readonly client: ProviderClient;
+  private readonly discovery: Discovery | undefined;
+  private readonly clock: () => number;
+  private readonly random: () => number;
+  private readonly log: Logger;
+  private readonly limiter: Limiter;
+  private readonly refreshMs: number;
+  private readonly excludeBad: boolean;
+  private readonly staticUrls: string[];
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private kick: ReturnType<typeof setImmediate> | undefined;
+  private started = false;
+  private stopped = false;
+  private catalogueCache: ModelView[] | undefined;
+  /** Probes started since construction (for status and tests). */
+  probes = 0;
+
+  constructor(private readonly opts: MarketOptions) {
+    super();
+    const cfg = opts.config;
+    this.clock = opts.clock ?? Date.now;
+    this.random = opts.random ?? Math.random;
+    this.log = opts.logger ?? nullLogger;
+    this.excludeBad = cfg.excludeBadReviews ?? true;
+    this.refreshMs = cfg.probe?.refreshIntervalMs ?? DEFAULT_REFRESH_INTERVAL_MS;
+    this.limiter = new Limiter(cfg.probe?.concurrency ?? DEFAULT_PROBE_CONCURRENCY);
+    this.store = new MarketStore(opts.db);
+    this.index = new MarketIndex(this.excludeBad);
+    this.client = new ProviderClient({
+      fetch: opts.fetch,
+      onionFetch: opts.onionFetch,
+      socksProxy: cfg.socksProxy,
+      timeoutMs: cfg.probe?.timeoutMs,
+      usdPerSat: cfg.usdPerSat,
+      logger: this.log,
+    });
+    if (cfg.usdPerSat) this.log.info('models without sats_pricing are priced from USD at the configured rate', { usdPerSat: cfg.usdPerSat });
+    this.staticUrls = [...new Set(cfg.providers.map((u) => normalizeProviderUrl(u)).filter((u): u is string => !!u))];
+    this.discovery = cfg.relays.length
+      ? new Discovery({
+          relays: cfg.relays,
+          curators: cfg.curator ? [cfg.curator.toLowerCase()] : [],
+          onAnnouncement: (a) => this.onAnnouncement(a),
+          onReview: (r) => this.onReview(r),
+          clock: this.clock,
+          logger: this.log,
+          WebSocketImpl: opts.WebSocketImpl,
+          random: this.random,
+          relayOptions: opts.relayOptions,
+        })
+      : undefined;
+    this.loadStored();
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------
+
+  /** Start discovery and probing. The stored market is served from construction on. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    const now = this.clock();
+    this.syncStaticProviders(now);
+    // refresh everything soon after a restart; failing providers keep their backoff
+    for (const p of this.index.providers.values()) {
+      if (p.status !== 'unreachable' && p.nextProbeAt > now) this.updateProvider(p, { nextProbeAt: now });
+    }
+    this.discovery?.start();
+    if (this.opts.autoSchedule ?? true) {
+      this.timer = setInterval(() => void this.tick(), this.opts.tickIntervalMs ?? 1000);
+      this.timer.unref?.();
+      this.scheduleSoon();
+    }
+  }
+
+  /** Stop discovery and timers; probes in flight finish (their results are still stored). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.discovery?.stop();
+    if (this.timer) clearInterval(this.timer);
+    if (this.kick) clearImmediate(this.kick);
+    this.timer = undefined;
+    await Promise.allSettled([...this.inFlight.values()]);
+  }
+
+  /** Probe every provider that is due now, at most `probe.concurrency` at a time; resolves when they are done. */
+  async tick(): Promise<void> {
+    if (this.stopped) return;
+    const now = this.clock();
+    const due = [...this.index.providers.values()].filter((p) => p.nextProbeAt <= now && !this.inFlight.has(p.id) && !this.isExcluded(p));
+    due.sort((a, b) => a.nextProbeAt - b.nextProbeAt);
+    await Promise.allSettled(due.map((p) => this.probe(p.id)));
+  }
+
+  /** Probe one provider now (queued behind the concurrency limit). */
+  probe(providerId: string): Promise<void> {
+    const running = this.inFlight.get(providerId);
+    if (running) return running;
+    const run = this.limiter
+      .run(() => this.probeNow(providerId))
+      .catch((err) => this.log.error('probe failed unexpectedly', { provider: providerId, err }))
+      .finally(() => this.inFlight.delete(providerId));
+    this.inFlight.set(providerId, run);
+    return run;
+  }
+
+  /** The most probes that ran at once so far. */
+  get peakConcurrency(): number {
+    return this.limiter.peak;
+  }
+
+  // ---- reads -----------------------------------------------------------------------------
+
+  /** Offers for a model id or alias from reachable, non-excluded providers, cheapest list price first. */
+  providersFor(modelOrAlias: string): readonly Offer[] {
+    return this.index.offers(modelOrAlias);
+  }
+
+  provider(id: string): MarketProvider | undefined {
+    return this.index.get(id);
+  }
+
+  providers(): ProviderView[] {
+    return [...this.index.providers.values()].map((p) => providerView(p, this.excludeBad)).sort(byStatusThenName);
+  }
+
+  /** The catalogue: every model offered, with its cheapest offer. */
+  models(): ModelView[] {
+    return (this.catalogueCache ??= catalogue(this.index));
+  }
+
+  /** The price a provider listed for a model at a time (ms), from the price history. */
+  priceAt(providerId: string, modelId: string, atMs: number): ModelPrice | null | undefined {
+    return this.store.priceAt(providerId, modelId, atMs);
+  }
+
+  priceHistory(providerId: string, modelId: string): { validFrom: number; price: ModelPrice | null }[] {
+    return this.store.priceHistory(providerId, modelId);
+  }
+
+  relays(): RelayStatus[] {
+    return this.discovery?.relayStatuses() ?? [];
+  }
+
+  /** Counts of discovery events dropped, by reason. */
+  rejectedEvents(): Record<string, number> {
+    return this.discovery?.rejections() ?? {};
+  }
+
+  /** Feed one Nostr event as if a relay had sent it (tests, tools). */
+  ingestEvent(event: unknown): void {
+    this.discovery?.ingest(event, 'local');
+  }
+
+  // ---- discovery -------------------------------------------------------------------------
+
+  private onAnnouncement(a: Announcement): void {
+    const now = this.clock();
+    const existing = this.index.get(a.address);
+    const urlsChanged = !existing || existing.urls.join(' ') !== a.urls.join(' ');
+    const review = this.discovery?.reviews.verdict(a.pubkey);
+    const p: MarketProvider = existing ?? {
+      id: a.address,
+      source: 'nostr',
+      urls: a.urls,
+      announcedMints: a.mints,
+      infoMints: [],
+      status: 'announced',
+      statusSince: now,
+      firstSeenAt: now,
+      nextProbeAt: now,
+      failures: 0,
+      models: new Map(),
+    };
+    Object.assign(p, {
+      pubkey: a.pubkey,
+      d: a.d,
+      eventId: a.eventId,
+      eventCreatedAt: a.createdAt,
+      name: a.name ?? p.name,
+      about: a.about,
+      version: a.version,
+      urls: a.urls,
+      announcedMints: a.mints,
+      ...(review ? { review: review.verdict, reviewLabel: review.label } : {}),
+    });
+    if (urlsChanged) {
+      p.nextProbeAt = now;
+      if (p.url && !a.urls.includes(p.url)) p.url = undefined;
+    }
+    this.index.put(p);
+    this.store.saveProvider(p);
+    // a static entry for a URL the provider now announces is the same provider
+    for (const url of a.urls) if (this.index.get(staticId(url))) this.removeProvider(staticId(url));
+    this.changed({ type: 'provider', provider: providerView(p, this.excludeBad) });
+    if (urlsChanged) this.scheduleSoon();
+  }
+
+  private onReview(r: Review): void {
+    for (const p of this.index.providers.values()) {
+      if (!p.pubkey || !r.nodes.includes(p.pubkey)) continue;
+      const v = this.discovery?.reviews.verdict(p.pubkey);
+      if (!v || (v.verdict === p.review && v.label === p.reviewLabel)) continue;
+      const wasExcluded = this.isExcluded(p);
+      this.updateProvider(p, { review: v.verdict, reviewLabel: v.label });
+      this.log.info('provider review', { provider: p.id, label: v.label, verdict: v.verdict ?? 'none' });
+      if (wasExcluded && !this.isExcluded(p)) {
+        this.updateProvider(p, { nextProbeAt: this.clock() });
+        this.scheduleSoon();
+      }
+    }
+  }
+
+  // ---- probing ---------------------------------------------------------------------------
+
+  private async probeNow(providerId: string): Promise<void> {
+    const p = this.index.get(providerId);
+    if (!p || this.stopped) return;
+    this.probes++;
+    const startedAt = this.clock();
+    const candidates = orderUrls(p.urls, p.url).filter((u) => this.client.canReach(u));
+    if (candidates.length === 0) {
+      this.failed(p, startedAt, 'only .onion URLs and no SOCKS proxy configured', UNREACHABLE_ONION_RETRY_MS);
+      return;
+    }
+    let lastError = '';
+    for (const url of candidates) {
+      try {
+        const [models, info] = await Promise.all([this.client.models(url), this.client.info(url).catch((err: unknown) => err as Error)]);
+        if (this.index.get(providerId) !== p) return; // removed meanwhile
+        this.succeeded(p, url, models, info instanceof Error ? undefined : info);
+        return;
+      } catch (err) {
+        lastError = err instanceof ProbeError ? err.message : String((err as Error)?.message ?? err);
+      }
+    }
+    if (this.index.get(providerId) !== p) return;
+    this.failed(p, startedAt, lastError);
+  }
+
+  private succeeded(p: MarketProvider, url: string, listed: ProviderModel[], info: ProviderInfo | undefined): void {
+    const now = this.clock();
+    const upserts: StoredModel[] = [];
+    const changes: PriceChange[] = [];
+    const next = new Map<string, StoredModel>();
+    for (const m of listed) {
+      const old = p.models.get(m.id);
+      const priceChanged = !old || !samePrice(old.price, m.price);
+      const model: StoredModel = {
+        providerId: p.id,
+        id: m.id,
+        name: m.name,
+        aliasIds: m.aliasIds,
+        contextLength: m.contextLength,
+        price: m.price,
+        firstSeenAt: old?.firstSeenAt ?? now,
+        priceSince: priceChanged ? now : old.priceSince,
+      };
+      next.set(m.id, model);
+      if (priceChanged) changes.push({ providerId: p.id, modelId: m.id, at: now, before: old?.price, price: m.price });
+      if (priceChanged || !old || old.name !== model.name || old.contextLength !== model.contextLength || old.aliasIds.join('\n') !== model.aliasIds.join('\n')) upserts.push(model);
+    }
+    const removed = [...p.models.keys()].filter((id) => !next.has(id));
+    for (const id of removed) changes.push({ providerId: p.id, modelId: id, at: now, before: p.models.get(id)?.price, price: null, removed: true });
+    const statusChanged = p.status !== 'reachable';
+    Object.assign(p, {
+      url,
+      models: next,
+      infoMints: info?.mints.length ? info.mints : p.infoMints,
+      name: p.name ?? info?.name,
+      version: p.version ?? info?.version,
+      status: 'reachable',
+      statusSince: statusChanged ? now : p.statusSince,
+      lastSeenAt: now,
+      lastProbeAt: now,
+      nextProbeAt: now + this.jitter(this.refreshMs, 0.1),
+      failures: 0,
+      lastError: undefined,
+    });
+    this.store.saveProbe(p, upserts, removed, changes);
+    this.index.reindex(p.id);
+    this.catalogueCache = undefined;
+    if (statusChanged) this.log.info('provider reachable', { provider: p.id, url, models: next.size });
+    const real = changes.filter((c) => c.before !== undefined);
+    if (real.length) this.log.info('provider prices changed', { provider: p.id, models: real.length });
+    if (statusChanged) this.changed({ type: 'provider', provider: providerView(p, this.excludeBad) });
+    if (changes.length) this.changed({ type: 'prices', providerId: p.id, changes });
+  }
+
+  private failed(p: MarketProvider, at: number, error: string, fixedDelayMs?: number): void {
+    const failures = p.failures + 1;
+    const delay = fixedDelayMs ?? this.jitter(PROBE_BACKOFF_MS[Math.min(failures - 1, PROBE_BACKOFF_MS.length - 1)], 0.2);
+    const statusChanged = p.status !== 'unreachable';
+    this.updateProvider(p, {
+      status: 'unreachable',
+      statusSince: statusChanged ? at : p.statusSince,
+      lastProbeAt: at,
+      nextProbeAt: at + delay,
+      failures,
+      lastError: error.slice(0, 300),
+    });
+    if (statusChanged) this.log.info('provider unreachable', { provider: p.id, error: p.lastError, retryInMs: delay });
+  }
+
+  // ---- helpers ---------------------------------------------------------------------------
+
+  private loadStored(): void {
+    const { providers, models } = this.store.load();
+    const byProvider = new Map<string, Map<string, StoredModel>>();
+    for (const m of models) {
+      let map = byProvider.get(m.providerId);
+      if (!map) byProvider.set(m.providerId, (map = new Map()));
+      map.set(m.id, m);
+    }
+    for (const p of providers) this.index.put({ ...p, models: byProvider.get(p.id) ?? new Map() });
+  }
+
+  private syncStaticProviders(now: number): void {
+    const announced = new Set<string>();
+    for (const p of this.index.providers.values()) if (p.source === 'nostr') for (const u of p.urls) announced.add(u);
+    for (const p of [...this.index.providers.values()]) {
+      if (p.source === 'static' && (!this.staticUrls.includes(p.urls[0]) || announced.has(p.urls[0]))) this.removeProvider(p.id);
+    }
+    for (const url of this.staticUrls) {
+      if (announced.has(url) || this.index.get(staticId(url))) continue;
+      if (isOnionUrl(url) && !this.client.canReach(url)) this.log.warn('static .onion provider skipped: no SOCKS proxy configured', { url });
+      const p: MarketProvider = {
+        id: staticId(url),
+        source: 'static',
+        urls: [url],
+        announcedMints: [],
+        infoMints: [],
+        status: 'announced',
+        statusSince: now,
+        firstSeenAt: now,
+        nextProbeAt: now,
+        failures: 0,
+        models: new Map(),
+      };
+      this.index.put(p);
+      this.store.saveProvider(p);
+    }
+  }
+
+  private removeProvider(id: string): void {
+    this.index.remove(id);
+    this.store.removeProvider(id);
+    this.catalogueCache = undefined;
+    this.changed({ type: 'removed', providerId: id });
+  }
+
+  private updateProvider(p: MarketProvider, patch: Partial<MarketProvider>): void {
+    const before = p.status + (this.isExcluded(p) ? 'x' : '');
+    Object.assign(p, patch);
+    this.store.saveProvider(p);
+    const after = p.status + (this.isExcluded(p) ? 'x' : '');
+    if (before !== after || patch.review !== undefined) {
+      this.index.reindex(p.id);
+      this.catalogueCache = undefined;
+      this.changed({ type: 'provider', provider: providerView(p, this.excludeBad) });
+    }
+  }
+
+  private isExcluded(p: MarketProvider): boolean {
+    return this.excludeBad && p.review === 'bad';
+  }
+
+  private jitter(ms: number, spread: number): number {
+    return Math.round(ms * (1 - spread + 2 * spread * this.random()));
+  }
+
+  private scheduleSoon(): void {
+    if (!this.started || this.stopped || !(this.opts.autoSchedule ?? true) || this.kick) return;
+    this.kick = setImmediate(() => {
+      this.kick = undefined;
+      void this.tick();
+    });
+  }
+
+  private changed(change: MarketChange): void {
+    this.catalogueCache = undefined;
+    this.emit('change', change);
+  }
+}
+
+const staticId = (url: string) => `url:${url}`;
+
+/** Try the URL that answered last, then clearnet URLs, then .onion ones. */
+function orderUrls(urls: readonly string[], last: string | undefined): string[] {
+  const rest = urls.filter((u) => u !== last);
+  return [...(last && urls.includes(last) ? [last] : []), ...rest.filter((u) => !isOnionUrl(u)), ...rest.filter(isOnionUrl)];
+}
+
+const STATUS_ORDER = { reachable: 0, announced: 1, unreachable: 2 } as const;
+function byStatusThenName(a: ProviderView, b: ProviderView): number {
+  return STATUS_ORDER[a.status] - STATUS_ORDER[b.status] || a.name.localeCompare(b.name) || a.id.localeCompare(b.id);
+}
+
+/** Control-socket methods the daemon registers (see daemon/control.ts). */
+export function marketControlHandlers(market: Market): Record<string, () => unknown> {
+  return {
+    'market.providers': () => market.providers(),
+    'market.models': () => market.models(),
+  };
+}

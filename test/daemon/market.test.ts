@@ -1,0 +1,365 @@
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { finalizeEvent, generateSecretKey, getEventHash, getPublicKey } from 'nostr-tools/pure';
+import { Market, PROBE_BACKOFF_MS, type MarketChange, type MarketOptions } from '../../daemon/market.ts';
+import { satsPerTokenToNmsat } from '../../protocol/pricing.ts';
+import { openDatabase, type DB } from '../../wallet/sqlite.ts';
+import { startRelay, type TestRelay } from '../world/relay.ts';
+import { startProvider, type ModelSpec, type ProviderOptions, type TestProvider } from '../world/provider.ts';
+import { publishAnnouncement } from '../world/provider/announce.ts';
+
+const MINT = 'http://127.0.0.1:3338';
+const GPT: ModelSpec = { id: 'gpt-x', aliasIds: ['openai/gpt-x'], promptSatsPerToken: 0.00002, completionSatsPerToken: 0.00006, maxCostSats: 40 };
+const LLAMA: ModelSpec = { id: 'llama-3', promptSatsPerToken: 0.000004, completionSatsPerToken: 0.000008, maxCostSats: 10 };
+
+async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+class FakeClock {
+  constructor(public ms = Date.now()) {}
+  now = () => this.ms;
+  advance(ms: number) {
+    this.ms += ms;
+  }
+}
+
+interface World {
+  relay: TestRelay;
+  clock: FakeClock;
+  db: DB;
+  market: Market;
+  provider(o: Partial<ProviderOptions> & { name: string }): Promise<TestProvider>;
+}
+
+async function world(t: TestContext, config: Partial<MarketOptions['config']> = {}, dbFile = ':memory:'): Promise<World> {
+  const relay = await startRelay();
+  t.after(() => relay.stop());
+  const clock = new FakeClock();
+  const db = openDatabase(dbFile);
+  const market = new Market({
+    db,
+    config: { relays: [relay.url], providers: [], ...config },
+    clock: clock.now,
+    random: () => 0.5, // jitter at the middle of its band: delays are exactly the table's
+    autoSchedule: false,
+    relayOptions: { backoffMs: [20, 40] },
+  });
+  t.after(async () => {
+    await market.stop();
+    db.close();
+  });
+  await market.start();
+  return {
+    relay,
+    clock,
+    db,
+    market,
+    async provider(o) {
+      const p = await startProvider({ relays: [relay.url], mints: [MINT], models: [GPT, LLAMA], clock: clock.now, ...o });
+      t.after(() => p.stop());
+      return p;
+    },
+  };
+}
+
+const idOf = (p: TestProvider) => `${p.pubkey}:${p.providerId}`;
+
+async function discovered(w: World, p: TestProvider): Promise<void> {
+  await waitFor(`${p.name} to be discovered`, () => w.market.provider(idOf(p)) !== undefined);
+}
+
+test('an announced provider is probed: its models, prices and mints appear, found by id and alias', async (t) => {
+  const w = await world(t);
+  const p = await w.provider({ name: 'Alpha' });
+  await discovered(w, p);
+  assert.equal(w.market.provider(idOf(p))?.status, 'announced');
+  assert.deepEqual(w.market.providersFor('gpt-x'), []);
+  await w.market.tick();
+  const [offer] = w.market.providersFor('gpt-x');
+  assert.equal(offer.provider.url, p.url);
+  assert.equal(offer.price.promptNmsat, satsPerTokenToNmsat(0.00002));
+  assert.equal(offer.price.completionNmsat, satsPerTokenToNmsat(0.00006));
+  assert.equal(offer.price.maxCostMsat, 40_000);
+  assert.deepEqual(offer.mints, [MINT]);
+  assert.equal(w.market.providersFor('openai/gpt-x')[0], offer);
+  assert.deepEqual(w.market.providersFor('no-such-model'), []);
+  const [view] = w.market.providers();
+  assert.equal(view.name, 'Alpha');
+  assert.equal(view.status, 'reachable');
+  assert.equal(view.models, 2);
+  assert.equal(view.cheapest?.model, 'llama-3');
+  assert.deepEqual(
+    w.market.models().map((m) => [m.id, m.providers, m.cheapest?.provider_name]),
+    [
+      ['gpt-x', 1, 'Alpha'],
+      ['llama-3', 1, 'Alpha'],
+    ],
+  );
+  assert.deepEqual(w.market.models()[0].aliases, ['openai/gpt-x']);
+});
+
+test('offers are listed cheapest first across providers', async (t) => {
+  const w = await world(t);
+  const dear = await w.provider({ name: 'Dear', models: [{ ...GPT, promptSatsPerToken: 0.0001 }] });
+  const cheap = await w.provider({ name: 'Cheap', models: [{ ...GPT, promptSatsPerToken: 0.00001 }] });
+  await discovered(w, dear);
+  await discovered(w, cheap);
+  await w.market.tick();
+  assert.deepEqual(
+    w.market.providersFor('openai/gpt-x').map((o) => o.provider.name),
+    ['Cheap', 'Dear'],
+  );
+  assert.equal(w.market.models()[0].cheapest?.provider_name, 'Cheap');
+  assert.equal(w.market.models()[0].providers, 2);
+});
+
+test('a forged announcement cannot move a known provider to another URL', async (t) => {
+  const w = await world(t);
+  const p = await w.provider({ name: 'Alpha' });
+  await discovered(w, p);
+  const genuine = (await p.publish({ createdAtSec: Math.floor(w.clock.ms / 1000) + 1 })).event;
+  await waitFor('the republished event', () => w.market.provider(idOf(p))?.eventId === genuine.id);
+  // newer, another URL, a correct id for the new content, but the old signature
+  const forged = { ...(JSON.parse(JSON.stringify(genuine)) as typeof genuine), created_at: genuine.created_at + 5, tags: [['d', p.providerId], ['u', 'https://attacker.example']] };
+  forged.id = getEventHash(forged);
+  w.market.ingestEvent(forged);
+  assert.deepEqual(w.market.provider(idOf(p))?.urls, [p.url]);
+  assert.equal(w.market.rejectedEvents().bad_signature, 1);
+});
+
+test('a newer announcement replaces the older one: the provider is probed at its new address', async (t) => {
+  const w = await world(t);
+  const p = await w.provider({ name: 'Mover' });
+  const newHome = await w.provider({ name: 'Mover (new host)', noAnnounce: true });
+  await discovered(w, p);
+  await w.market.tick();
+  assert.equal(w.market.provider(idOf(p))?.url, p.url);
+  await p.publish({ urls: [newHome.url], createdAtSec: Math.floor(w.clock.ms / 1000) + 10 });
+  await waitFor('the new URL', () => w.market.provider(idOf(p))?.urls[0] === newHome.url);
+  assert.ok((w.market.provider(idOf(p))?.nextProbeAt ?? Infinity) <= w.clock.ms, 'a moved provider is due for a probe at once');
+  await w.market.tick();
+  assert.equal(w.market.provider(idOf(p))?.url, newHome.url);
+  assert.equal(w.market.providers().length, 1);
+});
+
+test('future-dated and url-less announcements are dropped; invalid content is tolerated', async (t) => {
+  const w = await world(t);
+  const future = await w.provider({ name: 'Future', noAnnounce: true });
+  await future.publish({ createdAtSec: Math.floor(w.clock.ms / 1000) + 16 * 60 });
+  const noUrl = await w.provider({ name: 'NoUrl', noAnnounce: true });
+  await noUrl.publish({ tags: [['d', noUrl.providerId], ['mint', MINT]] });
+  const garbled = await w.provider({ name: 'Garbled', noAnnounce: true });
+  await garbled.publish({ content: '{not json' });
+  await discovered(w, garbled);
+  await waitFor('both drops', () => w.market.rejectedEvents().future === 1 && w.market.rejectedEvents().no_url === 1);
+  assert.deepEqual(
+    w.market.providers().map((v) => v.id),
+    [idOf(garbled)],
+  );
+  await w.market.tick();
+  // with no name in the content, the name comes from /v1/info
+  assert.equal(w.market.providers()[0].name, 'Garbled');
+  assert.equal(w.market.providers()[0].status, 'reachable');
+});
+
+test('a provider that announces but does not answer is marked unreachable and retried with growing backoff', async (t) => {
+  const w = await world(t);
+  const p = await w.provider({ name: 'Ghost', knobs: { dead: true } });
+  await discovered(w, p);
+  const id = idOf(p);
+  const t0 = w.clock.ms;
+  await w.market.tick();
+  let v = w.market.provider(id)!;
+  assert.equal(v.status, 'unreachable');
+  assert.equal(v.statusSince, t0);
+  assert.equal(v.failures, 1);
+  assert.equal(v.nextProbeAt, t0 + PROBE_BACKOFF_MS[0]);
+  assert.ok(v.lastError);
+
+  const probes = w.market.probes;
+  w.clock.advance(PROBE_BACKOFF_MS[0] - 1);
+  await w.market.tick();
+  assert.equal(w.market.probes, probes, 'not retried before its backoff is over');
+  w.clock.advance(1);
+  await w.market.tick();
+  v = w.market.provider(id)!;
+  assert.equal(w.market.probes, probes + 1);
+  assert.equal(v.failures, 2);
+  assert.equal(v.nextProbeAt, w.clock.ms + PROBE_BACKOFF_MS[1]);
+  assert.equal(v.statusSince, t0, 'unreachable since the first failure');
+
+  await p.setDead(false);
+  w.clock.advance(PROBE_BACKOFF_MS[1]);
+  await w.market.tick();
+  v = w.market.provider(id)!;
+  assert.equal(v.status, 'reachable');
+  assert.equal(v.failures, 0);
+  assert.equal(w.market.providersFor('gpt-x').length, 1);
+});
+
+test('a price change is picked up on refresh and recorded, so the old price is still known for its time', async (t) => {
+  const w = await world(t, { probe: { refreshIntervalMs: 120_000 } });
+  const p = await w.provider({ name: 'Drifter' });
+  await discovered(w, p);
+  await w.market.tick();
+  const before = w.clock.ms;
+  const changes: MarketChange[] = [];
+  w.market.on('change', (c) => changes.push(c));
+
+  p.setPrice('gpt-x', { promptSatsPerToken: 0.00003 });
+  w.clock.advance(60_000);
+  await w.market.tick();
+  assert.equal(w.market.providersFor('gpt-x')[0].price.promptNmsat, satsPerTokenToNmsat(0.00002), 'not refreshed before its interval');
+
+  w.clock.advance(60_000);
+  await w.market.tick();
+  const after = w.clock.ms;
+  assert.equal(w.market.providersFor('gpt-x')[0].price.promptNmsat, satsPerTokenToNmsat(0.00003));
+  const id = idOf(p);
+  assert.equal(w.market.priceAt(id, 'gpt-x', before)?.promptNmsat, satsPerTokenToNmsat(0.00002));
+  assert.equal(w.market.priceAt(id, 'gpt-x', after - 1)?.promptNmsat, satsPerTokenToNmsat(0.00002));
+  assert.equal(w.market.priceAt(id, 'gpt-x', after)?.promptNmsat, satsPerTokenToNmsat(0.00003));
+  assert.equal(w.market.priceAt(id, 'gpt-x', before - 1), undefined);
+  assert.deepEqual(
+    w.market.priceHistory(id, 'gpt-x').map((h) => h.validFrom),
+    [before, after],
+  );
+  assert.equal(w.market.priceHistory(id, 'llama-3').length, 1, 'unchanged prices add no history');
+  const priceEvents = changes.filter((c) => c.type === 'prices');
+  assert.equal(priceEvents.length, 1);
+  assert.deepEqual(
+    priceEvents[0].type === 'prices' && priceEvents[0].changes.map((c) => [c.modelId, c.before?.promptNmsat, c.price?.promptNmsat]),
+    [['gpt-x', satsPerTokenToNmsat(0.00002), satsPerTokenToNmsat(0.00003)]],
+  );
+});
+
+async function publishReview(relay: TestRelay, curator: Uint8Array, node: string, label: string, createdAt: number) {
+  const ev = finalizeEvent({ kind: 38425, created_at: createdAt, tags: [['d', node.slice(0, 12)], ['node', node], ['t', label]], content: '' }, curator);
+  await publishAnnouncement(ev, curator, [relay.url]);
+}
+
+test("a curator's bad review excludes a provider; a good one is kept as a hint", async (t) => {
+  const curator = generateSecretKey();
+  const w = await world(t, { curator: getPublicKey(curator) });
+  const bad = await w.provider({ name: 'Shady' });
+  const good = await w.provider({ name: 'Trusted' });
+  await discovered(w, bad);
+  await discovered(w, good);
+  await w.market.tick();
+  assert.equal(w.market.providersFor('gpt-x').length, 2);
+  const sec = Math.floor(w.clock.ms / 1000);
+  await publishReview(w.relay, curator, bad.pubkey, 'avoid', sec);
+  await publishReview(w.relay, curator, good.pubkey, 'lgtm', sec);
+  // a stranger's review means nothing
+  await publishReview(w.relay, generateSecretKey(), good.pubkey, 'blacklisted', sec + 1);
+  await waitFor('the reviews', () => w.market.provider(idOf(bad))?.review === 'bad' && w.market.provider(idOf(good))?.review === 'good');
+  assert.deepEqual(
+    w.market.providersFor('gpt-x').map((o) => [o.provider.name, o.provider.review]),
+    [['Trusted', 'good']],
+  );
+  const shady = w.market.providers().find((v) => v.name === 'Shady');
+  assert.equal(shady?.excluded, true);
+  assert.equal(shady?.review_label, 'avoid');
+  // excluded providers are not probed
+  w.clock.advance(3_600_000);
+  const probes = w.market.probes;
+  await w.market.tick();
+  assert.equal(w.market.probes, probes + 1);
+});
+
+test('with excludeBadReviews off, a badly reviewed provider stays offered but labelled', async (t) => {
+  const curator = generateSecretKey();
+  const w = await world(t, { curator: getPublicKey(curator), excludeBadReviews: false });
+  const p = await w.provider({ name: 'Shady' });
+  await discovered(w, p);
+  await w.market.tick();
+  await publishReview(w.relay, curator, p.pubkey, 'suspicious', Math.floor(w.clock.ms / 1000));
+  await waitFor('the review', () => w.market.provider(idOf(p))?.review === 'bad');
+  assert.equal(w.market.providersFor('gpt-x')[0]?.provider.reviewLabel, 'suspicious');
+  assert.equal(w.market.providers()[0].excluded, false);
+});
+
+test('a relay that dies and comes back is resubscribed and new providers are found', async (t) => {
+  const w = await world(t);
+  const first = await w.provider({ name: 'First' });
+  await discovered(w, first);
+  await w.relay.down();
+  await waitFor('the relay to be seen down', () => w.market.relays()[0].state !== 'open');
+  await w.relay.up();
+  await waitFor('reconnect', () => w.market.relays()[0].state === 'open' && w.market.relays()[0].eose);
+  const second = await w.provider({ name: 'Second' });
+  await discovered(w, second);
+  assert.equal(w.market.providers().length, 2);
+});
+
+test('after a restart the stored market is served before any relay answers, then refreshed', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'satroute-market-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'satroute.sqlite');
+  const relay = await startRelay();
+  t.after(() => relay.stop());
+  const clock = new FakeClock();
+  const p = await startProvider({ name: 'Persisted', relays: [relay.url], mints: [MINT], models: [GPT, LLAMA] });
+  t.after(() => p.stop());
+
+  const db1 = openDatabase(file);
+  const m1 = new Market({ db: db1, config: { relays: [relay.url], providers: [] }, clock: clock.now, autoSchedule: false, random: () => 0.5 });
+  await m1.start();
+  await waitFor('discovery', () => m1.providers().length === 1);
+  await m1.tick();
+  assert.equal(m1.providersFor('openai/gpt-x').length, 1);
+  await m1.stop();
+  db1.close();
+
+  await relay.down(); // no relay answers after the restart
+  clock.advance(30_000);
+  const db2 = openDatabase(file);
+  t.after(() => db2.close());
+  const m2 = new Market({ db: db2, config: { relays: [relay.url], providers: [] }, clock: clock.now, autoSchedule: false, random: () => 0.5, relayOptions: { backoffMs: [60_000] } });
+  t.after(() => m2.stop());
+  // served at once, before start()
+  const [offer] = m2.providersFor('openai/gpt-x');
+  assert.equal(offer.provider.url, p.url);
+  assert.equal(offer.price.promptNmsat, satsPerTokenToNmsat(0.00002));
+  assert.equal(m2.providers()[0].status, 'reachable');
+  assert.equal(m2.models().length, 2);
+  await m2.start();
+  assert.equal(m2.relays()[0].state === 'open', false);
+  // and refreshed over HTTP right away, relay or not
+  p.setPrice('gpt-x', { promptSatsPerToken: 0.00001 });
+  await m2.tick();
+  assert.equal(m2.providersFor('gpt-x')[0].price.promptNmsat, satsPerTokenToNmsat(0.00001));
+  assert.equal(m2.priceHistory(offer.provider.id, 'gpt-x').length, 2);
+});
+
+test('static providers from the config are probed alongside Nostr ones; a static .onion needs a proxy', async (t) => {
+  const relay = await startRelay();
+  t.after(() => relay.stop());
+  const p = await startProvider({ name: 'Static', relays: [], mints: [MINT], models: [LLAMA], noAnnounce: true });
+  t.after(() => p.stop());
+  const db = openDatabase(':memory:');
+  t.after(() => db.close());
+  const onion = 'http://staticabcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqr.onion';
+  const market = new Market({ db, config: { relays: [relay.url], providers: [p.url + '/', onion] }, autoSchedule: false, random: () => 0.5 });
+  t.after(() => market.stop());
+  await market.start();
+  await market.tick();
+  const views = market.providers();
+  assert.deepEqual(
+    views.map((v) => [v.source, v.name, v.status]),
+    [
+      ['static', 'Static', 'reachable'],
+      ['static', new URL(onion).host, 'unreachable'],
+    ],
+  );
+  assert.match(views[1].last_error ?? '', /SOCKS/);
+  assert.equal(market.providersFor('llama-3')[0].provider.url, p.url);
+});
