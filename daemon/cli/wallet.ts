@@ -7,6 +7,7 @@ import { callDaemon, DaemonNotRunningError } from '../control.ts';
 import { openLocalWallet, walletControlHandlers } from '../../wallet/index.ts';
 import { peekToken } from '../../wallet/receive.ts';
 import { mintKey } from '../../wallet/mints.ts';
+import { LEDGER_KINDS } from '../../wallet/ledger.ts';
 import { CliError, output, table } from './common.ts';
 
 type Call = (method: string, params?: unknown) => Promise<any>;
@@ -79,10 +80,13 @@ export function registerWallet(program: Command): void {
 
   wallet.command('history').description('the money ledger (newest first)').option('--json', 'print one JSON document')
     .option('--limit <n>', 'at most this many entries', '50').option('--kind <kind>', 'only this kind (funding, receive, payment_sent, ...)')
-    .action((o: { json?: boolean; limit: string; kind?: string }) => run({ method: 'wallet.history', params: { limit: Number(o.limit) || 50, ...(o.kind ? { kind: o.kind } : {}) } }, (h) => output(o.json, h, () => {
-      if (h.entries.length === 0) return 'The ledger is empty.';
-      return table(['TIME', 'KIND', 'AMOUNT', 'MINT', 'REF'], h.entries.map((e: any) => [e.time.replace('T', ' ').slice(0, 19), e.kind, `${e.amount > 0 ? '+' : ''}${sat(e.amount, e.unit)}`, e.mint, e.ref ?? '']));
-    })));
+    .action((o: { json?: boolean; limit: string; kind?: string }) => {
+      if (o.kind && !(LEDGER_KINDS as readonly string[]).includes(o.kind)) throw new CliError(`unknown kind "${o.kind}"; one of: ${LEDGER_KINDS.join(', ')}`);
+      return run({ method: 'wallet.history', params: { limit: Number(o.limit) || 50, ...(o.kind ? { kind: o.kind } : {}) } }, (h) => output(o.json, h, () => {
+        if (h.entries.length === 0) return 'The ledger is empty.';
+        return table(['TIME', 'KIND', 'AMOUNT', 'MINT', 'REF'], h.entries.map((e: any) => [e.time.replace('T', ' ').slice(0, 19), e.kind, `${e.amount > 0 ? '+' : ''}${sat(e.amount, e.unit)}`, e.mint, e.ref ?? '']));
+      }));
+    });
 
   wallet.command('fund').argument('<sats>', 'amount in sats').description('fund the wallet over Lightning (pays through NWC when connected)')
     .option('--mint <url>', 'mint to fund (default: the first trusted mint)').option('--timeout <seconds>', 'stop waiting for the payment after this long', '600')
