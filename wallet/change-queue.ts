@@ -301,12 +301,43 @@ export class ChangeQueue {
     }
     if (outcome.status === 'done') report.received += members.length;
     else if (outcome.status === 'retry') report.retrying += members.length;
-    else if (outcome.status === 'rejected' && outcome.swapId === null) {
-      // Refused by our own checks before anything was written (e.g. a bad DLEQ proof).
-      ctx.db.transaction(() => this.onRejected(members.map((m) => m.row), outcome.failure))();
+    else if (outcome.status === 'rejected') {
+      // Refused by our own checks before anything was written (e.g. a bad DLEQ proof)?
+      if (outcome.swapId === null) ctx.db.transaction(() => this.onRejected(members.map((m) => m.row), outcome.failure))();
       if (members.length === 1) report.invalid++;
-    } else if (outcome.status === 'rejected' && members.length === 1) report.invalid++;
+      else if (outcome.failure.kind === 'rejected' && outcome.failure.mintCode === NUT_CODE.PROOFS_ALREADY_SPENT) {
+        report.invalid += await this.sortOutSpent(members);
+      }
+    }
     return report;
+  }
+
+  /**
+   * A batch was refused because some proof is already spent: one NUT-07 call tells which tokens
+   * (refused, with the mint's answer as evidence); the others go back to being batched.
+   */
+  private async sortOutSpent(members: { row: ChangeRow; proofs: ProofJson[] }[]): Promise<number> {
+    const { ctx } = this;
+    const { mint, unit } = members[0].row;
+    let states: string[];
+    try {
+      states = await ctx.mints.checkStates(mint, unit, members.flatMap((m) => m.proofs));
+    } catch {
+      return 0; // each token will be tried alone instead
+    }
+    let i = 0;
+    let refused = 0;
+    ctx.db.transaction(() => {
+      for (const m of members) {
+        const mine = states.slice(i, i + m.proofs.length);
+        i += m.proofs.length;
+        if (mine.some((st) => st === 'SPENT')) {
+          this.refuseRows([m.row], 'invalid', 'change token already spent', { reason: 'already_spent', mint_code: NUT_CODE.PROOFS_ALREADY_SPENT, nut07: mine });
+          refused++;
+        } else this.s.requeue.run(0, ctx.clock(), null, ctx.clock(), m.row.id);
+      }
+    })();
+    return refused;
   }
 
   private rowsOfSwap(swapId: string): ChangeRow[] {

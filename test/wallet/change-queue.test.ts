@@ -1,0 +1,159 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { getTokenMetadata, Wallet } from '@cashu/cashu-ts';
+import { outsideToken } from './world.ts';
+import { paymentsWorld, newPayments, testProvider, payProvider, requiredSat, assertBooksBalance, balanceOf, mintCallsSince } from './payments-fixture.ts';
+import type { WalletContext } from '../../wallet/context.ts';
+
+/** The same context with a clock the test moves by hand. */
+function manualClock(ctx: WalletContext) {
+  let now = 1_700_000_000_000;
+  return { ctx: { ...ctx, clock: () => now } as WalletContext, advance: (ms: number) => { now += ms; } };
+}
+
+async function spentToken(ln: Parameters<typeof outsideToken>[0], mintUrl: string, amount: number): Promise<string> {
+  const token = await outsideToken(ln, mintUrl, amount);
+  const thief = new Wallet(mintUrl);
+  await thief.loadMint();
+  await thief.receive(token);
+  return token;
+}
+
+test('change tokens of one mint are swapped in together: one mint call for ten tokens', async (t) => {
+  const { ln, mint, ctx, payments } = await paymentsWorld(t, { engine: 'worker' });
+  const tokens = await Promise.all(Array.from({ length: 10 }, (_, i) => outsideToken(ln, mint.url, 3 + i)));
+  for (const [i, token] of tokens.entries()) payments.changeQueue.enqueue(`r${i}`, 'change', token, mint.url);
+  await ctx.mints.wallet(mint.url); // keys loaded once per process
+  const before = mint.requestCounts();
+  const report = await payments.changeQueue.drain();
+  assert.deepEqual(mintCallsSince(before, mint.requestCounts()), { 'POST /v1/swap': 1 });
+  assert.equal(report.received, 10);
+  const total = tokens.reduce((a, tk) => a + getTokenMetadata(tk).amount.toNumber(), 0);
+  assert.equal(balanceOf(ctx, mint.url).unspent, total);
+  assert.ok(payments.swaps.engine.busyMs() > 0, 'the swap ran in the worker thread');
+  for (let i = 0; i < 10; i++) assert.equal(payments.changeQueue.rowsOf(`r${i}`)[0].state, 'received');
+  await assertBooksBalance(ctx);
+});
+
+test('double-spent change is refused and flagged, and the rest of its batch still comes in', async (t) => {
+  const { ln, mint, ctx, payments } = await paymentsWorld(t);
+  const good = await Promise.all([5, 6, 7, 8].map((a) => outsideToken(ln, mint.url, a)));
+  const bad = await spentToken(ln, mint.url, 9);
+  for (const [i, token] of [...good.slice(0, 2), bad, ...good.slice(2)].entries()) payments.changeQueue.enqueue(`d${i}`, 'change', token, mint.url);
+  await payments.changeQueue.drain();
+  const refused = payments.changeQueue.rowsOf('d2')[0];
+  assert.equal(refused.state, 'invalid');
+  assert.deepEqual((refused.evidence as { reason: string; mint_code: number }).reason, 'already_spent');
+  assert.equal((refused.evidence as { mint_code: number }).mint_code, 11001);
+  for (const id of ['d0', 'd1', 'd3', 'd4']) assert.equal(payments.changeQueue.rowsOf(id)[0].state, 'received');
+  assert.equal(balanceOf(ctx, mint.url).unspent, 5 + 6 + 7 + 8, 'the spent token counts for nothing');
+  await assertBooksBalance(ctx);
+});
+
+test('garbage change from a provider is refused at once and the request is flagged change_invalid', async (t) => {
+  const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 1000 });
+  const provider = await testProvider(t, mint.url, { invalidChange: 'garbage' });
+  const taken = await payments.takeToken(mint.url, requiredSat(), 'g1', { providerUrl: provider.url });
+  const res = await payProvider(provider, taken.token);
+  assert.equal(res.status, 200);
+  const outcome = payments.settle('g1', res.change);
+  assert.deepEqual(outcome.flags, ['change_invalid']);
+  assert.equal(outcome.changes[0].state, 'invalid');
+  assert.equal((outcome.changes[0].evidence as { reason: string }).reason, 'undecodable');
+  assert.equal(payments.changeQueue.openCount(), 0);
+  assert.equal(balanceOf(ctx, mint.url).unspent, 1000 - taken.sentSat);
+  await assertBooksBalance(ctx);
+});
+
+test('change the provider already spent is refused with the mint\'s answer as evidence, and is the provider\'s money, not ours', async (t) => {
+  const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 1000 });
+  const provider = await testProvider(t, mint.url, { invalidChange: 'spent' });
+  const taken = await payments.takeToken(mint.url, requiredSat(), 's1', { providerUrl: provider.url });
+  const res = await payProvider(provider, taken.token);
+  payments.settle('s1', res.change);
+  const seen: string[][] = [];
+  payments.onOutcome((o) => seen.push(o.flags));
+  await payments.changeQueue.drain();
+  const outcome = payments.outcome('s1')!;
+  assert.deepEqual(outcome.flags, ['change_invalid']);
+  assert.equal((outcome.changes[0].evidence as { mint_code: number }).mint_code, 11001);
+  assert.equal(outcome.changeReceivedSat, 0);
+  assert.equal(balanceOf(ctx, mint.url).unspent, 1000 - taken.sentSat);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(seen, [['change_invalid']], 'the daemon hears about it');
+  await assertBooksBalance(ctx);
+});
+
+test('with the mint down, change waits and is retried with backoff; once the mint is back the balance is right', async (t) => {
+  const w = await paymentsWorld(t, { fundSat: 500 });
+  const { ctx, advance } = manualClock(w.ctx);
+  const payments = newPayments(t, ctx);
+  const change = await outsideToken(w.ln, w.mint.url, 21);
+  await w.mint.setDown(true);
+  payments.changeQueue.enqueue('down-1', 'change', change, w.mint.url);
+  const first = await payments.changeQueue.drain();
+  assert.equal(first.retrying, 1);
+  assert.equal(payments.outcome('down-1'), undefined, 'no payment row: change can be queued for any request');
+  assert.equal(payments.changeQueue.rowsOf('down-1')[0].state, 'swapping');
+  assert.equal(balanceOf(ctx, w.mint.url).unspent, 500, 'not counted before it is swapped');
+  await w.mint.setDown(false);
+  const early = await payments.changeQueue.drain();
+  assert.equal(early.swaps, 0, 'not retried before its backoff is over');
+  advance(1_000);
+  const later = await payments.changeQueue.drain();
+  assert.equal(later.swaps, 1);
+  assert.equal(payments.changeQueue.rowsOf('down-1')[0].state, 'received');
+  assert.equal(balanceOf(ctx, w.mint.url).unspent, 521);
+  await assertBooksBalance(ctx);
+});
+
+test('queued change survives a restart of the wallet and is received once', async (t) => {
+  const { ln, mint, ctx, payments } = await paymentsWorld(t);
+  const change = await outsideToken(ln, mint.url, 33);
+  payments.changeQueue.enqueue('restart-1', 'change', change, mint.url);
+  await payments.stop();
+  const again = newPayments(t, ctx);
+  await again.changeQueue.drain();
+  assert.equal(again.changeQueue.rowsOf('restart-1')[0].state, 'received');
+  await again.changeQueue.drain();
+  assert.equal(balanceOf(ctx, mint.url).unspent, 33);
+  await assertBooksBalance(ctx);
+});
+
+test('a mint answering 500 is retried with the same outputs and the change is received once', async (t) => {
+  const w = await paymentsWorld(t);
+  const { ctx, advance } = manualClock(w.ctx);
+  const payments = newPayments(t, ctx);
+  payments.changeQueue.enqueue('e500', 'change', await outsideToken(w.ln, w.mint.url, 17), w.mint.url);
+  await ctx.mints.wallet(w.mint.url); // so the 500 hits the swap, not the key download
+  w.mint.knobs.failNext = 1;
+  assert.equal((await payments.changeQueue.drain()).retrying, 1);
+  advance(1_000);
+  await payments.changeQueue.drain();
+  assert.equal(payments.changeQueue.rowsOf('e500')[0].state, 'received');
+  assert.equal(balanceOf(ctx, w.mint.url).unspent, 17);
+  await assertBooksBalance(ctx);
+});
+
+test('a change swap the mint did but whose answer was lost is restored, or recorded as lost with evidence; never counted twice', async (t) => {
+  const w = await paymentsWorld(t);
+  const { ctx, advance } = manualClock(w.ctx);
+  const payments = newPayments(t, ctx);
+  payments.changeQueue.enqueue('lostans', 'change', await outsideToken(w.ln, w.mint.url, 12), w.mint.url);
+  await ctx.mints.wallet(w.mint.url); // so the lost answer is the swap's, not the key download's
+  w.mint.knobs.loseResponseNext = 1;
+  assert.equal((await payments.changeQueue.drain()).retrying, 1);
+  advance(1_000);
+  await payments.changeQueue.drain();
+  const row = payments.changeQueue.rowsOf('lostans')[0];
+  const restore = (await ctx.mints.wallet(w.mint.url)).getMintInfo().isSupported(9).supported;
+  if (restore) {
+    assert.equal(row.state, 'received');
+    assert.equal(balanceOf(ctx, w.mint.url).unspent, 12);
+  } else {
+    assert.equal(row.state, 'lost');
+    assert.match(JSON.stringify(row.evidence), /NUT-09/);
+    assert.equal(balanceOf(ctx, w.mint.url).unspent, 0);
+  }
+  await assertBooksBalance(ctx);
+});
