@@ -3,6 +3,8 @@
 import { Command, CommanderError } from 'commander';
 import { CliError, notYet } from './cli/common.ts';
 import { registerWallet } from './cli/wallet.ts';
+import { registerMarket } from './cli/market.ts';
+import { registerStart } from './cli/start.ts';
 
 export function buildProgram(): Command {
   const program = new Command('satroute')
@@ -20,10 +22,9 @@ Environment:
     );
   program.exitOverride();
 
-  notYet(program.command('start').description('run the daemon'), 'satroute start');
+  registerStart(program);
   notYet(program.command('status').description('show the running daemon, wallet and market at a glance'), 'satroute status');
-  notYet(program.command('providers').description('list known providers'), 'satroute providers');
-  notYet(program.command('models').description('list models and their cheapest price'), 'satroute models');
+  registerMarket(program);
 
   registerWallet(program);
 

@@ -1,0 +1,128 @@
+// `satroute start`, `satroute providers` and `satroute models` as a user runs them: separate
+// processes on one data directory, with the daemon running and after it stopped.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { callDaemon } from '../../../daemon/control.ts';
+import type { ModelView, ProviderView } from '../../../daemon/market.ts';
+import { startRelay } from '../../world/relay.ts';
+import { startProvider } from '../../world/provider.ts';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const bin = path.join(root, 'bin/satroute.js');
+
+function satroute(env: Record<string, string>, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [bin, ...args], { cwd: root, env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test('start discovers providers; providers and models show them from the daemon, then from disk after SIGTERM', async (t) => {
+  const relay = await startRelay();
+  t.after(() => relay.stop());
+  const mint = 'http://127.0.0.1:3338';
+  const alpha = await startProvider({ name: 'Alpha', relays: [relay.url], mints: [mint], models: [{ id: 'gpt-x', aliasIds: ['openai/gpt-x'], promptSatsPerToken: 0.00002, completionSatsPerToken: 0.00006, maxCostSats: 40 }] });
+  t.after(() => alpha.stop());
+  const ghost = await startProvider({ name: 'Ghost', relays: [relay.url], mints: [mint], models: [{ id: 'gpt-x', promptSatsPerToken: 0.00001, completionSatsPerToken: 0.00001 }], knobs: { dead: true } });
+  t.after(() => ghost.stop());
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'satroute-start-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const env = { SATROUTE_DATA_DIR: dir, SATROUTE_RELAYS: relay.url, SATROUTE_LISTEN: '127.0.0.1:18340' };
+
+  const daemon = spawn(process.execPath, [bin, 'start', '--json'], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  daemon.stdout.on('data', (d) => (stdout += d));
+  daemon.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((r) => daemon.once('exit', (code) => r(code)));
+  t.after(() => daemon.kill('SIGKILL'));
+
+  await waitFor('daemon.json', () => fs.existsSync(path.join(dir, 'daemon.json')));
+  const info = JSON.parse(fs.readFileSync(path.join(dir, 'daemon.json'), 'utf8')) as { pid: number; listen: string; startedAt: string };
+  assert.equal(info.pid, daemon.pid);
+  assert.equal(info.listen, '127.0.0.1:18340');
+  assert.equal(fs.statSync(path.join(dir, 'daemon.json')).mode & 0o777, 0o600);
+  await waitFor('the start line', () => stdout.includes('\n'));
+  assert.equal(JSON.parse(stdout.split('\n')[0]).data_dir, dir);
+
+  await waitFor('both providers probed', async () => {
+    const list = await callDaemon<ProviderView[]>(dir, 'market.providers');
+    return list.length === 2 && list.every((p) => p.status !== 'announced');
+  });
+
+  const json = await satroute(env, 'providers', '--json');
+  assert.equal(json.code, 0, json.stderr);
+  const providers = JSON.parse(json.stdout) as ProviderView[];
+  assert.deepEqual(
+    providers.map((p) => [p.name, p.status, p.models]),
+    [
+      ['Alpha', 'reachable', 1],
+      ['Ghost', 'unreachable', 0],
+    ],
+  );
+  assert.equal(providers[0].url, alpha.url);
+  assert.deepEqual(providers[0].mints, [mint]);
+  assert.equal(providers[0].cheapest?.model, 'gpt-x');
+  assert.equal(providers[0].cheapest?.prompt_sats_per_mtok, 20);
+
+  const human = await satroute(env, 'providers');
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(human.stdout, /^NAME\s+URL\s+STATUS\s+MODELS\s+CHEAPEST/);
+  assert.match(human.stdout, new RegExp(`Alpha\\s+${alpha.url.replace(/[.]/g, '\\.')}\\s+reachable\\s+1\\s+gpt-x 20/60\\s+127\\.0\\.0\\.1:3338\\s+\\d+s ago`));
+  assert.match(human.stdout, /Ghost\s+\S+\s+unreachable \(\d+s\)\s+0\s+-/);
+  assert.match(human.stdout, /2 providers, 1 usable/);
+
+  const models = await satroute(env, 'models', '--json');
+  assert.equal(models.code, 0, models.stderr);
+  const catalogue = JSON.parse(models.stdout) as ModelView[];
+  assert.deepEqual(
+    catalogue.map((m) => [m.id, m.providers, m.cheapest?.provider_name, m.aliases]),
+    [['gpt-x', 1, 'Alpha', ['openai/gpt-x']]],
+  );
+  const modelsHuman = await satroute(env, 'models');
+  assert.match(modelsHuman.stdout, /gpt-x\s+1\s+20\s+60\s+40\s+Alpha\s+openai\/gpt-x/);
+
+  daemon.kill('SIGTERM');
+  assert.equal(await exited, 0, stderr);
+  assert.ok(!fs.existsSync(path.join(dir, 'daemon.json')), 'daemon.json removed on SIGTERM');
+  assert.match(stderr, /"msg":"satroute stopped"/);
+
+  // no daemon now: the same answers come from the data directory
+  const after = await satroute(env, 'providers', '--json');
+  assert.equal(after.code, 0, after.stderr);
+  assert.deepEqual(
+    (JSON.parse(after.stdout) as ProviderView[]).map((p) => [p.name, p.status]),
+    [
+      ['Alpha', 'reachable'],
+      ['Ghost', 'unreachable'],
+    ],
+  );
+  const modelsAfter = await satroute(env, 'models', '--json');
+  assert.deepEqual((JSON.parse(modelsAfter.stdout) as ModelView[]).map((m) => m.id), ['gpt-x']);
+});
+
+test('providers and models on an empty data directory say how to get a market', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'satroute-empty-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const env = { SATROUTE_DATA_DIR: dir };
+  const p = await satroute(env, 'providers');
+  assert.equal(p.code, 0, p.stderr);
+  assert.match(p.stdout, /No providers known yet/);
+  const m = await satroute(env, 'models', '--json');
+  assert.equal(m.code, 0, m.stderr);
+  assert.deepEqual(JSON.parse(m.stdout), []);
+});
