@@ -13,7 +13,7 @@ import { WebSocket } from 'ws';
 import { NWCClient } from '@getalby/sdk';
 import { Relay, useWebSocketImplementation } from 'nostr-tools/relay';
 import type { Event } from 'nostr-tools/pure';
-import { defaultScenario, parseScenario, ScenarioError, startWorld, type Scenario, type WorldInfo } from './scenario.ts';
+import { defaultScenario, parseScenario, ScenarioError, seededRandom, startWorld, type Scenario, type WorldInfo } from './scenario.ts';
 
 useWebSocketImplementation(WebSocket);
 
@@ -32,7 +32,7 @@ const small: Scenario = {
       name: 'dear',
       mints: [0],
       models: [{ id: 'openai/gpt-4o-mini', promptSatsPerToken: 0.03, completionSatsPerToken: 0.1, maxCostSats: 900 }],
-      knobs: { latencyMs: 5 },
+      knobs: { latencyMs: 5, acceptedMints: ['m1'] },
     },
     {
       name: 'quiet',
@@ -129,6 +129,9 @@ test('a started world announces its providers on the relay, serves them over HTT
   const models = (await (await fetch(`${world.provider('cheap').url}/v1/models`)).json()) as { data: { id: string; alias_ids?: string[] }[] };
   assert.deepEqual(models.data.map((m) => m.id), ['openai/gpt-4o-mini']);
 
+  assert.deepEqual(world.provider('dear').knobs.acceptedMints, info.mints, 'mint names resolve to URLs');
+  assert.equal(world.provider('dear').knobs.latencyMs, 5);
+
   const client = new NWCClient({ nostrWalletConnectUrl: info.nwc });
   assert.equal((await client.getBalance()).balance, 2_500_000);
   client.close();
@@ -137,6 +140,51 @@ test('a started world announces its providers on the relay, serves them over HTT
   stopped = true;
   await settled(resources, before);
   assert.deepEqual(resources(), before, 'no sockets or servers left open');
+});
+
+test('the default world has every kind of provider a router must cope with', async (t) => {
+  const world = await startWorld();
+  t.after(() => world.stop());
+  const info = world.info();
+  assert.equal(info.mints.length, 2);
+  const events = await announcements(info.relay);
+  assert.equal(events.length, defaultScenario.providers.length, 'all announced, the dead one too');
+  await assert.rejects(fetch(`${world.provider('delta').url}/v1/models`), 'delta is dead over HTTP');
+  assert.equal(world.provider('bravo').knobs.overchargeFactor, 1.5);
+  assert.equal(world.provider('charlie').knobs.failureRate, 0.33);
+  assert.deepEqual(tag(events.find((e) => tag(e, 'u')[0] === world.provider('echo').url)!, 'mint'), [world.mint('mint-b').url]);
+  // The same model is listed under different ids, linked by aliases.
+  const listed = async (name: string) =>
+    ((await (await fetch(`${world.provider(name).url}/v1/models`)).json()) as { data: { id: string; alias_ids?: string[] }[] }).data;
+  const bravo = await listed('bravo');
+  const alpha = await listed('alpha');
+  assert.ok(bravo.some((m) => m.id === 'gpt-4o-mini' && m.alias_ids?.includes('openai/gpt-4o-mini')));
+  assert.ok(alpha.some((m) => m.id === 'openai/gpt-4o-mini' && m.alias_ids?.includes('gpt-4o-mini')));
+});
+
+test('the chaos example starts: a mint down, one provider unannounced, msat keysets', async (t) => {
+  const world = await startWorld(scenarioFile('chaos.json'));
+  t.after(() => world.stop());
+  assert.equal(world.mint('gone').isDown, true);
+  await assert.rejects(fetch(`${world.mint('gone').url}/v1/info`));
+  assert.deepEqual(world.mint('main').keysets().map((k) => k.unit).sort(), ['msat', 'sat']);
+  assert.equal(world.mint('slow').knobs.latencyMs, 250);
+  assert.equal(world.lightning.knobs.routingFeeMsat, 1000);
+  const announcedUrls = (await announcements(world.relay.url)).map((e) => tag(e, 'u')[0]);
+  assert.equal(announcedUrls.length, world.providers.length - 1);
+  assert.ok(!announcedUrls.includes(world.provider('hidden').url));
+  assert.equal((await fetch(`${world.provider('hidden').url}/v1/info`)).status, 200);
+});
+
+test('a seeded random source repeats itself and stays in [0, 1)', () => {
+  const a = seededRandom(21);
+  const b = seededRandom(21);
+  const xs = Array.from({ length: 1000 }, () => a());
+  assert.deepEqual(Array.from({ length: 1000 }, () => b()), xs);
+  assert.ok(xs.every((x) => x >= 0 && x < 1));
+  const mean = xs.reduce((s, x) => s + x, 0) / xs.length;
+  assert.ok(Math.abs(mean - 0.5) < 0.05);
+  assert.notDeepEqual(Array.from({ length: 5 }, seededRandom(22)), xs.slice(0, 5));
 });
 
 test('a world whose provider cannot start stops the parts it had started', async (t) => {
