@@ -9,7 +9,9 @@ const USAGE = `usage: npm run world [-- --scenario FILE]
 Starts the local test world (Nostr relay, Cashu mints, simulated Lightning, an NWC wallet
 service and Routstr providers) and prints one JSON line on stdout:
   {"relay","mints":[...],"providers":[{"name","url"}],"nwc"}
-then runs until SIGINT or SIGTERM. Logs go to stderr.
+then runs until SIGINT or SIGTERM. Logs go to stderr. npm prints its own banner on stdout
+first; use \`npm run -s world\` (or \`node --import tsx test/world/cli.ts\`) for a clean stream.
+When stopping it from a script, signal the process group (npm does not pass SIGTERM on).
 
 options:
   --scenario FILE  a scenario JSON file (see test/world/scenarios/); default: the built-in one

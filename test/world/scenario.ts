@@ -78,7 +78,16 @@ const providerSchema = z.strictObject({
   announce: z.boolean().optional(),
   /** Fixed port on 127.0.0.1; default any free port. */
   port: z.number().int().min(1).max(65535).optional(),
+  /** More `u` tags to announce besides the HTTP URL (e.g. an onion address). */
+  extraUrls: z.array(z.string().min(1)).optional(),
 });
+
+// Compile-time guard: the scenario format covers exactly the provider's knobs and model fields.
+type Same<A, B> = [Exclude<A, B>, Exclude<B, A>] extends [never, never] ? true : false;
+const knobsInSync: Same<keyof z.output<typeof knobsSchema>, keyof ProviderKnobs> = true;
+const modelInSync: Same<keyof z.output<typeof modelSchema>, keyof ModelSpec> = true;
+void knobsInSync;
+void modelInSync;
 
 export const scenarioSchema = z.strictObject({
   $schema: z.string().optional(),
@@ -274,6 +283,7 @@ export async function startWorld(scenarioInput: unknown = defaultScenario, opts:
         usdPerSat: p.usdPerSat,
         noAnnounce: p.announce === false,
         port: p.port,
+        extraUrls: p.extraUrls,
         clock,
         random: opts.random ?? (scenario.seed === undefined ? undefined : seededRandom(scenario.seed * 1000 + i)),
       });
