@@ -1,0 +1,168 @@
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { getTokenMetadata } from '@cashu/cashu-ts';
+import { outsideToken } from './world.ts';
+import { paymentsWorld, newPayments, testProvider, payProvider, requiredSat, assertBooksBalance, balanceOf } from './payments-fixture.ts';
+import { recoverPayments } from '../../wallet/recovery.ts';
+
+const CHILD = fileURLToPath(new URL('./payments-child.ts', import.meta.url));
+
+/** Start a wallet process on the same database; resolves with it and its JSON lines as they come. */
+function startChild(t: TestContext, args: Record<string, unknown>) {
+  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(args)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+  const lines: Record<string, unknown>[] = [];
+  let waiters: (() => void)[] = [];
+  let buf = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      lines.push(JSON.parse(buf.slice(0, i)) as Record<string, unknown>);
+      buf = buf.slice(i + 1);
+      waiters.forEach((w) => w());
+      waiters = [];
+    }
+  });
+  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const next = (step: string) => new Promise<Record<string, unknown>>((resolve, reject) => {
+    const check = () => {
+      const found = lines.find((l) => l.step === step);
+      if (found) return resolve(found);
+      if (child.exitCode !== null) return reject(new Error(`child exited ${child.exitCode}: ${stderr}`));
+      waiters.push(check);
+    };
+    child.once('exit', () => check());
+    check();
+  });
+  const go = () => child.stdin!.write('go\n');
+  return { child, next, go };
+}
+
+function kill(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGKILL');
+  });
+}
+
+test('killed after taking a token, before sending it: on restart the token is swapped back and the balance is whole', async (t) => {
+  const { mint, ctx, dbFile, payments } = await paymentsWorld(t, { fundSat: 400 });
+  const { child, next } = startChild(t, { dbFile, mintUrl: mint.url, step: 'take', requestId: 'crash-1', amountSat: 37 });
+  const taken = await next('taken');
+  await kill(child);
+  assert.equal(balanceOf(ctx, mint.url).pending, taken.sentSat, 'the dead process left its token pending');
+  const report = await recoverPayments(payments);
+  assert.deepEqual(report.requests.map((r) => [r.requestId, r.action]), [['crash-1', 'reclaimed']]);
+  assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 400, pending: 0 });
+  assert.equal(payments.outcome('crash-1')!.state, 'reclaimed');
+  // Running recovery again changes nothing.
+  assert.deepEqual((await recoverPayments(payments)).requests, []);
+  await assertBooksBalance(ctx);
+});
+
+test('killed after the provider took the token, before settling: the change comes back through the refund endpoint', async (t) => {
+  const { mint, ctx, dbFile, payments } = await paymentsWorld(t, { fundSat: 1000 });
+  const provider = await testProvider(t, mint.url);
+  const { child, next } = startChild(t, { dbFile, mintUrl: mint.url, step: 'take', requestId: 'crash-2', amountSat: requiredSat(), providerUrl: provider.url });
+  const { token, sentSat } = (await next('taken')) as { token: string; sentSat: number };
+  const res = await payProvider(provider, token); // the answer (and its change) dies with the process
+  assert.equal(res.status, 200);
+  const change = getTokenMetadata(res.change!).amount.toNumber();
+  await kill(child);
+  const report = await recoverPayments(payments);
+  assert.deepEqual(report.requests.map((r) => r.action), ['refunded']);
+  const outcome = payments.outcome('crash-2')!;
+  assert.equal(outcome.state, 'refunded');
+  assert.equal(outcome.changeReceivedSat, change, 'the refund was swapped in by the recovery run');
+  assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 1000 - sentSat + change, pending: 0 });
+  assert.equal(provider.stats().earnedSat, sentSat - change);
+  await assertBooksBalance(ctx);
+});
+
+test('killed after a provider kept the whole token: after bounded refund retries it is a loss with evidence', async (t) => {
+  const { mint, ctx, dbFile, payments: unused } = await paymentsWorld(t, { fundSat: 300 });
+  void unused;
+  const provider = await testProvider(t, mint.url, { internalError500: true });
+  const { child, next } = startChild(t, { dbFile, mintUrl: mint.url, step: 'take', requestId: 'crash-3', amountSat: requiredSat(), providerUrl: provider.url });
+  const { token, sentSat } = (await next('taken')) as { token: string; sentSat: number };
+  assert.equal((await payProvider(provider, token)).status, 500);
+  await kill(child);
+  const waits: number[] = [];
+  const payments = newPayments(t, ctx, { payments: { refund: { pollAttempts: 3, pollDelayMs: 2000, sleep: async (ms) => { waits.push(ms); }, maxRefundRounds: 1 } } });
+  const report = await recoverPayments(payments);
+  assert.deepEqual(report.requests.map((r) => r.action), ['lost']);
+  assert.deepEqual(waits, [2000, 2000], 'the pending refund was asked for three times');
+  const loss = ctx.ledger.list({ kind: 'loss', ref: 'crash-3' });
+  assert.equal(loss.length, 1);
+  assert.equal(loss[0].amount, -sentSat);
+  assert.match(JSON.stringify(loss[0].evidence), /spent/);
+  assert.match(JSON.stringify(loss[0].evidence), /pending/);
+  assert.deepEqual(payments.outcome('crash-3')!.flags, ['lost']);
+  assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 300 - sentSat, pending: 0 });
+  await assertBooksBalance(ctx);
+});
+
+test('a refund still pending is asked for again later, not written off at once', async (t) => {
+  const { mint, ctx, payments: first } = await paymentsWorld(t, { fundSat: 300 });
+  void first;
+  const provider = await testProvider(t, mint.url, { internalError500: true });
+  const payments = newPayments(t, ctx, { payments: { refund: { pollAttempts: 1, sleep: async () => {}, maxRefundRounds: 3 } } });
+  const taken = await payments.takeToken(mint.url, requiredSat(), 'slow-refund', { providerUrl: provider.url });
+  await payProvider(provider, taken.token);
+  const r = await payments.reclaim('slow-refund');
+  assert.equal(r.action, 'refund_wait');
+  assert.equal(payments.outcome('slow-refund')!.state, 'refund_wait');
+  assert.equal(balanceOf(ctx, mint.url).pending, taken.sentSat, 'still pending, with its reason');
+  await assertBooksBalance(ctx);
+});
+
+test('killed while receiving change with the mint down: on restart the change is received once', async (t) => {
+  const { ln, mint, ctx, dbFile, payments } = await paymentsWorld(t, { fundSat: 500 });
+  const change = await outsideToken(ln, mint.url, 25);
+  const { child, next, go } = startChild(t, { dbFile, mintUrl: mint.url, step: 'receive-change', requestId: 'crash-4', amountSat: 30, changeToken: change });
+  await next('settled');
+  await mint.setDown(true);
+  go();
+  const drained = (await next('drained')) as { report: { retrying: number } };
+  assert.equal(drained.report.retrying, 1, 'the swap is prepared and waits for the mint');
+  await kill(child);
+  await mint.setDown(false);
+  const report = await recoverPayments(payments);
+  assert.deepEqual(report.swaps.map((s) => s.status), ['done']);
+  const outcome = payments.outcome('crash-4')!;
+  assert.equal(outcome.changeReceivedSat, 25);
+  assert.equal(outcome.changePending, false);
+  assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 500 - outcome.sentSat + 25, pending: 0 });
+  await recoverPayments(payments);
+  assert.equal(balanceOf(ctx, mint.url).unspent, 500 - outcome.sentSat + 25, 'never counted twice');
+  await assertBooksBalance(ctx);
+});
+
+test('killed in the middle of a change swap the mint then completes: restored, or lost with evidence, and the books balance', async (t) => {
+  const { ln, mint, ctx, dbFile, payments } = await paymentsWorld(t, { fundSat: 500 });
+  const change = await outsideToken(ln, mint.url, 19);
+  const { child, next, go } = startChild(t, { dbFile, mintUrl: mint.url, step: 'receive-change', requestId: 'crash-5', amountSat: 30, changeToken: change });
+  await next('settled');
+  // Hold the swap at the mint, and kill the wallet while its call is out.
+  mint.knobs.latencyMs = 300;
+  const swapsBefore = mint.requestCounts()['POST /v1/swap'] ?? 0;
+  go();
+  while ((mint.requestCounts()['POST /v1/swap'] ?? 0) === swapsBefore) await new Promise((r) => setTimeout(r, 2));
+  await kill(child); // the swap request reached the mint; its answer never will
+  await new Promise((r) => setTimeout(r, 400)); // the mint finishes the swap for a dead client
+  mint.knobs.latencyMs = 0;
+  await recoverPayments(payments);
+  const outcome = payments.outcome('crash-5')!;
+  const restore = (await ctx.mints.wallet(mint.url)).getMintInfo().isSupported(9).supported;
+  if (restore) assert.equal(outcome.changeReceivedSat, 19);
+  else {
+    assert.deepEqual(outcome.flags, ['change_lost']);
+    assert.match(JSON.stringify(outcome.changes[0].evidence), /NUT-09/);
+  }
+  assert.equal(outcome.changePending, false);
+  await assertBooksBalance(ctx);
+});
