@@ -15,6 +15,10 @@ export interface Offer {
   price: ModelPrice;
   /** Mints the provider accepts (its /v1/info list, else its announcement). */
   mints: string[];
+  /** prompt + completion nmsat per token: the list price offers are sorted by. */
+  listNmsat: number;
+  /** The provider URL when the offer was made (the sort's tie-breaker; fixed so lists stay sorted). */
+  sortUrl: string;
 }
 
 /** The mints a provider accepts: what it says over HTTP, else what it announced. */
@@ -27,15 +31,26 @@ export function isOffering(p: StoredProvider, excludeBad: boolean): boolean {
   return p.status === 'reachable' && !(excludeBad && p.review === 'bad');
 }
 
-const byListPrice = (a: Offer, b: Offer) => listPriceNmsat(a.price) - listPriceNmsat(b.price) || (a.provider.url ?? '').localeCompare(b.provider.url ?? '');
+// Cheapest list price first; ties by base URL (as the Routstr SDK breaks them).
+function compareOffers(a: Offer, b: Offer): number {
+  if (a.listNmsat !== b.listNmsat) return a.listNmsat - b.listNmsat;
+  if (a.sortUrl !== b.sortUrl) return a.sortUrl < b.sortUrl ? -1 : 1;
+  return a.provider.id < b.provider.id ? -1 : a.provider.id > b.provider.id ? 1 : 0;
+}
 
+const EMPTY: readonly Offer[] = Object.freeze([]);
+
+/**
+ * Providers with their models, and for each model id and alias the offers sorted cheapest
+ * first. The sorted lists are immutable snapshots: a change builds a new list for the keys
+ * it touches (one copy, binary-search remove and insert), so a caller may keep a list across an
+ * await, and a lookup never sorts.
+ */
 export class MarketIndex {
   readonly providers = new Map<string, MarketProvider>();
-  // model id or alias -> provider id -> offer
-  private readonly byModel = new Map<string, Map<string, Offer>>();
-  // keys each provider is indexed under, to remove them on reindex
-  private readonly keysOf = new Map<string, string[]>();
-  private readonly sorted = new Map<string, Offer[]>();
+  private readonly byModel = new Map<string, readonly Offer[]>();
+  // the offers each provider has in the index, by key, to replace them on change
+  private readonly offersOf = new Map<string, Map<string, Offer>>();
 
   constructor(private readonly excludeBad: boolean) {}
 
@@ -49,53 +64,85 @@ export class MarketIndex {
     this.reindex(p.id);
   }
 
+  /** Add many providers at once (a warm start): one sort per key instead of an insert per offer. */
+  putAll(list: readonly MarketProvider[]): void {
+    const lists = new Map<string, Offer[]>();
+    for (const p of list) {
+      this.providers.set(p.id, p);
+      const offers = this.offersFor(p);
+      this.offersOf.set(p.id, offers);
+      for (const [key, offer] of offers) {
+        let l = lists.get(key);
+        if (!l) lists.set(key, (l = [...(this.byModel.get(key) ?? EMPTY)]));
+        l.push(offer);
+      }
+    }
+    for (const [key, l] of lists) this.byModel.set(key, l.sort(compareOffers));
+  }
+
   remove(id: string): void {
     this.providers.delete(id);
     this.reindex(id);
   }
 
   /** Offers for a model id or alias from usable providers, cheapest list price first. */
-  offers(modelOrAlias: string): Offer[] {
-    const cached = this.sorted.get(modelOrAlias);
-    if (cached) return cached;
-    const m = this.byModel.get(modelOrAlias);
-    const list = m ? [...m.values()].sort(byListPrice) : [];
-    if (m) this.sorted.set(modelOrAlias, list);
-    return list;
+  offers(modelOrAlias: string): readonly Offer[] {
+    return this.byModel.get(modelOrAlias) ?? EMPTY;
   }
 
   /** Every indexed key (model ids and aliases). */
-  modelKeys(): string[] {
-    return [...this.byModel.keys()];
+  modelKeys(): IterableIterator<string> {
+    return this.byModel.keys();
   }
 
+  /** Rebuild one provider's offers (after its status, review or models changed). */
   reindex(providerId: string): void {
-    for (const key of this.keysOf.get(providerId) ?? []) {
-      const m = this.byModel.get(key);
-      m?.delete(providerId);
-      if (m && m.size === 0) this.byModel.delete(key);
-      this.sorted.delete(key);
-    }
-    this.keysOf.delete(providerId);
+    const before = this.offersOf.get(providerId) ?? new Map<string, Offer>();
     const p = this.providers.get(providerId);
-    if (!p || !isOffering(p, this.excludeBad)) return;
-    const keys: string[] = [];
+    const after = p ? this.offersFor(p) : new Map<string, Offer>();
+    for (const key of new Set([...before.keys(), ...after.keys()])) {
+      const next = (this.byModel.get(key) ?? EMPTY).slice();
+      const old = before.get(key);
+      if (old) {
+        let i = lowerBound(next, old);
+        if (next[i] !== old) i = next.indexOf(old);
+        if (i >= 0) next.splice(i, 1);
+      }
+      const offer = after.get(key);
+      if (offer) next.splice(lowerBound(next, offer), 0, offer);
+      if (next.length) this.byModel.set(key, next);
+      else this.byModel.delete(key);
+    }
+    if (after.size) this.offersOf.set(providerId, after);
+    else this.offersOf.delete(providerId);
+  }
+
+  // key (model id or alias) -> this provider's offer under it
+  private offersFor(p: MarketProvider): Map<string, Offer> {
+    const out = new Map<string, Offer>();
+    if (!isOffering(p, this.excludeBad)) return out;
     const mints = acceptedMints(p);
     for (const model of p.models.values()) {
       if (!model.price) continue;
-      const offer: Offer = { provider: p, model, price: model.price, mints };
-      for (const key of [model.id, ...model.aliasIds]) {
-        let m = this.byModel.get(key);
-        if (!m) this.byModel.set(key, (m = new Map()));
-        // an id beats an alias when a provider lists both for different models
-        if (m.has(providerId) && key !== model.id) continue;
-        m.set(providerId, offer);
-        this.sorted.delete(key);
-        keys.push(key);
-      }
+      const offer: Offer = { provider: p, model, price: model.price, mints, listNmsat: listPriceNmsat(model.price), sortUrl: p.url ?? p.urls[0] ?? '' };
+      if (!out.has(model.id) || out.get(model.id)!.model.id !== model.id) out.set(model.id, offer);
+      // an id beats an alias when a provider lists both for different models
+      for (const alias of model.aliasIds) if (!out.has(alias)) out.set(alias, offer);
     }
-    this.keysOf.set(providerId, keys);
+    return out;
   }
+}
+
+// The first position whose offer does not sort before `offer`.
+function lowerBound(list: readonly Offer[], offer: Offer): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareOffers(list[mid], offer) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 // ---- views -----------------------------------------------------------------------------
@@ -200,7 +247,7 @@ export interface ModelView {
 /** The catalogue: each model id once, from usable providers, with its cheapest offer. */
 export function catalogue(index: MarketIndex): ModelView[] {
   const byId = new Map<string, { offers: Offer[]; aliases: Set<string> }>();
-  for (const key of index.modelKeys()) {
+  for (const key of [...index.modelKeys()]) {
     for (const offer of index.offers(key)) {
       if (offer.model.id !== key) continue; // reached through an alias; counted under its id
       let e = byId.get(key);
@@ -211,7 +258,7 @@ export function catalogue(index: MarketIndex): ModelView[] {
   }
   const out: ModelView[] = [];
   for (const [id, e] of byId) {
-    const best = e.offers[0]; // offers() is sorted cheapest first
+    const best = e.offers[0]; // offers() are sorted cheapest first
     out.push({
       id,
       name: best.model.name ?? id,

@@ -337,10 +337,12 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
     const removed = [...p.models.keys()].filter((id) => !next.has(id));
     for (const id of removed) changes.push({ providerId: p.id, modelId: id, at: now, before: p.models.get(id)?.price, price: null, removed: true });
     const statusChanged = p.status !== 'reachable';
+    const infoMints = info?.mints.length ? info.mints : p.infoMints;
+    const offersChanged = statusChanged || upserts.length > 0 || removed.length > 0 || url !== p.url || infoMints.join(' ') !== p.infoMints.join(' ');
     Object.assign(p, {
       url,
       models: next,
-      infoMints: info?.mints.length ? info.mints : p.infoMints,
+      infoMints,
       name: p.name ?? info?.name,
       version: p.version ?? info?.version,
       status: 'reachable',
@@ -352,7 +354,7 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
       lastError: undefined,
     });
     this.store.saveProbe(p, upserts, removed, changes);
-    this.index.reindex(p.id);
+    if (offersChanged) this.index.reindex(p.id); // a refresh that changed nothing leaves the index alone
     this.catalogueCache = undefined;
     if (statusChanged) this.log.info('provider reachable', { provider: p.id, url, models: next.size });
     const real = changes.filter((c) => c.before !== undefined);
@@ -386,7 +388,7 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
       if (!map) byProvider.set(m.providerId, (map = new Map()));
       map.set(m.id, m);
     }
-    for (const p of providers) this.index.put({ ...p, models: byProvider.get(p.id) ?? new Map() });
+    this.index.putAll(providers.map((p) => ({ ...p, models: byProvider.get(p.id) ?? new Map() })));
   }
 
   private syncStaticProviders(now: number): void {
