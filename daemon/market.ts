@@ -86,6 +86,8 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
   private kick: ReturnType<typeof setImmediate> | undefined;
   private started = false;
   private stopped = false;
+  /** Aborts probes in flight when the market stops. */
+  private readonly stopping = new AbortController();
   private catalogueCache: ModelView[] | undefined;
   /** Probes started since construction (for status and tests). */
   probes = 0;
@@ -147,9 +149,10 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
     }
   }
 
-  /** Stop discovery and timers; probes in flight finish (their results are still stored). */
+  /** Stop discovery, timers and probes in flight (their results are dropped). */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort();
     this.discovery?.stop();
     if (this.timer) clearInterval(this.timer);
     if (this.kick) clearImmediate(this.kick);
@@ -300,15 +303,16 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
     let lastError = '';
     for (const url of candidates) {
       try {
-        const [models, info] = await Promise.all([this.client.models(url), this.client.info(url).catch((err: unknown) => err as Error)]);
-        if (this.index.get(providerId) !== p) return; // removed meanwhile
+        const signal = this.stopping.signal;
+        const [models, info] = await Promise.all([this.client.models(url, signal), this.client.info(url, signal).catch((err: unknown) => err as Error)]);
+        if (this.index.get(providerId) !== p || this.stopped) return; // removed or stopped meanwhile
         this.succeeded(p, url, models, info instanceof Error ? undefined : info);
         return;
       } catch (err) {
         lastError = err instanceof ProbeError ? err.message : String((err as Error)?.message ?? err);
       }
     }
-    if (this.index.get(providerId) !== p) return;
+    if (this.index.get(providerId) !== p || this.stopped) return;
     this.failed(p, startedAt, lastError);
   }
 

@@ -98,8 +98,8 @@ export class ProviderClient {
     return !isOnionUrl(baseUrl) || this.fetchOnion !== undefined;
   }
 
-  async info(baseUrl: string): Promise<ProviderInfo> {
-    const body = await this.getJson(baseUrl, '/v1/info', this.opts.maxInfoBytes ?? 256 * 1024);
+  async info(baseUrl: string, signal?: AbortSignal): Promise<ProviderInfo> {
+    const body = await this.getJson(baseUrl, '/v1/info', this.opts.maxInfoBytes ?? 256 * 1024, signal);
     const r = ProviderInfoSchema.safeParse(body);
     if (!r.success) throw new ProbeError('invalid_response', `${baseUrl}/v1/info: not a provider info object`);
     const i = r.data;
@@ -114,8 +114,8 @@ export class ProviderClient {
     };
   }
 
-  async models(baseUrl: string): Promise<ProviderModel[]> {
-    const body = await this.getJson(baseUrl, '/v1/models', this.opts.maxModelsBytes ?? 16 * 1024 * 1024);
+  async models(baseUrl: string, signal?: AbortSignal): Promise<ProviderModel[]> {
+    const body = await this.getJson(baseUrl, '/v1/models', this.opts.maxModelsBytes ?? 16 * 1024 * 1024, signal);
     const list = Array.isArray(body) ? body : (body as { data?: unknown } | null)?.data;
     if (!Array.isArray(list)) throw new ProbeError('invalid_response', `${baseUrl}/v1/models: no data array`);
     const out: ProviderModel[] = [];
@@ -147,7 +147,8 @@ export class ProviderClient {
     return out;
   }
 
-  private async getJson(baseUrl: string, path: string, maxBytes: number): Promise<unknown> {
+  /** GET a JSON body; `signal` (e.g. the daemon stopping) aborts it like the timeout does. */
+  private async getJson(baseUrl: string, path: string, maxBytes: number, signal?: AbortSignal): Promise<unknown> {
     const url = `${baseUrl.replace(/\/+$/, '')}${path}`;
     const onion = isOnionUrl(baseUrl);
     const f = onion ? this.fetchOnion : this.fetchClear;
@@ -155,11 +156,15 @@ export class ProviderClient {
     const timeoutMs = this.opts.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), timeoutMs);
+    const onAbort = () => controller.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
     try {
+      if (signal?.aborted) throw new ProbeError('unreachable', `${url}: canceled`);
       let res: Response;
       try {
         res = await f(url, { headers: { accept: 'application/json' }, signal: controller.signal, redirect: 'error' });
       } catch (err) {
+        if (signal?.aborted) throw new ProbeError('unreachable', `${url}: canceled`);
         if (controller.signal.aborted) throw new ProbeError('timeout', `${url}: no answer within ${timeoutMs} ms`);
         throw new ProbeError('unreachable', `${url}: ${describe(err)}`);
       }
@@ -175,6 +180,7 @@ export class ProviderClient {
       }
     } finally {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
     }
   }
 }

@@ -78,16 +78,18 @@ export function providersTable(list: ProviderView[]): string {
 
 export function modelsTable(list: ModelView[]): string {
   if (list.length === 0) return 'No models offered yet: no reachable provider is known (see `satroute providers`).';
+  const usd = (m: ModelView) => (m.cheapest?.source === 'usd_pricing' ? '*' : '');
   const rows = list.map((m) => [
     m.id,
     m.providers,
-    m.cheapest ? satsPerM(m.cheapest.prompt_sats_per_mtok) : '-',
+    m.cheapest ? satsPerM(m.cheapest.prompt_sats_per_mtok) + usd(m) : '-',
     m.cheapest ? satsPerM(m.cheapest.completion_sats_per_mtok) : '-',
     m.cheapest ? String(m.cheapest.max_cost_msat / 1000) : '-',
     m.cheapest?.provider_name ?? '-',
     m.aliases.join(',') || '-',
   ]);
-  return `${table(['MODEL', 'PROVIDERS', 'IN sat/Mtok', 'OUT sat/Mtok', 'MAX sat', 'CHEAPEST AT', 'ALIASES'], rows)}\n${list.length} models`;
+  const note = list.some((m) => usd(m)) ? '\n* no sats price listed: converted from the USD price at the configured usdPerSat' : '';
+  return `${table(['MODEL', 'PROVIDERS', 'IN sat/Mtok', 'OUT sat/Mtok', 'MAX sat', 'CHEAPEST AT', 'ALIASES'], rows)}\n${list.length} models${note}`;
 }
 
 export function registerMarket(program: Command): void {

@@ -363,3 +363,14 @@ test('static providers from the config are probed alongside Nostr ones; a static
   assert.match(views[1].last_error ?? '', /SOCKS/);
   assert.equal(market.providersFor('llama-3')[0].provider.url, p.url);
 });
+
+test('stopping the market cancels probes in flight instead of waiting for them', { timeout: 10_000 }, async (t) => {
+  const w = await world(t, { probe: { timeoutMs: 60_000 } });
+  const p = await w.provider({ name: 'Slow', knobs: { latencyMs: 30_000 } });
+  await discovered(w, p);
+  const ticking = w.market.tick();
+  await waitFor('the probe to start', () => w.market.probes === 1);
+  await w.market.stop();
+  await ticking;
+  assert.equal(w.market.provider(idOf(p))?.status, 'announced', 'a canceled probe says nothing about the provider');
+});

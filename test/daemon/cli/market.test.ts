@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { callDaemon } from '../../../daemon/control.ts';
 import type { ModelView, ProviderView } from '../../../daemon/market.ts';
+import { modelsTable } from '../../../daemon/cli/market.ts';
 import { startRelay } from '../../world/relay.ts';
 import { startProvider } from '../../world/provider.ts';
 
@@ -125,4 +126,12 @@ test('providers and models on an empty data directory say how to get a market', 
   const m = await satroute(env, 'models', '--json');
   assert.equal(m.code, 0, m.stderr);
   assert.deepEqual(JSON.parse(m.stdout), []);
+});
+
+test('a model priced from USD (no sats price listed) is marked in the models table', () => {
+  const view = { id: 'm', name: 'm', aliases: [], providers: 1, context_length: null, seen_at: null, cheapest: { provider: 'x', provider_name: 'X', prompt_nmsat: 1e6, completion_nmsat: 2e6, request_msat: 0, max_cost_msat: 5000, prompt_sats_per_mtok: 1, completion_sats_per_mtok: 2, source: 'usd_pricing' as const } };
+  const text = modelsTable([view]);
+  assert.match(text, /^m\s+1\s+1\*\s+2\s+5\s+X/m);
+  assert.match(text, /\* no sats price listed: converted from the USD price at the configured usdPerSat/);
+  assert.doesNotMatch(modelsTable([{ ...view, cheapest: { ...view.cheapest, source: 'sats_pricing' } }]), /\*/);
 });
