@@ -46,7 +46,8 @@ export const MARKET_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (provider_id, model_id)
   );
 
-  -- One row each time a model's price is first seen, changes, or the model goes away.
+  -- A model's price from valid_from on. Written when a model is first seen, and when the price
+  -- of a model someone asks for changes or the model goes away (see daemon/market.ts).
   CREATE TABLE market_price_history (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
     provider_id  TEXT NOT NULL,
@@ -95,6 +96,14 @@ export interface StoredModel {
   price: ModelPrice | null;
   firstSeenAt: number;
   priceSince: number;
+}
+
+/** A row of the price history: from `validFrom` (ms) on, the model cost `price` (null: unpriced or withdrawn). */
+export interface PriceRecord {
+  providerId: string;
+  modelId: string;
+  validFrom: number;
+  price: ModelPrice | null;
 }
 
 /** A price that took effect (or a model that went away: `price` null and `removed`). */
@@ -194,6 +203,7 @@ export class MarketStore {
   private readonly deleteModel;
   private readonly insertHistory;
   private readonly selectPriceAt;
+  private readonly selectLast;
   private readonly deleteProvider;
 
   constructor(private readonly db: DB) {
@@ -222,6 +232,7 @@ export class MarketStore {
     this.selectPriceAt = db.prepare(
       'SELECT price FROM market_price_history WHERE provider_id = ? AND model_id = ? AND valid_from <= ? ORDER BY valid_from DESC, id DESC LIMIT 1',
     );
+    this.selectLast = db.prepare('SELECT valid_from, price FROM market_price_history WHERE provider_id = ? AND model_id = ? ORDER BY valid_from DESC, id DESC LIMIT 1');
     this.deleteProvider = db.prepare('DELETE FROM market_providers WHERE id = ?');
   }
 
@@ -238,9 +249,9 @@ export class MarketStore {
 
   /**
    * One probe's outcome in one transaction: the provider row, the models that changed or
-   * appeared, the ones that went away, and a history row per price change.
+   * appeared, the ones that went away, and the price history rows to add.
    */
-  saveProbe(p: StoredProvider, upserts: readonly StoredModel[], removedModelIds: readonly string[], changes: readonly PriceChange[]): void {
+  saveProbe(p: StoredProvider, upserts: readonly StoredModel[], removedModelIds: readonly string[], history: readonly PriceRecord[]): void {
     this.db.transaction(() => {
       this.upsertProvider.run(providerParams(p));
       for (const m of upserts) {
@@ -256,7 +267,7 @@ export class MarketStore {
         });
       }
       for (const id of removedModelIds) this.deleteModel.run(p.id, id);
-      for (const c of changes) this.insertHistory.run(c.providerId, c.modelId, c.at, c.price === null ? null : JSON.stringify(c.price));
+      for (const h of history) this.insertHistory.run(h.providerId, h.modelId, h.validFrom, h.price === null ? null : JSON.stringify(h.price));
     })();
   }
 
@@ -269,6 +280,23 @@ export class MarketStore {
     const row = this.selectPriceAt.get(providerId, modelId, atMs) as { price: string | null } | undefined;
     if (!row) return undefined;
     return row.price === null ? null : (JSON.parse(row.price) as ModelPrice);
+  }
+
+  /** The newest history row of a model at a provider. */
+  lastRecorded(providerId: string, modelId: string): { validFrom: number; price: ModelPrice | null } | undefined {
+    const row = this.selectLast.get(providerId, modelId) as { valid_from: number; price: string | null } | undefined;
+    return row && { validFrom: row.valid_from, price: row.price === null ? null : (JSON.parse(row.price) as ModelPrice) };
+  }
+
+  /** Delete history rows that were superseded before `cutoffMs`; returns how many. */
+  pruneHistory(cutoffMs: number): number {
+    return this.db
+      .prepare(
+        `DELETE FROM market_price_history AS h WHERE h.valid_from < @cutoff AND EXISTS (
+           SELECT 1 FROM market_price_history AS n WHERE n.provider_id = h.provider_id AND n.model_id = h.model_id
+             AND n.valid_from <= @cutoff AND (n.valid_from > h.valid_from OR (n.valid_from = h.valid_from AND n.id > h.id)))`,
+      )
+      .run({ cutoff: cutoffMs }).changes;
   }
 
   /** Every recorded price of a model at a provider, oldest first. */

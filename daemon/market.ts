@@ -12,7 +12,7 @@ import type { RelayStatus } from '../protocol/relays.ts';
 import type { Review } from '../protocol/reviews.ts';
 import type { Config } from './config.ts';
 import { catalogue, MarketIndex, providerView, type MarketProvider, type ModelView, type Offer, type ProviderView } from './market-index.ts';
-import { MarketStore, type PriceChange, type StoredModel } from './market-store.ts';
+import { MarketStore, type PriceChange, type PriceRecord, type StoredModel } from './market-store.ts';
 import type { DB } from '../wallet/sqlite.ts';
 
 export type { Offer, ProviderView, ModelView } from './market-index.ts';
@@ -22,6 +22,15 @@ export type { PriceChange } from './market-store.ts';
 export const PROBE_BACKOFF_MS: readonly number[] = [15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 1_800_000];
 export const DEFAULT_PROBE_CONCURRENCY = 8;
 export const DEFAULT_REFRESH_INTERVAL_MS = 5 * 60_000;
+/**
+ * Sats prices drift with the BTC/USD rate (every model, every few minutes), so recording every
+ * change of every model would grow the history by millions of rows a day. A change is recorded
+ * for models someone looked up (routed) within this window, which is what reconciliation asks
+ * about; other models keep their first-seen row and their current price.
+ */
+export const PRICE_HISTORY_HOT_MS = 24 * 3_600_000;
+/** Superseded history rows older than this are deleted. */
+export const PRICE_HISTORY_RETENTION_MS = 90 * 24 * 3_600_000;
 /** Providers only reachable over .onion, with no proxy configured: looked at again this rarely. */
 const UNREACHABLE_ONION_RETRY_MS = 60 * 60_000;
 
@@ -57,14 +66,16 @@ class Limiter {
   constructor(private readonly limit: number) {}
 
   async run<T>(task: () => Promise<T>): Promise<T> {
+    // a finishing task hands its slot straight to the next waiter, so no newcomer can slip in between
     if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.active++;
+    else this.active++;
     this.peak = Math.max(this.peak, this.active);
     try {
       return await task();
     } finally {
-      this.active--;
-      this.waiting.shift()?.();
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active--;
     }
   }
 }
@@ -89,6 +100,9 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
   /** Aborts probes in flight when the market stops. */
   private readonly stopping = new AbortController();
   private catalogueCache: ModelView[] | undefined;
+  /** model id or alias -> last time it was looked up (ms) */
+  private readonly lookedUp = new Map<string, number>();
+  private lastPruneAt = 0;
   /** Probes started since construction (for status and tests). */
   probes = 0;
 
@@ -164,6 +178,11 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
   async tick(): Promise<void> {
     if (this.stopped) return;
     const now = this.clock();
+    if (now - this.lastPruneAt >= 24 * 3_600_000) {
+      this.lastPruneAt = now;
+      const pruned = this.store.pruneHistory(now - PRICE_HISTORY_RETENTION_MS);
+      if (pruned) this.log.info('old price history pruned', { rows: pruned });
+    }
     const due = [...this.index.providers.values()].filter((p) => p.nextProbeAt <= now && !this.inFlight.has(p.id) && !this.isExcluded(p));
     due.sort((a, b) => a.nextProbeAt - b.nextProbeAt);
     await Promise.allSettled(due.map((p) => this.probe(p.id)));
@@ -190,6 +209,7 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
 
   /** Offers for a model id or alias from reachable, non-excluded providers, cheapest list price first. */
   providersFor(modelOrAlias: string): readonly Offer[] {
+    this.lookedUp.set(modelOrAlias, this.clock());
     return this.index.offers(modelOrAlias);
   }
 
@@ -206,8 +226,13 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
     return (this.catalogueCache ??= catalogue(this.index));
   }
 
-  /** The price a provider listed for a model at a time (ms), from the price history. */
+  /**
+   * The price a provider listed for a model at a time (ms): the current price since it took
+   * effect, else the price history. Exact for any time the model was being looked up.
+   */
   priceAt(providerId: string, modelId: string, atMs: number): ModelPrice | null | undefined {
+    const current = this.index.get(providerId)?.models.get(modelId);
+    if (current && atMs >= current.priceSince) return current.price;
     return this.store.priceAt(providerId, modelId, atMs);
   }
 
@@ -320,7 +345,18 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
     const now = this.clock();
     const upserts: StoredModel[] = [];
     const changes: PriceChange[] = [];
+    const history: PriceRecord[] = [];
     const next = new Map<string, StoredModel>();
+    // a hot model's history must also hold the price being replaced (it may not be there if
+    // the model was not hot when that price took effect)
+    const record = (old: StoredModel | undefined, modelId: string, price: ModelPrice | null) => {
+      if (old && !this.isHot(old, now)) return;
+      if (old) {
+        const last = this.store.lastRecorded(p.id, modelId);
+        if (!last || last.validFrom < old.priceSince || !samePrice(last.price, old.price)) history.push({ providerId: p.id, modelId, validFrom: old.priceSince, price: old.price });
+      }
+      history.push({ providerId: p.id, modelId, validFrom: now, price });
+    };
     for (const m of listed) {
       const old = p.models.get(m.id);
       const priceChanged = !old || !samePrice(old.price, m.price);
@@ -335,11 +371,18 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
         priceSince: priceChanged ? now : old.priceSince,
       };
       next.set(m.id, model);
-      if (priceChanged) changes.push({ providerId: p.id, modelId: m.id, at: now, before: old?.price, price: m.price });
+      if (priceChanged) {
+        changes.push({ providerId: p.id, modelId: m.id, at: now, before: old?.price, price: m.price });
+        record(old, m.id, m.price);
+      }
       if (priceChanged || !old || old.name !== model.name || old.contextLength !== model.contextLength || old.aliasIds.join('\n') !== model.aliasIds.join('\n')) upserts.push(model);
     }
     const removed = [...p.models.keys()].filter((id) => !next.has(id));
-    for (const id of removed) changes.push({ providerId: p.id, modelId: id, at: now, before: p.models.get(id)?.price, price: null, removed: true });
+    for (const id of removed) {
+      const old = p.models.get(id);
+      changes.push({ providerId: p.id, modelId: id, at: now, before: old?.price, price: null, removed: true });
+      if (old) record(old, id, null);
+    }
     const statusChanged = p.status !== 'reachable';
     const infoMints = info?.mints.length ? info.mints : p.infoMints;
     const offersChanged = statusChanged || upserts.length > 0 || removed.length > 0 || url !== p.url || infoMints.join(' ') !== p.infoMints.join(' ');
@@ -357,7 +400,7 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
       failures: 0,
       lastError: undefined,
     });
-    this.store.saveProbe(p, upserts, removed, changes);
+    this.store.saveProbe(p, upserts, removed, history);
     if (offersChanged) this.index.reindex(p.id); // a refresh that changed nothing leaves the index alone
     this.catalogueCache = undefined;
     if (statusChanged) this.log.info('provider reachable', { provider: p.id, url, models: next.size });
@@ -439,6 +482,12 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
       this.catalogueCache = undefined;
       this.changed({ type: 'provider', provider: providerView(p, this.excludeBad) });
     }
+  }
+
+  // whether someone looked this model up (by id or alias) recently
+  private isHot(m: StoredModel, now: number): boolean {
+    for (const key of [m.id, ...m.aliasIds]) if ((this.lookedUp.get(key) ?? -Infinity) >= now - PRICE_HISTORY_HOT_MS) return true;
+    return false;
   }
 
   private isExcluded(p: MarketProvider): boolean {

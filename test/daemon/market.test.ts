@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { finalizeEvent, generateSecretKey, getEventHash, getPublicKey } from 'nostr-tools/pure';
 import { Market, PROBE_BACKOFF_MS, type MarketChange, type MarketOptions } from '../../daemon/market.ts';
+import { MarketStore } from '../../daemon/market-store.ts';
 import { satsPerTokenToNmsat } from '../../protocol/pricing.ts';
 import { openDatabase, type DB } from '../../wallet/sqlite.ts';
 import { startRelay, type TestRelay } from '../world/relay.ts';
@@ -373,4 +374,60 @@ test('stopping the market cancels probes in flight instead of waiting for them',
   await w.market.stop();
   await ticking;
   assert.equal(w.market.provider(idOf(p))?.status, 'announced', 'a canceled probe says nothing about the provider');
+});
+
+test('drifting prices of models nobody asks for do not fill the history; asked-for models are recorded exactly', async (t) => {
+  const w = await world(t, { probe: { refreshIntervalMs: 60_000 } });
+  const p = await w.provider({ name: 'Drifter' });
+  await discovered(w, p);
+  await w.market.tick();
+  const id = idOf(p);
+  const t0 = w.clock.ms;
+  const nm = satsPerTokenToNmsat;
+  w.market.providersFor('openai/gpt-x'); // gpt-x is routed (by its alias); llama-3 is not
+
+  p.setPrice('gpt-x', { promptSatsPerToken: 0.00003 });
+  p.setPrice('llama-3', { promptSatsPerToken: 0.000005 });
+  w.clock.advance(60_000);
+  await w.market.tick();
+  const t1 = w.clock.ms;
+  assert.equal(w.market.priceHistory(id, 'gpt-x').length, 2);
+  assert.equal(w.market.priceHistory(id, 'llama-3').length, 1, 'only the first-seen row');
+  assert.equal(w.market.priceAt(id, 'llama-3', t1)?.promptNmsat, nm(0.000005), 'the current price is known from when it took effect');
+
+  // llama-3 starts being routed; its next change records the price it replaces, then the new one
+  w.clock.advance(10_000);
+  w.market.providersFor('llama-3');
+  const routedAt = w.clock.ms;
+  p.setPrice('llama-3', { promptSatsPerToken: 0.000006 });
+  w.clock.advance(50_000);
+  await w.market.tick();
+  const t2 = w.clock.ms;
+  assert.deepEqual(
+    w.market.priceHistory(id, 'llama-3').map((h) => [h.validFrom, h.price?.promptNmsat]),
+    [
+      [t0, nm(0.000004)],
+      [t1, nm(0.000005)],
+      [t2, nm(0.000006)],
+    ],
+  );
+  assert.equal(w.market.priceAt(id, 'llama-3', routedAt)?.promptNmsat, nm(0.000005), 'the price a request was routed at');
+});
+
+test('superseded price history older than the retention is pruned, the current row is kept', (t) => {
+  const db = openDatabase(':memory:');
+  t.after(() => db.close());
+  const store = new MarketStore(db);
+  const prov = { id: 'p', source: 'static' as const, urls: ['https://p.example'], announcedMints: [], infoMints: [], status: 'reachable' as const, statusSince: 0, firstSeenAt: 0, nextProbeAt: 0, failures: 0 };
+  const price = (n: number) => ({ promptNmsat: n, completionNmsat: n, cacheReadNmsat: 0, cacheWriteNmsat: 0, requestMsat: 0, maxCostMsat: 0, maxPromptCostMsat: 0, maxCompletionCostMsat: 0, source: 'sats_pricing' as const });
+  store.saveProbe(prov, [], [], [
+    { providerId: 'p', modelId: 'm', validFrom: 1000, price: price(1) },
+    { providerId: 'p', modelId: 'm', validFrom: 2000, price: price(2) },
+    { providerId: 'p', modelId: 'm', validFrom: 3000, price: price(3) },
+    { providerId: 'p', modelId: 'n', validFrom: 1000, price: price(9) },
+  ]);
+  assert.equal(store.pruneHistory(2500), 1);
+  assert.deepEqual(store.priceHistory('p', 'm').map((h) => h.validFrom), [2000, 3000]);
+  assert.equal(store.priceAt('p', 'm', 2400)?.promptNmsat, 2, 'a price still valid at the cutoff survives');
+  assert.equal(store.priceHistory('p', 'n').length, 1);
 });
