@@ -6,13 +6,15 @@
 import { EventEmitter } from 'node:events';
 import { Discovery, isOnionUrl, normalizeProviderUrl, type Announcement } from '../protocol/discovery.ts';
 import { nullLogger, type Logger } from '../protocol/logger.ts';
-import { samePrice, type ModelPrice } from '../protocol/pricing.ts';
+import type { ModelPrice } from '../protocol/pricing.ts';
 import { ProbeError, ProviderClient, type ProviderInfo, type ProviderModel } from '../protocol/provider-client.ts';
 import type { RelayStatus } from '../protocol/relays.ts';
 import type { Review } from '../protocol/reviews.ts';
 import type { Config } from './config.ts';
 import { catalogue, MarketIndex, providerView, type MarketProvider, type ModelView, type Offer, type ProviderView } from './market-index.ts';
-import { MarketStore, type PriceChange, type PriceRecord, type StoredModel } from './market-store.ts';
+import { diffModels } from './market-diff.ts';
+import { Limiter } from './limiter.ts';
+import { MarketStore, type PriceChange, type StoredModel } from './market-store.ts';
 import type { DB } from '../wallet/sqlite.ts';
 
 export type { Offer, ProviderView, ModelView } from './market-index.ts';
@@ -55,29 +57,6 @@ export interface MarketOptions {
   tickIntervalMs?: number;
   /** Relay reconnect tuning (tests use short delays). */
   relayOptions?: ConstructorParameters<typeof Discovery>[0]['relayOptions'];
-}
-
-/** A counting semaphore: at most `limit` tasks run at once. */
-class Limiter {
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
-  peak = 0;
-
-  constructor(private readonly limit: number) {}
-
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    // a finishing task hands its slot straight to the next waiter, so no newcomer can slip in between
-    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    else this.active++;
-    this.peak = Math.max(this.peak, this.active);
-    try {
-      return await task();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.active--;
-    }
-  }
 }
 
 export class Market extends EventEmitter<{ change: [MarketChange] }> {
@@ -343,46 +322,12 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
 
   private succeeded(p: MarketProvider, url: string, listed: ProviderModel[], info: ProviderInfo | undefined): void {
     const now = this.clock();
-    const upserts: StoredModel[] = [];
-    const changes: PriceChange[] = [];
-    const history: PriceRecord[] = [];
-    const next = new Map<string, StoredModel>();
-    // a hot model's history must also hold the price being replaced (it may not be there if
-    // the model was not hot when that price took effect)
-    const record = (old: StoredModel | undefined, modelId: string, price: ModelPrice | null) => {
-      if (old && !this.isHot(old, now)) return;
-      if (old) {
-        const last = this.store.lastRecorded(p.id, modelId);
-        if (!last || last.validFrom < old.priceSince || !samePrice(last.price, old.price)) history.push({ providerId: p.id, modelId, validFrom: old.priceSince, price: old.price });
-      }
-      history.push({ providerId: p.id, modelId, validFrom: now, price });
-    };
-    for (const m of listed) {
-      const old = p.models.get(m.id);
-      const priceChanged = !old || !samePrice(old.price, m.price);
-      const model: StoredModel = {
-        providerId: p.id,
-        id: m.id,
-        name: m.name,
-        aliasIds: m.aliasIds,
-        contextLength: m.contextLength,
-        price: m.price,
-        firstSeenAt: old?.firstSeenAt ?? now,
-        priceSince: priceChanged ? now : old.priceSince,
-      };
-      next.set(m.id, model);
-      if (priceChanged) {
-        changes.push({ providerId: p.id, modelId: m.id, at: now, before: old?.price, price: m.price });
-        record(old, m.id, m.price);
-      }
-      if (priceChanged || !old || old.name !== model.name || old.contextLength !== model.contextLength || old.aliasIds.join('\n') !== model.aliasIds.join('\n')) upserts.push(model);
-    }
-    const removed = [...p.models.keys()].filter((id) => !next.has(id));
-    for (const id of removed) {
-      const old = p.models.get(id);
-      changes.push({ providerId: p.id, modelId: id, at: now, before: old?.price, price: null, removed: true });
-      if (old) record(old, id, null);
-    }
+    const { next, upserts, removed, changes, history } = diffModels(p.models, listed, {
+      providerId: p.id,
+      now,
+      isHot: (m) => this.isHot(m, now),
+      lastRecorded: (modelId) => this.store.lastRecorded(p.id, modelId),
+    });
     const statusChanged = p.status !== 'reachable';
     const infoMints = info?.mints.length ? info.mints : p.infoMints;
     const offersChanged = statusChanged || upserts.length > 0 || removed.length > 0 || url !== p.url || infoMints.join(' ') !== p.infoMints.join(' ');
