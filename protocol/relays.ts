@@ -129,15 +129,15 @@ class RelayLink {
     }
     if (this.opts.pingIntervalMs) relay.pingFrequency = this.opts.pingIntervalMs;
     relay.onnotice = (msg) => this.log.debug('relay notice', { relay: this.url, notice: String(msg).slice(0, 200) });
-    relay.onclose = () => this.lost(relay, 'connection closed');
     this.relay = relay;
     try {
       await relay.connect({ timeout: this.opts.connectTimeoutMs ?? 10_000 });
     } catch (err) {
-      return this.lost(relay, err);
+      return this.lost(relay, err); // "connection failed" / "connection timed out"
     }
     if (this.relay !== relay) return; // stopped or replaced meanwhile
     if (!relay.connected) return this.lost(relay, 'connection closed while opening');
+    relay.onclose = () => this.lost(relay, 'connection closed');
     this.state = 'open';
     this.openSince = this.clock();
     this.log.debug('relay connected', { relay: this.url });
@@ -215,7 +215,8 @@ class RelayLink {
     this.attempts++;
     this.state = 'waiting';
     this.retryAt = this.clock() + delay;
-    this.log.info('relay unavailable, retrying', { relay: this.url, reason: this.lastError, retryInMs: delay, attempt: this.attempts });
+    // the first failure is news; the retries that follow are not
+    (this.attempts === 1 ? this.log.info : this.log.debug)('relay unavailable, retrying', { relay: this.url, reason: this.lastError, retryInMs: delay, attempt: this.attempts });
     this.timer = setTimeout(() => void this.connect(), delay);
     this.timer.unref?.();
   }
