@@ -11,6 +11,7 @@ import { openDatabase, type DB } from '../../wallet/sqlite.ts';
 import { startRelay, type TestRelay } from '../world/relay.ts';
 import { startProvider, type ModelSpec, type ProviderOptions, type TestProvider } from '../world/provider.ts';
 import { publishAnnouncement } from '../world/provider/announce.ts';
+import { startSocksProxy } from '../protocol/socks-server.ts';
 
 const MINT = 'http://127.0.0.1:3338';
 const GPT: ModelSpec = { id: 'gpt-x', aliasIds: ['openai/gpt-x'], promptSatsPerToken: 0.00002, completionSatsPerToken: 0.00006, maxCostSats: 40 };
@@ -430,4 +431,23 @@ test('superseded price history older than the retention is pruned, the current r
   assert.deepEqual(store.priceHistory('p', 'm').map((h) => h.validFrom), [2000, 3000]);
   assert.equal(store.priceAt('p', 'm', 2400)?.promptNmsat, 2, 'a price still valid at the cutoff survives');
   assert.equal(store.priceHistory('p', 'n').length, 1);
+});
+
+test('a provider announced only at a .onion address is probed through the configured SOCKS proxy', async (t) => {
+  const hidden = await startProvider({ name: 'Hidden', relays: [], mints: [MINT], models: [LLAMA], noAnnounce: true });
+  t.after(() => hidden.stop());
+  const target = new URL(hidden.url);
+  const proxy = await startSocksProxy({ host: target.hostname, port: Number(target.port) });
+  t.after(() => proxy.stop());
+  const w = await world(t, { socksProxy: proxy.url });
+  const onion = 'http://hiddenabcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqr.onion';
+  const sk = generateSecretKey();
+  await publishAnnouncement({ kind: 38421, created_at: Math.floor(w.clock.ms / 1000), tags: [['d', 'hidden'], ['u', onion], ['mint', MINT]], content: '{"name":"Hidden"}' }, sk, [w.relay.url]);
+  await waitFor('the onion provider', () => w.market.providers().length === 1);
+  await w.market.tick();
+  const [view] = w.market.providers();
+  assert.equal(view.status, 'reachable');
+  assert.equal(view.url, onion);
+  assert.deepEqual(proxy.asked.sort(), [new URL(onion).hostname, new URL(onion).hostname]);
+  assert.equal(w.market.providersFor('llama-3')[0].provider.url, onion);
 });

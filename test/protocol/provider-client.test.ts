@@ -1,11 +1,11 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { ProbeError, ProviderClient } from '../../protocol/provider-client.ts';
 import { satsPerTokenToNmsat } from '../../protocol/pricing.ts';
 import { startProvider, type ModelSpec } from '../world/provider.ts';
+import { startSocksProxy } from './socks-server.ts';
 
 const MINT = 'http://127.0.0.1:3338';
 
@@ -104,28 +104,12 @@ test('.onion providers are refused without a SOCKS proxy and reached through one
   assert.equal(plain.canReach(onion), false);
   await rejectsWith(plain.models(onion), 'onion_without_proxy');
 
-  // a minimal SOCKS5 proxy that sends every CONNECT to the simulated provider
   const target = new URL(p.url);
-  const asked: string[] = [];
-  const proxy = net.createServer((client) => {
-    client.once('data', () => {
-      client.write(Buffer.from([5, 0]));
-      client.once('data', (req) => {
-        asked.push(req.subarray(5, 5 + req[4]).toString());
-        const upstream = net.connect(Number(target.port), target.hostname, () => {
-          client.write(Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, 0, 0]));
-          client.pipe(upstream).pipe(client);
-        });
-        upstream.on('error', () => client.destroy());
-      });
-    });
-    client.on('error', () => {});
-  });
-  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
-  t.after(() => new Promise<void>((r) => proxy.close(() => r())));
-  const viaTor = new ProviderClient({ socksProxy: `socks5://127.0.0.1:${(proxy.address() as AddressInfo).port}`, timeoutMs: 5000 });
+  const proxy = await startSocksProxy({ host: target.hostname, port: Number(target.port) });
+  t.after(() => proxy.stop());
+  const viaTor = new ProviderClient({ socksProxy: proxy.url, timeoutMs: 5000 });
   assert.equal(viaTor.canReach(onion), true);
   const models = await viaTor.models(onion);
   assert.equal(models[0].id, 'gpt-x');
-  assert.deepEqual(asked, [new URL(onion).hostname]);
+  assert.deepEqual(proxy.asked, [new URL(onion).hostname]);
 });
