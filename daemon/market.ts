@@ -3,7 +3,8 @@
 // are probed over HTTP with bounded concurrency, refreshed on a schedule, and backed off
 // when they fail. Everything is kept in SQLite, so a restart serves the last known market
 // at once and then refreshes it.
-import { EventEmitter } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
+import { decode as decodeNip19 } from 'nostr-tools/nip19';
 import { Discovery, isOnionUrl, normalizeProviderUrl, type Announcement } from '../protocol/discovery.ts';
 import { nullLogger, type Logger } from '../protocol/logger.ts';
 import type { ModelPrice } from '../protocol/pricing.ts';
@@ -91,6 +92,7 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
     this.clock = opts.clock ?? Date.now;
     this.random = opts.random ?? Math.random;
     this.log = opts.logger ?? nullLogger;
+    setMaxListeners(0, this.stopping.signal); // one listener per request in flight, by design
     this.excludeBad = cfg.excludeBadReviews ?? true;
     this.refreshMs = cfg.probe?.refreshIntervalMs ?? DEFAULT_REFRESH_INTERVAL_MS;
     this.limiter = new Limiter(cfg.probe?.concurrency ?? DEFAULT_PROBE_CONCURRENCY);
@@ -109,7 +111,7 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
     this.discovery = cfg.relays.length
       ? new Discovery({
           relays: cfg.relays,
-          curators: cfg.curator ? [cfg.curator.toLowerCase()] : [],
+          curators: cfg.curator ? [curatorHex(cfg.curator)] : [],
           onAnnouncement: (a) => this.onAnnouncement(a),
           onReview: (r) => this.onReview(r),
           clock: this.clock,
@@ -458,6 +460,16 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
 }
 
 const staticId = (url: string) => `url:${url}`;
+
+/** The curator's pubkey as hex, given as hex or npub. */
+export function curatorHex(curator: string): string {
+  const c = curator.trim();
+  if (c.startsWith('npub1')) {
+    const d = decodeNip19(c);
+    if (d.type === 'npub') return d.data;
+  }
+  return c.toLowerCase();
+}
 
 /** Try the URL that answered last, then clearnet URLs, then .onion ones. */
 function orderUrls(urls: readonly string[], last: string | undefined): string[] {

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { finalizeEvent, generateSecretKey, getEventHash, getPublicKey } from 'nostr-tools/pure';
+import { npubEncode } from 'nostr-tools/nip19';
 import { Market, PROBE_BACKOFF_MS, type MarketChange, type MarketOptions } from '../../daemon/market.ts';
 import { MarketStore } from '../../daemon/market-store.ts';
 import { satsPerTokenToNmsat } from '../../protocol/pricing.ts';
@@ -277,9 +278,9 @@ test("a curator's bad review excludes a provider; a good one is kept as a hint",
   assert.equal(w.market.probes, probes + 1);
 });
 
-test('with excludeBadReviews off, a badly reviewed provider stays offered but labelled', async (t) => {
+test('with excludeBadReviews off, a badly reviewed provider stays offered but labelled (curator given as npub)', async (t) => {
   const curator = generateSecretKey();
-  const w = await world(t, { curator: getPublicKey(curator), excludeBadReviews: false });
+  const w = await world(t, { curator: npubEncode(getPublicKey(curator)), excludeBadReviews: false });
   const p = await w.provider({ name: 'Shady' });
   await discovered(w, p);
   await w.market.tick();
