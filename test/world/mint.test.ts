@@ -46,7 +46,7 @@ describe('test mint through the cashu-ts Wallet', () => {
     assert.equal(mint.stats().outstanding, 100);
   });
 
-  test('the mint describes itself: NUT-04/05 bolt11 per unit, NUT-07, 08 and 12 supported', async (t) => {
+  test('the mint describes itself: NUT-04/05 bolt11 per unit, NUT-07, 08, 09 and 12 supported', async (t) => {
     const { mint, wallet } = await world(t, { units: ['sat', 'msat'], name: 'alpha' });
     const info = wallet.getMintInfo();
     assert.equal(info.name, 'alpha');
@@ -56,7 +56,7 @@ describe('test mint through the cashu-ts Wallet', () => {
       assert.ok(info.supportsMintMeltMethod('mint', 'bolt11', unit));
       assert.ok(info.supportsMintMeltMethod('melt', 'bolt11', unit));
     }
-    for (const nut of [7, 8, 12] as const) assert.equal(info.isSupported(nut).supported, true);
+    for (const nut of [7, 8, 9, 12] as const) assert.equal(info.isSupported(nut).supported, true);
     const keysets = mint.keysets();
     assert.deepEqual(keysets.map((k) => [k.unit, k.active]), [['sat', true], ['msat', true]], 'one keyset per unit');
     const msatWallet = new Wallet(mint.url, { unit: 'msat' });
@@ -323,6 +323,111 @@ describe('fault knobs and malformed requests', () => {
     assert.equal((await post('/v1/mint/quote/bolt11', JSON.stringify({ amount: 5, unit: 'usd' })).then((r) => r.json())).code, 11013);
     assert.equal((await fetch(`${mint.url}/v1/nothing`)).status, 404);
     assert.equal((await fetch(`${mint.url}/v1/keys/01ffff`)).status, 400);
+  });
+});
+
+describe('NUT-09 restore', () => {
+  const seed = new Uint8Array(64).fill(7);
+  /** A wallet with deterministic secrets from `seed`; a second one with the same seed is the same user after a restart. */
+  async function seededWallet(mint: TestMint): Promise<Wallet> {
+    const wallet = new Wallet(mint.url, { bip39seed: seed, requireSigDleq: true });
+    await wallet.loadMint();
+    return wallet;
+  }
+
+  test('proofs minted while the answer was lost come back through restore, with DLEQ, and can be spent', async (t) => {
+    const { ln, mint } = await world(t);
+    const before = await seededWallet(mint);
+    const quote = await before.createMintQuoteBolt11(100);
+    ln.pay(quote.request);
+    mint.knobs.loseResponseNext = 1;
+    await assert.rejects(before.mintProofsBolt11(100, quote.quote), { name: 'NetworkError' });
+    assert.equal(mint.mintQuoteState(quote.quote), 'ISSUED', 'the mint signed the outputs');
+    assert.equal(mint.stats().outstanding, 100);
+
+    const after = await seededWallet(mint);
+    const { proofs, lastCounterWithSignature } = await after.restore(0, 10);
+    await after.counters.advanceToAtLeast(after.keysetId, (lastCounterWithSignature ?? -1) + 1);
+    assert.equal(total(proofs), 100);
+    assert.deepEqual(proofs.map((p) => Number(p.amount)).sort((a, b) => a - b), [4, 32, 64]);
+    assert.equal(lastCounterWithSignature, 2, 'counters 0..2 were signed, 3..9 were never seen and are left out');
+    const keyset = after.keyChain.getKeyset(after.keysetId);
+    for (const p of proofs) assert.ok(p.dleq && hasValidDleq(p, keyset), 'restored proofs carry the DLEQ of the first issue');
+    assert.ok((await after.checkProofsStates(proofs)).every((s) => s.state === 'UNSPENT'));
+
+    const received = await after.receive(getEncodedToken({ mint: mint.url, proofs, unit: 'sat' }));
+    assert.equal(total(received), 100);
+    assert.ok(proofs.every((p) => mint.isSpent(p.secret)), 'the restored proofs were real and are now spent');
+    assert.equal(mint.stats().outstanding, 100, 'restore issued nothing new');
+    assert.deepEqual((await after.restore(10, 10)).proofs, [], 'counters never used restore nothing');
+  });
+
+  test('restore answers only known outputs, in request order, with the signatures first issued and the old "promises" key', async (t) => {
+    const { ln, mint, wallet } = await world(t);
+    const keyset = wallet.keyChain.getKeyset();
+    const inputsOf = (proofs: Proof[]) => proofs.map(({ id, amount, secret, C }) => ({ id, amount, secret, C }));
+    const answered = OutputData.createRandomData(8, keyset);
+    const { signatures: issued } = await wallet.mint.swap({ inputs: inputsOf(await fund(ln, wallet, 8)), outputs: answered.map((o) => o.blindedMessage) });
+    const lost = OutputData.createRandomData(16 + 4, keyset);
+    const lostInputs = inputsOf(await fund(ln, wallet, 20));
+    mint.knobs.loseResponseNext = 1;
+    await assert.rejects(wallet.mint.swap({ inputs: lostInputs, outputs: lost.map((o) => o.blindedMessage) }), { name: 'NetworkError' });
+    const [unknown] = OutputData.createRandomData(2, keyset);
+
+    const asked = [unknown, ...lost, answered[0]].map(({ blindedMessage: { id, amount, B_ } }) => ({ id, amount: Number(amount), B_ }));
+    const res = await fetch(`${mint.url}/v1/restore`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ outputs: asked }) });
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { outputs: { B_: string; amount: number; id: string }[]; signatures: { id: string; amount: number; C_: string; dleq?: unknown }[]; promises: unknown };
+    assert.deepEqual(body.outputs, asked.slice(1), 'the never-signed output is left out, the rest keep their order');
+    assert.equal(body.signatures.length, lost.length + 1);
+    assert.deepEqual(body.promises, body.signatures);
+    assert.deepEqual(body.signatures.at(-1), { ...issued[0], amount: Number(issued[0].amount) }, 'the signature is the one first issued, DLEQ included');
+
+    const restored = await wallet.mint.restore({ outputs: lost.map((o) => o.blindedMessage) });
+    assert.deepEqual(restored.outputs.map((o) => o.B_), lost.map((o) => o.blindedMessage.B_));
+    const recovered = lost.map((o, i) => o.toProof(restored.signatures[i], keyset));
+    assert.equal(total(recovered), 20);
+    const received = await wallet.receive(getEncodedToken({ mint: mint.url, proofs: recovered, unit: 'sat' }));
+    assert.equal(total(received), 20, 'the recovered proofs are spendable');
+    assert.equal(mint.stats().outstanding, 28);
+
+    assert.deepEqual(await wallet.mint.restore({ outputs: [unknown.blindedMessage] }), { outputs: [], signatures: [], promises: [] });
+    const bad = await fetch(`${mint.url}/v1/restore`, { method: 'POST', body: JSON.stringify({ outputs: [{ amount: 1, id: keyset.id, B_: 'zz' }] }) });
+    assert.equal(bad.status, 400);
+  });
+
+  test('a mint started with restore: false neither advertises nor answers NUT-09', async (t) => {
+    const { wallet, mint } = await world(t, { restore: false });
+    assert.equal(wallet.getMintInfo().isSupported(9).supported, false);
+    assert.equal(wallet.getMintInfo().isSupported(7).supported, true);
+    const res = await fetch(`${mint.url}/v1/restore`, { method: 'POST', body: JSON.stringify({ outputs: [] }) });
+    assert.equal(res.status, 404);
+  });
+
+  test('melt change whose answer was lost is found again by a wallet restored from its seed alone', async (t) => {
+    const { ln, mint } = await world(t);
+    ln.knobs.routingFeeMsat = 1000;
+    const before = await seededWallet(mint);
+    const quote = await before.createMintQuoteBolt11(128);
+    ln.pay(quote.request);
+    const proofs = await before.mintProofsBolt11(128, quote.quote);
+    const invoice = ln.node('shop').createInvoice(50_000);
+    const meltQuote = await before.createMeltQuoteBolt11(invoice.bolt11);
+    const { send } = await before.send(52, proofs, { includeFees: true });
+    mint.knobs.loseResponseNext = 1;
+    await assert.rejects(before.meltProofsBolt11(meltQuote, send), { name: 'NetworkError' });
+    assert.equal(mint.meltQuoteState(meltQuote.quote), 'PAID');
+    assert.ok(ln.lookup(invoice.paymentHash)?.paidAtMs !== undefined, 'the shop was paid');
+
+    const after = await seededWallet(mint);
+    const { proofs: everything, lastCounterWithSignature } = await after.batchRestore(20, 10);
+    await after.counters.advanceToAtLeast(after.keysetId, (lastCounterWithSignature ?? -1) + 1);
+    const states = await after.checkProofsStates(everything);
+    const unspent = everything.filter((_, i) => states[i].state === 'UNSPENT');
+    assert.equal(total(unspent), 128 - 50 - 1, 'the kept proofs and the 1 sat of change: reserve 2, routing fee 1');
+    assert.equal(total(unspent), mint.stats().outstanding);
+    const received = await after.receive(getEncodedToken({ mint: mint.url, proofs: unspent, unit: 'sat' }));
+    assert.equal(total(received), 77);
   });
 });
 

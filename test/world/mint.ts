@@ -1,4 +1,4 @@
-// A Cashu mint for the local test world: NUT-00..08 and NUT-12 over HTTP on 127.0.0.1,
+// A Cashu mint for the local test world: NUT-00..09 and NUT-12 over HTTP on 127.0.0.1,
 // paid and paying through the simulated LightningNetwork, with fault knobs for tests.
 // cashu-ts' Wallet works against it unmodified.
 import { createServer, type Server } from 'node:http';
@@ -30,6 +30,8 @@ export interface MintOptions {
   feeReserveMsat?: (amountMsat: number) => number;
   /** Unexpected errors (bugs) are reported here; default console.error. */
   onError?: (err: unknown) => void;
+  /** NUT-09 restore; default true. false: /v1/info omits nut 9 and POST /v1/restore is 404, like a mint without it. */
+  restore?: boolean;
 }
 
 export interface KeysetInfo {
@@ -80,7 +82,7 @@ export async function startMint(opts: MintOptions): Promise<TestMint> {
     knobs,
   });
   const counts = new Map<string, number>();
-  const identity = { name, pubkey: bytesToHex(secp256k1.getPublicKey(secp256k1.utils.randomSecretKey(), true)), description: `satroute test mint ${name}` };
+  const identity = { name, pubkey: bytesToHex(secp256k1.getPublicKey(secp256k1.utils.randomSecretKey(), true)), description: `satroute test mint ${name}`, restore: opts.restore ?? true };
   const handler = createRequestHandler(ledger, knobs, identity, counts, opts.onError ?? ((err) => console.error('test mint error', err)));
   const server: Server = createServer((req, res) => void handler(req, res));
   await listen(server, 0);

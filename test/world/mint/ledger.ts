@@ -1,11 +1,11 @@
-// The test mint's bookkeeping: keysets, quotes, spent secrets and the NUT-03/04/05/07
-// operations, independent of HTTP. Everything lives in Maps; all money is an integer in
+// The test mint's bookkeeping: keysets, quotes, spent secrets, issued signatures and the
+// NUT-03/04/05/07/09 operations, independent of HTTP. Everything lives in Maps; all money is an integer in
 // the unit of the keyset or quote it belongs to.
 import { randomBytes } from 'node:crypto';
 import { LightningError, decodeInvoice, type Clock, type LightningNetwork, type LightningNode } from '../lightning.ts';
 import { MintError, MintErrorCode } from './errors.ts';
 import { Keyset, proofY, type BlindSignatureJson, type ProofInput, type Unit } from './keys.ts';
-import type { BlindedMessageBody, CheckStateBody, MeltBody, MeltQuoteBody, MintBody, MintQuoteBody, SwapBody } from './schemas.ts';
+import type { BlindedMessageBody, CheckStateBody, MeltBody, MeltQuoteBody, MintBody, MintQuoteBody, RestoreBody, SwapBody } from './schemas.ts';
 
 export type MintQuoteState = 'UNPAID' | 'PAID' | 'ISSUED';
 export type MeltQuoteState = 'UNPAID' | 'PENDING' | 'PAID';
@@ -72,7 +72,8 @@ export class MintLedger {
   private readonly meltQuotes = new Map<string, MeltQuote>();
   private readonly spent = new Set<string>(); // Y hex
   private readonly pending = new Set<string>(); // Y hex, inputs of a melt in flight
-  private readonly signedOutputs = new Set<string>(); // B_ hex
+  /** B_ hex (lower case) -> the blind signature as first issued (DLEQ included), for NUT-09 restore. */
+  private readonly signedOutputs = new Map<string, BlindSignatureJson>();
   private readonly unitStats = new Map<Unit, UnitStats>();
   private readonly unsubscribe: () => void;
   private meltGate: Promise<void> | null = null;
@@ -283,6 +284,25 @@ export class MintLedger {
     return { states: body.Ys.map((Y) => ({ Y, state: this.stateOfY(Y.toLowerCase()), witness: null })) };
   }
 
+  // ---- NUT-09 restore ----
+
+  /**
+   * The signatures already issued on these outputs, as first issued. Outputs never signed are
+   * left out; the outputs come back as the wallet sent them, in its order. `promises` is the
+   * deprecated name of `signatures` that older wallets read (nutshell still sends both).
+   */
+  restore(body: RestoreBody): { outputs: BlindedMessageBody[]; signatures: BlindSignatureJson[]; promises: BlindSignatureJson[] } {
+    const outputs: BlindedMessageBody[] = [];
+    const signatures: BlindSignatureJson[] = [];
+    for (const o of body.outputs) {
+      const signature = this.signedOutputs.get(o.B_.toLowerCase());
+      if (!signature) continue;
+      outputs.push(o);
+      signatures.push(signature);
+    }
+    return { outputs, signatures, promises: signatures };
+  }
+
   // ---- shared checks ----
 
   private unitOf(unit: string): Unit {
@@ -349,7 +369,7 @@ export class MintLedger {
     const stats = this.unitStats.get(unit)!;
     return outputs.map((o) => {
       const signature = this.keyset(o.id).sign(o.amount, o.B_);
-      this.signedOutputs.add(o.B_.toLowerCase());
+      this.signedOutputs.set(o.B_.toLowerCase(), signature);
       stats.issued += o.amount;
       return signature;
     });

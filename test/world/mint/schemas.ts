@@ -1,4 +1,4 @@
-// zod schemas for the request bodies the test mint accepts (NUT-03/04/05/07).
+// zod schemas for the request bodies the test mint accepts (NUT-03/04/05/07/09).
 import { z } from 'zod';
 
 const amount = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
@@ -24,6 +24,7 @@ export const meltSchema = z.object({
   outputs: z.array(blindedMessageSchema).max(1000).nullish().transform((o) => o ?? undefined),
 });
 export const checkStateSchema = z.object({ Ys: z.array(hex.length(66)).max(10_000) });
+export const restoreSchema = z.object({ outputs: z.array(blindedMessageSchema).max(10_000) });
 
 export type BlindedMessageBody = z.infer<typeof blindedMessageSchema>;
 export type SwapBody = z.infer<typeof swapSchema>;
@@ -32,3 +33,4 @@ export type MintBody = z.infer<typeof mintSchema>;
 export type MeltQuoteBody = z.infer<typeof meltQuoteSchema>;
 export type MeltBody = z.infer<typeof meltSchema>;
 export type CheckStateBody = z.infer<typeof checkStateSchema>;
+export type RestoreBody = z.infer<typeof restoreSchema>;

@@ -1,11 +1,11 @@
-// HTTP front of the test mint: routes NUT-01..07 requests to the ledger, answers protocol
+// HTTP front of the test mint: routes NUT-01..07 and NUT-09 requests to the ledger, answers protocol
 // errors as 400 {"detail","code"}, and applies the fault knobs (latency, failNext, ...).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { LightningError } from '../lightning.ts';
 import { MintError, MintErrorCode } from './errors.ts';
 import type { MintLedger } from './ledger.ts';
-import { checkStateSchema, meltQuoteSchema, meltSchema, mintQuoteSchema, mintSchema, swapSchema } from './schemas.ts';
+import { checkStateSchema, meltQuoteSchema, meltSchema, mintQuoteSchema, mintSchema, restoreSchema, swapSchema } from './schemas.ts';
 
 export interface MintKnobs {
   /** Added before every answer. */
@@ -22,6 +22,8 @@ export interface MintIdentity {
   name: string;
   pubkey: string;
   description: string;
+  /** Offer NUT-09 restore (advertised in /v1/info, POST /v1/restore routed). */
+  restore: boolean;
 }
 
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -62,6 +64,7 @@ export function createRequestHandler(ledger: MintLedger, knobs: MintKnobs, ident
   on('POST', '/v1/melt/bolt11', (b) => ledger.melt(meltSchema.parse(b)));
   on('POST', '/v1/swap', (b) => ledger.swap(swapSchema.parse(b)));
   on('POST', '/v1/checkstate', (b) => ledger.checkState(checkStateSchema.parse(b)));
+  if (identity.restore) on('POST', '/v1/restore', (b) => ledger.restore(restoreSchema.parse(b)));
 
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?')[0].replace(/\/+$/, '') || '/';
@@ -109,6 +112,7 @@ function info(ledger: MintLedger, identity: MintIdentity): unknown {
       5: { methods, disabled: false },
       7: { supported: true },
       8: { supported: true },
+      ...(identity.restore ? { 9: { supported: true } } : {}),
       12: { supported: true },
     },
   };
