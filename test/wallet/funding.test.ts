@@ -48,10 +48,7 @@ test('a mint that is down while the invoice gets paid is minted once it is back'
   assert.equal(ctx.store.balances()[0].unspent, 50);
 });
 
-test('a lost mint answer (signed, never received) is recorded as a loss with evidence, never silently', async (t) => {
-  const { ln, mint, ctx } = await world(t);
-  const q = await createFundingQuote(ctx, 64);
-  ln.pay(q.bolt11);
+async function loseNextMintAnswer(ctx: Awaited<ReturnType<typeof world>>['ctx'], mint: Awaited<ReturnType<typeof world>>['mint'], quoteId: string): Promise<void> {
   // The mint processes the mint call, then drops the connection before answering.
   const w = await ctx.mints.wallet(mint.url);
   const original = w.completeMint.bind(w);
@@ -59,9 +56,30 @@ test('a lost mint answer (signed, never received) is recorded as a loss with evi
     mint.knobs.loseResponseNext = 1;
     return original(preview);
   };
-  await assert.rejects(checkFunding(ctx, q.quoteId), /unavailable/);
+  await assert.rejects(checkFunding(ctx, quoteId), /unavailable/);
   w.completeMint = original;
-  // The next step sees ISSUED with our outputs persisted and no proofs; no NUT-09 restore.
+}
+
+test('a lost mint answer is recovered through NUT-09 restore: the sats arrive once, nothing lost', async (t) => {
+  const { ln, mint, ctx } = await world(t);
+  const q = await createFundingQuote(ctx, 64);
+  ln.pay(q.bolt11);
+  await loseNextMintAnswer(ctx, mint, q.quoteId);
+  const after = await checkFunding(ctx, q.quoteId);
+  assert.equal(mint.mintQuoteState(q.quoteId), 'ISSUED');
+  assert.equal(after.state, 'issued');
+  assert.deepEqual(ctx.ledger.list({ ref: q.quoteId }).map((r) => [r.kind, r.amount]), [['funding', 64]]);
+  assert.equal(ctx.store.balances()[0].unspent, 64);
+  const report = await verifyInvariant(ctx, { checkMints: true });
+  assert.equal(report.ok, true, report.differences.join('; '));
+});
+
+test('a lost mint answer (signed, never received) is recorded as a loss with evidence at a mint without restore, never silently', async (t) => {
+  const { ln, mint, ctx } = await world(t, { restore: false });
+  const q = await createFundingQuote(ctx, 64);
+  ln.pay(q.bolt11);
+  await loseNextMintAnswer(ctx, mint, q.quoteId);
+  // The next step sees ISSUED with our outputs persisted and no proofs; this mint offers no NUT-09 restore.
   const after = await checkFunding(ctx, q.quoteId);
   assert.equal(mint.mintQuoteState(q.quoteId), 'ISSUED');
   assert.equal(after.state, 'lost');
