@@ -5,6 +5,7 @@ import { CliError, notYet } from './cli/common.ts';
 import { registerWallet } from './cli/wallet.ts';
 import { registerMarket } from './cli/market.ts';
 import { registerStart } from './cli/start.ts';
+import { registerAudit } from './cli/audit.ts';
 
 export function buildProgram(): Command {
   const program = new Command('satroute')
@@ -33,12 +34,7 @@ Environment:
   notYet(keys.command('list').description('list client keys'), 'keys list');
   notYet(keys.command('revoke').argument('<name>').description('revoke a client key'), 'keys revoke');
 
-  const audit = program.command('audit').description('payment audit: every request and what it cost');
-  notYet(audit.command('verify').description('check the money invariant'), 'audit verify');
-  audit.option('--since <time>', 'only requests since this time').option('--format <format>', 'csv or json');
-  audit.option('--json', 'print one JSON document').action(() => {
-    throw new CliError('satroute audit is not implemented yet in this version of satroute', 2);
-  });
+  registerAudit(program);
 
   notYet(program.command('demo').option('--serve', 'keep the demo market and daemon running').description('run the whole thing in a local market'), 'satroute demo');
   return program;

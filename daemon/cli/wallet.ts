@@ -39,7 +39,7 @@ async function session(config: Config, first: { method: string; params?: unknown
 }
 
 /** Run one wallet command; wallet errors become one line on stderr. */
-async function run(first: { method: string; params?: unknown }, then: (result: any, s: Session, config: Config) => Promise<void> | void): Promise<void> {
+export async function run(first: { method: string; params?: unknown }, then: (result: any, s: Session, config: Config) => Promise<void> | void): Promise<void> {
   const config = loadConfig(process.env);
   let s: Session | undefined;
   try {
@@ -54,7 +54,7 @@ async function run(first: { method: string; params?: unknown }, then: (result: a
   }
 }
 
-const sat = (n: number, unit = 'sat') => `${n.toLocaleString('en-US')} ${unit}`;
+export const sat = (n: number, unit = 'sat') => `${n.toLocaleString('en-US')} ${unit}`;
 
 function parseSats(text: string): number {
   if (!/^\d+$/.test(text)) throw new CliError(`amount must be a whole number of sats, got "${text}"`);
