@@ -37,7 +37,7 @@ export interface ChangeRow {
 export interface ChangeQueueOptions {
   /** Tokens per swap; default 10 (DESIGN.md step 6: ten per swap halves the per-token cost). */
   maxBatch?: number;
-  /** Wait this long after an enqueue so more tokens can join the batch; default 50 ms. */
+  /** Wait this long after an enqueue so more tokens can join the batch; default 1000 ms (the reserve, not the change, pays the next requests). */
   batchDelayMs?: number;
   /** Background tick for retries; default 1000 ms. */
   pollMs?: number;
@@ -80,7 +80,7 @@ export class ChangeQueue {
     private readonly opts: ChangeQueueOptions = {},
   ) {
     this.maxBatch = opts.maxBatch ?? 10;
-    this.batchDelayMs = opts.batchDelayMs ?? 50;
+    this.batchDelayMs = opts.batchDelayMs ?? 1_000;
     this.pollMs = opts.pollMs ?? 1_000;
     const db = ctx.db;
     this.s = {

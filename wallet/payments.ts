@@ -14,12 +14,12 @@ import { ChangeQueue, type ChangeQueueOptions, type ChangeRow } from './change-q
 import { PaymentRows, PaymentStateError, type PaymentRow, type PaymentState } from './payment-rows.ts';
 import { defaultReserve, Reserve, type ReserveConfig } from './reserve.ts';
 import { defaultPolicy, inputFeeSat, selectOffline, splitAmount, type Coin, type SelectPolicy } from './select.ts';
-import { toCashuProof, type StoredProof } from './store.ts';
+import { toCashuProof } from './store.ts';
 import { WorkerSwapEngine, type SwapEngine } from './swap-engine.ts';
 import { SwapService } from './swaps.ts';
 import { migratePayments } from './payments-schema.ts';
 import type { FetchLike } from '../protocol/refund.ts';
-import { resolveRequest, retryRefunds, type ResolveOptions, type ResolveResult } from './recovery.ts';
+import { recoverPayments, resolveRequest, retryRefunds, type ResolveOptions, type ResolveResult } from './recovery.ts';
 
 export { PaymentError, PaymentStateError, type PaymentState } from './payment-rows.ts';
 
@@ -111,6 +111,9 @@ export class Payments {
   private readonly policy: (amountSat: number) => SelectPolicy;
   private readonly autoRefill: boolean;
   private refundTimer: NodeJS.Timeout | null = null;
+  private readonly coinsStmt;
+  /** Requests of this process whose token is out: recovery leaves them to their caller. */
+  private readonly live = new Set<string>();
 
   constructor(readonly ctx: WalletContext, readonly opts: PaymentsOptions = {}) {
     migratePayments(ctx.db);
@@ -120,6 +123,7 @@ export class Payments {
     this.reserve = new Reserve(ctx, this.swaps, opts.reserve ?? defaultReserve(), this.unit);
     this.changeQueue = new ChangeQueue(ctx, this.swaps, this.reserve, { ...opts.changeQueue, onSettled: (id) => this.emit(id) });
     this.policy = opts.policy ?? defaultPolicy;
+    this.coinsStmt = ctx.db.prepare(`SELECT secret, keyset_id AS keysetId, amount AS amountSat FROM wallet_proofs WHERE mint = ? AND unit = ? AND state = 'unspent'`);
     this.autoRefill = opts.autoRefill ?? true;
     this.swaps.on('reclaim', {
       done: (row, r) => {
@@ -153,6 +157,7 @@ export class Payments {
     const fees = await this.feeMap(mint);
     const take: Take = (roundtrip, policy) => this.takeOffline(mint, amountSat, requestId, fees, { ...opts, policy: policy ?? opts.policy }, false, roundtrip);
     const taken = take(false) ?? (await this.takeWithSwap(mint, amountSat, fees, take));
+    this.live.add(requestId);
     this.afterTake(mint);
     return taken;
   }
@@ -185,7 +190,22 @@ export class Payments {
       this.rows.setState(requestId, 'settled');
       if (changeToken) this.changeQueue.enqueue(requestId, 'change', changeToken, row.mint, row.unit);
     })();
+    this.live.delete(requestId);
     return this.outcome(requestId)!;
+  }
+
+  /**
+   * Bank a token a provider handed back outside settle (e.g. an X-Cashu header on a 402, or a
+   * `refund_token` after the request was reclaimed). Queued like change; counted once swapped.
+   */
+  bankToken(requestId: string, token: string): void {
+    const row = this.rows.get(requestId);
+    this.changeQueue.enqueue(requestId, 'change', token, row?.mint ?? this.ctx.mints.defaultMint(), row?.unit ?? this.unit);
+  }
+
+  /** Is this request's token out on behalf of a caller in this process (so recovery must not touch it)? */
+  isLive(requestId: string): boolean {
+    return this.live.has(requestId);
   }
 
   /**
@@ -196,6 +216,7 @@ export class Payments {
    */
   async reclaim(requestId: string): Promise<ResolveResult> {
     const result = await resolveRequest(this, requestId);
+    this.live.delete(requestId);
     this.emit(requestId);
     return result;
   }
@@ -257,15 +278,16 @@ export class Payments {
     mint: string, amountSat: number, requestId: string, fees: ReadonlyMap<string, number>, opts: TakeOptions, replace: boolean, roundtrip: boolean,
   ): TakenToken | null {
     const { ctx } = this;
-    const reusable = replace ? ctx.store.pendingOf(requestId) : [];
-    const coins: (Coin & { proof: StoredProof })[] = [...ctx.store.selectUnspent(mint, this.unit), ...reusable].map((p) => ({ secret: p.secret, keysetId: p.keysetId, amountSat: p.amount, proof: p }));
+    const reusable = replace ? ctx.store.pendingOf(requestId).map((p) => ({ secret: p.secret, keysetId: p.keysetId, amountSat: p.amount })) : [];
+    // Only what selection needs; the chosen few are then read in full.
+    const coins: Coin[] = [...(this.coinsStmt.all(mint, this.unit) as Coin[]), ...reusable];
     const sel = selectOffline(coins, amountSat, fees, opts.policy ?? this.policy(amountSat));
     if (!sel) {
       const have = coins.reduce((a, c) => a + c.amountSat, 0);
       if (have < amountSat) throw new InsufficientFundsError(amountSat, have, this.unit, mint);
       return null;
     }
-    const proofs = sel.coins.map((c) => c.proof);
+    const proofs = sel.coins.map((c) => ctx.store.get(c.secret)!);
     const token = getEncodedToken({ mint, unit: this.unit, proofs: proofs.map(toCashuProof) });
     const taken: TakenToken = {
       requestId, mint, unit: this.unit, token, amountSat, sentSat: sel.totalSat, feeSat: sel.feeSat, overpaySat: sel.overpaySat,
@@ -298,7 +320,9 @@ export class Payments {
       total = next;
     }
     const result = await this.reserve.exclusive(mint, async () => {
-      const waited = take(false);
+      // Another request's swap (or a refill) may have made the proofs while this one waited for
+      // it; it still waited on the mint, so it counts as a round trip.
+      const waited = take(true);
       if (waited) return { taken: waited };
       const outcome = await this.reserve.split(mint, splitAmount(total));
       if (outcome?.status !== 'done') return { outcome };
@@ -317,6 +341,16 @@ export class Payments {
     if (!this.autoRefill) return;
     this.reserve.maybeRefill(mint)?.catch((err) => this.ctx.logger.warn('reserve refill failed', { mint, error: (err as Error).message }));
   }
+}
+
+/**
+ * Payments on a CashuWallet's context, resolved with the wallet's recovery (CashuWallet.recover()
+ * and its periodic tick run recoverPayments, which leaves this process's live requests alone).
+ */
+export function attachPayments(wallet: { ctx: WalletContext; addRecoveryStep(name: string, run: () => Promise<unknown>): void }, opts: PaymentsOptions = {}): Payments {
+  const payments = new Payments(wallet.ctx, opts);
+  wallet.addRecoveryStep('payments', () => recoverPayments(payments));
+  return payments;
 }
 
 function toOutcome(row: PaymentRow, changes: ChangeRow[]): PaymentOutcome {

@@ -10,8 +10,9 @@
 //                          425 / unreachable: ask again later, a bounded number of rounds
 //                          404 / 410 / rounds used up: loss with evidence
 //   pending at the mint -> leave it; ask again later
-// Run recoverPayments() once on start, BEFORE serving requests: every request-pending proof is
-// then an orphan.
+// recoverPayments() resolves every request-pending token except those a caller in this process
+// still holds (taken, not yet settled or reclaimed); run it on start before serving, and again
+// whenever convenient.
 import { pollRefund, type FetchLike, type RefundAnswer } from '../protocol/refund.ts';
 import { MintUnavailableError } from './errors.ts';
 import type { PaymentRow } from './payment-rows.ts';
@@ -155,9 +156,9 @@ export interface RecoveryReport {
 }
 
 /**
- * On start, before serving: resume every unfinished swap of the payment path, settle every
- * request-pending token, then swap in queued change. Idempotent; safe to run again after a
- * crash in the middle of it.
+ * Resume every unfinished swap of the payment path, settle every orphaned request-pending token
+ * (none of this process's live requests), then swap in queued change. Idempotent; safe to run
+ * again, and after a crash in the middle of it.
  */
 export async function recoverPayments(p: Payments): Promise<RecoveryReport> {
   const report: RecoveryReport = { swaps: [], requests: [], deferred: [] };
@@ -170,7 +171,7 @@ export async function recoverPayments(p: Payments): Promise<RecoveryReport> {
     }
   }
   for (const group of p.ctx.store.pendingGroups()) {
-    if (group.kind !== 'request') continue;
+    if (group.kind !== 'request' || p.isLive(group.ref)) continue;
     try {
       const r = await resolveRequest(p, group.ref);
       report.requests.push(r);

@@ -15,11 +15,14 @@ export interface ReserveConfig {
   minCount: number;
 }
 
-/** Every power of two up to `maxDenominationSat`, `perDenomination` of each. */
-export function defaultReserve(maxDenominationSat = 256, perDenomination = 3): ReserveConfig {
+/**
+ * Every power of two up to `maxDenominationSat`, `perDenomination` of each; refilled once any
+ * falls to half its target, so the refill runs while the rest still covers the requests.
+ */
+export function defaultReserve(maxDenominationSat = 256, perDenomination = 6): ReserveConfig {
   const targets = new Map<number, number>();
   for (let d = 1; d <= maxDenominationSat; d *= 2) targets.set(d, perDenomination);
-  return { targets, minCount: 1 };
+  return { targets, minCount: Math.ceil(perDenomination / 2) };
 }
 
 type Counts = ReadonlyMap<number, number>;
@@ -103,8 +106,17 @@ export function planRefill(
     }
   }
   const available = sum(inputs.map((p) => p.amount)) - fee(inputs);
-  if (inputs.length === 0 || available < Math.max(requiredSat, 1)) return null;
-  return { inputs, denominations: [...required, ...fillDenominations(available - requiredSat, deficit)] };
+  if (inputs.length > 0 && available >= Math.max(requiredSat, 1)) {
+    return { inputs, denominations: [...required, ...fillDenominations(available - requiredSat, deficit)] };
+  }
+  if (required.length > 0) return null;
+  // A wallet smaller than the reserve has no surplus: break its largest proof into the missing
+  // smaller denominations (big tokens can still be made of those; the reverse is impossible).
+  const largest = [...proofs].filter((p) => feePpk(p.keysetId) !== undefined).sort((a, b) => b.amount - a.amount)[0];
+  if (!largest || largest.amount <= deficit[0]) return null;
+  const left = largest.amount - fee([largest]);
+  const denominations = fillDenominations(left, deficit.filter((d) => d < largest.amount));
+  return denominations.length > 0 ? { inputs: [largest], denominations } : null;
 }
 
 /** Keeps each mint's reserve topped up; one swap at a time per mint, off the request path. */

@@ -157,3 +157,18 @@ test('a change swap the mint did but whose answer was lost is restored, or recor
   }
   await assertBooksBalance(ctx);
 });
+
+test('a token a provider hands back with a 402 is banked like change', async (t) => {
+  const { ln, mint, ctx, payments } = await paymentsWorld(t, { fundSat: 500 });
+  const provider = await testProvider(t, mint.url);
+  await payments.reserve.refill(mint.url);
+  const taken = await payments.takeToken(mint.url, 1, 'small', { providerUrl: provider.url });
+  assert.equal((await payProvider(provider, taken.token)).status, 402);
+  // Some nodes send an X-Cashu token with a 402 (ROUTSTR.md section 3); this one does not, so bank a stand-in.
+  payments.bankToken('small', await outsideToken(ln, mint.url, 4));
+  await payments.changeQueue.drain();
+  assert.equal(payments.outcome('small')!.changeReceivedSat, 4);
+  assert.equal((await payments.reclaim('small')).action, 'reclaimed');
+  assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 504, pending: 0 });
+  await assertBooksBalance(ctx);
+});

@@ -30,7 +30,8 @@ export async function paymentsWorld(t: TestContext, o: PaymentsWorldOptions = {}
 /** A Payments on an existing context (e.g. the same database after a "restart"). */
 export function newPayments(t: TestContext, ctx: WalletContext, o: Pick<PaymentsWorldOptions, 'engine' | 'payments'> = {}): Payments {
   const engine = o.engine === 'worker' ? new WorkerSwapEngine() : new InlineSwapEngine();
-  const payments = new Payments(ctx, { fetch: (url, init) => fetch(url, init), ...o.payments, engine });
+  // No background refills unless a test asks: they hold proofs pending while balances are checked.
+  const payments = new Payments(ctx, { fetch: (url, init) => fetch(url, init), autoRefill: false, ...o.payments, engine });
   t.after(() => payments.stop());
   return payments;
 }

@@ -6,6 +6,9 @@ import { getTokenMetadata } from '@cashu/cashu-ts';
 import { outsideToken } from './world.ts';
 import { paymentsWorld, newPayments, testProvider, payProvider, requiredSat, assertBooksBalance, balanceOf } from './payments-fixture.ts';
 import { recoverPayments } from '../../wallet/recovery.ts';
+import { attachPayments } from '../../wallet/payments.ts';
+import { InlineSwapEngine } from '../../wallet/swap-engine.ts';
+import { CashuWallet } from '../../wallet/index.ts';
 
 const CHILD = fileURLToPath(new URL('./payments-child.ts', import.meta.url));
 
@@ -164,5 +167,22 @@ test('killed in the middle of a change swap the mint then completes: restored, o
     assert.match(JSON.stringify(outcome.changes[0].evidence), /NUT-09/);
   }
   assert.equal(outcome.changePending, false);
+  await assertBooksBalance(ctx);
+});
+
+test('recovery leaves alone a request this process is still serving, and runs as part of the wallet\'s recovery', async (t) => {
+  const { mint, ctx, dir } = await paymentsWorld(t, { fundSat: 200 });
+  const wallet = new CashuWallet({ db: ctx.db, dataDir: dir, mints: [mint.url] });
+  const payments = attachPayments(wallet, { engine: new InlineSwapEngine(), autoRefill: false });
+  t.after(() => payments.stop());
+  const live = await payments.takeToken(mint.url, 15, 'in-flight');
+  const report = await wallet.recover();
+  const step = report.steps.find((s) => s.name === 'payments');
+  assert.ok(step && !step.error, JSON.stringify(report));
+  assert.deepEqual((step.result as { requests: unknown[] }).requests, [], 'the live request was not reclaimed');
+  assert.equal(balanceOf(ctx, mint.url).pending, live.sentSat);
+  // Once its caller gives it up, it is reclaimed.
+  assert.equal((await payments.reclaim('in-flight')).action, 'reclaimed');
+  assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 200, pending: 0 });
   await assertBooksBalance(ctx);
 });

@@ -1,0 +1,249 @@
+// `wallet` bench case: the payment path's cost. The mint runs in its own process so the figures
+// are the wallet's own work.
+//   wallet_take_token_per_s      takeToken with a warm reserve (SQLite synchronous=NORMAL)
+//   mint_roundtrips_per_request  share of tokens that needed a swap at the mint, in a steady
+//                                stream of requests whose change comes back through the queue
+//                                (baseline: a wallet without the reserve, exact match or swap)
+//   change_swap_*_per_token      the change queue's swap cost per token, batched vs one by one
+//   change_queue_loop_delay_max  how long swapping change in stalls the request thread
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { getEncodedToken, Wallet } from '@cashu/cashu-ts';
+import type { Figure } from './run.ts';
+import { openDatabase } from '../wallet/sqlite.ts';
+import { migrateWallet } from '../wallet/schema.ts';
+import { ProofStore } from '../wallet/store.ts';
+import { Ledger } from '../wallet/ledger.ts';
+import { MintRegistry } from '../wallet/mints.ts';
+import type { WalletContext } from '../wallet/context.ts';
+import { createFundingQuote, waitForFunding } from '../wallet/funding.ts';
+import { Payments, type PaymentsOptions } from '../wallet/payments.ts';
+import { defaultReserve } from '../wallet/reserve.ts';
+import { EXACT_ONLY } from '../wallet/select.ts';
+import { InlineSwapEngine, WorkerSwapEngine, type SwapEngine } from '../wallet/swap-engine.ts';
+import { nullLogger } from '../protocol/logger.ts';
+import { requiredMsat, type ModelSpec } from '../test/world/provider.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+interface MintProcess {
+  url: string;
+  /** The simulated provider's URL, when started with models. */
+  provider: string | null;
+  pay(bolt11: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function startMintProcess(models?: ModelSpec[]): Promise<MintProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, '_mint-process.ts'), JSON.stringify({ models })], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = readline.createInterface({ input: child.stdout! });
+  const queue: ((line: string) => void)[] = [];
+  lines.on('line', (line) => queue.shift()?.(line));
+  const nextLine = () => new Promise<string>((resolve) => queue.push(resolve));
+  const { url, provider } = JSON.parse(await nextLine()) as { url: string; provider: string | null };
+  return {
+    url,
+    provider,
+    async pay(bolt11) {
+      const answer = nextLine();
+      child.stdin!.write(JSON.stringify({ pay: bolt11 }) + '\n');
+      const a = JSON.parse(await answer) as { error?: string };
+      if (a.error) throw new Error(a.error);
+    },
+    stop: () => new Promise((resolve) => {
+      child.once('exit', () => resolve());
+      child.stdin!.end();
+    }),
+  };
+}
+
+function openWallet(mintUrl: string): { ctx: WalletContext; close(): void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'satroute-bench-wallet-'));
+  const db = openDatabase(path.join(dir, 'satroute.sqlite'), { synchronous: 'NORMAL' });
+  migrateWallet(db);
+  const ctx: WalletContext = { db, store: new ProofStore(db), ledger: new Ledger(db), mints: new MintRegistry({ trusted: [mintUrl] }), clock: Date.now, logger: nullLogger };
+  return { ctx, close: () => { db.close(); fs.rmSync(dir, { recursive: true, force: true }); } };
+}
+
+async function fund(ctx: WalletContext, mint: MintProcess, amountSat: number): Promise<void> {
+  const q = await createFundingQuote(ctx, amountSat, { mint: mint.url });
+  await mint.pay(q.bolt11);
+  const done = await waitForFunding(ctx, q.quoteId, { pollMs: 5, timeoutMs: 10_000 });
+  if (done.state !== 'issued') throw new Error(`funding ${done.state}`);
+}
+
+/** Deterministic pseudo-random numbers, so runs are comparable. */
+function rng(seed: number): () => number {
+  let s = seed;
+  return () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+}
+
+const yieldToLoop = () => new Promise((r) => setImmediate(r));
+
+/** takeToken rate with a warm reserve: rounds of (refill, untimed) then tokens (timed). */
+async function takeTokenRate(mint: MintProcess): Promise<Figure[]> {
+  const w = openWallet(mint.url);
+  const payments = new Payments(w.ctx, { engine: new WorkerSwapEngine(), reserve: defaultReserve(256, 16), autoRefill: false });
+  try {
+    await fund(w.ctx, mint, 400_000);
+    const rand = rng(1);
+    const rounds = 40;
+    const perRound = 25;
+    const durations: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      await payments.reserve.refill(mint.url);
+      for (let i = 0; i < perRound; i++) {
+        const id = `t${r}-${i}`;
+        const started = performance.now();
+        await payments.takeToken(mint.url, 1 + Math.floor(rand() * 300), id);
+        durations.push(performance.now() - started);
+        payments.settle(id);
+      }
+    }
+    const n = durations.length;
+    durations.sort((a, b) => a - b);
+    const total = durations.reduce((a, b) => a + b, 0);
+    return [
+      { name: 'wallet_take_token_per_s', value: n / (total / 1000), unit: `tokens/s (warm reserve; offline selection + cashuB encoding + one SQLite WAL commit, synchronous=NORMAL; ${n} tokens of 1..300 sat)` },
+      { name: 'wallet_take_token_p99_ms', value: durations[Math.floor(n * 0.99)], unit: 'ms' },
+      { name: 'wallet_take_token_roundtrip_share', value: payments.stats().roundtrips / n, unit: `of ${n} tokens needed a swap with the reserve refilled every ${perRound} tokens` },
+    ];
+  } finally {
+    await payments.stop();
+    w.close();
+  }
+}
+
+const BENCH_MODEL: ModelSpec = { id: 'bench', promptSatsPerToken: 0.2, completionSatsPerToken: 1, contextLength: 1200, maxCompletionTokens: 300 };
+
+/**
+ * A stream of paid requests against a simulated provider, `concurrency` at a time; change flows
+ * back through the queue in the background, as in the daemon.
+ */
+async function steadyStream(mint: MintProcess, label: string, opts: Omit<PaymentsOptions, 'engine'>, requests: number, concurrency = 4) {
+  const w = openWallet(mint.url);
+  const payments = new Payments(w.ctx, { engine: new WorkerSwapEngine(), ...opts });
+  const provider = mint.provider!;
+  try {
+    await fund(w.ctx, mint, 60_000);
+    if (opts.autoRefill !== false) await payments.reserve.refill(mint.url);
+    payments.start();
+    const rand = rng(7);
+    let next = 0;
+    const one = async (i: number) => {
+      const body = { model: BENCH_MODEL.id, max_tokens: 20 + Math.floor(rand() * 280), messages: [{ role: 'user', content: 'x'.repeat(20 + Math.floor(rand() * 600)) }] };
+      const amount = Math.ceil(requiredMsat(BENCH_MODEL, body) / 1000);
+      const id = `${label}-${i}`;
+      const taken = await payments.takeToken(mint.url, amount, id, { providerUrl: provider });
+      const res = await fetch(`${provider}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'X-Cashu': taken.token }, body: JSON.stringify(body) });
+      await res.arrayBuffer();
+      if (res.status !== 200) throw new Error(`provider answered ${res.status}`);
+      payments.settle(id, res.headers.get('x-cashu'));
+    };
+    await Promise.all(Array.from({ length: concurrency }, async () => {
+      while (next < requests) await one(next++);
+    }));
+    await payments.changeQueue.drain();
+    const s = payments.stats();
+    return { roundtrips: s.roundtrips / requests, background: (s.changeSwaps + s.refills) / requests, tokensPerChangeSwap: s.changeTokens / Math.max(1, s.changeSwaps) };
+  } finally {
+    await payments.stop();
+    w.close();
+  }
+}
+
+async function roundTrips(mint: MintProcess): Promise<Figure[]> {
+  const n = 160;
+  const ours = await steadyStream(mint, 'reserve', {}, n);
+  // Baseline: what a plain wallet does (cashu-ts send): an exact offline match, else a swap.
+  const plain = await steadyStream(mint, 'plain', { reserve: { targets: new Map(), minCount: 0 }, autoRefill: false, policy: () => EXACT_ONLY }, n / 2);
+  return [
+    { name: 'mint_roundtrips_per_request', value: ours.roundtrips, unit: `share of ${n} requests (4 at a time) whose token needed or waited for a mint swap (target < 0.05)`, baseline: plain.roundtrips, ratio: plain.roundtrips ? ours.roundtrips / plain.roundtrips : null },
+    { name: 'wallet_background_swaps_per_request', value: ours.background, unit: `change + reserve swaps per request, off the request path (${ours.tokensPerChangeSwap.toFixed(1)} change tokens per swap)` },
+  ];
+}
+
+/** Change tokens as a provider would hand them out: ~4 proofs each. */
+async function changeTokens(mint: MintProcess, count: number): Promise<string[]> {
+  const w = new Wallet(mint.url);
+  await w.loadMint();
+  const q = await w.createMintQuoteBolt11(count * 15);
+  await mint.pay(q.request);
+  let proofs = await w.mintProofsBolt11(count * 15, q.quote, undefined, { type: 'random', denominations: Array(count).fill([8, 4, 2, 1]).flat() });
+  const tokens: string[] = [];
+  for (let i = 0; i < count; i++) {
+    tokens.push(getEncodedToken({ mint: mint.url, unit: 'sat', proofs: proofs.slice(0, 4) }));
+    proofs = proofs.slice(4);
+  }
+  return tokens;
+}
+
+/** The longest the event loop went without running a 1 ms timer, in ms (perf_hooks' histogram misreports when re-created). */
+function stallMeter(): { stop(): number } {
+  let last = performance.now();
+  let max = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    max = Math.max(max, now - last);
+    last = now;
+  }, 1);
+  return { stop: () => (clearInterval(timer), Math.max(max, performance.now() - last)) };
+}
+
+/** Swap `tokens` through a change queue with this batch size; per-token wall and worker-thread time, and the request thread's worst stall. */
+async function changeRun(mint: MintProcess, engine: SwapEngine, tokens: string[], maxBatch: number) {
+  const w = openWallet(mint.url);
+  const payments = new Payments(w.ctx, { engine, changeQueue: { maxBatch } });
+  try {
+    // Warm up: keys loaded, worker started and compiled.
+    payments.changeQueue.enqueue('warm', 'change', tokens[0], mint.url);
+    await payments.changeQueue.drain();
+    const rest = tokens.slice(1);
+    const busyBefore = engine.busyMs();
+    const stall = stallMeter();
+    const started = performance.now();
+    if (maxBatch === 1) {
+      for (const [i, tk] of rest.entries()) {
+        payments.changeQueue.enqueue(`c${i}`, 'change', tk, mint.url);
+        await payments.changeQueue.drain();
+      }
+    } else {
+      rest.forEach((tk, i) => payments.changeQueue.enqueue(`c${i}`, 'change', tk, mint.url));
+      await payments.changeQueue.drain();
+    }
+    const wallMs = performance.now() - started;
+    const loopDelayMaxMs = stall.stop();
+    const received = rest.filter((_, i) => payments.changeQueue.rowsOf(`c${i}`)[0]?.state === 'received').length;
+    if (received !== rest.length) throw new Error(`only ${received}/${rest.length} change tokens received`);
+    return { wallMsPerToken: wallMs / rest.length, busyMsPerToken: (engine.busyMs() - busyBefore) / rest.length, loopDelayMaxMs };
+  } finally {
+    await payments.stop();
+    w.close();
+  }
+}
+
+async function changeCost(mint: MintProcess): Promise<Figure[]> {
+  const tokens = await changeTokens(mint, 33);
+  const single = await changeRun(mint, new WorkerSwapEngine(), tokens.slice(0, 11), 1);
+  const batched = await changeRun(mint, new WorkerSwapEngine(), tokens.slice(11, 22), 10);
+  const inline = await changeRun(mint, new InlineSwapEngine(), tokens.slice(22, 33), 10);
+  return [
+    { name: 'change_swap_cpu_ms_per_token', value: batched.busyMsPerToken, unit: 'ms of swap-thread time per change token, batches of 10 (baseline: one swap per token)', baseline: single.busyMsPerToken, ratio: batched.busyMsPerToken / single.busyMsPerToken },
+    { name: 'change_swap_wall_ms_per_token', value: batched.wallMsPerToken, unit: 'ms per change token, batches of 10 (baseline: one swap per token)', baseline: single.wallMsPerToken, ratio: batched.wallMsPerToken / single.wallMsPerToken },
+    { name: 'change_queue_loop_delay_max_ms', value: batched.loopDelayMaxMs, unit: 'ms worst request-thread stall while a batch of 10 is swapped in a worker (baseline: swapped on the request thread)', baseline: inline.loopDelayMaxMs, ratio: batched.loopDelayMaxMs / inline.loopDelayMaxMs },
+  ];
+}
+
+export async function run(): Promise<Figure[]> {
+  const mint = await startMintProcess([BENCH_MODEL]);
+  try {
+    return [...(await takeTokenRate(mint)), ...(await roundTrips(mint)), ...(await changeCost(mint))];
+  } finally {
+    await mint.stop();
+  }
+}
