@@ -114,6 +114,7 @@ export class Payments {
   private readonly coinsStmt;
   /** Requests of this process whose token is out: recovery leaves them to their caller. */
   private readonly live = new Set<string>();
+  private readonly resolving = new Map<string, Promise<ResolveResult>>();
 
   constructor(readonly ctx: WalletContext, readonly opts: PaymentsOptions = {}) {
     migratePayments(ctx.db);
@@ -157,7 +158,6 @@ export class Payments {
     const fees = await this.feeMap(mint);
     const take: Take = (roundtrip, policy) => this.takeOffline(mint, amountSat, requestId, fees, { ...opts, policy: policy ?? opts.policy }, false, roundtrip);
     const taken = take(false) ?? (await this.takeWithSwap(mint, amountSat, fees, take));
-    this.live.add(requestId);
     this.afterTake(mint);
     return taken;
   }
@@ -215,10 +215,20 @@ export class Payments {
    * mint cannot be asked; the payment stays pending and recovery tries again.
    */
   async reclaim(requestId: string): Promise<ResolveResult> {
-    const result = await resolveRequest(this, requestId);
+    // The caller gives the token up: should the mint be unreachable now, recovery retries later.
     this.live.delete(requestId);
+    const result = await this.resolve(requestId);
     this.emit(requestId);
     return result;
+  }
+
+  /** @internal Settle a request whose outcome is unknown (one resolution at a time per request). */
+  resolve(requestId: string): Promise<ResolveResult> {
+    const running = this.resolving.get(requestId);
+    if (running) return running;
+    const run = resolveRequest(this, requestId).finally(() => this.resolving.delete(requestId));
+    this.resolving.set(requestId, run);
+    return run;
   }
 
   /** Run the change queue and the refund retries in the background. */
@@ -301,6 +311,7 @@ export class Payments {
       else this.rows.insert({ requestId, mint, unit: this.unit, providerUrl: opts.providerUrl ?? null, ...record });
       opts.inTransaction?.(taken);
     })();
+    this.live.add(requestId); // in the same synchronous step, so recovery can never see it as an orphan
     return taken;
   }
 

@@ -142,7 +142,7 @@ function lose(p: Payments, row: PaymentRow, evidence: unknown): ResolveResult {
 export async function retryRefunds(p: Payments): Promise<ResolveResult[]> {
   const out: ResolveResult[] = [];
   for (const row of p.rows.refundsDue(p.ctx.clock())) {
-    out.push(await askRefund(p, row, { mint: 'spent' }));
+    out.push(await p.resolve(row.requestId));
     p.emit(row.requestId);
   }
   return out;
@@ -162,18 +162,11 @@ export interface RecoveryReport {
  */
 export async function recoverPayments(p: Payments): Promise<RecoveryReport> {
   const report: RecoveryReport = { swaps: [], requests: [], deferred: [] };
-  for (const id of p.swaps.due(true)) {
-    try {
-      const o = await p.swaps.resume(id);
-      report.swaps.push({ status: o.status, swapId: id });
-    } catch (err) {
-      report.deferred.push({ requestId: id, error: (err as Error).message });
-    }
-  }
+  for (const o of await p.swaps.resumeDue(true)) report.swaps.push({ status: o.status, swapId: o.swapId });
   for (const group of p.ctx.store.pendingGroups()) {
     if (group.kind !== 'request' || p.isLive(group.ref)) continue;
     try {
-      const r = await resolveRequest(p, group.ref);
+      const r = await p.resolve(group.ref);
       report.requests.push(r);
       p.emit(group.ref);
     } catch (err) {

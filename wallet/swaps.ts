@@ -183,10 +183,16 @@ export class SwapService {
     return rows.map((r) => r.id);
   }
 
-  /** Resume every prepared swap that is due; returns their outcomes. */
+  /** Resume every prepared swap that is due; returns their outcomes (a swap that throws is logged and left prepared). */
   async resumeDue(all = false): Promise<SwapOutcome[]> {
     const out: SwapOutcome[] = [];
-    for (const id of this.due(all)) out.push(await this.resume(id));
+    for (const id of this.due(all)) {
+      try {
+        out.push(await this.resume(id));
+      } catch (err) {
+        this.ctx.logger.error('resuming a swap failed', { swap: id, error: (err as Error).message });
+      }
+    }
     return out;
   }
 
