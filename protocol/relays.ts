@@ -234,6 +234,10 @@ class RelayLink {
     }
     if (relay) {
       relay.onclose = null;
+      // nostr-tools clears the socket's onerror before closing it; a socket still connecting
+      // then emits "closed before the connection was established" with no listener, which
+      // would crash the process. Keep a listener of our own on it.
+      (relay as unknown as { ws?: { addEventListener?: (type: string, fn: () => void) => void } }).ws?.addEventListener?.('error', () => {});
       try {
         relay.close();
       } catch {

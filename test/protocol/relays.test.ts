@@ -111,3 +111,27 @@ test('a relay that returns stored events in capped batches is read page by page 
   await waitFor('EOSE after all pages', () => eose);
   assert.equal(ids.size, 230);
 });
+
+test('stopping while a relay connection is still being set up does not crash the daemon', async () => {
+  // A TCP server that accepts and never answers the WebSocket handshake.
+  const net = await import('node:net');
+  const sockets: import('node:net').Socket[] = [];
+  const silent = net.createServer((s) => sockets.push(s));
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+  const port = (silent.address() as import('node:net').AddressInfo).port;
+  const crashes: unknown[] = [];
+  const onCrash = (err: unknown) => crashes.push(err);
+  process.on('uncaughtException', onCrash);
+  try {
+    const pool = new RelayPool({ urls: [`ws://127.0.0.1:${port}`], filters: [{ kinds: [38421] }], onEvent: () => {}, backoffMs: [20], random: () => 0.5 });
+    pool.start();
+    await waitFor('the handshake to be under way', () => sockets.length === 1);
+    pool.stop();
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(crashes, []);
+  } finally {
+    process.off('uncaughtException', onCrash);
+    for (const s of sockets) s.destroy();
+    silent.close();
+  }
+});
