@@ -16,7 +16,7 @@ import { MintRegistry } from './mints.ts';
 import { loadNwcUri, saveNwc, withNwc, type NwcInfo } from './nwc.ts';
 import { receiveToken, type ReceiveResult } from './receive.ts';
 import { migrateWallet } from './schema.ts';
-import { openDatabase, type DB } from './sqlite.ts';
+import { databaseFile, openDatabase, type DB } from './sqlite.ts';
 import { ProofStore, type BalanceRow, type Clock } from './store.ts';
 import { resumeSwaps } from './swap.ts';
 import { AUTO_TOPUP_TAG, decideTopup, recentTopups, type TopupDecision, type TopupPolicy } from './topup.ts';
@@ -224,7 +224,7 @@ export function openLocalWallet(opts: { dataDir: string; mints: readonly string[
   const lock = WalletLock.acquire(opts.dataDir);
   let db: DB;
   try {
-    db = openDatabase(path.join(opts.dataDir, 'satroute.sqlite'));
+    db = openDatabase(databaseFile(opts.dataDir));
   } catch (err) {
     lock.release();
     throw err;

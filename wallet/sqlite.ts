@@ -5,6 +5,9 @@ import path from 'node:path';
 
 export type DB = Database.Database;
 
+/** The one SQLite file of a data directory (every folder's tables live in it). */
+export const databaseFile = (dataDir: string) => path.join(dataDir, 'satroute.sqlite');
+
 export interface OpenOptions {
   /** 'FULL' fsyncs every commit (survives a power cut); 'NORMAL' survives a process kill. */
   synchronous?: 'FULL' | 'NORMAL';

@@ -6,11 +6,10 @@ import type { Command } from 'commander';
 import { loadConfig, type Config } from '../config.ts';
 import { callDaemon, DaemonNotRunningError } from '../control.ts';
 import { Market, type ModelView, type ProviderView } from '../market.ts';
-import { openDatabase } from '../../wallet/sqlite.ts';
+import { databaseFile, openDatabase } from '../../wallet/sqlite.ts';
 import { CliError, output, table } from './common.ts';
 
 /** The SQLite file of a data directory. */
-export const databaseFile = (dataDir: string) => path.join(dataDir, 'satroute.sqlite');
 
 /** Ask the daemon; with none running, read the stored market (WAL lets us read beside a writer). */
 async function read<T>(config: Config, method: 'market.providers' | 'market.models'): Promise<T> {

@@ -42,7 +42,7 @@ test('start discovers providers; providers and models show them from the daemon,
   t.after(() => ghost.stop());
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'satroute-start-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const env = { SATROUTE_DATA_DIR: dir, SATROUTE_RELAYS: relay.url, SATROUTE_LISTEN: '127.0.0.1:18340' };
+  const env = { SATROUTE_DATA_DIR: dir, SATROUTE_RELAYS: relay.url, SATROUTE_LISTEN: '127.0.0.1:0' };
 
   const daemon = spawn(process.execPath, [bin, 'start', '--json'], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
@@ -55,7 +55,11 @@ test('start discovers providers; providers and models show them from the daemon,
   await waitFor('daemon.json', () => fs.existsSync(path.join(dir, 'daemon.json')));
   const info = JSON.parse(fs.readFileSync(path.join(dir, 'daemon.json'), 'utf8')) as { pid: number; listen: string; startedAt: string };
   assert.equal(info.pid, daemon.pid);
-  assert.equal(info.listen, '127.0.0.1:18340');
+  assert.match(info.listen, /^127\.0\.0\.1:\d+$/, 'the port actually bound, not 0');
+  assert.notEqual(info.listen, '127.0.0.1:0');
+  const health = await fetch(`http://${info.listen}/healthz`);
+  assert.equal(health.status, 200);
+  assert.equal(((await health.json()) as { ok: boolean }).ok, true);
   assert.equal(fs.statSync(path.join(dir, 'daemon.json')).mode & 0o777, 0o600);
   await waitFor('the start line', () => stdout.includes('\n'));
   assert.equal(JSON.parse(stdout.split('\n')[0]).data_dir, dir);
