@@ -184,14 +184,10 @@ export class ChangeQueue {
       return this.draining;
     }
     const run = (async () => {
-      const total: DrainReport = { swaps: 0, received: 0, invalid: 0, retrying: 0 };
+      const total = emptyReport();
       do {
         this.again = false;
-        const r = await this.drainOnce();
-        total.swaps += r.swaps;
-        total.received += r.received;
-        total.invalid += r.invalid;
-        total.retrying += r.retrying;
+        addTo(total, await this.drainOnce());
       } while (this.again);
       return total;
     })().finally(() => {
@@ -202,46 +198,27 @@ export class ChangeQueue {
   }
 
   private async drainOnce(): Promise<DrainReport> {
-    const report: DrainReport = { swaps: 0, received: 0, invalid: 0, retrying: 0 };
+    const report = emptyReport();
     for (const outcome of await this.swaps.resumeDue()) {
       report.swaps++;
       if (outcome.status === 'retry') report.retrying++;
     }
-    const due = (this.s.due.all(this.ctx.clock()) as DbRow[]).map((r) => ({ row: fromDb(r), token: r.token, solo: r.solo === 1 }));
-    const groups = new Map<string, typeof due>();
-    for (const d of due) {
-      const key = `${d.row.mint}\n${d.row.unit}\n${d.row.kind}`;
-      const g = groups.get(key);
-      if (g) g.push(d);
-      else groups.set(key, [d]);
+    // Batches of the same mint, unit and kind, up to maxBatch; a token under suspicion goes alone.
+    const groups = new Map<string, { row: ChangeRow; token: string }[]>();
+    for (const r of this.s.due.all(this.ctx.clock()) as DbRow[]) {
+      const key = r.solo ? `solo ${r.id}` : `${r.mint}\n${r.unit}\n${r.kind}`;
+      let group = groups.get(key);
+      if (!group) groups.set(key, (group = []));
+      group.push({ row: fromDb(r), token: r.token });
     }
     for (const group of groups.values()) {
-      const batches: (typeof due)[] = [];
-      let current: typeof due = [];
-      for (const d of group) {
-        if (d.solo) batches.push([d]);
-        else {
-          current.push(d);
-          if (current.length >= this.maxBatch) {
-            batches.push(current);
-            current = [];
-          }
-        }
-      }
-      if (current.length) batches.push(current);
-      for (const batch of batches) {
-        const r = await this.swapBatch(batch.map((d) => ({ row: d.row, token: d.token })));
-        report.swaps += r.swaps;
-        report.received += r.received;
-        report.invalid += r.invalid;
-        report.retrying += r.retrying;
-      }
+      for (let i = 0; i < group.length; i += this.maxBatch) addTo(report, await this.swapBatch(group.slice(i, i + this.maxBatch)));
     }
     return report;
   }
 
   private async swapBatch(batch: { row: ChangeRow; token: string }[]): Promise<DrainReport> {
-    const report: DrainReport = { swaps: 0, received: 0, invalid: 0, retrying: 0 };
+    const report = emptyReport();
     const { ctx } = this;
     const { mint, unit, kind } = batch[0].row;
     let wallet;
@@ -403,6 +380,15 @@ export class ChangeQueue {
     // After the surrounding transaction commits.
     setImmediate(() => ids.forEach((id) => cb(id)));
   }
+}
+
+const emptyReport = (): DrainReport => ({ swaps: 0, received: 0, invalid: 0, retrying: 0 });
+
+function addTo(total: DrainReport, r: DrainReport): void {
+  total.swaps += r.swaps;
+  total.received += r.received;
+  total.invalid += r.invalid;
+  total.retrying += r.retrying;
 }
 
 function fromDb(r: DbRow): ChangeRow {
