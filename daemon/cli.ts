@@ -6,6 +6,7 @@ import { registerWallet } from './cli/wallet.ts';
 import { registerMarket } from './cli/market.ts';
 import { registerStart } from './cli/start.ts';
 import { registerAudit } from './cli/audit.ts';
+import { registerStatus } from './cli/status.ts';
 
 export function buildProgram(): Command {
   const program = new Command('satroute')
@@ -24,7 +25,7 @@ Environment:
   program.exitOverride();
 
   registerStart(program);
-  notYet(program.command('status').description('show the running daemon, wallet and market at a glance'), 'satroute status');
+  registerStatus(program);
   registerMarket(program);
 
   registerWallet(program);

@@ -9,8 +9,6 @@ import { Market, type ModelView, type ProviderView } from '../market.ts';
 import { databaseFile, openDatabase } from '../../wallet/sqlite.ts';
 import { CliError, output, table } from './common.ts';
 
-/** The SQLite file of a data directory. */
-
 /** Ask the daemon; with none running, read the stored market (WAL lets us read beside a writer). */
 async function read<T>(config: Config, method: 'market.providers' | 'market.models'): Promise<T> {
   try {

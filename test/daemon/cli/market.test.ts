@@ -101,8 +101,18 @@ test('start discovers providers; providers and models show them from the daemon,
   const modelsHuman = await satroute(env, 'models');
   assert.match(modelsHuman.stdout, /gpt-x\s+1\s+20\s+60\s+40\s+Alpha\s+openai\/gpt-x/);
 
+  const status = await satroute(env, 'status', '--json');
+  assert.equal(status.code, 0, status.stderr);
+  assert.deepEqual(
+    (({ running, pid, providers, usable_providers, models }) => ({ running, pid, providers, usable_providers, models }))(JSON.parse(status.stdout)),
+    { running: true, pid: daemon.pid, providers: 2, usable_providers: 1, models: 1 },
+  );
+
   daemon.kill('SIGTERM');
   assert.equal(await exited, 0, stderr);
+  const stopped = await satroute(env, 'status');
+  assert.match(stopped.stdout, /daemon:\s+not running/);
+  assert.match(stopped.stdout, /market:\s+2 providers \(1 usable\), 1 models/);
   assert.ok(!fs.existsSync(path.join(dir, 'daemon.json')), 'daemon.json removed on SIGTERM');
   assert.match(stderr, /"msg":"satroute stopped"/);
 

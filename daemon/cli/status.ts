@@ -1,0 +1,76 @@
+// `satroute status`: the daemon, the wallet and the market at a glance. Asks the running
+// daemon; with none running, reads the data directory (WAL lets us read beside a writer).
+import fs from 'node:fs';
+import type { Command } from 'commander';
+import { loadConfig, type Config } from '../config.ts';
+import { callDaemon, DaemonNotRunningError } from '../control.ts';
+import { Market } from '../market.ts';
+import { databaseFile, openDatabase } from '../../wallet/sqlite.ts';
+import { migrateWallet } from '../../wallet/schema.ts';
+import { ProofStore, type BalanceRow } from '../../wallet/store.ts';
+import { CliError, output } from './common.ts';
+import { sat } from './wallet.ts';
+
+interface Status {
+  running: boolean;
+  pid?: number;
+  listen?: string;
+  started_at?: string;
+  data_dir: string;
+  balance_sat: number;
+  pending_sat: number;
+  mints: BalanceRow[];
+  providers: number;
+  usable_providers: number;
+  models: number;
+}
+
+async function readStatus(config: Config): Promise<Status> {
+  try {
+    const s = await callDaemon<{ pid: number; listen: string; startedAt: string; wallet: { totalSat: number; pendingSat: number; mints: BalanceRow[] } }>(config.dataDir, 'daemon.status');
+    const providers = await callDaemon<{ status: string; models: number }[]>(config.dataDir, 'market.providers');
+    const models = await callDaemon<unknown[]>(config.dataDir, 'market.models');
+    return {
+      running: true, pid: s.pid, listen: s.listen, started_at: s.startedAt, data_dir: config.dataDir,
+      balance_sat: s.wallet.totalSat, pending_sat: s.wallet.pendingSat, mints: s.wallet.mints,
+      providers: providers.length, usable_providers: providers.filter((p) => p.status === 'reachable' && p.models > 0).length, models: models.length,
+    };
+  } catch (err) {
+    if (!(err instanceof DaemonNotRunningError)) throw new CliError((err as Error).message);
+  }
+  const empty: Status = { running: false, data_dir: config.dataDir, balance_sat: 0, pending_sat: 0, mints: [], providers: 0, usable_providers: 0, models: 0 };
+  if (!fs.existsSync(databaseFile(config.dataDir))) return empty;
+  const db = openDatabase(databaseFile(config.dataDir));
+  try {
+    migrateWallet(db);
+    const mints = new ProofStore(db, Date.now).balances();
+    const market = new Market({ db, config, autoSchedule: false });
+    const providers = market.providers();
+    return {
+      ...empty, mints,
+      balance_sat: mints.filter((m) => m.unit === 'sat').reduce((a, m) => a + m.unspent, 0) + mints.filter((m) => m.unit === 'msat').reduce((a, m) => a + Math.floor(m.unspent / 1000), 0),
+      pending_sat: mints.filter((m) => m.unit === 'sat').reduce((a, m) => a + m.pending, 0),
+      providers: providers.length, usable_providers: providers.filter((p) => p.status === 'reachable' && p.models > 0).length, models: market.models().length,
+    };
+  } finally {
+    db.close();
+  }
+}
+
+export function registerStatus(program: Command): void {
+  program
+    .command('status')
+    .description('the daemon, the wallet and the market at a glance')
+    .option('--json', 'print one JSON document')
+    .action(async (o: { json?: boolean }) => {
+      const s = await readStatus(loadConfig(process.env));
+      output(o.json, s, () =>
+        [
+          s.running ? `daemon:    running (pid ${s.pid}), listening on ${s.listen}, since ${s.started_at}` : 'daemon:    not running (start it with `satroute start`)',
+          `data dir:  ${s.data_dir}`,
+          `wallet:    ${sat(s.balance_sat)} spendable${s.pending_sat ? `, ${sat(s.pending_sat)} pending` : ''} at ${s.mints.length} mint${s.mints.length === 1 ? '' : 's'}`,
+          `market:    ${s.providers} providers (${s.usable_providers} usable), ${s.models} models`,
+        ].join('\n'),
+      );
+    });
+}
