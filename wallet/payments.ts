@@ -32,7 +32,7 @@ export interface PaymentsOptions {
   /** Start a background reserve refill after each token when it runs low; default true. */
   autoRefill?: boolean;
   changeQueue?: Omit<ChangeQueueOptions, 'onSettled'>;
-  /** For the provider refund endpoint. */
+  /** For the provider refund endpoint (e.g. through the SOCKS proxy for .onion); default global fetch. */
   fetch?: FetchLike;
   refund?: ResolveOptions;
   unit?: string;
@@ -274,8 +274,8 @@ export class Payments {
   }
 
   /** @internal refund options for recovery */
-  get refundOptions(): ResolveOptions & { fetch?: FetchLike } {
-    return { ...this.opts.refund, fetch: this.opts.fetch ?? this.opts.refund?.fetch };
+  get refundOptions(): ResolveOptions & { fetch: FetchLike } {
+    return { ...this.opts.refund, fetch: this.opts.fetch ?? this.opts.refund?.fetch ?? ((url, init) => fetch(url, init)) };
   }
 
   private async feeMap(mint: string): Promise<Map<string, number>> {

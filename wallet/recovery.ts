@@ -91,7 +91,7 @@ async function askRefund(p: Payments, row: PaymentRow, mintEvidence: unknown): P
   const { ctx } = p;
   const opts = p.refundOptions;
   const requestId = row.requestId;
-  if (!row.providerUrl || !opts.fetch) return lose(p, row, { reason: 'no_refund_path', mint: mintEvidence, provider: row.providerUrl });
+  if (!row.providerUrl) return lose(p, row, { reason: 'no_refund_path', mint: mintEvidence, provider: row.providerUrl });
   let answer: RefundAnswer | { kind: 'error'; message: string };
   try {
     answer = await pollRefund(row.providerUrl, row.token, {
