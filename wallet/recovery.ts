@@ -165,6 +165,8 @@ export async function recoverPayments(p: Payments): Promise<RecoveryReport> {
   for (const o of await p.swaps.resumeDue(true)) report.swaps.push({ status: o.status, swapId: o.swapId });
   for (const group of p.ctx.store.pendingGroups()) {
     if (group.kind !== 'request' || p.isLive(group.ref)) continue;
+    const row = p.rows.get(group.ref);
+    if (row?.state === 'refund_wait' && (row.nextAt ?? 0) > p.ctx.clock()) continue; // asked again when due
     try {
       const r = await p.resolve(group.ref);
       report.requests.push(r);

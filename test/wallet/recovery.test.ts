@@ -119,6 +119,7 @@ test('a refund still pending is asked for again later, not written off at once',
   const r = await payments.reclaim('slow-refund');
   assert.equal(r.action, 'refund_wait');
   assert.equal(payments.outcome('slow-refund')!.state, 'refund_wait');
+  assert.deepEqual((await recoverPayments(payments)).requests, [], 'not asked again before its time');
   assert.equal(balanceOf(ctx, mint.url).pending, taken.sentSat, 'still pending, with its reason');
   await assertBooksBalance(ctx);
 });
