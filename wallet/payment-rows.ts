@@ -7,7 +7,8 @@ import { WalletError } from './errors.ts';
 
 export type PaymentState = 'pending' | 'settled' | 'reclaimed' | 'refund_wait' | 'refunded' | 'lost';
 
-export interface PaymentRow {
+/** What takeToken records. */
+export interface NewPayment {
   requestId: string;
   mint: string;
   unit: string;
@@ -19,6 +20,9 @@ export interface PaymentRow {
   fee: number;
   overpay: number;
   roundtrip: boolean;
+}
+
+export interface PaymentRow extends NewPayment {
   state: PaymentState;
   flags: string[];
   evidence: unknown;
@@ -44,18 +48,6 @@ interface DbRow {
   attempts: number; next_at: number | null; created_at: number;
 }
 
-export interface NewPayment {
-  requestId: string;
-  mint: string;
-  unit: string;
-  providerUrl: string | null;
-  token: string;
-  amount: number;
-  sent: number;
-  fee: number;
-  overpay: number;
-  roundtrip: boolean;
-}
 
 export class PaymentRows {
   private readonly s;
