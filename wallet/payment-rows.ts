@@ -48,7 +48,6 @@ interface DbRow {
   attempts: number; next_at: number | null; created_at: number;
 }
 
-
 export class PaymentRows {
   private readonly s;
 
