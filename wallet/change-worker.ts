@@ -1,6 +1,7 @@
 // Worker thread body: answers swap requests (see swap-ops.ts) so their crypto never stalls the
 // daemon's event loop. Started through change-worker.mjs, which loads tsx first.
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
+import { setGlobalRequestOptions } from '@cashu/cashu-ts';
 import { runSwapRequest, SwapStepError, type SwapRequest } from './swap-ops.ts';
 
 interface Envelope {
@@ -10,6 +11,9 @@ interface Envelope {
 
 if (!parentPort) throw new Error('change-worker.ts must run in a worker thread');
 const port = parentPort;
+// cashu-ts request options are per thread: a mint that hangs must not hold a swap for ever
+// (a timed-out swap has an unknown outcome and is re-sent with the same outputs later).
+setGlobalRequestOptions({ requestTimeout: (workerData as { requestTimeoutMs?: number } | undefined)?.requestTimeoutMs ?? 20_000 });
 
 port.on('message', (msg: Envelope) => {
   void (async () => {

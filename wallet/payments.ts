@@ -245,6 +245,8 @@ export class Payments {
     if (this.refundTimer) clearInterval(this.refundTimer);
     this.refundTimer = null;
     await this.changeQueue.idle();
+    // A swap cut off mid-call would have an unknown outcome: let the running ones finish.
+    await this.swaps.idle();
     await this.swaps.engine.close();
   }
 

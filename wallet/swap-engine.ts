@@ -38,6 +38,9 @@ type Reply = { id: number; ok: true; result: unknown } | { id: number; ok: false
  * callers already treat as an unknown outcome and retry).
  */
 export class WorkerSwapEngine implements SwapEngine {
+  /** @param requestTimeoutMs abort a mint call after this long (the outcome is then unknown and retried). */
+  constructor(private readonly opts: { requestTimeoutMs?: number } = {}) {}
+
   private worker: Worker | null = null;
   private readonly waiting = new Map<number, Waiter>();
   private nextId = 1;
@@ -76,7 +79,7 @@ export class WorkerSwapEngine implements SwapEngine {
 
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(new URL('./change-worker.mjs', import.meta.url));
+    const worker = new Worker(new URL('./change-worker.mjs', import.meta.url), { workerData: { requestTimeoutMs: this.opts.requestTimeoutMs } });
     worker.unref();
     worker.on('message', (reply: Reply) => {
       const w = this.waiting.get(reply.id);

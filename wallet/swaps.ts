@@ -177,6 +177,11 @@ export class SwapService {
     return run;
   }
 
+  /** Wait for the swaps running now (each ends within the mint request timeout). */
+  async idle(): Promise<void> {
+    await Promise.allSettled([...this.inFlight.values()]);
+  }
+
   /** Ids of prepared swaps of this path whose retry time has come (all of them when `all`). */
   due(all = false): string[] {
     const rows = (all ? this.s.openAll.all() : this.s.open.all(this.ctx.clock())) as { id: string }[];

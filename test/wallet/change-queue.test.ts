@@ -4,6 +4,8 @@ import { getTokenMetadata, Wallet } from '@cashu/cashu-ts';
 import { outsideToken } from './world.ts';
 import { paymentsWorld, newPayments, testProvider, payProvider, requiredSat, assertBooksBalance, balanceOf, mintCallsSince } from './payments-fixture.ts';
 import type { WalletContext } from '../../wallet/context.ts';
+import { Payments } from '../../wallet/payments.ts';
+import { WorkerSwapEngine } from '../../wallet/swap-engine.ts';
 
 /** The same context with a clock the test moves by hand. */
 function manualClock(ctx: WalletContext) {
@@ -171,4 +173,17 @@ test('a token a provider hands back with a 402 is banked like change', async (t)
   assert.equal((await payments.reclaim('small')).action, 'reclaimed');
   assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 504, pending: 0 });
   await assertBooksBalance(ctx);
+});
+
+test('a mint that hangs does not hold the change queue: the swap times out and waits for its retry', async (t) => {
+  const { ln, mint, ctx } = await paymentsWorld(t);
+  const quick = new Payments(ctx, { engine: new WorkerSwapEngine({ requestTimeoutMs: 200 }) });
+  t.after(() => quick.stop());
+  quick.changeQueue.enqueue('hang', 'change', await outsideToken(ln, mint.url, 9), mint.url);
+  await ctx.mints.wallet(mint.url);
+  mint.knobs.latencyMs = 1_500;
+  const report = await quick.changeQueue.drain();
+  assert.equal(report.retrying, 1, 'given up after the request timeout, not after the mint answered');
+  assert.equal(quick.changeQueue.rowsOf('hang')[0].state, 'swapping');
+  mint.knobs.latencyMs = 0;
 });
