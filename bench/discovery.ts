@@ -7,14 +7,8 @@ import { normalizePrice } from '../protocol/pricing.ts';
 import { openDatabase } from '../wallet/sqlite.ts';
 import { startFleet } from '../test/daemon/fleet.ts';
 import { startRelay } from '../test/world/relay.ts';
+import type { Figure } from './_figure.ts';
 
-export interface Figure {
-  name: string;
-  value: number;
-  unit: string;
-  baseline?: number | null;
-  ratio?: number | null;
-}
 
 /** Time from start to every provider reachable with all its models (200 x 50 on the local world). */
 async function fullMarket(providers: number, models: number): Promise<Figure[]> {

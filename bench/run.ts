@@ -4,14 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-
-export interface Figure {
-  name: string;
-  value: number;
-  unit: string;
-  baseline?: number | null;
-  ratio?: number | null;
-}
+import type { Figure } from './_figure.ts';
 
 const { values } = parseArgs({
   options: { json: { type: 'boolean' }, only: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' } },

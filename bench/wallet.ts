@@ -14,7 +14,7 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { getEncodedToken, Wallet } from '@cashu/cashu-ts';
-import type { Figure } from './run.ts';
+import type { Figure } from './_figure.ts';
 import { openDatabase } from '../wallet/sqlite.ts';
 import { migrateWallet } from '../wallet/schema.ts';
 import { ProofStore } from '../wallet/store.ts';

@@ -1,28 +1,17 @@
 // `satroute audit verify` as the owner runs it: a separate process on a data directory.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Wallet, type Proof } from '@cashu/cashu-ts';
 import { LightningNetwork } from '../../world/lightning.ts';
 import { startMint } from '../../world/mint.ts';
 import { fundNow } from '../../wallet/world.ts';
 import { openLocalWallet } from '../../../wallet/index.ts';
 import { toCashuProof } from '../../../wallet/store.ts';
+import { satroute } from './run.ts';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const bin = path.join(root, 'bin/satroute.js');
-
-function satroute(env: Record<string, string>, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { cwd: root, env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
 
 test('audit verify passes on a funded wallet and fails, naming the mint, when ecash was spent behind its back', async (t) => {
   const ln = new LightningNetwork();

@@ -2,11 +2,9 @@
 // daemon running (in-process with the lock) and through a daemon's control socket.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { LightningNetwork } from '../../world/lightning.ts';
 import { startMint } from '../../world/mint.ts';
 import { startRelay } from '../../world/relay.ts';
@@ -14,17 +12,8 @@ import { startNwcService } from '../../world/nwc.ts';
 import { outsideToken } from '../../wallet/world.ts';
 import { startControlServer } from '../../../daemon/control.ts';
 import { openLocalWallet, walletControlHandlers } from '../../../wallet/index.ts';
+import { satroute } from './run.ts';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const bin = path.join(root, 'bin/satroute.js');
-
-function satroute(env: Record<string, string>, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { cwd: root, env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
 
 async function setup(t: TestContext) {
   const ln = new LightningNetwork();
