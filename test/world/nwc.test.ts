@@ -2,7 +2,9 @@ import './ws-global.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NWCClient, Nip47WalletError } from '@getalby/sdk';
+import { Wallet, sumProofs } from '@cashu/cashu-ts';
 import { LightningNetwork } from './lightning.ts';
+import { startMint } from './mint.ts';
 import { startRelay, type TestRelay } from './relay.ts';
 import { startNwcService, type TestNwcService } from './nwc.ts';
 
@@ -61,6 +63,20 @@ test('paying an invoice over NWC settles it and debits amount plus routing fee',
   const looked = await client.lookupInvoice({ payment_hash: invoice.paymentHash });
   assert.equal(looked.state, 'settled');
   assert.equal(looked.type, 'outgoing');
+});
+
+test('the @getalby/sdk NWC client pays a real mint quote, and the cashu-ts wallet mints the sats', async (t) => {
+  const { client, nwc, ln } = await setup(t, 2000);
+  const mint = await startMint({ lightning: ln });
+  t.after(() => mint.stop());
+  const wallet = new Wallet(mint.url);
+  await wallet.loadMint();
+  const quote = await wallet.createMintQuoteBolt11(1500);
+  await client.payInvoice({ invoice: quote.request });
+  assert.equal(nwc.balanceMsat, 500_000);
+  const proofs = await wallet.mintProofsBolt11(1500, quote.quote);
+  assert.equal(Number(sumProofs(proofs)), 1500);
+  assert.equal(mint.mintQuoteState(quote.quote), 'ISSUED');
 });
 
 test('an underfunded payment fails with INSUFFICIENT_BALANCE and pays nothing', async (t) => {
