@@ -225,7 +225,8 @@ export class SwapService {
     const own = ctx.store.pendingOf(swapId);
     const inputs = [...own.map((p) => toProofJson(toCashuProof(p))), ...row.foreign];
     const cache = await this.mintCache(row.mint, row.unit, inputs.map((p) => p.id)).catch((err) => err as Error);
-    if (cache instanceof Error) return this.unanswered(row, { kind: 'unavailable', message: cache.message, refused: true });
+    // Nothing was sent this time; but an attempt still marked in flight (cut off by a crash) stays uncertain.
+    if (cache instanceof Error) return this.unanswered(row, { kind: 'unavailable', message: cache.message, refused: false });
     // An earlier attempt that got no answer (or was cut off by a crash) may have done the swap already.
     const before = this.s.retry.get(swapId) as { in_flight: number; uncertain: number };
     const wasUncertain = before.in_flight === 1 || before.uncertain === 1;

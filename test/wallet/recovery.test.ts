@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { getTokenMetadata } from '@cashu/cashu-ts';
 import { outsideToken } from './world.ts';
-import { paymentsWorld, newPayments, testProvider, payProvider, requiredSat, assertBooksBalance, balanceOf } from './payments-fixture.ts';
+import { paymentsWorld, newPayments, openContext, testProvider, payProvider, requiredSat, assertBooksBalance, balanceOf } from './payments-fixture.ts';
 import { recoverPayments } from '../../wallet/recovery.ts';
 import { attachPayments } from '../../wallet/payments.ts';
 import { InlineSwapEngine } from '../../wallet/swap-engine.ts';
@@ -169,6 +169,33 @@ test('killed in the middle of a change swap the mint then completes: restored, o
   }
   assert.equal(outcome.changePending, false);
   await assertBooksBalance(ctx);
+});
+
+test('killed mid change swap, restarted while the mint is down: once it is back the change is restored, not refused as spent', async (t) => {
+  const { ln, mint, ctx, dbFile } = await paymentsWorld(t, { fundSat: 500 });
+  const change = await outsideToken(ln, mint.url, 19);
+  const { child, next, go } = startChild(t, { dbFile, mintUrl: mint.url, step: 'receive-change', requestId: 'crash-6', amountSat: 30, changeToken: change });
+  await next('settled');
+  mint.knobs.latencyMs = 300;
+  const swapsBefore = mint.requestCounts()['POST /v1/swap'] ?? 0;
+  go();
+  while ((mint.requestCounts()['POST /v1/swap'] ?? 0) === swapsBefore) await new Promise((r) => setTimeout(r, 2));
+  await kill(child); // the mint does the swap; its answer dies with the process
+  await new Promise((r) => setTimeout(r, 400));
+  mint.knobs.latencyMs = 0;
+  // The restarted process finds the mint down (it cannot even load its keys).
+  await mint.setDown(true);
+  const restarted = openContext(dbFile, [mint.url]);
+  t.after(() => restarted.db.close());
+  const payments = newPayments(t, restarted);
+  assert.deepEqual((await recoverPayments(payments)).swaps.map((s) => s.status), ['retry']);
+  await mint.setDown(false);
+  await recoverPayments(payments);
+  const outcome = payments.outcome('crash-6')!;
+  assert.deepEqual(outcome.flags, [], JSON.stringify(outcome.changes));
+  assert.equal(outcome.changeReceivedSat, 19, 'our own earlier swap spent the change: its outputs are restored');
+  assert.equal(balanceOf(restarted, mint.url).unspent, 500 - outcome.sentSat + 19);
+  await assertBooksBalance(restarted);
 });
 
 test('recovery leaves alone a request this process is still serving, and runs as part of the wallet\'s recovery', async (t) => {
