@@ -96,6 +96,7 @@ export class ChangeQueue {
       refuse: db.prepare(`UPDATE payment_change SET state = ?, error = ?, evidence = ?, updated_at = ? WHERE id = ?`),
       setClaimed: db.prepare('UPDATE payment_change SET claimed = ? WHERE id = ?'),
       get: db.prepare('SELECT * FROM payment_change WHERE id = ?'),
+      sameToken: db.prepare(`SELECT * FROM payment_change WHERE request_id = ? AND token = ? AND state <> 'invalid' ORDER BY id LIMIT 1`),
       openCount: db.prepare(`SELECT COUNT(*) AS n FROM payment_change WHERE state IN ('queued', 'swapping')`),
     };
     for (const kind of ['change', 'refund'] as const) {
@@ -113,9 +114,12 @@ export class ChangeQueue {
   /**
    * Queue a change or refund token (synchronous: call it inside the transaction that settles the
    * request). A token that cannot be parsed, or comes from an untrusted mint, is recorded as
-   * 'invalid' at once. Returns the row.
+   * 'invalid' at once. The same token handed over twice for a request (a refund_token that the
+   * refund endpoint also returned) is queued once: the existing row is returned. Returns the row.
    */
   enqueue(requestId: string, kind: ChangeKind, token: string, fallbackMint: string, fallbackUnit = 'sat'): ChangeRow {
+    const already = this.s.sameToken.get(requestId, token.trim()) as DbRow | undefined;
+    if (already) return fromDb(already);
     const now = this.ctx.clock();
     let mint = fallbackMint;
     let unit = fallbackUnit;

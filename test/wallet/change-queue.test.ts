@@ -187,3 +187,22 @@ test('a mint that hangs does not hold the change queue: the swap times out and w
   assert.equal(quick.changeQueue.rowsOf('hang')[0].state, 'swapping');
   mint.knobs.latencyMs = 0;
 });
+
+test('a refund_token banked after the reclaim already fetched the same token from the refund endpoint is received once, not flagged invalid', async (t) => {
+  const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 500 });
+  const provider = await testProvider(t, mint.url, { failureRate: 1 });
+  const taken = await payments.takeToken(mint.url, requiredSat(), 'upstream-502', { providerUrl: provider.url });
+  const res = await payProvider(provider, taken.token);
+  assert.equal(res.status, 502);
+  const refundToken = (res.body as { error: { refund_token: string } }).error.refund_token;
+  // The router gives the token up, then banks the refund_token it got (as bankToken's doc says).
+  assert.equal((await payments.reclaim('upstream-502')).action, 'refunded');
+  payments.bankToken('upstream-502', refundToken);
+  await payments.changeQueue.drain();
+  const outcome = payments.outcome('upstream-502')!;
+  assert.deepEqual(outcome.flags, [], JSON.stringify(outcome.changes));
+  assert.equal(outcome.changeClaimedSat, taken.sentSat);
+  assert.equal(outcome.changeReceivedSat, taken.sentSat);
+  assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 500, pending: 0 });
+  await assertBooksBalance(ctx);
+});
