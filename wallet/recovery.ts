@@ -91,6 +91,18 @@ async function askRefund(p: Payments, row: PaymentRow, mintEvidence: unknown): P
   const { ctx } = p;
   const opts = p.refundOptions;
   const requestId = row.requestId;
+  // The provider already handed a token back for this request (a refund_token or X-Cashu the
+  // caller banked): that is its refund, waiting in the change queue, not a loss.
+  const banked = p.changeQueue.rowsOf(requestId).filter((c) => c.state !== 'invalid');
+  if (banked.length > 0) {
+    const evidence = { mint: mintEvidence, provider: row.providerUrl, refund: { banked: banked.map((c) => ({ kind: c.kind, claimed: c.claimed, state: c.state })) } };
+    ctx.db.transaction(() => {
+      ctx.store.markSpent(requestId);
+      ctx.ledger.record({ kind: 'payment_sent', mint: row.mint, unit: row.unit, amount: -row.sent, ref: requestId, evidence });
+      p.rows.setState(requestId, 'refunded', evidence);
+    })();
+    return { requestId, action: 'refunded', detail: evidence };
+  }
   if (!row.providerUrl) return lose(p, row, { reason: 'no_refund_path', mint: mintEvidence, provider: row.providerUrl });
   let answer: RefundAnswer | { kind: 'error'; message: string };
   try {

@@ -198,6 +198,27 @@ test('killed mid change swap, restarted while the mint is down: once it is back 
   await assertBooksBalance(restarted);
 });
 
+test('a refund_token already banked is not written off as a loss when the provider\'s refund endpoint is unreachable', async (t) => {
+  const { mint, ctx, payments: first } = await paymentsWorld(t, { fundSat: 500 });
+  void first;
+  const provider = await testProvider(t, mint.url, { failureRate: 1 });
+  const payments = newPayments(t, ctx, { payments: { refund: { pollAttempts: 1, sleep: async () => {}, maxRefundRounds: 1 } } });
+  const taken = await payments.takeToken(mint.url, requiredSat(), 'banked-refund', { providerUrl: provider.url });
+  const res = await payProvider(provider, taken.token);
+  assert.equal(res.status, 502);
+  payments.bankToken('banked-refund', (res.body as { error: { refund_token: string } }).error.refund_token);
+  provider.knobs.dead = true; // the refund endpoint cannot be asked any more
+  const r = await payments.reclaim('banked-refund');
+  await payments.changeQueue.drain();
+  assert.deepEqual(ctx.ledger.list({ kind: 'loss' }), [], 'nothing was lost');
+  assert.equal(r.action, 'refunded');
+  const outcome = payments.outcome('banked-refund')!;
+  assert.deepEqual(outcome.flags, []);
+  assert.equal(outcome.changeReceivedSat, taken.sentSat);
+  assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 500, pending: 0 });
+  await assertBooksBalance(ctx);
+});
+
 test('recovery leaves alone a request this process is still serving, and runs as part of the wallet\'s recovery', async (t) => {
   const { mint, ctx, dir } = await paymentsWorld(t, { fundSat: 200 });
   const wallet = new CashuWallet({ db: ctx.db, dataDir: dir, mints: [mint.url] });
