@@ -66,7 +66,7 @@ export async function createFundingQuote(ctx: WalletContext, amount: number, opt
   const now = ctx.clock();
   ctx.db.prepare(`INSERT INTO wallet_mint_quotes (quote_id, mint, unit, amount, request, expiry, state, pay_via, created_at, updated_at)
     VALUES (?,?,?,?,?,?, 'unpaid', ?,?,?)`).run(q.quote, mint, unit, amount, q.request, q.expiry ?? null, opts.payVia ?? null, now, now);
-  ctx.logger.info('funding quote created', { quote: q.quote, mint, amount, unit });
+  ctx.logger.info('funding quote created', { quote: quoteTag(q.quote), mint, amount, unit });
   return getFundingQuote(ctx, q.quote);
 }
 
@@ -118,7 +118,7 @@ async function mintPaid(ctx: WalletContext, r: QuoteRow, retried = false): Promi
   } catch (raw) {
     const err = mapMintError(r.mint, raw);
     if (!(err instanceof MintRejectedError)) {
-      ctx.logger.warn('mint call outcome unknown; the quote will be checked again', { quote: r.quote_id, error: err.message });
+      ctx.logger.warn('mint call outcome unknown; the quote will be checked again', { quote: quoteTag(r.quote_id), error: err.message });
       throw err;
     }
     if (err.mintCode === NUT_CODE.QUOTE_ALREADY_ISSUED || err.mintCode === NUT_CODE.OUTPUTS_ALREADY_SIGNED) return recoverIssued(ctx, getRow(ctx, r.quote_id));
@@ -147,7 +147,33 @@ function store(ctx: WalletContext, r: QuoteRow, proofs: Proof[], evidence: Recor
     ctx.ledger.record({ kind: 'funding', mint: r.mint, unit: r.unit, amount: r.amount, ref: r.quote_id, evidence: { invoice: r.request, ...evidence } });
     update(ctx, r.quote_id, { state: 'issued', error: null });
   })();
-  ctx.logger.info('funded', { quote: r.quote_id, mint: r.mint, amount: r.amount, unit: r.unit });
+  ctx.logger.info('funded', { quote: quoteTag(r.quote_id), mint: r.mint, amount: r.amount, unit: r.unit });
+  return getFundingQuote(ctx, r.quote_id);
+}
+
+/**
+ * A quote id is a bearer secret until the quote is minted (no NUT-20 locking): whoever holds
+ * it can mint the paid sats. Logs carry only its first characters.
+ */
+export const quoteTag = (quoteId: string) => `${quoteId.slice(0, 6)}…`;
+
+/** Restore gave back only part of the quote: keep what came back, book the rest as lost with the evidence. */
+function storePartial(ctx: WalletContext, r: QuoteRow, restored: Proof[]): FundingQuote {
+  const got = sumAmounts(restored);
+  if (got > r.amount) throw new WalletError(`mint ${r.mint} restored ${got} ${r.unit} for a quote of ${r.amount}`);
+  const evidence = {
+    quote: r.quote_id, invoice: r.request, mintState: 'ISSUED', restored: got, missing: r.amount - got,
+    reason: 'the mint signed our outputs but the answer never reached the database, and NUT-09 restore returned only part of them',
+  };
+  ctx.db.transaction(() => {
+    const cur = getRow(ctx, r.quote_id);
+    if (cur.state === 'issued') throw new WalletError(`quote ${r.quote_id} already issued`);
+    ctx.store.insertProofs(restored, r.mint, r.unit, 'unspent', `mint:${r.quote_id}`);
+    ctx.ledger.record({ kind: 'funding', mint: r.mint, unit: r.unit, amount: r.amount, ref: r.quote_id, evidence: { invoice: r.request, restored: true } });
+    ctx.ledger.record({ kind: 'loss', mint: r.mint, unit: r.unit, amount: got - r.amount, ref: r.quote_id, evidence });
+    update(ctx, r.quote_id, { state: 'issued', error: evidence.reason });
+  })();
+  ctx.logger.error('funding partly lost', { quote: quoteTag(r.quote_id), mint: r.mint, restored: got, missing: r.amount - got, unit: r.unit });
   return getFundingQuote(ctx, r.quote_id);
 }
 
@@ -158,6 +184,7 @@ async function recoverIssued(ctx: WalletContext, r: QuoteRow): Promise<FundingQu
     const saved = JSON.parse(r.outputs) as { keysetId: string; data: string };
     const restored = await ctx.mints.restore(r.mint, r.unit, deserializeOutputs(saved.data));
     if (restored && sumAmounts(restored) === r.amount) return store(ctx, r, restored, { restored: true });
+    if (restored && restored.length > 0) return storePartial(ctx, r, restored);
   }
   const evidence = {
     quote: r.quote_id, invoice: r.request, mintState: 'ISSUED', outputsPersisted: r.outputs !== null,
@@ -168,7 +195,7 @@ async function recoverIssued(ctx: WalletContext, r: QuoteRow): Promise<FundingQu
     ctx.ledger.record({ kind: 'loss', mint: r.mint, unit: r.unit, amount: -r.amount, ref: r.quote_id, evidence });
     update(ctx, r.quote_id, { state: 'lost', error: evidence.reason });
   })();
-  ctx.logger.error('funding lost', evidence);
+  ctx.logger.error('funding lost', { ...evidence, quote: quoteTag(r.quote_id) });
   return getFundingQuote(ctx, r.quote_id);
 }
 
