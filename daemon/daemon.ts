@@ -7,7 +7,9 @@ import type { Config } from './config.ts';
 import { startControlServer, type ControlServer } from './control.ts';
 import { startHttp, type HttpListener } from './http.ts';
 import { Market, marketControlHandlers } from './market.ts';
+import { isOnionUrl } from '../protocol/discovery.ts';
 import { nullLogger, type Logger } from '../protocol/logger.ts';
+import { socksFetch } from '../protocol/socks.ts';
 import { databaseFile, openDatabase, type DB } from '../wallet/sqlite.ts';
 import { CashuWallet, walletControlHandlers } from '../wallet/index.ts';
 import { WalletLock } from '../wallet/lock.ts';
@@ -62,7 +64,9 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     stack.push(() => market.stop());
     const wallet = new CashuWallet({ db, dataDir: config.dataDir, mints: config.mints, logger, clock, autoTopup: config.autoTopup });
     stack.push(() => wallet.stop());
-    const payments = attachPayments(wallet);
+    // Refunds from .onion providers go through the same SOCKS proxy as their probes.
+    const onionFetch = config.socksProxy ? socksFetch(config.socksProxy) : undefined;
+    const payments = attachPayments(wallet, { fetch: (url, init) => (onionFetch && isOnionUrl(url) ? onionFetch : fetch)(url, init) });
     stack.push(() => payments.stop());
 
     const startedAt = new Date(clock()).toISOString();
