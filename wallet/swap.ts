@@ -41,6 +41,9 @@ interface SwapRow {
 
 interface StoredOutputs { keysetId: string; keep: string }
 
+/** Ids of receive swaps being run by this process right now (by swapForeign or a recovery pass). */
+const inFlight = new Set<string>();
+
 const serializeProofs = (proofs: Proof[]) => JSON.stringify(proofs.map((p) => ({ ...p, amount: amountOf(p) })));
 
 /**
@@ -61,11 +64,14 @@ export async function swapForeign(ctx: WalletContext, a: { mint: string; unit: s
     }
     const id = newId('swap');
     persist(ctx, { id, mint, unit: a.unit, purpose: a.purpose, ref: a.ref ?? null, foreign: preview.inputs, inputs: sumAmounts(preview.inputs), fee: amountOf({ amount: preview.fees }), preview });
+    inFlight.add(id);
     try {
       return await complete(ctx, id, w, preview);
     } catch (err) {
       if (err instanceof MintRejectedError && isKeysetCode(err.mintCode) && attempt === 0) continue;
       throw err;
+    } finally {
+      inFlight.delete(id);
     }
   }
 }
@@ -151,10 +157,16 @@ export async function resumeSwaps(ctx: WalletContext): Promise<SwapRecovery[]> {
   const rows = ctx.db.prepare(`SELECT * FROM wallet_swaps WHERE state = 'prepared' AND purpose = 'receive' ORDER BY created_at`).all() as SwapRow[];
   const out: SwapRecovery[] = [];
   for (const r of rows) {
+    // A swap this process is running right now (a `wallet receive` in progress, or another
+    // recovery pass) is its caller's to finish: resuming it too would race on the same row.
+    if (inFlight.has(r.id)) continue;
+    inFlight.add(r.id);
     try {
       out.push(await resumeOne(ctx, r));
     } catch (err) {
       out.push({ swapId: r.id, outcome: 'retry_later', detail: (err as Error).message });
+    } finally {
+      inFlight.delete(r.id);
     }
   }
   return out;
@@ -184,6 +196,7 @@ async function resumeOne(ctx: WalletContext, r: SwapRow): Promise<SwapRecovery> 
     reason: restored ? 'inputs spent; the mint restored none of our outputs' : 'inputs spent (by our unanswered swap, or the sender spent the token first); the mint offers no NUT-09 restore to tell or recover',
   };
   ctx.db.transaction(() => {
+    if (row(ctx, r.id).state !== 'prepared') throw new WalletError(`swap ${r.id} was settled meanwhile`);
     ctx.ledger.record({ kind: CREDIT[r.purpose], mint: r.mint, unit: r.unit, amount: r.inputs_amount, ref: r.ref ?? r.id, evidence: { swap: r.id } });
     ctx.ledger.record({ kind: 'loss', mint: r.mint, unit: r.unit, amount: -r.inputs_amount, ref: r.id, evidence });
     setState(ctx, r.id, 'lost', evidence.reason);

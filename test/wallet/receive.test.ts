@@ -91,3 +91,22 @@ test('a mint with sat and msat keeps a balance per unit, and msat tokens are rec
   assert.deepEqual(ctx.store.balances().map((b) => [b.unit, b.unspent]), [['msat', 2500], ['sat', 5]]);
   assert.equal((await verifyInvariant(ctx, { checkMints: true })).ok, true);
 });
+
+test('a recovery pass while `wallet receive` is still swapping leaves that swap to it: credited once, no error', async (t) => {
+  const { ln, mint, ctx } = await world(t, { restore: false });
+  const token = await outsideToken(ln, mint.url, 50);
+  mint.knobs.latencyMs = 150; // the swap is at the mint while the wallet's periodic recovery runs
+  const receiving = receiveToken(ctx, token);
+  const deadline = Date.now() + 5000;
+  while (!ctx.db.prepare(`SELECT 1 FROM wallet_swaps WHERE state = 'prepared'`).get()) {
+    assert.ok(Date.now() < deadline, 'the swap was never prepared');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const resumed = await resumeSwaps(ctx);
+  assert.deepEqual(resumed, [], 'the live swap is not resumed behind its caller');
+  const r = await receiving;
+  assert.equal(r.received, 50);
+  mint.knobs.latencyMs = 0;
+  assert.deepEqual(ctx.ledger.list().map((x) => [x.kind, x.amount]), [['receive', 50]]);
+  assert.equal((await verifyInvariant(ctx, { checkMints: true })).ok, true);
+});
