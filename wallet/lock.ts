@@ -26,11 +26,15 @@ function readPid(file: string): number | null {
   }
 }
 
+/** Lock files this process holds: a second acquire in the same process is refused too. */
+const held = new Set<string>();
+
 export class WalletLock {
   private released = false;
   private readonly onExit = () => this.release();
 
   private constructor(readonly file: string) {
+    held.add(file);
     process.once('exit', this.onExit);
   }
 
@@ -39,6 +43,7 @@ export class WalletLock {
     const pid = process.pid;
     fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const file = lockFilePath(dataDir);
+    if (held.has(file)) throw new WalletLockedError(pid, file);
     for (let attempt = 0; attempt < 3; attempt++) {
       // Write a private temp file, then hard-link it into place: link() fails if the lock exists.
       const tmp = `${file}.${pid}.${attempt}.tmp`;
@@ -64,6 +69,7 @@ export class WalletLock {
     if (this.released) return;
     this.released = true;
     process.off('exit', this.onExit);
+    held.delete(this.file);
     if (readPid(this.file) === process.pid) fs.rmSync(this.file, { force: true });
   }
 }

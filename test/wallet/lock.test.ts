@@ -10,12 +10,18 @@ test('a second writer is refused while the first holds the wallet lock', (t) => 
   const dir = tempDir(t);
   const lock = WalletLock.acquire(dir);
   assert.equal(fs.statSync(lockFilePath(dir)).mode & 0o777, 0o600);
-  // Pretend another live process (our parent shell) holds it.
-  fs.writeFileSync(lockFilePath(dir), `${process.ppid}\n`);
-  assert.throws(() => WalletLock.acquire(dir), (err: Error) => err instanceof WalletLockedError && err.message.includes(String(process.ppid)));
-  fs.writeFileSync(lockFilePath(dir), `${process.pid}\n`);
+  // Another part of this same process (e.g. a second daemon started in-process) is refused too.
+  assert.throws(() => WalletLock.acquire(dir), WalletLockedError);
   lock.release();
   assert.equal(fs.existsSync(lockFilePath(dir)), false);
+  WalletLock.acquire(dir).release(); // free again once released
+});
+
+test('a lock held by another live process is refused, naming that process', (t) => {
+  const dir = tempDir(t);
+  fs.writeFileSync(lockFilePath(dir), `${process.ppid}\n`); // our parent is alive
+  assert.throws(() => WalletLock.acquire(dir), (err: Error) => err instanceof WalletLockedError && err.message.includes(String(process.ppid)));
+  assert.equal(fs.readFileSync(lockFilePath(dir), 'utf8').trim(), String(process.ppid), 'the live owner keeps its lock');
 });
 
 test('a lock left by a killed process is taken over', (t) => {
