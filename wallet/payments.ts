@@ -13,8 +13,8 @@ import { InsufficientFundsError } from './errors.ts';
 import { ChangeQueue, type ChangeQueueOptions, type ChangeRow } from './change-queue.ts';
 import { PaymentRows, PaymentStateError, type PaymentRow, type PaymentState } from './payment-rows.ts';
 import { defaultReserve, Reserve, type ReserveConfig } from './reserve.ts';
-import { defaultPolicy, inputFeeSat, selectOffline, splitAmount, type Coin, type SelectPolicy } from './select.ts';
-import { toCashuProof } from './store.ts';
+import { defaultPolicy, inputFeeSat, selectOffline, splitAmount, type Coin, type Selection, type SelectPolicy } from './select.ts';
+import { toCashuProof, type StoredProof } from './store.ts';
 import { WorkerSwapEngine, type SwapEngine } from './swap-engine.ts';
 import { SwapService } from './swaps.ts';
 import { migratePayments } from './payments-schema.ts';
@@ -111,7 +111,6 @@ export class Payments {
   private readonly policy: (amountSat: number) => SelectPolicy;
   private readonly autoRefill: boolean;
   private refundTimer: NodeJS.Timeout | null = null;
-  private readonly coinsStmt;
   /** Requests of this process whose token is out: recovery leaves them to their caller. */
   private readonly live = new Set<string>();
   private readonly resolving = new Map<string, Promise<ResolveResult>>();
@@ -124,7 +123,6 @@ export class Payments {
     this.reserve = new Reserve(ctx, this.swaps, opts.reserve ?? defaultReserve(), this.unit);
     this.changeQueue = new ChangeQueue(ctx, this.swaps, this.reserve, { ...opts.changeQueue, onSettled: (id) => this.emit(id) });
     this.policy = opts.policy ?? defaultPolicy;
-    this.coinsStmt = ctx.db.prepare(`SELECT secret, keyset_id AS keysetId, amount AS amountSat FROM wallet_proofs WHERE mint = ? AND unit = ? AND state = 'unspent'`);
     this.autoRefill = opts.autoRefill ?? true;
     this.swaps.on('reclaim', {
       done: (row, r) => {
@@ -291,15 +289,9 @@ export class Payments {
   ): TakenToken | null {
     const { ctx } = this;
     const reusable = replace ? ctx.store.pendingOf(requestId).map((p) => ({ secret: p.secret, keysetId: p.keysetId, amountSat: p.amount })) : [];
-    // Only what selection needs; the chosen few are then read in full.
-    const coins: Coin[] = [...(this.coinsStmt.all(mint, this.unit) as Coin[]), ...reusable];
-    const sel = selectOffline(coins, amountSat, fees, opts.policy ?? this.policy(amountSat));
-    if (!sel) {
-      const have = coins.reduce((a, c) => a + c.amountSat, 0);
-      if (have < amountSat) throw new InsufficientFundsError(amountSat, have, this.unit, mint);
-      return null;
-    }
-    const proofs = sel.coins.map((c) => ctx.store.get(c.secret)!);
+    const chosen = this.choose(mint, amountSat, fees, opts.policy ?? this.policy(amountSat), reusable);
+    if (!chosen) return null;
+    const { sel, proofs } = chosen;
     const token = getEncodedToken({ mint, unit: this.unit, proofs: proofs.map(toCashuProof) });
     const taken: TakenToken = {
       requestId, mint, unit: this.unit, token, amountSat, sentSat: sel.totalSat, feeSat: sel.feeSat, overpaySat: sel.overpaySat,
@@ -313,8 +305,35 @@ export class Payments {
       else this.rows.insert({ requestId, mint, unit: this.unit, providerUrl: opts.providerUrl ?? null, ...record });
       opts.inTransaction?.(taken);
     })();
+    ctx.store.unspentTaken(mint, this.unit, chosen.version, proofs.map((p) => p.secret));
     this.live.add(requestId); // in the same synchronous step, so recovery can never see it as an orphan
     return taken;
+  }
+
+  /**
+   * Offline selection over the unspent coins (kept in memory by the store between writes) plus
+   * `reusable` ones, then the chosen proofs read in full; null when nothing fits.
+   */
+  private choose(mint: string, amountSat: number, fees: ReadonlyMap<string, number>, policy: SelectPolicy, reusable: Coin[]):
+    { sel: Selection; proofs: StoredProof[]; version: number } | null {
+    const { store } = this.ctx;
+    const own = new Set(reusable.map((c) => c.secret));
+    for (let fresh = false; ; fresh = true) {
+      const unspent = store.unspentCoins(mint, this.unit, { fresh });
+      const coins: Coin[] = [...unspent.coins, ...reusable];
+      const sel = selectOffline(coins, amountSat, fees, policy);
+      if (!sel) {
+        const have = coins.reduce((a, c) => a + c.amountSat, 0);
+        if (have < amountSat) throw new InsufficientFundsError(amountSat, have, this.unit, mint);
+        return null;
+      }
+      const proofs = sel.coins.map((c) => store.get(c.secret)!);
+      const stale = proofs.some((p) => !p || (!own.has(p.secret) && (p.state !== 'unspent' || p.mint !== mint || p.unit !== this.unit)));
+      // A stale cache is never expected (the store follows every write); read again rather than
+      // fail. Should the DB itself disagree, movePending refuses the proofs.
+      if (!stale || fresh) return { sel, proofs, version: unspent.version };
+      this.ctx.logger.warn('cached unspent proofs were stale; reading them again', { mint });
+    }
   }
 
   /**

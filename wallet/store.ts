@@ -4,6 +4,7 @@
 import { Amount, type Proof, type ProofLike } from '@cashu/cashu-ts';
 import type { DB } from './sqlite.ts';
 import { ProofStateError } from './errors.ts';
+import type { Coin } from './select.ts';
 
 export type ProofState = 'unspent' | 'pending' | 'spent';
 /** Why a proof is pending: sent with a request, input of a swap, input of a melt, or sent out as a token. */
@@ -86,6 +87,22 @@ export function toCashuProof(p: StoredProof): Proof {
 
 export type InsertState = 'unspent' | { kind: PendingKind; ref: string };
 
+/** Unspent coins of one mint+unit as read at `version` (see ProofStore.unspentCoins). */
+export interface UnspentCoins {
+  coins: readonly Coin[];
+  version: number;
+}
+
+const coinKey = (mint: string, unit: string) => `${mint}\n${unit}`;
+
+/**
+ * Counts the writes that may change which proofs are unspent (an insert of unspent proofs,
+ * unspent -> pending, pending -> unspent, unspent -> spent), shared by every ProofStore on the
+ * same connection; bumped before the write, so a rollback can only make a cached read look
+ * stale, never fresh. Other connections' commits show in PRAGMA data_version.
+ */
+const unspentEpochs = new WeakMap<DB, { n: number }>();
+
 /**
  * The proof table. Construct once per DB connection (statements are prepared once).
  * Every method is synchronous and safe to call inside an outer `db.transaction(...)`, where
@@ -93,8 +110,15 @@ export type InsertState = 'unspent' | { kind: PendingKind; ref: string };
  */
 export class ProofStore {
   private readonly s;
+  /** Committed unspent coins per mint+unit, with the epoch and data_version they were read at. */
+  private readonly coinCache = new Map<string, { coins: readonly Coin[]; version: number; dataVersion: number }>();
+  /** Every write to wallet_proofs goes through this class: the cache above relies on it. */
+  private readonly epoch: { n: number };
 
   constructor(readonly db: DB, private readonly clock: Clock = Date.now) {
+    let epoch = unspentEpochs.get(db);
+    if (!epoch) unspentEpochs.set(db, (epoch = { n: 0 }));
+    this.epoch = epoch;
     this.s = {
       insert: db.prepare(`INSERT INTO wallet_proofs (secret, mint, unit, keyset_id, amount, c, dleq, witness, p2pk_e, state,
         reason_kind, reason_ref, source, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`),
@@ -118,6 +142,8 @@ export class ProofStore {
       balances: db.prepare(`SELECT mint, unit, SUM(CASE WHEN state = 'unspent' THEN amount ELSE 0 END) AS unspent,
         SUM(CASE WHEN state = 'pending' THEN amount ELSE 0 END) AS pending FROM wallet_proofs
         WHERE state IN ('unspent', 'pending') GROUP BY mint, unit ORDER BY mint, unit`),
+      coins: db.prepare(`SELECT secret, keyset_id AS keysetId, amount AS amountSat FROM wallet_proofs WHERE mint = ? AND unit = ? AND state = 'unspent'`),
+      dataVersion: db.prepare('PRAGMA data_version').pluck(),
       denoms: db.prepare(`SELECT amount, COUNT(*) AS count FROM wallet_proofs WHERE mint = ? AND unit = ? AND state = 'unspent'
         GROUP BY amount ORDER BY amount`),
     };
@@ -129,6 +155,7 @@ export class ProofStore {
     const kind = state === 'unspent' ? null : state.kind;
     const ref = state === 'unspent' ? null : state.ref;
     const stored: StoredProof[] = [];
+    if (!kind) this.epoch.n++;
     this.db.transaction(() => {
       for (const p of proofs) {
         const amount = amountOf(p);
@@ -152,6 +179,46 @@ export class ProofStore {
     return (this.s.unspent.all(mint, unit) as Row[]).map(fromRow);
   }
 
+  /**
+   * What offline selection needs of the unspent proofs of one mint and unit (secret, keyset,
+   * amount; smallest first). Served from memory while no write that may change which proofs are
+   * unspent ran since the last read, through any ProofStore on this connection or on another
+   * connection (PRAGMA data_version); else read again. Inside an open transaction it always
+   * reads and caches nothing, since that transaction may still roll back. The DB stays the
+   * truth: movePending refuses a proof that is not unspent. `fresh` reads again regardless.
+   * Do not mutate the result.
+   */
+  unspentCoins(mint: string, unit: string, opts: { fresh?: boolean } = {}): UnspentCoins {
+    const k = coinKey(mint, unit);
+    const version = this.epoch.n;
+    const dataVersion = this.s.dataVersion.get() as number;
+    const cached = this.coinCache.get(k);
+    if (cached && !opts.fresh && cached.version === version && cached.dataVersion === dataVersion && !this.db.inTransaction) return cached;
+    const coins = this.s.coins.all(mint, unit) as Coin[];
+    if (this.db.inTransaction) this.coinCache.delete(k);
+    else this.coinCache.set(k, { coins, version, dataVersion });
+    return { coins, version };
+  }
+
+  /**
+   * After a transaction has COMMITTED whose only change to the unspent set was one
+   * movePending(`secrets`) of coins read from unspentCoins at `version`: drop them from the cached
+   * coins instead of reading them all again. Anything else (another such write meanwhile, an
+   * outer transaction still open, a coin not in the cache) drops the cache instead.
+   */
+  unspentTaken(mint: string, unit: string, version: number, secrets: readonly string[]): void {
+    const k = coinKey(mint, unit);
+    const cached = this.coinCache.get(k);
+    if (!cached) return;
+    const gone = new Set(secrets);
+    const coins = cached.coins.filter((c) => !gone.has(c.secret));
+    if (this.db.inTransaction || cached.version !== version || this.epoch.n !== version + 1 || coins.length !== cached.coins.length - gone.size) {
+      this.coinCache.delete(k);
+      return;
+    }
+    this.coinCache.set(k, { coins, version: this.epoch.n, dataVersion: cached.dataVersion });
+  }
+
   /** Every unspent proof, grouped by mint and unit. */
   allUnspent(): StoredProof[] {
     return (this.s.unspentAll.all() as Row[]).map(fromRow);
@@ -168,6 +235,7 @@ export class ProofStore {
    */
   movePending(secrets: readonly string[], kind: PendingKind, ref: string): void {
     const now = this.clock();
+    this.epoch.n++;
     this.db.transaction(() => {
       for (const secret of secrets) {
         if (this.s.toPending.run(kind, ref, now, secret).changes !== 1) throw new ProofStateError(`proof is not unspent (wanted for ${kind} ${ref})`);
@@ -202,6 +270,7 @@ export class ProofStore {
    */
   markUnspentLost(secrets: readonly string[], ref: string): void {
     const now = this.clock();
+    this.epoch.n++;
     this.db.transaction(() => {
       for (const secret of secrets) {
         if (this.s.spentUnspent.run(ref, now, secret).changes !== 1) throw new ProofStateError('proof is not unspent');
@@ -212,6 +281,7 @@ export class ProofStore {
   /** pending(ref) -> unspent (the payment never left, or the mint says they are unspent). Returns the count. */
   releasePending(ref: string): number {
     const now = this.clock();
+    this.epoch.n++;
     let n = 0;
     this.db.transaction(() => {
       n = this.s.releaseByRef.run(now, ref).changes;
@@ -222,6 +292,7 @@ export class ProofStore {
   /** pending -> unspent for these proofs only. */
   releaseSecrets(secrets: readonly string[]): void {
     const now = this.clock();
+    this.epoch.n++;
     this.db.transaction(() => {
       for (const secret of secrets) {
         if (this.s.releaseBySecret.run(now, secret).changes !== 1) throw new ProofStateError('proof is not pending');

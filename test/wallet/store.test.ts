@@ -1,5 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { openDatabase } from '../../wallet/sqlite.ts';
 import { migrateWallet } from '../../wallet/schema.ts';
 import { ProofStore, toCashuProof, sumAmounts } from '../../wallet/store.ts';
@@ -82,4 +85,56 @@ test('the ledger is append-only and refuses amounts with the wrong sign', () => 
   assert.throws(() => db.prepare('DELETE FROM wallet_ledger').run(), /append-only/);
   assert.deepEqual(ledger.balances(), [{ mint: MINT, unit: 'sat', amount: 99 }]);
   assert.deepEqual(ledger.list({ kind: 'funding' })[0].evidence, { invoice: 'lnbc...' });
+});
+
+test('the unspent coins offered to selection always match the database: every transition, a rollback, another store, another connection', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'satroute-store-'));
+  const db = openDatabase(path.join(dir, 'w.sqlite'));
+  migrateWallet(db);
+  const other = openDatabase(path.join(dir, 'w.sqlite'));
+  t.after(() => { db.close(); other.close(); fs.rmSync(dir, { recursive: true, force: true }); });
+  const store = new ProofStore(db);
+  const offered = () => store.unspentCoins(MINT, 'sat').coins.map((c) => c.secret).sort();
+  const truth = () => store.selectUnspent(MINT, 'sat').map((p) => p.secret).sort();
+  const check = (what: string) => assert.deepEqual(offered(), truth(), what);
+
+  const [a, b, c, d] = store.insertProofs([proof(1), proof(2), proof(4), proof(8)], MINT, 'sat', 'unspent', 'test');
+  check('after insert');
+  // takeToken's path: read, move in a committed transaction, then tell the cache.
+  const { version } = store.unspentCoins(MINT, 'sat');
+  db.transaction(() => store.movePending([a.secret], 'request', 'r1'))();
+  store.unspentTaken(MINT, 'sat', version, [a.secret]);
+  check('after a committed take');
+  assert.equal(offered().includes(a.secret), false);
+
+  // A take inside an outer transaction that rolls back after the cache was told, or read.
+  for (const readInside of [false, true]) {
+    const v2 = store.unspentCoins(MINT, 'sat').version;
+    assert.throws(() => db.transaction(() => {
+      store.movePending([b.secret], 'request', 'r2');
+      store.unspentTaken(MINT, 'sat', v2, [b.secret]);
+      if (readInside) assert.equal(store.unspentCoins(MINT, 'sat').coins.some((x) => x.secret === b.secret), false);
+      throw new Error('boom');
+    })(), /boom/);
+    check('after a rollback');
+    assert.equal(offered().includes(b.secret), true);
+  }
+
+  // A failing move (one proof not unspent) changes nothing.
+  assert.throws(() => store.movePending([b.secret, a.secret], 'request', 'r3'), ProofStateError);
+  check('after a refused move');
+  store.releasePending('r1');
+  check('after a release');
+  store.markUnspentLost([c.secret], 'lost-1');
+  check('after a loss');
+  store.insertProofs([proof(16)], MINT, 'sat', { kind: 'swap', ref: 's1' }, 'test');
+  store.releaseSecrets(store.pendingOf('s1').map((p) => p.secret));
+  check('after a pending insert released');
+
+  // Another ProofStore on the same connection, and another connection writing behind our back.
+  new ProofStore(db).movePending([d.secret], 'send', 'x1');
+  check('after a write through another store');
+  other.prepare(`UPDATE wallet_proofs SET state = 'pending', reason_kind = 'send', reason_ref = 'x2' WHERE secret = ?`).run(b.secret);
+  check('after a write on another connection');
+  assert.equal(offered().includes(b.secret), false);
 });
