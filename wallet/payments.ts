@@ -7,14 +7,14 @@
 // the provider pays when it redeems the token is added on top, because a Routstr node credits
 // `token value - input fee`. Only when no offline selection fits does it swap at the mint (a
 // "round trip"); the small-denomination reserve (wallet/reserve.ts) keeps that rare.
+import { getEncodedToken } from '@cashu/cashu-ts';
 import type { WalletContext } from './context.ts';
 import { InsufficientFundsError } from './errors.ts';
 import { ChangeQueue, type ChangeQueueOptions, type ChangeRow } from './change-queue.ts';
 import { PaymentRows, PaymentStateError, type PaymentRow, type PaymentState } from './payment-rows.ts';
 import { defaultReserve, Reserve, type ReserveConfig } from './reserve.ts';
 import { defaultPolicy, inputFeeSat, selectOffline, splitAmount, type Coin, type Selection, type SelectPolicy } from './select.ts';
-import type { StoredProof } from './store.ts';
-import { encodeTokenB } from './cashu-b.ts';
+import { toCashuProof, type StoredProof } from './store.ts';
 import { WorkerSwapEngine, type SwapEngine } from './swap-engine.ts';
 import { SwapService } from './swaps.ts';
 import { migratePayments } from './payments-schema.ts';
@@ -292,7 +292,7 @@ export class Payments {
     const chosen = this.choose(mint, amountSat, fees, opts.policy ?? this.policy(amountSat), reusable);
     if (!chosen) return null;
     const { sel, proofs } = chosen;
-    const token = encodeTokenB(mint, this.unit, proofs);
+    const token = getEncodedToken({ mint, unit: this.unit, proofs: proofs.map(toCashuProof) });
     const taken: TakenToken = {
       requestId, mint, unit: this.unit, token, amountSat, sentSat: sel.totalSat, feeSat: sel.feeSat, overpaySat: sel.overpaySat,
       proofCount: proofs.length, mintRoundTrip: roundtrip,
