@@ -385,19 +385,24 @@ export function attachPayments(wallet: { ctx: WalletContext; addRecoveryStep(nam
   return payments;
 }
 
-function toOutcome(row: PaymentRow, changes: ChangeRow[]): PaymentOutcome {
+/** A change row's amount in sat: a provider may hand back change in another unit (msat) than it was paid in. */
+const changeSat = (amount: number, unit: string) => (unit === 'msat' ? Math.floor(amount / 1000) : amount);
+
+/** @internal exported for tests */
+export function toOutcome(row: PaymentRow, changes: ChangeRow[]): PaymentOutcome {
   const flags = new Set(row.flags);
   if (changes.some((c) => c.state === 'invalid')) flags.add('change_invalid');
   if (changes.some((c) => c.state === 'lost')) flags.add('change_lost');
   const valid = changes.filter((c) => c.state !== 'invalid');
+  const sat = (c: ChangeRow, amount: number | null) => (amount === null ? null : changeSat(amount, c.unit));
   return {
     requestId: row.requestId, mint: row.mint, unit: row.unit, providerUrl: row.providerUrl, state: row.state,
     amountSat: row.amount, sentSat: row.sent, feeSat: row.fee, overpaySat: row.overpay, mintRoundTrip: row.roundtrip,
-    changeClaimedSat: changes.reduce((a, c) => a + c.claimed, 0),
-    changeReceivedSat: valid.reduce((a, c) => a + (c.received ?? 0), 0),
-    changeFeeSat: valid.reduce((a, c) => a + (c.fee ?? 0), 0),
+    changeClaimedSat: changes.reduce((a, c) => a + changeSat(c.claimed, c.unit), 0),
+    changeReceivedSat: valid.reduce((a, c) => a + (sat(c, c.received) ?? 0), 0),
+    changeFeeSat: valid.reduce((a, c) => a + (sat(c, c.fee) ?? 0), 0),
     changePending: changes.some((c) => c.state === 'queued' || c.state === 'swapping'),
-    changes: changes.map((c) => ({ kind: c.kind, state: c.state, claimedSat: c.claimed, receivedSat: c.received, feeSat: c.fee, error: c.error, evidence: c.evidence })),
+    changes: changes.map((c) => ({ kind: c.kind, state: c.state, claimedSat: changeSat(c.claimed, c.unit), receivedSat: sat(c, c.received), feeSat: sat(c, c.fee), error: c.error, evidence: c.evidence })),
     flags: [...flags].sort(),
     evidence: row.evidence,
   };

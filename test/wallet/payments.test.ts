@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { getTokenMetadata, Wallet } from '@cashu/cashu-ts';
 import { paymentsWorld, testProvider, payProvider, chatBody, requiredSat, assertBooksBalance, balanceOf, mintCallsSince } from './payments-fixture.ts';
 import { InsufficientFundsError } from '../../wallet/errors.ts';
-import { PaymentStateError } from '../../wallet/payments.ts';
+import { PaymentStateError, toOutcome } from '../../wallet/payments.ts';
 import { defaultReserve } from '../../wallet/reserve.ts';
 
 test('with a warm reserve, tokens are made without asking the mint', async (t) => {
@@ -173,4 +173,13 @@ test('a token is written to the request before it is returned, and settling twic
   payments.settle('once');
   assert.throws(() => payments.settle('once'), PaymentStateError);
   void chatBody;
+});
+
+test('change handed back in msat for a sat payment is reckoned in sat, so a provider cannot look 1000x cheaper', () => {
+  const row = { requestId: 'r1', mint: 'http://mint', unit: 'sat', providerUrl: null, token: 'cashuB...', amount: 100, sent: 128, fee: 0, overpay: 28, roundtrip: false, state: 'settled', flags: [], evidence: null, attempts: 0, nextAt: null, createdAt: 0 } as unknown as Parameters<typeof toOutcome>[0];
+  const change = { id: 1, requestId: 'r1', kind: 'change', mint: 'http://mint', unit: 'msat', claimed: 30_500, state: 'received', received: 30_500, fee: 0, attempts: 1, error: null, evidence: null } as unknown as Parameters<typeof toOutcome>[1][number];
+  const o = toOutcome(row, [change]);
+  assert.equal(o.changeClaimedSat, 30);
+  assert.equal(o.changeReceivedSat, 30);
+  assert.equal(o.sentSat - o.changeReceivedSat, 98, 'kept by the provider: 128 sent - 30 change');
 });
