@@ -60,6 +60,11 @@ export interface MarketOptions {
   relayOptions?: ConstructorParameters<typeof Discovery>[0]['relayOptions'];
 }
 
+/** A provider just learned of (announced on Nostr or listed in the config), due for a probe now. */
+function newProvider(id: string, source: MarketProvider['source'], urls: string[], announcedMints: string[], now: number): MarketProvider {
+  return { id, source, urls, announcedMints, infoMints: [], status: 'announced', statusSince: now, firstSeenAt: now, nextProbeAt: now, failures: 0, models: new Map() };
+}
+
 export class Market extends EventEmitter<{ change: [MarketChange] }> {
   private readonly store: MarketStore;
   private readonly index: MarketIndex;
@@ -242,19 +247,7 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
     const existing = this.index.get(a.address);
     const urlsChanged = !existing || existing.urls.join(' ') !== a.urls.join(' ');
     const review = this.discovery?.reviews.verdict(a.pubkey);
-    const p: MarketProvider = existing ?? {
-      id: a.address,
-      source: 'nostr',
-      urls: a.urls,
-      announcedMints: a.mints,
-      infoMints: [],
-      status: 'announced',
-      statusSince: now,
-      firstSeenAt: now,
-      nextProbeAt: now,
-      failures: 0,
-      models: new Map(),
-    };
+    const p: MarketProvider = existing ?? newProvider(a.address, 'nostr', a.urls, a.mints, now);
     Object.assign(p, {
       pubkey: a.pubkey,
       d: a.d,
@@ -394,19 +387,7 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
     for (const url of this.staticUrls) {
       if (announced.has(url) || this.index.get(staticId(url))) continue;
       if (isOnionUrl(url) && !this.client.canReach(url)) this.log.warn('static .onion provider skipped: no SOCKS proxy configured', { url });
-      const p: MarketProvider = {
-        id: staticId(url),
-        source: 'static',
-        urls: [url],
-        announcedMints: [],
-        infoMints: [],
-        status: 'announced',
-        statusSince: now,
-        firstSeenAt: now,
-        nextProbeAt: now,
-        failures: 0,
-        models: new Map(),
-      };
+      const p = newProvider(staticId(url), 'static', [url], [], now);
       this.index.put(p);
       this.store.saveProvider(p);
     }
