@@ -1,6 +1,5 @@
 // The wallet as the daemon and the CLI see it: one CashuWallet per process that owns the
 // wallet (the daemon, or a CLI command holding the lock when no daemon runs).
-import path from 'node:path';
 import { setGlobalRequestOptions } from '@cashu/cashu-ts';
 import { nullLogger, type Logger } from '../protocol/logger.ts';
 import type { WalletContext } from './context.ts';
@@ -56,6 +55,12 @@ export type RecoveryStep = (ctx: WalletContext) => Promise<unknown>;
 export interface FundResult {
   quote: FundingQuote;
   paidVia: 'nwc' | 'invoice';
+}
+
+/** Spendable and pending sats across mints (sat units only), from per-mint balance rows. */
+export function satTotals(rows: readonly BalanceRow[]): { totalSat: number; pendingSat: number } {
+  const sat = rows.filter((r) => r.unit === 'sat');
+  return { totalSat: sat.reduce((a, r) => a + r.unspent, 0), pendingSat: sat.reduce((a, r) => a + r.pending, 0) };
 }
 
 export class CashuWallet {
@@ -125,8 +130,7 @@ export class CashuWallet {
 
   balance(): BalanceSummary {
     const rows = this.store.balances().map((b) => ({ ...b, trusted: this.mints.isTrusted(b.mint) }));
-    const sat = rows.filter((r) => r.unit === 'sat');
-    return { totalSat: sat.reduce((a, r) => a + r.unspent, 0), pendingSat: sat.reduce((a, r) => a + r.pending, 0), mints: rows };
+    return { ...satTotals(rows), mints: rows };
   }
 
   history(q: LedgerQuery = {}): LedgerRow[] {

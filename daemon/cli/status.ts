@@ -6,6 +6,7 @@ import { loadConfig, type Config } from '../config.ts';
 import { callDaemon, DaemonNotRunningError } from '../control.ts';
 import { Market } from '../market.ts';
 import { databaseFile, openDatabase } from '../../wallet/sqlite.ts';
+import { satTotals } from '../../wallet/index.ts';
 import { migrateWallet } from '../../wallet/schema.ts';
 import { ProofStore, type BalanceRow } from '../../wallet/store.ts';
 import { CliError, output } from './common.ts';
@@ -25,6 +26,9 @@ interface Status {
   models: number;
 }
 
+/** Providers that answer and serve at least one model. */
+const usable = (providers: readonly { status: string; models: number }[]) => providers.filter((p) => p.status === 'reachable' && p.models > 0).length;
+
 async function readStatus(config: Config): Promise<Status> {
   try {
     const s = await callDaemon<{ pid: number; listen: string; startedAt: string; wallet: { totalSat: number; pendingSat: number; mints: BalanceRow[] } }>(config.dataDir, 'daemon.status');
@@ -33,7 +37,7 @@ async function readStatus(config: Config): Promise<Status> {
     return {
       running: true, pid: s.pid, listen: s.listen, started_at: s.startedAt, data_dir: config.dataDir,
       balance_sat: s.wallet.totalSat, pending_sat: s.wallet.pendingSat, mints: s.wallet.mints,
-      providers: providers.length, usable_providers: providers.filter((p) => p.status === 'reachable' && p.models > 0).length, models: models.length,
+      providers: providers.length, usable_providers: usable(providers), models: models.length,
     };
   } catch (err) {
     if (!(err instanceof DaemonNotRunningError)) throw new CliError((err as Error).message);
@@ -46,11 +50,10 @@ async function readStatus(config: Config): Promise<Status> {
     const mints = new ProofStore(db, Date.now).balances();
     const market = new Market({ db, config, autoSchedule: false });
     const providers = market.providers();
+    const { totalSat, pendingSat } = satTotals(mints);
     return {
-      ...empty, mints,
-      balance_sat: mints.filter((m) => m.unit === 'sat').reduce((a, m) => a + m.unspent, 0) + mints.filter((m) => m.unit === 'msat').reduce((a, m) => a + Math.floor(m.unspent / 1000), 0),
-      pending_sat: mints.filter((m) => m.unit === 'sat').reduce((a, m) => a + m.pending, 0),
-      providers: providers.length, usable_providers: providers.filter((p) => p.status === 'reachable' && p.models > 0).length, models: market.models().length,
+      ...empty, mints, balance_sat: totalSat, pending_sat: pendingSat,
+      providers: providers.length, usable_providers: usable(providers), models: market.models().length,
     };
   } finally {
     db.close();
