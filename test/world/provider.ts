@@ -11,7 +11,10 @@ import { announcementTemplate, publishAnnouncement, type AnnounceOverrides, type
 import { detailBody, sendJson, sleep } from './provider/http.ts';
 import { handlePaid, type PaidContext } from './provider/paid.ts';
 import { modelListing } from './provider/pricing.ts';
-import { Purse } from './provider/purse.ts';
+import { createProviderState } from './provider/balance-book.ts';
+import { handleBalanceApi, isBalanceApiPath } from './provider/balance-api.ts';
+import type { BalanceContext } from './provider/balance-auth.ts';
+import { BALANCE_PAID_PATHS, handleBalancePaid, usesBalanceMode } from './provider/balance-paid.ts';
 import { RefundBook } from './provider/refunds.ts';
 import { defaultKnobs, type ModelSpec, type ProviderKnobs, type ProviderOptions, type ProviderStats } from './provider/types.ts';
 
@@ -19,6 +22,7 @@ export type { ModelSpec, ProviderKnobs, ProviderOptions, ProviderStats, RateLimi
 export type { AnnounceOverrides, PublishResult } from './provider/announce.ts';
 export { chargeMsat, changeFor, requiredMsat, satsPricing } from './provider/pricing.ts';
 export { promptTokensOf, embeddingTokensOf, chatReply } from './provider/content.ts';
+export { createProviderState, type ProviderState } from './provider/balance-book.ts';
 
 export interface TestProvider {
   readonly name: string;
@@ -52,7 +56,11 @@ export async function startProvider(opts: ProviderOptions): Promise<TestProvider
   const pubkey = getPublicKey(secretKey);
   const providerId = opts.providerId ?? pubkey.slice(0, 12);
   const models = new Map<string, ModelSpec>(opts.models.map((m) => [m.id, { ...m }]));
-  const purse = new Purse();
+  // The node's database and wallet: kept in `opts.state` across a restart, which (like
+  // routstr's reset_reserved_balance_on_startup) releases every reservation.
+  const state = opts.state ?? createProviderState();
+  state.balances.restarted();
+  const purse = state.purse;
   const refunds = new RefundBook();
   const sockets = new Set<Socket>();
   const hung = new Set<ServerResponse>();
@@ -65,6 +73,12 @@ export async function startProvider(opts: ProviderOptions): Promise<TestProvider
   const knobs = new Proxy(knobState, {
     set(target, prop, value) {
       if (prop === 'dead' && value !== target.dead) deadTransition = deadTransition.then(() => applyDead(Boolean(value)));
+      // Vanishing is for good: it cannot be undone.
+      if (prop === 'vanished' && !value && target.vanished) return true;
+      if (prop === 'vanished' && value && !target.vanished) {
+        state.balances.wipe();
+        deadTransition = deadTransition.then(() => applyDead(true));
+      }
       (target as unknown as Record<string | symbol, unknown>)[prop] = value;
       return true;
     },
@@ -113,6 +127,26 @@ export async function startProvider(opts: ProviderOptions): Promise<TestProvider
     report: (err) => opts.onError?.(err),
   };
 
+  const balanceCtx: BalanceContext = {
+    name: opts.name,
+    version,
+    knobs: knobState,
+    mints: opts.mints,
+    balances: state.balances,
+    purse,
+    clock,
+    delay: opts.delay ?? sleep,
+    random,
+    usdPerSat,
+    findModel,
+    admit,
+    hang: paidCtx.hang,
+    onRedeemed: paidCtx.onRedeemed,
+    book: (chargedMsat, refundedMsat) => paidCtx.book(chargedMsat, refundedMsat),
+    report: paidCtx.report,
+    refundCache: new Map(),
+  };
+
   let url = '';
   const info = () => ({
     name: opts.name,
@@ -136,9 +170,21 @@ export async function startProvider(opts: ProviderOptions): Promise<TestProvider
       const created = Math.floor(clock() / 1000);
       return sendJson(res, 200, { data: [...models.values()].map((m) => modelListing(m, usdPerSat, created)) }, base);
     }
-    if (method === 'POST' && (path === '/v1/balance/refund' || path === '/v1/wallet/refund')) {
+    if (method === 'POST' && (path === '/v1/balance/refund' || path === '/v1/wallet/refund') && req.headers['x-cashu']) {
       const token = req.headers['x-cashu'];
       refunds.answer(res, typeof token === 'string' && token ? token : undefined, requestId, base);
+      return;
+    }
+    if (isBalanceApiPath(path)) {
+      await handleBalanceApi(balanceCtx, req, res, path, requestId, base);
+      return;
+    }
+    const balanceEndpoint = method === 'POST' ? BALANCE_PAID_PATHS.get(path) : undefined;
+    if (balanceEndpoint && usesBalanceMode(req)) {
+      stats.requests += 1;
+      const status = await handleBalancePaid(balanceCtx, balanceEndpoint, req, res, requestId, base);
+      if (status) stats.byStatus[status] = (stats.byStatus[status] ?? 0) + 1;
+      if (status === 200) stats.succeeded += 1;
       return;
     }
     if (method === 'POST' && (path === '/v1/chat/completions' || path === '/v1/embeddings')) {
@@ -181,12 +227,14 @@ export async function startProvider(opts: ProviderOptions): Promise<TestProvider
   async function applyDead(dead: boolean): Promise<void> {
     if (stopped) return;
     if (dead) await close();
+    else if (knobState.vanished) return;
     else if (!server.listening) await listen();
   }
 
   await listen();
   url = `http://127.0.0.1:${port}`;
-  if (knobState.dead) await close();
+  if (knobState.vanished) state.balances.wipe();
+  if (knobState.dead || knobState.vanished) await close();
 
   const announced = () => ({
     providerId,

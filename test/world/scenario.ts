@@ -62,6 +62,13 @@ const knobsSchema = z.strictObject({
   acceptedMints: z.array(mintRef),
   internalError500: z.boolean(),
   completionTokens: count.nullable(),
+
+  // The balance (API-key) mode.
+  chunkDelayMs: count,
+  vanished: z.boolean(),
+  balanceRefundSweepMs: count,
+  staleReservationMs: count,
+  refundDebitDelayMs: count,
 }).partial();
 
 const providerSchema = z.strictObject({

@@ -1,4 +1,5 @@
 // Types and defaults shared by the simulated Routstr provider's modules.
+import type { ProviderState } from './balance-book.ts';
 
 /** One model a simulated provider serves. Prices are sats per token, as in `sats_pricing`. */
 export interface ModelSpec {
@@ -63,6 +64,18 @@ export interface ProviderKnobs {
   internalError500: boolean;
   /** Force the completion token count (still bounded by max_tokens); null: derived from the reply. */
   completionTokens: number | null;
+
+  // --- The balance (API-key) mode (provider/balance-*.ts) ---
+  /** Fake upstream: wait before each SSE event it makes (ms); the balance mode forwards each at once. */
+  chunkDelayMs: number;
+  /** The provider is gone with its balances: port closed for good, keys forgotten (setDead(false) cannot undo it). */
+  vanished: boolean;
+  /** Uncollected API-key refunds older than this are swept back by the node, then 410 (routstr: 7 days). */
+  balanceRefundSweepMs: number;
+  /** The refund endpoint releases reservations older than this (routstr STALE_RESERVATION_TIMEOUT_SECONDS: 300 s). */
+  staleReservationMs: number;
+  /** Gap between the refund endpoint reading a balance and debiting it (its DB round trip); a change meanwhile is a 409. */
+  refundDebitDelayMs: number;
 }
 
 export const defaultKnobs = (mints: string[]): ProviderKnobs => ({
@@ -83,6 +96,12 @@ export const defaultKnobs = (mints: string[]): ProviderKnobs => ({
   acceptedMints: [...mints],
   internalError500: false,
   completionTokens: null,
+
+  chunkDelayMs: 0,
+  vanished: false,
+  balanceRefundSweepMs: 7 * 24 * 3_600_000,
+  staleReservationMs: 300_000,
+  refundDebitDelayMs: 0,
 });
 
 export interface ProviderOptions {
@@ -112,6 +131,12 @@ export interface ProviderOptions {
   noAnnounce?: boolean;
   /** Unexpected errors after redemption (answered 500 with no refund) are reported here; default silent. */
   onError?: (err: unknown) => void;
+
+  // --- The balance (API-key) mode ---
+  /** Balances, API-key refunds and the proof pool; pass the same object again to restart a provider on its state. */
+  state?: ProviderState;
+  /** The fake upstream's waits in the balance mode (ttfb, chunk delays) and the refund's read-to-debit gap; default a timer. */
+  delay?: (ms: number) => Promise<void>;
 }
 
 export interface ProviderStats {
