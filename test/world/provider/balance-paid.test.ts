@@ -197,6 +197,22 @@ describe('live streaming from a balance', () => {
     assert.equal((await info(p, key.api_key)).balance, 10_000 - want);
   });
 
+  test('without stream the whole answer comes at once, after the time the upstream takes for every chunk', async (t) => {
+    const gate = new Gate();
+    gate.open();
+    const p = await provider(t, client, { delay: gate.delay, knobs: { chunkDelayMs: 50 } });
+    const key = await createKey(p, await client.pay(10));
+    const res = await chat(p, key.api_key, {}, {}, '/v1/messages');
+    assert.equal(res.status, 200);
+    const pieces = Math.ceil(`sim-b heard: ${QUESTION}`.length / 16);
+    assert.equal(gate.now, (pieces + 1) * 50);
+    const out = (await res.json()) as { type: string; content: { text: string }[]; usage: { input_tokens: number; output_tokens: number; cost: { total_msats: number } } };
+    assert.equal(out.type, 'message');
+    assert.equal(out.content[0].text, `sim-b heard: ${QUESTION}`);
+    assert.deepEqual([out.usage.input_tokens, out.usage.output_tokens, out.usage.cost.total_msats], [T.prompt, T.completion, COST]);
+    assert.equal(res.headers.get('x-routstr-cost-msats'), String(COST));
+  });
+
   test('a client that goes away mid-stream is not charged', async (t) => {
     const gate = new Gate();
     const state = createProviderState();

@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { available, BalanceHttpError, errorDetail, validateBearer, type BalanceContext } from './balance-auth.ts';
 import type { Reservation } from './balance-book.ts';
 import { injectCost, pyJson, streamChat, streamMessages, type LiveStream, type Settled } from './balance-stream.ts';
-import { chatReply, embeddingOf, embeddingTokensOf, promptTokensOf } from './content.ts';
+import { chatReply, embeddingOf, embeddingTokensOf, promptTokensOf, replyPieces } from './content.ts';
 import { BodyError, detailBody, readBody, sendJson } from './http.ts';
 import { chargeMsat, costHeaders, hasTokenPrices, maxCompletionTokens, requiredMsat, type Cost } from './pricing.ts';
 import type { ModelSpec } from './types.ts';
@@ -142,8 +142,8 @@ export async function handleBalancePaid(ctx: BalanceContext, endpoint: BalanceEn
     return endpoint === 'messages' ? streamMessages(stream) : streamChat(stream);
   }
 
-  // Non-streaming: the upstream answers after its chunk time, all at once.
-  await ctx.delay(k.chunkDelayMs);
+  // Non-streaming: the upstream answers once it has made every chunk, all at once.
+  await ctx.delay(k.chunkDelayMs * (endpoint === 'embeddings' ? 1 : replyPieces(reply.content).length + 1));
   if (gone) return 0;
   const usageOn = !k.noUsage;
   const settled = settle(usageOn ? { input: promptTokens, output: completionTokens } : null);

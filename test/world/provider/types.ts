@@ -66,7 +66,7 @@ export interface ProviderKnobs {
   completionTokens: number | null;
 
   // --- The balance (API-key) mode (provider/balance-*.ts) ---
-  /** Fake upstream: wait before each SSE event it makes (ms); the balance mode forwards each at once. */
+  /** Fake upstream: time to make each SSE event (ms); the balance mode forwards each at once, a non-streamed answer waits for all. */
   chunkDelayMs: number;
   /** The provider is gone with its balances: port closed for good, keys forgotten (setDead(false) cannot undo it). */
   vanished: boolean;
