@@ -80,6 +80,11 @@ export async function handleBalancePaid(ctx: BalanceContext, endpoint: BalanceEn
 
   // A client gone before the answer starts: proxy.py reverts the reservation. Gone in the
   // middle of a stream: the generator's finally settles it with no usage (a zero charge).
+  if (res.destroyed) {
+    // Gone while the bearer was being checked.
+    ctx.balances.release(reservation, true);
+    return 0;
+  }
   let phase: Phase = 'waiting';
   let gone = false;
   res.on('close', () => {
