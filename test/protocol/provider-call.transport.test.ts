@@ -12,7 +12,10 @@ import {
   ProviderConnectionLostError,
   ProviderMalformedError,
   ProviderTimeoutError,
+  ProviderUnreachableError,
 } from '../../protocol/call-errors.ts';
+import { socksAgentFor } from '../../protocol/socks.ts';
+import { startSocksProxy } from './socks-server.ts';
 
 const TOKEN = 'cashuBtokentokentokentoken';
 const CHANGE = 'cashuBchangechangechange';
@@ -260,4 +263,20 @@ test('an error answer to a streaming request is classified like any other', asyn
   const r = await call(s.url, { body: { ...BODY, stream: true } });
   assert.ok(r.kind === 'upstream_error');
   assert.equal(r.refundToken, CHANGE);
+});
+
+test('an .onion provider is called through the SOCKS proxy; a proxy that cannot reach it means the request never left', async (t) => {
+  const s = await server(t, (_req, res) => json(res, 200, ANSWER, { 'x-cashu': CHANGE }));
+  const proxy = await startSocksProxy({ host: '127.0.0.1', port: Number(new URL(s.url).port) });
+  t.after(() => proxy.stop());
+  const agentFor = socksAgentFor(proxy.url);
+  const onion = 'http://providerxyzprovidexyz.onion';
+  const r = await call(onion, {}, { agentFor });
+  assert.ok(r.kind === 'ok');
+  assert.equal(r.changeToken, CHANGE);
+  assert.deepEqual(proxy.asked, ['providerxyzprovidexyz.onion']);
+  assert.equal(s.seen[0].headers.host, 'providerxyzprovidexyz.onion');
+  assert.equal(agentFor(new URL(s.url)), undefined);
+  proxy.refuse = true;
+  await assert.rejects(call(onion, {}, { agentFor }), (err: unknown) => err instanceof ProviderUnreachableError && err.reached === 'no');
 });
