@@ -64,7 +64,7 @@ export interface CallRequest {
   /** Limit for a JSON answer; a stream has its own. */
   maxAnswerBytes?: number;
   maxStreamBytes?: number;
-  /** Called once, when the response headers arrive (the node has answered). */
+  /** Called once, when the response headers arrive (the node has answered). Must not throw. */
   onHeaders?: (status: number) => void;
 }
 
@@ -225,7 +225,13 @@ class Exchange implements StreamExchange {
   start(): Promise<http.IncomingMessage> {
     const { req } = this;
     if (req.signal?.aborted) return Promise.reject(new ProviderCallCanceledError('canceled before sending', { reached: 'no', phase: 'connect' }));
-    const url = providerEndpointUrl(req.providerUrl, req.endpoint);
+    let url: URL;
+    try {
+      url = providerEndpointUrl(req.providerUrl, req.endpoint);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported scheme ${url.protocol}`);
+    } catch (err) {
+      return Promise.reject(new ProviderUnreachableError(`not a provider URL: ${req.providerUrl}`, { reached: 'no', phase: 'connect', cause: err }));
+    }
     const secure = url.protocol === 'https:';
     const agents = this.deps.agents ?? defaultAgents();
     const agent = this.deps.agentFor?.(url) ?? (secure ? agents.https : agents.http);
@@ -269,7 +275,11 @@ class Exchange implements StreamExchange {
         this.disarm('first_byte');
         this.phase = 'body';
         this.res = res;
-        req.onHeaders?.(res.statusCode ?? 0);
+        try {
+          req.onHeaders?.(res.statusCode ?? 0);
+        } catch {
+          // A throwing callback must not take the process down from inside node:http's event.
+        }
         settle(null, res);
       });
       // Errors after the headers reach the body reader through the response; this listener

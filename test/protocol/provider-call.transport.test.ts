@@ -280,3 +280,18 @@ test('an .onion provider is called through the SOCKS proxy; a proxy that cannot 
   proxy.refuse = true;
   await assert.rejects(call(onion, {}, { agentFor }), (err: unknown) => err instanceof ProviderUnreachableError && err.reached === 'no');
 });
+
+test("a node that thinks for longer than the agent's idle-socket timeout is still waited for", async (t) => {
+  // The agent's socket timeout only closes idle pooled sockets (an X-Cashu answer arrives after the whole generation).
+  const s = await server(t, (_req, res) => setTimeout(() => json(res, 200, ANSWER), 200));
+  const agents = createProviderAgents({ freeSocketTimeoutMs: 30 });
+  t.after(() => agents.destroy());
+  const r = await call(s.url, {}, { agents });
+  assert.equal(r.kind, 'ok');
+});
+
+test('a provider URL that is not http(s) is unreachable, never sent', async () => {
+  for (const url of ['not a url', 'ws://127.0.0.1:1']) {
+    await assert.rejects(call(url), (err: unknown) => err instanceof ProviderUnreachableError && err.reached === 'no');
+  }
+});
