@@ -170,7 +170,8 @@ export function classifyAnswer(a: AnswerInput): Refusal | null {
   if (code === 'cashu_token_consumed' || errorType === 'token_consumed' || errorType === 'internal_error') {
     return { ...base, kind: 'internal_error', token: xcashu ? 'spent' : 'none', evidence: evidence() };
   }
-  if (a.status === 401 || a.status === 403) return { ...base, kind: 'rejected', token: xcashu ? 'unspent' : 'none' };
+  // 401/403: credentials refused; a 402 in no shape routstr writes: our payment refused, unredeemed.
+  if (a.status === 401 || a.status === 402 || a.status === 403) return { ...base, kind: 'rejected', token: xcashu ? 'unspent' : 'none' };
   // routstr has no rate limiter of its own: a bare 429 comes from something in front of it,
   // before the token reached the node.
   if (a.status === 429) return { ...base, kind: 'rate_limited', token: xcashu ? 'unspent' : 'none' };

@@ -177,6 +177,13 @@ test('an unauthorised or malformed token is rejected before redemption', () => {
   assert.equal(r?.message, 'Invalid authentication token format');
 });
 
+test('a 402 or 413 in no shape routstr writes is never a top-up: a refused payment, or a body too large for the proxy', () => {
+  const r = classifyAnswer({ status: 402, body: undefined, bodyText: 'Payment Required', paidWith: 'xcashu', sentToken: SENT });
+  assert.equal(r?.kind, 'rejected');
+  assert.equal(r?.token, 'unspent');
+  assert.equal(classifyAnswer({ status: 413, body: undefined, bodyText: '<html>413 Request Entity Too Large</html>', paidWith: 'xcashu', sentToken: SENT })?.kind, 'request_error');
+});
+
 test('a bare 429 (a proxy in front of the node) is rate_limited, honouring Retry-After', () => {
   const r = classify(429, { error: { message: 'Rate limit exceeded', type: 'rate_limit_exceeded', code: 429 } }, { retryAfterHeader: '7' });
   assert.equal(r?.kind, 'rate_limited');
