@@ -82,6 +82,14 @@ function socksAgent(proxy: { host: string; port: number }, secure: boolean): htt
   return agent;
 }
 
+/** For provider calls (protocol/provider-call.ts `agentFor`): a tunnel through the proxy for .onion URLs, else undefined. */
+export function socksAgentFor(proxy: string): (url: URL) => http.Agent | undefined {
+  const p = parseSocksUrl(proxy);
+  const httpAgent = socksAgent(p, false);
+  const httpsAgent = socksAgent(p, true);
+  return (url) => (url.hostname.endsWith('.onion') ? (url.protocol === 'https:' ? httpsAgent : httpAgent) : undefined);
+}
+
 /** A fetch (GET/POST with string bodies) that tunnels every request through a SOCKS5 proxy. */
 export function socksFetch(proxy: string): typeof fetch {
   const p = parseSocksUrl(proxy);
