@@ -33,3 +33,11 @@ export function paymentFacts(o: PaymentOutcome): PaymentFacts {
     facts, final: o.state !== 'pending' && o.state !== 'refund_wait',
   };
 }
+
+/** A lookup of payment facts by payment id, from anything that can tell a payment's outcome (the wallet's Payments). */
+export function paymentFactsLookup(payments: { outcome(paymentId: string): PaymentOutcome | undefined }): (paymentId: string) => PaymentFacts | undefined {
+  return (paymentId) => {
+    const o = payments.outcome(paymentId);
+    return o && paymentFacts(o);
+  };
+}
