@@ -82,7 +82,13 @@ async function verifyBoth(config: Config, checkMints: boolean): Promise<{ wallet
 export function registerAudit(program: Command): void {
   const audit = program.command('audit').description('payment audit: every request, what it cost, what it should have cost, what the provider said');
 
-  audit.command('list', { isDefault: true, hidden: true })
+  audit.addHelpText('after', `
+With no command, \`satroute audit\` is \`satroute audit list\`:
+  satroute audit [--since T] [--until T] [--client NAME] [--provider ID|URL] [--flagged] [--attempts] [--format table|csv|json]
+(satroute audit list --help for the details)`);
+
+  audit.command('list', { isDefault: true })
+    .description('(the default) the requests, or every attempt, with totals per provider and client')
     .option('--since <time>', 'from this time (ISO date/time, or an age: 30m, 24h, 7d)')
     .option('--until <time>', 'before this time')
     .option('--client <name>', 'only this client key')
