@@ -5,7 +5,8 @@
 // are serialised by SQLite's write lock and a budget is never overspent by a race.
 //
 // What counts against a day: held reservations at their worst case, settled ones at their
-// cost. Late outcomes (change found invalid after the swap, a refund arriving later) settle
+// cost - kept as a running total per client and day (budget_days), so admission reads one row
+// however many requests the day has seen. Late outcomes (change found invalid after the swap, a refund arriving later) settle
 // the same request again with the new cost.
 import type { DB } from '../../wallet/sqlite.ts';
 import { BudgetExceededError } from '../api/errors.ts';
@@ -46,12 +47,14 @@ export const utcDay = (ms: number): string => new Date(ms).toISOString().slice(0
 export class Budgets {
   private readonly s;
   private readonly reserveTx;
+  private readonly settleTx;
 
   constructor(db: DB, private readonly clock: () => number = Date.now) {
     migrateRequests(db);
     this.s = {
-      spent: db.prepare(`SELECT COALESCE(SUM(CASE state WHEN 'held' THEN reserved_msat ELSE charged_msat END), 0) AS msat
-        FROM budget_reservations WHERE client = ? AND day = ?`),
+      spent: db.prepare('SELECT spent_msat FROM budget_days WHERE client = ? AND day = ?').pluck(),
+      addSpent: db.prepare(`INSERT INTO budget_days (client, day, spent_msat) VALUES (?, ?, ?)
+        ON CONFLICT (client, day) DO UPDATE SET spent_msat = spent_msat + excluded.spent_msat`),
       insert: db.prepare(`INSERT INTO budget_reservations (request_id, client, day, reserved_msat, state, created_at) VALUES (?, ?, ?, ?, 'held', ?)`),
       settle: db.prepare(`UPDATE budget_reservations SET state = 'settled', charged_msat = ?, settled_at = ? WHERE request_id = ?`),
       get: db.prepare('SELECT * FROM budget_reservations WHERE request_id = ?'),
@@ -62,11 +65,21 @@ export class Budgets {
       if (client.maxSatsPerRequest !== null && worstCaseMsat > client.maxSatsPerRequest * MSAT_PER_SAT) {
         throw new BudgetExceededError('per_request', worstCaseMsat, client.maxSatsPerRequest * MSAT_PER_SAT);
       }
-      const spent = (this.s.spent.get(client.name, day) as { msat: number }).msat;
+      const spent = (this.s.spent.get(client.name, day) as number | undefined) ?? 0;
       const limit = client.dailySats === null ? null : client.dailySats * MSAT_PER_SAT;
       if (limit !== null && spent + worstCaseMsat > limit) throw new BudgetExceededError('daily', worstCaseMsat, Math.max(0, limit - spent));
       this.s.insert.run(requestId, client.name, day, worstCaseMsat, now);
+      this.s.addSpent.run(client.name, day, worstCaseMsat);
       return { requestId, client: client.name, day, reservedMsat: worstCaseMsat, spentTodayMsat: spent + worstCaseMsat, dailyLimitMsat: limit };
+    });
+    this.settleTx = db.transaction((requestId: string, costMsat: number): boolean => {
+      const r = this.get(requestId);
+      if (!r) return false;
+      // The day keeps counting this request at what it counted before, replaced by its cost.
+      const before = r.state === 'held' ? r.reservedMsat : r.chargedMsat ?? 0;
+      this.s.settle.run(costMsat, this.clock(), requestId);
+      this.s.addSpent.run(r.client, r.day, costMsat - before);
+      return true;
     });
   }
 
@@ -82,12 +95,13 @@ export class Budgets {
   }
 
   /**
-   * The request's real cost (what left the wallet for it, see RequestLedger.costMsat) replaces
-   * its reservation. Call again when a late outcome changes the cost. False if it had none.
+   * The request's real cost (what left the wallet for it, see requestCostMsat in ledger.ts)
+   * replaces its reservation. Call again when a late outcome changes the cost. False if it had
+   * no reservation.
    */
   settle(requestId: string, costMsat: number): boolean {
     if (!Number.isSafeInteger(costMsat) || costMsat < 0) throw new RangeError(`cost must be a non-negative integer of msat, got ${costMsat}`);
-    return this.s.settle.run(costMsat, this.clock(), requestId).changes === 1;
+    return this.settleTx.immediate(requestId, costMsat);
   }
 
   /** Nothing was spent (refused before paying): the whole reservation returns to the budget. */
@@ -102,6 +116,6 @@ export class Budgets {
 
   /** Held (at worst case) plus settled (at cost) today, UTC, for this client. */
   spentTodayMsat(client: string): number {
-    return (this.s.spent.get(client, utcDay(this.clock())) as { msat: number }).msat;
+    return (this.s.spent.get(client, utcDay(this.clock())) as number | undefined) ?? 0;
   }
 }

@@ -88,6 +88,15 @@ export const REQUESTS_MIGRATIONS: readonly string[] = [
     settled_at     INTEGER
   );
   CREATE INDEX budget_client_day ON budget_reservations (client, day);
+
+  -- Per client and UTC day, the sum over its reservations of (held ? reserved : charged),
+  -- kept by every reserve and settle so admission reads one row, however busy the day.
+  CREATE TABLE budget_days (
+    client      TEXT NOT NULL,
+    day         TEXT NOT NULL,
+    spent_msat  INTEGER NOT NULL,
+    PRIMARY KEY (client, day)
+  );
   `,
 ];
 

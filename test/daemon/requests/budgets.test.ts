@@ -35,6 +35,11 @@ function seeded(seed: number): () => number {
   };
 }
 
+/** What the day's reservations add up to, read the slow way (the running total must agree). */
+function sumOfReservations(db: DB, client: string): number {
+  return db.prepare(`SELECT COALESCE(SUM(CASE state WHEN 'held' THEN reserved_msat ELSE charged_msat END), 0) FROM budget_reservations WHERE client = ?`).pluck().get(client) as number;
+}
+
 /** Yield to the event loop a few times, so racing promises interleave. */
 async function jitter(random: () => number): Promise<void> {
   for (let i = Math.floor(random() * 4); i >= 0; i--) await new Promise((r) => setImmediate(r));
@@ -67,6 +72,7 @@ test('the reservation is released to the real charge at settlement, and a late o
   budgets.release('r2');
   assert.deepEqual(budgets.get('r2'), { requestId: 'r2', client: 'a', day: utcDay(T0), reservedMsat: 60_000, chargedMsat: 0, state: 'settled' });
   assert.equal(budgets.spentTodayMsat('a'), 9_000);
+  assert.equal(sumOfReservations(db, 'a'), 9_000);
   assert.equal(budgets.settle('unknown', 1), false);
 });
 
@@ -146,6 +152,7 @@ test('50 concurrent requests against a daily budget that fits 10 admit exactly 1
     }
   }));
   const again = second.reduce((a: number, b) => a + b, 0);
+  assert.equal(budgets.spentTodayMsat('racer'), sumOfReservations(db, 'racer'));
   assert.equal(again, Math.floor((100_000 - spentBefore) / worstMsat));
   assert.ok(budgets.spentTodayMsat('racer') <= 100_000);
 });
@@ -175,4 +182,5 @@ test('five threads with their own connections racing 50 admissions admit exactly
   assert.equal(done.reduce((a, d) => a + d.refused, 0), 40);
   const budgets = new Budgets(db, () => T0);
   assert.equal(budgets.spentTodayMsat('racer'), 100_000);
+  assert.equal(sumOfReservations(db, 'racer'), 100_000);
 });
