@@ -103,17 +103,33 @@ const nonNegative = (v: number | undefined | null, what: string) => {
 
 export class RequestLedger {
   private readonly s;
+  private readonly tx;
 
-  constructor(private readonly db: DB, private readonly clock: () => number = Date.now) {
+  constructor(db: DB, private readonly clock: () => number = Date.now) {
     migrateRequests(db);
     this.s = {
       insertRequest: db.prepare(`INSERT INTO requests (id, time, client, endpoint, model_requested, stream, payment, status, reserved_msat, price_snapshot, skipped, updated_at)
         VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)`),
       getRequest: db.prepare('SELECT * FROM requests WHERE id = ?'),
+      status: db.prepare('SELECT status FROM requests WHERE id = ?').pluck(),
       setRoute: db.prepare('UPDATE requests SET skipped = ?, price_snapshot = COALESCE(?, price_snapshot), updated_at = ? WHERE id = ?'),
       finishRequest: db.prepare(`UPDATE requests SET status = ?, model_served = COALESCE(?, model_served), error_code = ?, error = ?, ended_at = ?, updated_at = ? WHERE id = ?`),
-      rollUp: db.prepare(`UPDATE requests SET prompt_tokens = ?, completion_tokens = ?, sent_sat = ?, change_sat = ?, fee_sat = ?, lost_sat = ?,
-        charged_msat = ?, expected_msat = ?, reported_msat = ?, flags = ?, provider = ?, provider_url = ?, mint = ?, attempts = ?, updated_at = ? WHERE id = ?`),
+      // The request's totals from its attempts. expected: unknown (NULL) until an attempt has
+      // finished, and while any finished one lacks it - never a sum that looks exact.
+      rollUp: db.prepare(`UPDATE requests SET
+        (attempts, sent_sat, change_sat, fee_sat, lost_sat, charged_msat, expected_msat, reported_msat) = (
+          SELECT COUNT(*), COALESCE(SUM(sent_sat), 0), COALESCE(SUM(change_sat), 0), COALESCE(SUM(fee_sat), 0), COALESCE(SUM(lost_sat), 0),
+            COALESCE(SUM(charged_msat), 0),
+            CASE WHEN COALESCE(SUM(status <> 'pending'), 0) = 0 OR SUM(status <> 'pending' AND expected_msat IS NULL) > 0 THEN NULL
+              ELSE COALESCE(SUM(expected_msat), 0) END,
+            SUM(reported_msat)
+          FROM attempts WHERE request_id = :id),
+        (provider, provider_url, mint) = (SELECT provider_id, provider_url, mint FROM attempts WHERE request_id = :id ORDER BY n DESC LIMIT 1),
+        (prompt_tokens, completion_tokens) = (
+          SELECT prompt_tokens, completion_tokens FROM attempts WHERE request_id = :id ORDER BY status = 'succeeded' DESC, n DESC LIMIT 1),
+        flags = :flags, updated_at = :now
+        WHERE id = :id`),
+      attemptFlags: db.prepare('SELECT DISTINCT f.value FROM attempts a, json_each(a.flags) f WHERE a.request_id = ?').pluck(),
       insertAttempt: db.prepare(`INSERT INTO attempts (request_id, n, provider_id, provider_url, model_id, mint, payment_id, price_snapshot, status, sent_sat, fee_sat, started_at)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`),
       attempt: db.prepare('SELECT * FROM attempts WHERE request_id = ? AND n = ?'),
@@ -122,15 +138,55 @@ export class RequestLedger {
       topUp: db.prepare(`UPDATE attempts SET sent_sat = ?, fee_sat = ? WHERE request_id = ? AND n = ? AND status = 'pending'`),
       firstByte: db.prepare('UPDATE attempts SET first_byte_at = COALESCE(first_byte_at, ?) WHERE request_id = ? AND n = ?'),
       finishAttempt: db.prepare(`UPDATE attempts SET status = ?, http_status = ?, error_code = ?, error = ?, prompt_tokens = ?, completion_tokens = ?,
-        cache_read_tokens = ?, cache_write_tokens = ?, reported_msat = ?, change_sat = ?, lost_sat = ?, flags = ?,
+        cache_read_tokens = ?, cache_write_tokens = ?, reported_msat = ?, change_sat = COALESCE(?, change_sat), lost_sat = COALESCE(?, lost_sat), flags = ?,
         first_byte_at = COALESCE(?, first_byte_at), ended_at = ? WHERE request_id = ? AND n = ?`),
-      late: db.prepare('UPDATE attempts SET change_sat = ?, lost_sat = ?, flags = ? WHERE request_id = ? AND n = ?'),
+      late: db.prepare('UPDATE attempts SET change_sat = COALESCE(?, change_sat), lost_sat = COALESCE(?, lost_sat), flags = ? WHERE request_id = ? AND n = ?'),
       money: db.prepare('UPDATE attempts SET charged_msat = ?, expected_msat = ?, flags = ? WHERE request_id = ? AND n = ?'),
+    };
+    // Each write is one transaction (a savepoint inside the caller's), prepared once.
+    this.tx = {
+      startAttempt: db.transaction((a: NewAttempt) => {
+        const status = this.s.status.get(a.requestId) as RequestStatus | undefined;
+        if (status === undefined) throw new LedgerError(`no request ${a.requestId}`);
+        if (status !== 'pending') throw new LedgerError(`request ${a.requestId} is ${status}; no more attempts`);
+        this.s.insertAttempt.run(a.requestId, a.n, a.providerId, a.providerUrl, a.modelId, a.mint, a.paymentId, encodePrice(a.price), a.sentSat, a.feeSat, a.startedAt ?? this.clock());
+        return this.reconcileAttempt(a.requestId, a.n);
+      }),
+      topUp: db.transaction((requestId: string, n: number, sentSat: number, feeSat: number) => {
+        if (this.s.topUp.run(sentSat, feeSat, requestId, n).changes !== 1) throw new LedgerError(`attempt ${requestId}#${n} is not pending`);
+        return this.reconcileAttempt(requestId, n);
+      }),
+      finishAttempt: db.transaction((requestId: string, n: number, end: AttemptEnd) => {
+        const a = this.requireAttempt(requestId, n);
+        const u = end.usage ?? null;
+        const facts = sortFlags([...a.flags.filter(isFactFlag), ...(end.facts ?? [])]);
+        this.s.finishAttempt.run(end.status, end.httpStatus ?? null, end.errorCode ?? null, end.error ?? null,
+          u?.promptTokens ?? null, u?.completionTokens ?? null, u?.cacheReadTokens ?? null, u?.cacheWriteTokens ?? null,
+          end.reportedMsat ?? null, end.changeSat ?? null, end.lostSat ?? null, encodeFlags(facts),
+          end.firstByteAt ?? null, end.endedAt ?? this.clock(), requestId, n);
+        return this.reconcileAttempt(requestId, n);
+      }),
+      applyLate: db.transaction((paymentId: string, late: LateOutcome): RequestRow | undefined => {
+        const r = this.s.attemptByPayment.get(paymentId) as AttemptDbRow | undefined;
+        if (!r) return undefined;
+        const a = attemptFromDb(r);
+        const flags = sortFlags([...a.flags.filter(isFactFlag), ...(late.facts ?? [])]);
+        this.s.late.run(late.changeSat ?? null, late.lostSat ?? null, encodeFlags(flags), a.requestId, a.n);
+        this.reconcileAttempt(a.requestId, a.n);
+        return this.require(a.requestId);
+      }),
+      finishRequest: db.transaction((requestId: string, end: RequestEnd): RequestRow => {
+        const now = this.clock();
+        if (this.s.finishRequest.run(end.status, end.modelServed ?? null, end.errorCode ?? null, end.error ?? null, end.endedAt ?? now, now, requestId).changes !== 1) {
+          throw new LedgerError(`no request ${requestId}`);
+        }
+        return this.require(requestId);
+      }),
     };
   }
 
   /** The request row, status pending. Call inside the budget reservation's transaction. */
-  open(r: NewRequest): RequestRow {
+  open(r: NewRequest): void {
     nonNegative(r.reservedMsat, 'reservedMsat');
     const now = this.clock();
     try {
@@ -140,13 +196,13 @@ export class RequestLedger {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new LedgerError(`request ${r.id} already exists`);
       throw err;
     }
-    return this.require(r.id);
   }
 
   /** The router's result: the candidates it left out (with reasons) and the first choice's price. */
   setRoute(requestId: string, skipped: readonly SkippedCandidate[], priceSnapshot?: ModelPrice | null): void {
-    this.require(requestId);
-    this.s.setRoute.run(encodeSkipped(skipped), priceSnapshot ? encodePrice(priceSnapshot) : null, this.clock(), requestId);
+    if (this.s.setRoute.run(encodeSkipped(skipped), priceSnapshot ? encodePrice(priceSnapshot) : null, this.clock(), requestId).changes !== 1) {
+      throw new LedgerError(`no request ${requestId}`);
+    }
   }
 
   /** One provider tried, its token out. Call inside takeToken's transaction (inTransaction). */
@@ -154,22 +210,14 @@ export class RequestLedger {
     nonNegative(a.sentSat, 'sentSat');
     nonNegative(a.feeSat, 'feeSat');
     if (!Number.isSafeInteger(a.n) || a.n < 1) throw new RangeError(`attempt number must be 1 or more, got ${a.n}`);
-    return this.db.transaction(() => {
-      const req = this.require(a.requestId);
-      if (req.status !== 'pending') throw new LedgerError(`request ${a.requestId} is ${req.status}; no more attempts`);
-      this.s.insertAttempt.run(a.requestId, a.n, a.providerId, a.providerUrl, a.modelId, a.mint, a.paymentId, encodePrice(a.price), a.sentSat, a.feeSat, a.startedAt ?? this.clock());
-      return this.reconcileAttempt(a.requestId, a.n);
-    })();
+    return this.tx.startAttempt(a);
   }
 
   /** The node asked for more before redeeming (minimum_balance_required): the token was replaced. */
   topUp(requestId: string, n: number, token: { sentSat: number; feeSat: number }): AttemptRow {
     nonNegative(token.sentSat, 'sentSat');
     nonNegative(token.feeSat, 'feeSat');
-    return this.db.transaction(() => {
-      if (this.s.topUp.run(token.sentSat, token.feeSat, requestId, n).changes !== 1) throw new LedgerError(`attempt ${requestId}#${n} is not pending`);
-      return this.reconcileAttempt(requestId, n);
-    })();
+    return this.tx.topUp(requestId, n, token.sentSat, token.feeSat);
   }
 
   /** The first byte of the answer arrived (failover is over for this request). */
@@ -181,16 +229,7 @@ export class RequestLedger {
   finishAttempt(requestId: string, n: number, end: AttemptEnd): AttemptRow {
     nonNegative(end.changeSat, 'changeSat');
     nonNegative(end.lostSat, 'lostSat');
-    return this.db.transaction(() => {
-      const a = this.requireAttempt(requestId, n);
-      const u = end.usage ?? null;
-      const facts = sortFlags([...a.flags.filter(isFactFlag), ...(end.facts ?? [])]);
-      this.s.finishAttempt.run(end.status, end.httpStatus ?? null, end.errorCode ?? null, end.error ?? null,
-        u?.promptTokens ?? null, u?.completionTokens ?? null, u?.cacheReadTokens ?? null, u?.cacheWriteTokens ?? null,
-        end.reportedMsat ?? null, end.changeSat ?? a.changeSat, end.lostSat ?? a.lostSat, encodeFlags(facts),
-        end.firstByteAt ?? null, end.endedAt ?? this.clock(), requestId, n);
-      return this.reconcileAttempt(requestId, n);
-    })();
+    return this.tx.finishAttempt(requestId, n, end);
   }
 
   /**
@@ -200,25 +239,12 @@ export class RequestLedger {
   applyLate(paymentId: string, late: LateOutcome): RequestRow | undefined {
     nonNegative(late.changeSat, 'changeSat');
     nonNegative(late.lostSat, 'lostSat');
-    return this.db.transaction(() => {
-      const r = this.s.attemptByPayment.get(paymentId) as AttemptDbRow | undefined;
-      if (!r) return undefined;
-      const a = attemptFromDb(r);
-      const flags = sortFlags([...a.flags.filter(isFactFlag), ...(late.facts ?? [])]);
-      this.s.late.run(late.changeSat ?? a.changeSat, late.lostSat ?? a.lostSat, encodeFlags(flags), a.requestId, a.n);
-      this.reconcileAttempt(a.requestId, a.n);
-      return this.require(a.requestId);
-    })();
+    return this.tx.applyLate(paymentId, late);
   }
 
   /** The request is over (its attempts may still learn late outcomes). */
   finishRequest(requestId: string, end: RequestEnd): RequestRow {
-    return this.db.transaction(() => {
-      this.require(requestId);
-      const now = this.clock();
-      this.s.finishRequest.run(end.status, end.modelServed ?? null, end.errorCode ?? null, end.error ?? null, end.endedAt ?? now, now, requestId);
-      return this.require(requestId);
-    })();
+    return this.tx.finishRequest(requestId, end);
   }
 
   get(requestId: string): RequestRow | undefined {
@@ -247,7 +273,7 @@ export class RequestLedger {
     return attemptFromDb(r);
   }
 
-  /** Reconcile one attempt from its stored facts, then roll its request up. */
+  /** Reconcile one attempt from its stored facts, then roll its request up. Returns the attempt as stored. */
   private reconcileAttempt(requestId: string, n: number): AttemptRow {
     const a = this.requireAttempt(requestId, n);
     const usage: TokenUsage | null = a.promptTokens === null && a.completionTokens === null ? null : {
@@ -259,23 +285,7 @@ export class RequestLedger {
       reportedMsat: a.reportedMsat, facts: a.flags.filter(isFactFlag),
     });
     this.s.money.run(r.chargedMsat, r.expectedMsat, encodeFlags(r.flags), requestId, n);
-    this.rollUp(requestId);
-    return this.requireAttempt(requestId, n);
-  }
-
-  /** The request's totals from its attempts: sums, the union of flags, the last attempt's provider. */
-  private rollUp(requestId: string): void {
-    const all = this.attempts(requestId);
-    const sum = (f: (a: AttemptRow) => number) => all.reduce((t, a) => t + f(a), 0);
-    const last = all.at(-1);
-    const served = [...all].reverse().find((a) => a.status === 'succeeded') ?? last;
-    const finished = all.filter((a) => a.status !== 'pending');
-    // Unknown if any served attempt lacks usage (or nothing finished): never a sum that looks exact.
-    const expected = finished.length === 0 || finished.some((a) => a.expectedMsat === null) ? null : sum((a) => a.expectedMsat ?? 0);
-    const reported = all.some((a) => a.reportedMsat !== null) ? sum((a) => a.reportedMsat ?? 0) : null;
-    const flags = new Set<Flag>(all.flatMap((a) => a.flags));
-    this.s.rollUp.run(served?.promptTokens ?? null, served?.completionTokens ?? null, sum((a) => a.sentSat), sum((a) => a.changeSat),
-      sum((a) => a.feeSat), sum((a) => a.lostSat), sum((a) => a.chargedMsat), expected, reported, encodeFlags(flags),
-      last?.providerId ?? null, last?.providerUrl ?? null, last?.mint ?? null, all.length, this.clock(), requestId);
+    this.s.rollUp.run({ id: requestId, flags: encodeFlags(this.s.attemptFlags.all(requestId) as Flag[]), now: this.clock() });
+    return { ...a, chargedMsat: r.chargedMsat, expectedMsat: r.expectedMsat, flags: r.flags };
   }
 }

@@ -87,9 +87,23 @@ const FlagsJson = z.array(z.enum(FLAGS));
 const SkippedJson = z.array(z.object({ provider: z.string(), reason: z.string() }));
 
 export const encodePrice = (p: ModelPrice): string => JSON.stringify(PriceJson.parse(p));
-export const decodePrice = (text: string): ModelPrice => PriceJson.parse(JSON.parse(text));
+
+// Requests are routed at a handful of distinct prices: each stored form is validated once.
+const priceCache = new Map<string, ModelPrice>();
+const PRICE_CACHE_SIZE = 512;
+
+export function decodePrice(text: string): ModelPrice {
+  let p = priceCache.get(text);
+  if (!p) {
+    p = Object.freeze(PriceJson.parse(JSON.parse(text)));
+    if (priceCache.size >= PRICE_CACHE_SIZE) priceCache.clear();
+    priceCache.set(text, p);
+  }
+  return p;
+}
+
 export const encodeFlags = (flags: Iterable<Flag>): string => JSON.stringify(sortFlags(flags));
-export const decodeFlags = (text: string): Flag[] => sortFlags(FlagsJson.parse(JSON.parse(text)));
+export const decodeFlags = (text: string): Flag[] => (text === '[]' ? [] : sortFlags(FlagsJson.parse(JSON.parse(text))));
 export const encodeSkipped = (s: readonly SkippedCandidate[]): string => JSON.stringify(SkippedJson.parse(s));
 export const decodeSkipped = (text: string): SkippedCandidate[] => SkippedJson.parse(JSON.parse(text));
 
