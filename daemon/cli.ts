@@ -6,6 +6,7 @@ import { registerWallet } from './cli/wallet.ts';
 import { registerMarket } from './cli/market.ts';
 import { registerStart } from './cli/start.ts';
 import { registerAudit } from './cli/audit.ts';
+import { registerKeys } from './cli/keys.ts';
 import { registerStatus } from './cli/status.ts';
 
 export function buildProgram(): Command {
@@ -30,10 +31,7 @@ Environment:
 
   registerWallet(program);
 
-  const keys = program.command('keys').description('client API keys');
-  notYet(keys.command('create').description('create a client key'), 'keys create');
-  notYet(keys.command('list').description('list client keys'), 'keys list');
-  notYet(keys.command('revoke').argument('<name>').description('revoke a client key'), 'keys revoke');
+  registerKeys(program);
 
   registerAudit(program);
 

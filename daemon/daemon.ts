@@ -14,6 +14,10 @@ import { databaseFile, openDatabase, type DB } from '../wallet/sqlite.ts';
 import { CashuWallet, walletControlHandlers } from '../wallet/index.ts';
 import { WalletLock } from '../wallet/lock.ts';
 import { attachPayments, type Payments } from '../wallet/payments.ts';
+import { ClientKeys } from './api/auth.ts';
+import { booksControlHandlers } from './control/books.ts';
+import { Budgets } from './requests/budgets.ts';
+import { paymentFactsLookup } from './requests/payment-facts.ts';
 
 export const VERSION = '0.1.0';
 
@@ -74,6 +78,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     const control: ControlServer = await startControlServer(config.dataDir, {
       ...marketControlHandlers(market),
       ...walletControlHandlers(wallet),
+      ...booksControlHandlers({ db, keys: new ClientKeys(db, clock), budgets: new Budgets(db, clock), paymentFacts: paymentFactsLookup(payments) }),
       'daemon.status': () => ({ ...info, data_dir: config.dataDir, wallet: wallet.balance(), providers: market.providers().length, models: market.models().length, payments: payments.stats() }),
     });
     stack.push(() => control.close());

@@ -48,6 +48,9 @@ test('the daemon owns the wallet: CLI calls go through it, a second daemon is re
   assert.equal((await callDaemon<{ total_sat: number }>(dir, 'wallet.balance')).total_sat, 400);
   const verify = await callDaemon<{ ok: boolean; differences: string[] }>(dir, 'wallet.verify');
   assert.equal(verify.ok, true, verify.differences.join('; '));
+  // The books are served too: keys, and the request ledger's check beside the wallet's.
+  assert.equal((await callDaemon<{ name: string }>(dir, 'keys.create', { name: 'app' })).name, 'app');
+  assert.deepEqual(await callDaemon(dir, 'requests.verify'), { ok: true, requests: 0, attempts: 0, open: 0, differences: [] });
 });
 
 test('a listen address that is taken fails the start with one clear reason and leaves nothing behind', async (t) => {

@@ -1,0 +1,127 @@
+// Reconciliation of one attempt, pure and exact (integers only): what the provider kept
+// (charged), what it should have kept at the price we routed by (expected), what it said it
+// kept (reported), and the flags a difference earns.
+//
+//   charged  = (sent - change - input fee) x 1000 msat. A Routstr node credits a token at its
+//              value less the mint's input fee (routstr/wallet.py: `token.amount - input_fees`)
+//              and returns `credited - ceil(total_msats / 1000)` as change for a sat token
+//              (routstr/upstream/base.py), so an honest charge is the reported cost rounded up
+//              to a whole sat.
+//   expected = usage x the price snapshot the request was routed at (protocol/pricing
+//              tokenCostMsat, the node's own formula); a model without both token prices
+//              bills a flat reservation, at most max_cost. A failed attempt should have cost
+//              nothing: 0.
+//   reported = the provider's cost field (usage.cost.total_msats and its older spellings).
+//
+// Flags computed here: overcharged, cost_mismatch, usage_missing. Flags that are facts learned
+// from the wallet - change_invalid, refunded, lost - are inputs, kept as given, so an attempt
+// can be reconciled again when a late outcome changes its change.
+import { tokenCostMsat, type ModelPrice, type TokenUsage } from '../../protocol/pricing.ts';
+
+export const FLAGS = ['overcharged', 'cost_mismatch', 'usage_missing', 'change_invalid', 'refunded', 'lost'] as const;
+export type Flag = (typeof FLAGS)[number];
+
+/** Flags that record what happened to the money (inputs), not a comparison (outputs). */
+export const FACT_FLAGS = ['change_invalid', 'refunded', 'lost'] as const;
+export type FactFlag = (typeof FACT_FLAGS)[number];
+
+const PPM = 1_000_000;
+const MSAT_PER_SAT = 1000;
+
+/**
+ * How far a charge may exceed usage x the listed sats price before it is `overcharged`: 3 %.
+ * Prices are set in USD and converted at the lowest of several BTC/USD feeds, refreshed about
+ * every 2 minutes, and most upstreams bill by their own USD cost (ROUTSTR.md sec. 3): the sats
+ * charged drift from the sats listed at the snapshot by BTC/USD's moves since, which stay
+ * within ~3 % over the minutes between a price probe and a request on all but extreme days.
+ */
+export const DRIFT_TOLERANCE_PPM = 30_000;
+
+/**
+ * The node's change for a sat token is `credited - ceil(total_msats / 1000)`: the charge is the
+ * reported cost rounded UP to a whole sat, so it exceeds any exact msat cost by at most 999.
+ * (The node's per-part round(x, 3) and final ceil move its total by under 1 msat; tokenCostMsat
+ * reproduces them exactly.)
+ */
+export const SAT_ROUNDING_MSAT = 999;
+
+export type AttemptState = 'pending' | 'succeeded' | 'failed';
+
+/** Everything known about one attempt's money. Amounts of tokens in whole sats. */
+export interface AttemptMoney {
+  state: AttemptState;
+  /** The price snapshot the attempt was routed at. */
+  price: ModelPrice;
+  /** Usage the provider reported; null when it sent none. */
+  usage: TokenUsage | null;
+  sentSat: number;
+  /** The mint's input fee on the token, paid by the provider out of it (NUT-02). */
+  feeSat: number;
+  /** Change and refunds handed back, invalid ones excluded. */
+  changeSat: number;
+  reportedMsat: number | null;
+  facts?: Iterable<FactFlag>;
+}
+
+export interface Reconciliation {
+  chargedMsat: number;
+  /** null: not known (pending, or served without usage). */
+  expectedMsat: number | null;
+  reportedMsat: number | null;
+  /** The highest charge not flagged overcharged; null when expected is unknown. */
+  allowedMsat: number | null;
+  flags: Flag[];
+}
+
+/**
+ * What the node bills for this usage at this price, msat. routstr-core v0.4.5
+ * (payment/cost_calculation.py) bills no request fee (`base_msats=0`), and bills a flat
+ * reservation when the prompt or the completion rate is 0 (`if not (input_rate and
+ * output_rate)`): that reservation depends on the body, so its ceiling max_cost stands in.
+ */
+export function expectedCostMsat(usage: TokenUsage, price: ModelPrice): number {
+  return price.promptNmsat > 0 && price.completionNmsat > 0 ? tokenCostMsat(usage, price) : price.maxCostMsat;
+}
+
+/** The highest charge that is drift and rounding, not an overcharge, for an expected cost. */
+export function allowedChargeMsat(expectedMsat: number): number {
+  const drift = Number((BigInt(expectedMsat) * BigInt(DRIFT_TOLERANCE_PPM) + BigInt(PPM - 1)) / BigInt(PPM));
+  return expectedMsat + drift + SAT_ROUNDING_MSAT;
+}
+
+/** Reconcile one attempt. */
+export function reconcile(a: AttemptMoney): Reconciliation {
+  for (const [name, v] of [['sentSat', a.sentSat], ['feeSat', a.feeSat], ['changeSat', a.changeSat]] as const) {
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${name} must be a non-negative integer, got ${v}`);
+  }
+  if (a.reportedMsat !== null && (!Number.isSafeInteger(a.reportedMsat) || a.reportedMsat < 0)) throw new RangeError(`reportedMsat must be a non-negative integer, got ${a.reportedMsat}`);
+  const flags = new Set<Flag>(a.facts ?? []);
+  const chargedMsat = (a.sentSat - a.changeSat - a.feeSat) * MSAT_PER_SAT;
+
+  let expectedMsat: number | null = null;
+  if (a.state === 'failed') expectedMsat = 0;
+  else if (a.state === 'succeeded') {
+    if (a.usage) expectedMsat = expectedCostMsat(a.usage, a.price);
+    else flags.add('usage_missing');
+  }
+
+  let allowedMsat: number | null = null;
+  if (a.state === 'succeeded' && expectedMsat !== null) {
+    allowedMsat = allowedChargeMsat(expectedMsat);
+    if (chargedMsat > allowedMsat) flags.add('overcharged');
+  }
+  // Only a served attempt bills by its report; a failed one is refunded or lost whatever it says.
+  if (a.state === 'succeeded' && a.reportedMsat !== null) {
+    const over = chargedMsat - a.reportedMsat;
+    if (over < 0 || over > SAT_ROUNDING_MSAT) flags.add('cost_mismatch');
+  }
+  return { chargedMsat, expectedMsat, reportedMsat: a.reportedMsat, allowedMsat, flags: sortFlags(flags) };
+}
+
+/** Flags in their canonical order (the order of FLAGS), without repeats. */
+export function sortFlags(flags: Iterable<Flag>): Flag[] {
+  const set = new Set(flags);
+  return FLAGS.filter((f) => set.has(f));
+}
+
+export const isFactFlag = (f: string): f is FactFlag => (FACT_FLAGS as readonly string[]).includes(f);

@@ -1,0 +1,67 @@
+// Per-request consistency for `satroute audit verify` (beside the wallet's money invariant):
+// - each attempt: charged = (sent - change - fee) x 1000 msat;
+// - each attempt paid by token: its wallet payment exists, with the same sent and fee, and -
+//   once the payment is final - the same change handed back, loss and money flags;
+// - each request: its totals are the sums of its attempts.
+// Every difference is one line naming the request, the attempt and both figures.
+import type { DB } from '../../wallet/sqlite.ts';
+import type { PaymentFacts } from './payment-facts.ts';
+import { attemptFromDb, requestFromDb, type AttemptDbRow, type RequestDbRow } from './rows.ts';
+import { migrateRequests } from './schema.ts';
+
+export interface RequestsVerifyReport {
+  ok: boolean;
+  requests: number;
+  attempts: number;
+  /** Attempts whose payment is not final yet (token out, refund awaited): money not compared. */
+  open: number;
+  differences: string[];
+}
+
+/** Check every request and attempt; `payment(id)` reads the wallet's facts for a payment id. */
+export function verifyRequests(db: DB, payment: (paymentId: string) => PaymentFacts | undefined): RequestsVerifyReport {
+  migrateRequests(db);
+  const report: RequestsVerifyReport = { ok: true, requests: 0, attempts: 0, open: 0, differences: [] };
+  const diff = (line: string) => report.differences.push(line);
+  const attemptsOf = db.prepare('SELECT * FROM attempts WHERE request_id = ? ORDER BY n');
+  db.transaction(() => {
+    for (const raw of db.prepare('SELECT * FROM requests ORDER BY time, id').iterate() as IterableIterator<RequestDbRow>) {
+      const r = requestFromDb(raw);
+      report.requests += 1;
+      const attempts = (attemptsOf.all(r.id) as AttemptDbRow[]).map(attemptFromDb);
+      for (const a of attempts) {
+        report.attempts += 1;
+        const at = `request ${r.id} attempt ${a.n} (${a.providerId})`;
+        const kept = (a.sentSat - a.changeSat - a.feeSat) * 1000;
+        if (a.chargedMsat !== kept) diff(`${at}: charged ${a.chargedMsat} msat, but sent ${a.sentSat} - change ${a.changeSat} - fee ${a.feeSat} sat = ${kept} msat`);
+        if (a.paymentId === null) {
+          if (r.payment === 'xcashu') diff(`${at}: paid by X-Cashu but names no wallet payment`);
+          continue;
+        }
+        const p = payment(a.paymentId);
+        if (!p) {
+          diff(`${at}: the wallet has no payment ${a.paymentId}`);
+          continue;
+        }
+        if (p.sentSat !== a.sentSat) diff(`${at}: sent ${a.sentSat} sat, but the wallet's payment ${a.paymentId} sent ${p.sentSat} sat`);
+        if (p.feeSat !== a.feeSat) diff(`${at}: input fee ${a.feeSat} sat, but the wallet's payment ${a.paymentId} has ${p.feeSat} sat`);
+        if (!p.final || a.status === 'pending') {
+          report.open += 1;
+          continue;
+        }
+        if (p.returnedSat !== a.changeSat) diff(`${at}: change ${a.changeSat} sat, but the wallet got ${p.returnedSat} sat back for payment ${a.paymentId}`);
+        if (p.lostSat !== a.lostSat) diff(`${at}: lost ${a.lostSat} sat, but the wallet lost ${p.lostSat} sat of payment ${a.paymentId}`);
+        for (const f of p.facts) if (!a.flags.includes(f)) diff(`${at}: the wallet says ${f}, the ledger does not`);
+      }
+      const sum = (f: (a: (typeof attempts)[number]) => number) => attempts.reduce((t, a) => t + f(a), 0);
+      const totals: [string, number, number][] = [
+        ['sent_sats', r.sentSat, sum((a) => a.sentSat)], ['change_sats', r.changeSat, sum((a) => a.changeSat)],
+        ['fee_sats', r.feeSat, sum((a) => a.feeSat)], ['lost_sats', r.lostSat, sum((a) => a.lostSat)],
+        ['charged_msat', r.chargedMsat, sum((a) => a.chargedMsat)], ['attempts', r.attempts, attempts.length],
+      ];
+      for (const [name, own, summed] of totals) if (own !== summed) diff(`request ${r.id}: ${name} ${own}, but its attempts add up to ${summed}`);
+    }
+  })();
+  report.ok = report.differences.length === 0;
+  return report;
+}

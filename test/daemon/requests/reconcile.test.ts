@@ -1,0 +1,119 @@
+// Reconciliation on crafted cases: the figures an owner reads in the audit, and the flags that
+// tell an honest provider (rounding, BTC/USD drift) from one that takes too much.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { normalizePrice, type ModelPrice } from '../../../protocol/pricing.ts';
+import {
+  DRIFT_TOLERANCE_PPM, SAT_ROUNDING_MSAT, allowedChargeMsat, expectedCostMsat, reconcile, type AttemptMoney,
+} from '../../../daemon/requests/reconcile.ts';
+import { chargeMsat, changeFor } from '../../world/provider/pricing.ts';
+
+// 0.01 sat per prompt token, 0.05 per completion token: 1000 + 200 tokens = 10 + 10 sat.
+const PRICE = normalizePrice({ sats_pricing: { prompt: 0.01, completion: 0.05, max_cost: 60 } })!;
+const USAGE = { promptTokens: 1000, completionTokens: 200 };
+
+/** An attempt paid with a 40 sat token (1 sat input fee) whose node reported `reportedMsat`. */
+function served(reportedMsat: number, extra: Partial<AttemptMoney> = {}): AttemptMoney {
+  // The node credits 40 - 1 = 39 sat and returns 39 - ceil(reported / 1000) as change.
+  const changeSat = 39 - Math.ceil(reportedMsat / 1000);
+  return { state: 'succeeded', price: PRICE, usage: USAGE, sentSat: 40, feeSat: 1, changeSat, reportedMsat, ...extra };
+}
+
+test('an honest provider: charged, expected and reported agree and nothing is flagged', () => {
+  const r = reconcile(served(20_000));
+  assert.deepEqual(r, { chargedMsat: 20_000, expectedMsat: 20_000, reportedMsat: 20_000, allowedMsat: 20_000 + 600 + 999, flags: [] });
+});
+
+test('the charge rounded up to a whole sat is not a mismatch; one sat more is', () => {
+  // 20,001 msat reported: the node keeps ceil(20.001) = 21 sat.
+  assert.deepEqual(reconcile(served(20_001)).flags, []);
+  assert.equal(reconcile(served(20_001)).chargedMsat, 21_000);
+  // Reported 20,000 but kept 21 sat: the change was short by a sat.
+  assert.deepEqual(reconcile(served(20_000, { changeSat: 18 })).flags, ['cost_mismatch']);
+  // Kept less than it reported (it could not take more than the token): a mismatch too.
+  assert.deepEqual(reconcile(served(20_000, { changeSat: 20 })).flags, ['cost_mismatch']);
+});
+
+test('BTC/USD drift within the tolerance is not flagged', () => {
+  // The node billed the upstream's USD cost at a BTC price 2.5 % lower than at our snapshot.
+  const r = reconcile(served(20_500));
+  assert.equal(r.chargedMsat, 21_000);
+  assert.equal(r.expectedMsat, 20_000);
+  assert.deepEqual(r.flags, []);
+  // At the edge: 3 % drift, rounded up to the sat.
+  assert.deepEqual(reconcile(served(20_600)).flags, []);
+});
+
+test('a provider charging 1.5x is flagged overcharged, with the figures', () => {
+  const r = reconcile(served(30_000));
+  assert.deepEqual(r, { chargedMsat: 30_000, expectedMsat: 20_000, reportedMsat: 30_000, allowedMsat: 21_599, flags: ['overcharged'] });
+  // One that also under-reports what it kept: both flags.
+  assert.deepEqual(reconcile(served(20_000, { changeSat: 0 })).flags, ['overcharged', 'cost_mismatch']);
+});
+
+test('the tolerance is 3 % plus the sat rounding, exact in integers', () => {
+  assert.equal(DRIFT_TOLERANCE_PPM, 30_000);
+  assert.equal(SAT_ROUNDING_MSAT, 999);
+  assert.equal(allowedChargeMsat(0), 999);
+  assert.equal(allowedChargeMsat(1), 1 + 1 + 999); // the drift share rounds up
+  assert.equal(allowedChargeMsat(1_000_000_000_000), 1_000_000_000_000 + 30_000_000_000 + 999);
+});
+
+test('no usage: flagged usage_missing, no expected figure, no overcharge verdict', () => {
+  // Streaming without usage: the node keeps the whole token.
+  const r = reconcile({ state: 'succeeded', price: PRICE, usage: null, sentSat: 30, feeSat: 1, changeSat: 0, reportedMsat: null });
+  assert.deepEqual(r, { chargedMsat: 29_000, expectedMsat: null, reportedMsat: null, allowedMsat: null, flags: ['usage_missing'] });
+  // Non-streaming without usage: the node refunds everything.
+  assert.equal(reconcile({ state: 'succeeded', price: PRICE, usage: null, sentSat: 30, feeSat: 1, changeSat: 29, reportedMsat: 0 }).chargedMsat, 0);
+});
+
+test('a failed attempt should cost nothing; refunded in full it charges 0, and the facts are kept', () => {
+  const refunded = reconcile({ state: 'failed', price: PRICE, usage: null, sentSat: 30, feeSat: 1, changeSat: 29, reportedMsat: null, facts: ['refunded'] });
+  assert.deepEqual(refunded, { chargedMsat: 0, expectedMsat: 0, reportedMsat: null, allowedMsat: null, flags: ['refunded'] });
+  // A 500 after redemption with no refund: the provider kept it; recovery recorded the loss.
+  const lost = reconcile({ state: 'failed', price: PRICE, usage: null, sentSat: 30, feeSat: 1, changeSat: 0, reportedMsat: null, facts: ['lost'] });
+  assert.deepEqual([lost.chargedMsat, lost.flags], [29_000, ['lost']]);
+  // A pending attempt has no verdict yet.
+  const pending = reconcile({ state: 'pending', price: PRICE, usage: null, sentSat: 30, feeSat: 1, changeSat: 0, reportedMsat: null });
+  assert.deepEqual([pending.expectedMsat, pending.flags], [null, []]);
+});
+
+test('invalid change learned late raises the charge and can make it an overcharge', () => {
+  const before = reconcile(served(20_000));
+  const after = reconcile({ ...served(20_000), changeSat: 0, facts: ['change_invalid'] });
+  assert.deepEqual(before.flags, []);
+  assert.equal(after.chargedMsat, 39_000);
+  assert.deepEqual(after.flags, ['overcharged', 'cost_mismatch', 'change_invalid']);
+});
+
+test('a model without both token prices is expected to cost at most its max_cost', () => {
+  const flat = normalizePrice({ sats_pricing: { prompt: 0, completion: 0.05, max_cost: 12 } })!;
+  assert.equal(expectedCostMsat(USAGE, flat), 12_000);
+});
+
+test('bad inputs are refused, not reconciled into a number', () => {
+  assert.throws(() => reconcile(served(20_000, { sentSat: 1.5 })), RangeError);
+  assert.throws(() => reconcile(served(20_000, { reportedMsat: -1 })), RangeError);
+});
+
+test("for any usage and price, an honest node's charge per the world provider is never flagged", () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: 200_000 }), fc.integer({ min: 0, max: 50_000 }),
+      fc.double({ min: 1e-7, max: 0.5, noNaN: true }), fc.double({ min: 1e-7, max: 0.5, noNaN: true }),
+      fc.integer({ min: 0, max: 3 }),
+      (promptTokens, completionTokens, promptSats, completionSats, feeSat) => {
+        const spec = { id: 'm', promptSatsPerToken: promptSats, completionSatsPerToken: completionSats };
+        const price: ModelPrice = normalizePrice({ sats_pricing: { prompt: promptSats, completion: completionSats } })!;
+        const cost = chargeMsat(spec, promptTokens, completionTokens, 1e-6);
+        const credited = Math.ceil(cost.totalMsat / 1000) + 5; // token sized with room to spare
+        const changeSat = changeFor(credited, 'sat', cost.totalMsat);
+        const r = reconcile({ state: 'succeeded', price, usage: { promptTokens, completionTokens }, sentSat: credited + feeSat, feeSat, changeSat, reportedMsat: cost.totalMsat });
+        assert.equal(r.expectedMsat, cost.totalMsat, 'our expected cost is the node formula');
+        assert.deepEqual(r.flags, []);
+      },
+    ),
+    { numRuns: 500, seed: 42 },
+  );
+});
