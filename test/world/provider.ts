@@ -8,17 +8,21 @@ import { randomUUID } from 'node:crypto';
 import { generateSecretKey, getPublicKey } from 'nostr-tools/pure';
 import { npubEncode } from 'nostr-tools/nip19';
 import { announcementTemplate, publishAnnouncement, type AnnounceOverrides, type PublishResult } from './provider/announce.ts';
+import { UpstreamFaults } from './provider/faults.ts';
 import { detailBody, sendJson, sleep } from './provider/http.ts';
 import { handlePaid, type PaidContext } from './provider/paid.ts';
 import { modelListing } from './provider/pricing.ts';
 import { Purse } from './provider/purse.ts';
 import { RefundBook } from './provider/refunds.ts';
 import { defaultKnobs, type ModelSpec, type ProviderKnobs, type ProviderOptions, type ProviderStats } from './provider/types.ts';
+import { PAID_PATHS } from './provider/upstream.ts';
+import { behaviourOf } from './provider/version.ts';
 
-export type { ModelSpec, ProviderKnobs, ProviderOptions, ProviderStats, RateLimit } from './provider/types.ts';
+export type { ModelSpec, PriceChange, ProviderKnobs, ProviderOptions, ProviderStats, RateLimit, UpstreamError } from './provider/types.ts';
 export type { AnnounceOverrides, PublishResult } from './provider/announce.ts';
-export { chargeMsat, changeFor, requiredMsat, satsPricing } from './provider/pricing.ts';
+export { chargeMsat, changeFor, requiredMsat, satsPricing, upstreamUsd, usdChargeMsat, PROVIDER_FEE } from './provider/pricing.ts';
 export { promptTokensOf, embeddingTokensOf, chatReply } from './provider/content.ts';
+export { behaviourOf, versionAtLeast, type VersionBehaviour } from './provider/version.ts';
 
 export interface TestProvider {
   readonly name: string;
@@ -38,6 +42,8 @@ export interface TestProvider {
   setModel(m: ModelSpec): void;
   /** Close or reopen the HTTP port; resolves when done (the `dead` knob does the same, unawaited). */
   setDead(dead: boolean): Promise<void>;
+  /** Run the node's refund sweep now (it also runs lazily when a refund is asked for); resolves to how many were swept. */
+  sweepRefunds(): Promise<number>;
   stats(): ProviderStats;
   stop(): Promise<void>;
 }
@@ -51,13 +57,12 @@ export async function startProvider(opts: ProviderOptions): Promise<TestProvider
   const secretKey = opts.secretKey ?? generateSecretKey();
   const pubkey = getPublicKey(secretKey);
   const providerId = opts.providerId ?? pubkey.slice(0, 12);
+  const behaviour = behaviourOf(version);
   const models = new Map<string, ModelSpec>(opts.models.map((m) => [m.id, { ...m }]));
-  const purse = new Purse();
-  const refunds = new RefundBook();
+  const purse = new Purse(clock);
   const sockets = new Set<Socket>();
   const hung = new Set<ServerResponse>();
   const stats = { requests: 0, succeeded: 0, redeemed: 0, earnedMsat: 0, refundedMsat: 0, byStatus: {} as Record<number, number> };
-  const windowStarts: number[] = [];
   let stopped = false;
 
   const knobState: ProviderKnobs = { ...defaultKnobs(opts.mints), ...opts.knobs };
@@ -77,28 +82,33 @@ export async function startProvider(opts: ProviderOptions): Promise<TestProvider
     return undefined;
   };
 
-  const admit = (): boolean => {
-    const rl = knobState.rateLimit;
-    if (!rl) return true;
-    if (rl.maxRequests === undefined) return false;
-    const now = clock();
-    const windowMs = rl.windowMs ?? 60_000;
-    while (windowStarts.length && windowStarts[0] <= now - windowMs) windowStarts.shift();
-    if (windowStarts.length >= rl.maxRequests) return false;
-    windowStarts.push(now);
-    return true;
-  };
+  const refunds = new RefundBook({
+    clock,
+    behaviour: () => behaviour,
+    sweepAgeMs: () => knobState.refundSweepAgeMs,
+    sweep: (token, mint, unit) => purse.respend(token, mint, unit),
+    onSwept: (amount, unit) => {
+      const msat = unit === 'msat' ? amount : amount * 1000;
+      stats.earnedMsat += msat;
+      stats.refundedMsat -= msat;
+    },
+  });
 
   const paidCtx: PaidContext = {
     name: opts.name,
     knobs: knobState,
+    behaviour: () => behaviour,
     findModel,
+    reprice: (modelId, factor) => {
+      const m = models.get(modelId)!;
+      const scaled = { promptSatsPerToken: m.promptSatsPerToken * factor, completionSatsPerToken: m.completionSatsPerToken * factor };
+      models.set(modelId, { ...m, ...scaled, ...(m.maxCostSats !== undefined ? { maxCostSats: m.maxCostSats * factor } : {}) });
+    },
     purse,
     refunds,
-    random,
+    faults: new UpstreamFaults(knobState, clock, random),
     clock,
     usdPerSat,
-    admit,
     hang: (res) => {
       hung.add(res);
       res.on('close', () => hung.delete(res));
@@ -138,12 +148,22 @@ export async function startProvider(opts: ProviderOptions): Promise<TestProvider
     }
     if (method === 'POST' && (path === '/v1/balance/refund' || path === '/v1/wallet/refund')) {
       const token = req.headers['x-cashu'];
-      refunds.answer(res, typeof token === 'string' && token ? token : undefined, requestId, base);
+      if (behaviour.xcashuRefundRoute && typeof token === 'string' && token) {
+        await refunds.answer(res, token, requestId, base);
+        return;
+      }
+      if (!behaviour.xcashuRefundRoute && req.headers.authorization === undefined) {
+        // Before v0.4.3 the route takes only `Authorization: Bearer`: FastAPI's own 422 for the missing header.
+        sendJson(res, 422, { detail: [{ type: 'missing', loc: ['header', 'authorization'], msg: 'Field required', input: null }] }, base);
+        return;
+      }
+      sendJson(res, 401, detailBody("Invalid authorization. Use 'Bearer <cashu-token>' or 'Bearer <api-key>'", requestId), base);
       return;
     }
-    if (method === 'POST' && (path === '/v1/chat/completions' || path === '/v1/embeddings')) {
+    const endpoint = method === 'POST' ? PAID_PATHS[path] : undefined;
+    if (endpoint) {
       stats.requests += 1;
-      const status = await handlePaid(paidCtx, path === '/v1/embeddings' ? 'embeddings' : 'chat', req, res, requestId, base);
+      const status = await handlePaid(paidCtx, endpoint, req, res, requestId, base);
       if (status) stats.byStatus[status] = (stats.byStatus[status] ?? 0) + 1;
       if (status === 200) stats.succeeded += 1;
       return;
@@ -219,6 +239,7 @@ export async function startProvider(opts: ProviderOptions): Promise<TestProvider
       knobs.dead = dead;
       await deadTransition;
     },
+    sweepRefunds: () => refunds.sweep(),
     stats: () => ({
       requests: stats.requests,
       succeeded: stats.succeeded,
