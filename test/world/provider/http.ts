@@ -77,3 +77,9 @@ export function pyRepr(x: number): string {
 
 // Unref'd: a long simulated latency must not keep the process alive after stop().
 export const sleep = (ms: number): Promise<void> => (ms > 0 ? new Promise((r) => setTimeout(r, ms).unref()) : Promise.resolve());
+
+/** Wait until `ms` have passed on `clock` (the injected one: a test moves it on), polling every 5 ms. */
+export async function elapse(clock: () => number, ms: number): Promise<void> {
+  const start = clock();
+  while (clock() - start < ms) await sleep(5);
+}

@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { getTokenMetadata } from '@cashu/cashu-ts';
-import { BodyError, detailBody, errorBody, readBody, sendJson, sendPyJson, sleep } from './http.ts';
+import { BodyError, detailBody, elapse, errorBody, readBody, sendJson, sendPyJson, sleep } from './http.ts';
 import type { UpstreamFaults } from './faults.ts';
 import {
   changeFor,
@@ -121,7 +121,7 @@ export async function handlePaid(ctx: PaidContext, endpoint: Endpoint, req: Inco
   }
   ctx.onRedeemed();
   // store_cashu_transaction: until the "in" row exists, the refund endpoint does not know the token.
-  await sleep(k.refundRecordDelayMs);
+  await elapse(ctx.clock, k.refundRecordDelayMs);
   ctx.refunds.opened(token, requestId);
   const paidMsat = toMsat(paid.amount, paid.unit);
 

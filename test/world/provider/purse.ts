@@ -112,7 +112,7 @@ export class Purse {
   async resolve(token: string, mint: string, unit: string): Promise<{ wallet: Wallet; proofs: Proof[] }> {
     let wallet: Wallet;
     try {
-      wallet = await this.wallet(mint, unit);
+      wallet = await this.run(mint, () => this.wallet(mint, unit));
       const listed = await this.run(mint, () => wallet.mint.getKeySets());
       const known = new Set(wallet.keyChain.getKeysets().map((k) => k.id));
       if (listed.keysets.some((k) => !known.has(k.id))) wallet = await this.wallet(mint, unit, true);

@@ -80,7 +80,7 @@ export interface ProviderKnobs {
   usdDrift: number;
   /** The listed prices change just before a paid request, which is then checked and charged at the new price; applied once. */
   priceChange: PriceChange | null;
-  /** ms from redemption until the node has recorded the token (the request waits); a refund asked meanwhile answers 404. */
+  /** ms (on the provider clock) from redemption until the node has recorded the token (the request waits); a refund asked meanwhile answers 404. */
   refundRecordDelayMs: number;
   /** Change and refunds never collected through the refund endpoint are swept by the node after this long (then 410). */
   refundSweepAgeMs: number;
