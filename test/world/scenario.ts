@@ -163,20 +163,22 @@ function resolveMintRef(scenario: Scenario, ref: number | string, where: string)
 
 /** The market most tests and the demo run against. Prices are sats per token. */
 export const defaultScenario: Scenario = {
-  description: 'Five providers at different prices with overlapping models; one overcharges, one is flaky, one is announced but dead.',
+  description:
+    'Five providers at different prices with overlapping models; one overcharges, one is flaky, one is announced but dead; two bill the USD cost their upstream reports (so charges drift from the list price), and one spells its mint with a trailing slash.',
   seed: 21,
-  mints: [{ name: 'mint-a' }, { name: 'mint-b', inputFeePpk: 100 }],
+  mints: [{ name: 'mint-a' }, { name: 'mint-b', inputFeePpk: 100, keysetIdVersion: '01' }],
   nwcBalanceSat: 100_000,
   providers: [
     {
       name: 'alpha',
-      about: 'Honest, middle of the market',
+      about: 'Honest, middle of the market; its upstream reports USD, and BTC/USD has moved 1 % since it listed',
       mints: ['mint-a', 'mint-b'],
       models: [
         { id: 'openai/gpt-4o-mini', aliasIds: ['gpt-4o-mini'], promptSatsPerToken: 0.02, completionSatsPerToken: 0.08, maxCostSats: 800 },
         { id: 'meta-llama/llama-3.1-8b-instruct', promptSatsPerToken: 0.005, completionSatsPerToken: 0.01, maxCostSats: 120 },
         { id: 'openai/text-embedding-3-small', kind: 'embedding', promptSatsPerToken: 0.001, completionSatsPerToken: 0, maxCostSats: 10 },
       ],
+      knobs: { usdCost: true, usdDrift: 0.01 },
     },
     {
       name: 'bravo',
@@ -210,15 +212,16 @@ export const defaultScenario: Scenario = {
     },
     {
       name: 'echo',
-      about: 'Honest and reliable, expensive, slower; only mint-b',
+      about: 'Honest and reliable, expensive, slower; only mint-b, listed with a trailing slash; USD-billed, BTC/USD down 2 %',
       mints: ['mint-b'],
+      mintSpelling: 'trailing-slash',
       models: [
         { id: 'openai/gpt-4o-mini', promptSatsPerToken: 0.03, completionSatsPerToken: 0.12, maxCostSats: 1200 },
         { id: 'anthropic/claude-3.5-haiku', promptSatsPerToken: 0.05, completionSatsPerToken: 0.25, maxCostSats: 2200 },
         { id: 'meta-llama/llama-3.1-8b-instruct', promptSatsPerToken: 0.006, completionSatsPerToken: 0.012, maxCostSats: 150 },
         { id: 'openai/text-embedding-3-small', kind: 'embedding', promptSatsPerToken: 0.0015, completionSatsPerToken: 0, maxCostSats: 15 },
       ],
-      knobs: { latencyMs: 80 },
+      knobs: { latencyMs: 80, usdCost: true, usdDrift: -0.02 },
     },
   ],
 };

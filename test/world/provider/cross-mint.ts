@@ -5,7 +5,7 @@
 // stays there), and the extra mint round trips and the Lightning payment take time. Change for
 // the request is then issued at the primary mint, in its unit (sat).
 import { Amount, MintOperationError, type MeltQuoteBolt11Response, type Wallet } from '@cashu/cashu-ts';
-import { classifyText, isRateLimited, redeemError, RedeemError, transportFailure } from './errors.ts';
+import { classifyText, isRateLimited, mintErrorText, redeemError, RedeemError, transportFailure } from './errors.ts';
 import { classifyMintFailure, MintCooldownError, type Purse, type Redeemed } from './purse.ts';
 
 const MAX_SWAP_ATTEMPTS = 3; // wallet.py _MAX_SWAP_ATTEMPTS
@@ -100,7 +100,7 @@ async function melted(purse: Purse, src: Wallet, source: { mint: string; unit: s
     purse.pool(source.mint, source.unit).push(...res.change);
   } catch (err) {
     // _melt_definitively_failed: the mint said it could not pay (20004), so the proofs are released.
-    if (err instanceof MintOperationError && err.code === 20004) throw redeemError.foreignSwapFailed(`Failed to melt token from foreign mint ${source.mint}: ${err.message}`);
+    if (err instanceof MintOperationError && err.code === 20004) throw redeemError.foreignSwapFailed(`Failed to melt token from foreign mint ${source.mint}: ${mintErrorText(err)}`);
     const failure = classifyMintFailure(err, 'Source melt failed after dispatch; outcome requires reconciliation');
     // A rate-limited or refused melt never reached the mint.
     if (failure.code === 'cashu_mint_rate_limited' || failure.code === 'cashu_source_mint_unreachable') throw failure;

@@ -24,7 +24,10 @@ export async function redeemToken(purse: Purse, knobs: ProviderKnobs, token: str
   // `token_obj.mint not in destinations`: a trailing slash, another case or an explicit
   // default port makes it a foreign mint.
   if (!knobs.acceptedMints.includes(meta.mint)) {
-    if (knobs.foreignMint === 'refuse' || knobs.acceptedMints.length === 0) throw redeemError.foreignSwapFailed(`Failed to melt token from foreign mint ${meta.mint}`);
+    // 'refuse' is the swap whose Lightning payment the foreign mint could not make (NUT code 20004).
+    if (knobs.foreignMint === 'refuse' || knobs.acceptedMints.length === 0) {
+      throw redeemError.foreignSwapFailed(`Failed to melt token from foreign mint ${meta.mint}: Mint Error: Could not pay invoice. (Code: 20004)`);
+    }
     return swapToPrimary(purse, token, { mint: meta.mint, unit, amount: meta.amount.toNumber() }, knobs.acceptedMints[0]);
   }
   return purse.redeem(token, meta.mint, unit);
