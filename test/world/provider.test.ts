@@ -416,6 +416,7 @@ describe('provider knobs', () => {
     const plain = await chat(p, await pay(10));
     assert.equal(((await plain.json()) as { usage?: unknown }).usage, undefined);
     assert.equal(await redeem(plain.headers.get('x-cashu')!), 10);
+    assert.equal(plain.headers.get('x-routstr-cost-msats'), '0', 'the node still writes its (zero) cost headers');
     const token = await pay(10);
     const streamed = await chat(p, token, { stream: true });
     const sse = parseSse(await streamed.text());

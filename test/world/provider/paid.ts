@@ -207,7 +207,9 @@ export async function handlePaid(ctx: PaidContext, endpoint: Endpoint, req: Inco
 
   const headers: Record<string, string> = { ...base };
   if (changeHeader) headers['X-Cashu'] = changeHeader;
-  if (!keepsAll && reportsUsage && !k.legacyCostField) Object.assign(headers, costHeaders(reported));
+  // Cost headers whenever the node computed a cost: always when not streaming (zeros without
+  // usage), only when it found usage in a stream.
+  if (!k.legacyCostField && (!answer.streaming || !keepsAll)) Object.assign(headers, costHeaders(reported));
   const usage = reportsUsage ? { usd } : null;
   const cost = reportsUsage ? reported : null;
 
