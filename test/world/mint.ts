@@ -7,12 +7,12 @@ import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { bytesToHex } from '@noble/curves/utils.js';
 import type { Clock, LightningNetwork } from './lightning.ts';
 import { MintLedger, type MeltQuoteState, type MintQuoteState, type ProofState, type UnitStats } from './mint/ledger.ts';
-import type { Unit } from './mint/keys.ts';
-import { createRequestHandler, type MintKnobs } from './mint/server.ts';
+import type { KeysetIdVersion, Unit } from './mint/keys.ts';
+import { createRequestHandler, type MintKnobs, type MintRateLimit } from './mint/server.ts';
 
 export { MintError, MintErrorCode } from './mint/errors.ts';
 export { splitPowersOfTwo } from './mint/ledger.ts';
-export type { MeltQuoteState, MintQuoteState, ProofState, Unit, UnitStats, MintKnobs };
+export type { KeysetIdVersion, MeltQuoteState, MintQuoteState, MintRateLimit, ProofState, Unit, UnitStats, MintKnobs };
 
 export interface MintOptions {
   lightning: LightningNetwork;
@@ -20,6 +20,8 @@ export interface MintOptions {
   units?: Unit[];
   /** NUT-02 input fee of the initial keysets, parts per thousand per input; default 0. */
   inputFeePpk?: number;
+  /** NUT-02 keyset id version: '00' (default; nutshell and most mints in the wild) or '01'. */
+  keysetIdVersion?: KeysetIdVersion;
   clock?: Clock;
   name?: string;
   /** Lifetime of mint quotes (and their invoices) and melt quotes; default 3600 s. */
@@ -69,13 +71,15 @@ export interface TestMint {
 export async function startMint(opts: MintOptions): Promise<TestMint> {
   const name = opts.name ?? 'testmint';
   const node = opts.lightning.node(`mint:${name}`);
-  const knobs: MintKnobs = { latencyMs: 0, failNext: 0, loseResponseNext: 0, meltDelayMs: 0 };
+  const knobs: MintKnobs = { latencyMs: 0, failNext: 0, loseResponseNext: 0, meltDelayMs: 0, onlyRoute: null, rateLimit: null };
+  const clock = opts.clock ?? Date.now;
   const ledger = new MintLedger({
     lightning: opts.lightning,
     node,
     units: opts.units ?? ['sat'],
     inputFeePpk: opts.inputFeePpk ?? 0,
-    clock: opts.clock ?? Date.now,
+    keysetIdVersion: opts.keysetIdVersion ?? '00',
+    clock,
     quoteExpirySec: opts.quoteExpirySec ?? 3600,
     maxAmount: opts.maxAmount ?? 1_000_000_000,
     feeReserveMsat: opts.feeReserveMsat,
@@ -83,7 +87,7 @@ export async function startMint(opts: MintOptions): Promise<TestMint> {
   });
   const counts = new Map<string, number>();
   const identity = { name, pubkey: bytesToHex(secp256k1.getPublicKey(secp256k1.utils.randomSecretKey(), true)), description: `satroute test mint ${name}`, restore: opts.restore ?? true };
-  const handler = createRequestHandler(ledger, knobs, identity, counts, opts.onError ?? ((err) => console.error('test mint error', err)));
+  const handler = createRequestHandler(ledger, knobs, identity, counts, opts.onError ?? ((err) => console.error('test mint error', err)), clock);
   const server: Server = createServer((req, res) => void handler(req, res));
   await listen(server, 0);
   const port = (server.address() as AddressInfo).port;

@@ -329,7 +329,7 @@ describe('paying a simulated provider with X-Cashu', () => {
     t.after(() => mint.setDown(false));
     const res = await chat(p, token);
     assert.equal(res.status, 503);
-    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'cashu_mint_unreachable');
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'cashu_source_mint_unreachable');
     assert.equal(res.headers.get('x-cashu'), token);
     await mint.setDown(false);
     assert.equal(await redeem(token), 5);
@@ -380,16 +380,21 @@ describe('provider knobs', () => {
     assert.equal(((await r.json()) as { detail: string }).detail, 'Refund is pending; retry shortly.');
   });
 
-  test('rateLimit answers 429 with Retry-After once the window is full, before touching the token', async (t) => {
+  test('rateLimit: once the upstream window is full the token is taken and refunded with a 429, no Retry-After', async (t) => {
     let now = 1_000_000;
     const p = await provider(t, { clock: () => now, knobs: { rateLimit: { retryAfterSec: 7, maxRequests: 1, windowMs: 10_000 } } });
     assert.equal((await chat(p, await pay(5))).status, 200);
     const token = await pay(5);
     const limited = await chat(p, token);
     assert.equal(limited.status, 429);
-    assert.equal(limited.headers.get('retry-after'), '7');
+    assert.equal(limited.headers.get('retry-after'), null, "the node builds its own answer: the upstream's Retry-After is lost");
+    const body = (await limited.json()) as { error: { type: string; code: number; refund_token: string } };
+    assert.equal(body.error.type, 'upstream_error');
+    assert.equal(body.error.code, 429);
+    assert.ok(mint.isSpent(sats.decodeToken(token).proofs[0].secret), 'the token was redeemed before the upstream said no');
+    assert.equal(await redeem(body.error.refund_token), 5);
     now += 10_000;
-    assert.equal((await chat(p, token)).status, 200, 'the refused token was still spendable');
+    assert.equal((await chat(p, await pay(5))).status, 200, 'the window reopens');
   });
 
   test('overchargeFactor charges more than tokens x price and reports the inflated or the honest cost', async (t) => {
@@ -411,6 +416,7 @@ describe('provider knobs', () => {
     const plain = await chat(p, await pay(10));
     assert.equal(((await plain.json()) as { usage?: unknown }).usage, undefined);
     assert.equal(await redeem(plain.headers.get('x-cashu')!), 10);
+    assert.equal(plain.headers.get('x-routstr-cost-msats'), '0', 'the node still writes its (zero) cost headers');
     const token = await pay(10);
     const streamed = await chat(p, token, { stream: true });
     const sse = parseSse(await streamed.text());
@@ -498,12 +504,22 @@ describe('provider knobs', () => {
     assert.equal(body.usage.cost.total_msats, expectedFor('sim-a').costMsat * 10);
   });
 
-  test('acceptedMints refuses tokens from other mints with 422 and echoes the token', async (t) => {
-    const p = await provider(t, { knobs: { acceptedMints: ['http://127.0.0.1:1'] } });
+  test("foreignMint 'refuse': a token from a mint the node does not list is refused with 422 and echoed", async (t) => {
+    const p = await provider(t, { knobs: { acceptedMints: ['http://127.0.0.1:1'], foreignMint: 'refuse' } });
     const token = await pay(5);
     const res = await chat(p, token);
     assert.equal(res.status, 422);
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'cashu_foreign_mint_swap_failed');
+    assert.equal(res.headers.get('x-cashu'), token);
+    assert.equal(await redeem(token), 5);
+  });
+
+  test("foreignMint 'swap' with the node's own mint unreachable: 503 cashu_mint_unreachable, token echoed and unspent", async (t) => {
+    const p = await provider(t, { knobs: { acceptedMints: ['http://127.0.0.1:1'] } });
+    const token = await pay(5);
+    const res = await chat(p, token);
+    assert.equal(res.status, 503);
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'cashu_mint_unreachable');
     assert.equal(res.headers.get('x-cashu'), token);
     assert.equal(await redeem(token), 5);
   });

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { generateSecretKey, getPublicKey } from 'nostr-tools/pure';
 import { npubEncode } from 'nostr-tools/nip19';
 import { announcementTemplate, publishAnnouncement, type AnnounceOverrides, type PublishResult } from './provider/announce.ts';
+import { UpstreamFaults } from './provider/faults.ts';
 import { detailBody, sendJson, sleep } from './provider/http.ts';
 import { handlePaid, type PaidContext } from './provider/paid.ts';
 import { modelListing } from './provider/pricing.ts';
@@ -17,12 +18,15 @@ import type { BalanceContext } from './provider/balance-auth.ts';
 import { BALANCE_PAID_PATHS, handleBalancePaid, usesBalanceMode } from './provider/balance-paid.ts';
 import { RefundBook } from './provider/refunds.ts';
 import { defaultKnobs, type ModelSpec, type ProviderKnobs, type ProviderOptions, type ProviderStats } from './provider/types.ts';
+import { PAID_PATHS } from './provider/upstream.ts';
+import { behaviourOf } from './provider/version.ts';
 
-export type { ModelSpec, ProviderKnobs, ProviderOptions, ProviderStats, RateLimit } from './provider/types.ts';
+export type { ModelSpec, PriceChange, ProviderKnobs, ProviderOptions, ProviderStats, RateLimit, UpstreamError } from './provider/types.ts';
 export type { AnnounceOverrides, PublishResult } from './provider/announce.ts';
-export { chargeMsat, changeFor, requiredMsat, satsPricing } from './provider/pricing.ts';
+export { chargeMsat, changeFor, requiredMsat, satsPricing, upstreamUsd, usdChargeMsat, PROVIDER_FEE } from './provider/pricing.ts';
 export { promptTokensOf, embeddingTokensOf, chatReply } from './provider/content.ts';
 export { createProviderState, type ProviderState } from './provider/balance-book.ts';
+export { behaviourOf, versionAtLeast, type VersionBehaviour } from './provider/version.ts';
 
 export interface TestProvider {
   readonly name: string;
@@ -42,6 +46,8 @@ export interface TestProvider {
   setModel(m: ModelSpec): void;
   /** Close or reopen the HTTP port; resolves when done (the `dead` knob does the same, unawaited). */
   setDead(dead: boolean): Promise<void>;
+  /** Run the node's refund sweep now (it also runs lazily when a refund is asked for); resolves to how many were swept. */
+  sweepRefunds(): Promise<number>;
   stats(): ProviderStats;
   stop(): Promise<void>;
 }
@@ -55,17 +61,16 @@ export async function startProvider(opts: ProviderOptions): Promise<TestProvider
   const secretKey = opts.secretKey ?? generateSecretKey();
   const pubkey = getPublicKey(secretKey);
   const providerId = opts.providerId ?? pubkey.slice(0, 12);
+  const behaviour = behaviourOf(version);
   const models = new Map<string, ModelSpec>(opts.models.map((m) => [m.id, { ...m }]));
   // The node's database and wallet: kept in `opts.state` across a restart, which (like
   // routstr's reset_reserved_balance_on_startup) releases every reservation.
-  const state = opts.state ?? createProviderState();
+  const state = opts.state ?? createProviderState(clock);
   state.balances.restarted();
   const purse = state.purse;
-  const refunds = new RefundBook();
   const sockets = new Set<Socket>();
   const hung = new Set<ServerResponse>();
   const stats = { requests: 0, succeeded: 0, redeemed: 0, earnedMsat: 0, refundedMsat: 0, byStatus: {} as Record<number, number> };
-  const windowStarts: number[] = [];
   let stopped = false;
 
   const knobState: ProviderKnobs = { ...defaultKnobs(opts.mints), ...opts.knobs };
@@ -91,28 +96,33 @@ export async function startProvider(opts: ProviderOptions): Promise<TestProvider
     return undefined;
   };
 
-  const admit = (): boolean => {
-    const rl = knobState.rateLimit;
-    if (!rl) return true;
-    if (rl.maxRequests === undefined) return false;
-    const now = clock();
-    const windowMs = rl.windowMs ?? 60_000;
-    while (windowStarts.length && windowStarts[0] <= now - windowMs) windowStarts.shift();
-    if (windowStarts.length >= rl.maxRequests) return false;
-    windowStarts.push(now);
-    return true;
-  };
+  const refunds = new RefundBook({
+    clock,
+    behaviour: () => behaviour,
+    sweepAgeMs: () => knobState.refundSweepAgeMs,
+    sweep: (token, mint, unit) => purse.respend(token, mint, unit),
+    onSwept: (amount, unit) => {
+      const msat = unit === 'msat' ? amount : amount * 1000;
+      stats.earnedMsat += msat;
+      stats.refundedMsat -= msat;
+    },
+  });
 
   const paidCtx: PaidContext = {
     name: opts.name,
     knobs: knobState,
+    behaviour: () => behaviour,
     findModel,
+    reprice: (modelId, factor) => {
+      const m = models.get(modelId)!;
+      const scaled = { promptSatsPerToken: m.promptSatsPerToken * factor, completionSatsPerToken: m.completionSatsPerToken * factor };
+      models.set(modelId, { ...m, ...scaled, ...(m.maxCostSats !== undefined ? { maxCostSats: m.maxCostSats * factor } : {}) });
+    },
     purse,
     refunds,
-    random,
+    faults: new UpstreamFaults(knobState, clock, random),
     clock,
     usdPerSat,
-    admit,
     hang: (res) => {
       hung.add(res);
       res.on('close', () => hung.delete(res));
@@ -139,7 +149,7 @@ export async function startProvider(opts: ProviderOptions): Promise<TestProvider
     random,
     usdPerSat,
     findModel,
-    admit,
+    faults: paidCtx.faults,
     hang: paidCtx.hang,
     onRedeemed: paidCtx.onRedeemed,
     book: (chargedMsat, refundedMsat) => paidCtx.book(chargedMsat, refundedMsat),
@@ -170,10 +180,18 @@ export async function startProvider(opts: ProviderOptions): Promise<TestProvider
       const created = Math.floor(clock() / 1000);
       return sendJson(res, 200, { data: [...models.values()].map((m) => modelListing(m, usdPerSat, created)) }, base);
     }
-    if (method === 'POST' && (path === '/v1/balance/refund' || path === '/v1/wallet/refund') && req.headers['x-cashu']) {
+    if (method === 'POST' && (path === '/v1/balance/refund' || path === '/v1/wallet/refund')) {
       const token = req.headers['x-cashu'];
-      refunds.answer(res, typeof token === 'string' && token ? token : undefined, requestId, base);
-      return;
+      if (behaviour.xcashuRefundRoute && typeof token === 'string' && token) {
+        await refunds.answer(res, token, requestId, base);
+        return;
+      }
+      if (!behaviour.xcashuRefundRoute && req.headers.authorization === undefined) {
+        // Before v0.4.3 the route takes only `Authorization: Bearer`: FastAPI's own 422 for the missing header.
+        sendJson(res, 422, { detail: [{ type: 'missing', loc: ['header', 'authorization'], msg: 'Field required', input: null }] }, base);
+        return;
+      }
+      // Otherwise the API-key branch (balance-api.ts), which answers 401 without a valid key.
     }
     if (isBalanceApiPath(path)) {
       await handleBalanceApi(balanceCtx, req, res, path, requestId, base);
@@ -187,9 +205,10 @@ export async function startProvider(opts: ProviderOptions): Promise<TestProvider
       if (status === 200) stats.succeeded += 1;
       return;
     }
-    if (method === 'POST' && (path === '/v1/chat/completions' || path === '/v1/embeddings')) {
+    const endpoint = method === 'POST' ? PAID_PATHS[path] : undefined;
+    if (endpoint) {
       stats.requests += 1;
-      const status = await handlePaid(paidCtx, path === '/v1/embeddings' ? 'embeddings' : 'chat', req, res, requestId, base);
+      const status = await handlePaid(paidCtx, endpoint, req, res, requestId, base);
       if (status) stats.byStatus[status] = (stats.byStatus[status] ?? 0) + 1;
       if (status === 200) stats.succeeded += 1;
       return;
@@ -267,6 +286,7 @@ export async function startProvider(opts: ProviderOptions): Promise<TestProvider
       knobs.dead = dead;
       await deadTransition;
     },
+    sweepRefunds: () => refunds.sweep(),
     stats: () => ({
       requests: stats.requests,
       succeeded: stats.succeeded,

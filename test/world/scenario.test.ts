@@ -11,6 +11,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import { NWCClient } from '@getalby/sdk';
+import { getEncodedToken, Wallet } from '@cashu/cashu-ts';
 import { Relay, useWebSocketImplementation } from 'nostr-tools/relay';
 import type { Event } from 'nostr-tools/pure';
 import { defaultScenario, parseScenario, ScenarioError, seededRandom, startWorld, type Scenario, type WorldInfo } from './scenario.ts';
@@ -60,6 +61,19 @@ async function announcements(relayUrl: string): Promise<Event[]> {
   }
 }
 
+/** The handles still open once the previous test's closing sockets and servers have gone (up to 1 s). */
+async function quiet(resources: () => string[]): Promise<string[]> {
+  const deadline = Date.now() + 1000;
+  let last = JSON.stringify(resources());
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    const now = JSON.stringify(resources());
+    if (now === last) break;
+    last = now;
+  }
+  return resources();
+}
+
 /** Closed servers release their handles a moment after their close callback: wait up to 1 s. */
 async function settled(resources: () => string[], expected: string[]): Promise<void> {
   const deadline = Date.now() + 1000;
@@ -104,7 +118,7 @@ test('a scenario with a mistake is refused with a one-line reason naming the pla
 
 test('a started world announces its providers on the relay, serves them over HTTP and funds over NWC', async (t) => {
   const resources = () => process.getActiveResourcesInfo().filter((r) => r !== 'Timeout').sort();
-  const before = resources();
+  const before = await quiet(resources);
   const world = await startWorld(small);
   let stopped = false;
   t.after(async () => {
@@ -152,7 +166,10 @@ test('the default world has every kind of provider a router must cope with', asy
   await assert.rejects(fetch(`${world.provider('delta').url}/v1/models`), 'delta is dead over HTTP');
   assert.equal(world.provider('bravo').knobs.overchargeFactor, 1.5);
   assert.equal(world.provider('charlie').knobs.failureRate, 0.33);
-  assert.deepEqual(tag(events.find((e) => tag(e, 'u')[0] === world.provider('echo').url)!, 'mint'), [world.mint('mint-b').url]);
+  assert.deepEqual(tag(events.find((e) => tag(e, 'u')[0] === world.provider('echo').url)!, 'mint'), [`${world.mint('mint-b').url}/`], 'echo spells its mint with a trailing slash');
+  assert.match(world.mint('mint-a').activeKeysetId(), /^00[0-9a-f]{14}$/, 'keyset ids as most mints write them');
+  assert.match(world.mint('mint-b').activeKeysetId(), /^01[0-9a-f]{64}$/, 'and one mint with the newer form');
+  assert.equal(world.provider('alpha').knobs.usdCost, true);
   // The same model is listed under different ids, linked by aliases.
   const listed = async (name: string) =>
     ((await (await fetch(`${world.provider(name).url}/v1/models`)).json()) as { data: { id: string; alias_ids?: string[] }[] }).data;
@@ -176,6 +193,59 @@ test('the chaos example starts: a mint down, one provider unannounced, msat keys
   assert.equal((await fetch(`${world.provider('hidden').url}/v1/info`)).status, 200);
 });
 
+test('every strictness knob can be set from a scenario file, and a provider built from one answers by it', async (t) => {
+  const strict = {
+    mints: [{ name: 'm1', keysetIdVersion: '01', knobs: { rateLimit: { retryAfterSec: null, maxRequests: 1000 }, onlyRoute: 'POST /v1/swap' } }],
+    nwcBalanceSat: 0,
+    providers: [
+      {
+        name: 'strict',
+        version: '0.4.3',
+        mintSpelling: 'trailing-slash',
+        models: [{ id: 'm', promptSatsPerToken: 0.01, completionSatsPerToken: 0.02, maxCostSats: 20, requestSats: 0 }],
+        knobs: {
+          foreignMint: 'refuse',
+          upstreamError: { status: 402, models: ['m'], forMs: 60000 },
+          usdCost: true,
+          usdDrift: -0.03,
+          priceChange: { factor: 2, afterRequests: 3 },
+          refundRecordDelayMs: 0,
+          refundSweepAgeMs: 86400000,
+          staleContentLength: 'larger',
+          rateLimit: { maxRequests: 5 },
+        },
+      },
+    ],
+  };
+  const world = await startWorld(JSON.parse(JSON.stringify(strict)));
+  t.after(() => world.stop());
+  const p = world.provider('strict');
+  for (const [key, value] of Object.entries(strict.providers[0].knobs)) assert.deepEqual(p.knobs[key as keyof typeof p.knobs], value, key);
+  const listed = `${world.mint('m1').url}/`;
+  assert.deepEqual(p.knobs.acceptedMints, [listed]);
+  assert.deepEqual(((await (await fetch(`${p.url}/v1/info`)).json()) as { mints: string[] }).mints, [listed]);
+  assert.match(world.mint('m1').activeKeysetId(), /^01/);
+  assert.equal(world.mint('m1').knobs.onlyRoute, 'POST /v1/swap');
+  // A token written with the mint's own spelling is foreign to this node, which refuses it.
+  const wallet = new Wallet(world.mint('m1').url, { unit: 'sat' });
+  await wallet.loadMint();
+  const quote = await wallet.createMintQuoteBolt11(30);
+  world.lightning.pay(quote.request);
+  const proofs = await wallet.mintProofsBolt11(30, quote.quote);
+  const send = (mint: string) =>
+    fetch(`${p.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'X-Cashu': getEncodedToken({ mint, unit: 'sat', proofs }) },
+      body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 10 }),
+    });
+  const foreign = await send(world.mint('m1').url);
+  assert.equal(foreign.status, 422);
+  assert.match(((await foreign.json()) as { error: { message: string } }).error.message, /^CASHU mint error: Failed to melt token from foreign mint/, 'in the words of v0.4.3');
+  const res = await send(listed);
+  assert.equal(res.status, 402, 'its upstream is out of credit');
+  assert.equal(((await res.json()) as { error: { type: string } }).error.type, 'upstream_error');
+});
+
 test('a seeded random source repeats itself and stays in [0, 1)', () => {
   const a = seededRandom(21);
   const b = seededRandom(21);
@@ -192,7 +262,7 @@ test('a world whose provider cannot start stops the parts it had started', async
   const squatter = createServer();
   await new Promise<void>((r) => squatter.listen(0, '127.0.0.1', r));
   t.after(() => new Promise<void>((r) => squatter.close(() => r())));
-  const before = resources();
+  const before = await quiet(resources);
   const taken = (squatter.address() as AddressInfo).port;
   const s = structuredClone(small);
   s.providers[1].port = taken; // relay, mint, NWC and the first provider are up by then
@@ -205,7 +275,9 @@ test('npm run world prints one JSON line, serves the market to other processes, 
   const dir = mkdtempSync(join(tmpdir(), 'world-cli-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'small.json');
-  writeFileSync(file, JSON.stringify(small));
+  // One provider with strictness knobs, to show the CLI takes them from a file.
+  const quiet = { ...small.providers[2], mintSpelling: 'trailing-slash', knobs: { usdCost: true, usdDrift: 0.02, upstreamError: { status: 402, forMs: 1000 }, foreignMint: 'refuse' } };
+  writeFileSync(file, JSON.stringify({ ...small, providers: [...small.providers.slice(0, 2), quiet] }));
   const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'cli.ts'), '--scenario', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   t.after(() => child.kill('SIGKILL'));
   let stderr = '';
@@ -225,6 +297,8 @@ test('npm run world prints one JSON line, serves the market to other processes, 
   assert.equal(events.length, 2);
   const mintInfo = await fetch(`${info.mints[0]}/v1/info`);
   assert.equal(mintInfo.status, 200);
+  const quietInfo = (await (await fetch(`${info.providers[2].url}/v1/info`)).json()) as { mints: string[] };
+  assert.deepEqual(quietInfo.mints, [`${info.mints[0]}/`], "the provider's own spelling of the mint");
 
   const more: string[] = [];
   lines.on('line', (l) => more.push(l));

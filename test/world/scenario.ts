@@ -22,11 +22,18 @@ const count = z.number().int().nonnegative();
 /** A mint of this world by index or name, or the URL of a mint outside it. */
 const mintRef = z.union([count, z.string().min(1)]);
 
+const mintRateLimit = z.strictObject({ retryAfterSec: count.nullable(), maxRequests: count.optional(), windowMs: z.number().int().positive().optional() });
+
 const mintSchema = z.strictObject({
   name,
   units: z.array(z.enum(['sat', 'msat'])).min(1).optional(),
   inputFeePpk: count.optional(),
-  knobs: z.strictObject({ latencyMs: count, failNext: count, loseResponseNext: count, meltDelayMs: count }).partial().optional(),
+  /** NUT-02 keyset id version; default "00" like most mints in the wild. */
+  keysetIdVersion: z.enum(['00', '01']).optional(),
+  knobs: z
+    .strictObject({ latencyMs: count, failNext: count, loseResponseNext: count, meltDelayMs: count, onlyRoute: z.string().min(1).nullable(), rateLimit: mintRateLimit.nullable() })
+    .partial()
+    .optional(),
   /** Start with the port closed (connection refused), as a mint that is down. */
   down: z.boolean().optional(),
 });
@@ -50,7 +57,7 @@ const knobsSchema = z.strictObject({
   failureRate: z.number().min(0).max(1),
   failureStatus: z.number().int().min(400).max(599),
   timeout: z.boolean(),
-  rateLimit: z.strictObject({ retryAfterSec: count, maxRequests: count.optional(), windowMs: z.number().int().positive().optional() }).nullable(),
+  rateLimit: z.strictObject({ retryAfterSec: count.optional(), maxRequests: count.optional(), windowMs: z.number().int().positive().optional() }).nullable(),
   overchargeFactor: z.number().positive(),
   overchargeReports: z.enum(['inflated', 'honest']),
   noUsage: z.boolean(),
@@ -62,6 +69,15 @@ const knobsSchema = z.strictObject({
   acceptedMints: z.array(mintRef),
   internalError500: z.boolean(),
   completionTokens: count.nullable(),
+
+  foreignMint: z.enum(['swap', 'refuse']),
+  upstreamError: z.strictObject({ status: z.number().int().min(300).max(599), models: z.array(z.string().min(1)).optional(), forMs: count.optional() }).nullable(),
+  usdCost: z.boolean(),
+  usdDrift: z.number().min(-0.1).max(0.1),
+  priceChange: z.strictObject({ factor: z.number().positive(), afterRequests: z.number().int().positive().optional() }).nullable(),
+  refundRecordDelayMs: count,
+  refundSweepAgeMs: count,
+  staleContentLength: z.enum(['smaller', 'larger']).nullable(),
 
   // The balance (API-key) mode.
   chunkDelayMs: count,
@@ -75,6 +91,8 @@ const providerSchema = z.strictObject({
   name,
   /** Mints announced and accepted; default every mint of the world. */
   mints: z.array(mintRef).optional(),
+  /** How the provider spells its mints' URLs (a node compares them as exact strings): as the mint serves them, with a trailing slash, or upper-case scheme and host. */
+  mintSpelling: z.enum(['as-is', 'trailing-slash', 'upper-case']).optional(),
   models: z.array(modelSchema).min(1),
   knobs: knobsSchema.optional(),
   about: z.string().optional(),
@@ -152,20 +170,22 @@ function resolveMintRef(scenario: Scenario, ref: number | string, where: string)
 
 /** The market most tests and the demo run against. Prices are sats per token. */
 export const defaultScenario: Scenario = {
-  description: 'Five providers at different prices with overlapping models; one overcharges, one is flaky, one is announced but dead.',
+  description:
+    'Five providers at different prices with overlapping models; one overcharges, one is flaky, one is announced but dead; two bill the USD cost their upstream reports (so charges drift from the list price), and one spells its mint with a trailing slash.',
   seed: 21,
-  mints: [{ name: 'mint-a' }, { name: 'mint-b', inputFeePpk: 100 }],
+  mints: [{ name: 'mint-a' }, { name: 'mint-b', inputFeePpk: 100, keysetIdVersion: '01' }],
   nwcBalanceSat: 100_000,
   providers: [
     {
       name: 'alpha',
-      about: 'Honest, middle of the market',
+      about: 'Honest, middle of the market; its upstream reports USD, and BTC/USD has moved 1 % since it listed',
       mints: ['mint-a', 'mint-b'],
       models: [
         { id: 'openai/gpt-4o-mini', aliasIds: ['gpt-4o-mini'], promptSatsPerToken: 0.02, completionSatsPerToken: 0.08, maxCostSats: 800 },
         { id: 'meta-llama/llama-3.1-8b-instruct', promptSatsPerToken: 0.005, completionSatsPerToken: 0.01, maxCostSats: 120 },
         { id: 'openai/text-embedding-3-small', kind: 'embedding', promptSatsPerToken: 0.001, completionSatsPerToken: 0, maxCostSats: 10 },
       ],
+      knobs: { usdCost: true, usdDrift: 0.01 },
     },
     {
       name: 'bravo',
@@ -199,15 +219,16 @@ export const defaultScenario: Scenario = {
     },
     {
       name: 'echo',
-      about: 'Honest and reliable, expensive, slower; only mint-b',
+      about: 'Honest and reliable, expensive, slower; only mint-b, listed with a trailing slash; USD-billed, BTC/USD down 2 %',
       mints: ['mint-b'],
+      mintSpelling: 'trailing-slash',
       models: [
         { id: 'openai/gpt-4o-mini', promptSatsPerToken: 0.03, completionSatsPerToken: 0.12, maxCostSats: 1200 },
         { id: 'anthropic/claude-3.5-haiku', promptSatsPerToken: 0.05, completionSatsPerToken: 0.25, maxCostSats: 2200 },
         { id: 'meta-llama/llama-3.1-8b-instruct', promptSatsPerToken: 0.006, completionSatsPerToken: 0.012, maxCostSats: 150 },
         { id: 'openai/text-embedding-3-small', kind: 'embedding', promptSatsPerToken: 0.0015, completionSatsPerToken: 0, maxCostSats: 15 },
       ],
-      knobs: { latencyMs: 80 },
+      knobs: { latencyMs: 80, usdCost: true, usdDrift: -0.02 },
     },
   ],
 };
@@ -262,14 +283,14 @@ export async function startWorld(scenarioInput: unknown = defaultScenario, opts:
 
     const mints: TestMint[] = [];
     for (const m of scenario.mints) {
-      const mint = await startMint({ lightning, units: m.units, inputFeePpk: m.inputFeePpk, clock, name: m.name });
+      const mint = await startMint({ lightning, units: m.units, inputFeePpk: m.inputFeePpk, keysetIdVersion: m.keysetIdVersion, clock, name: m.name });
       stack.push(() => mint.stop());
       Object.assign(mint.knobs, m.knobs ?? {});
       mints.push(mint);
     }
-    const mintUrl = (ref: number | string) => {
+    const mintUrl = (ref: number | string, spelling: ScenarioProvider['mintSpelling'] = 'as-is') => {
       const r = resolveMintRef(scenario, ref, 'providers');
-      return typeof r === 'number' ? mints[r].url : r;
+      return typeof r === 'number' ? spellMint(mints[r].url, spelling) : r;
     };
 
     const nwc = await startNwcService({ relayUrl: relay.url, lightning, balanceSat: scenario.nwcBalanceSat, clock, name: 'nwc' });
@@ -281,9 +302,9 @@ export async function startWorld(scenarioInput: unknown = defaultScenario, opts:
       const provider = await startProvider({
         name: p.name,
         relays: [relay.url],
-        mints: (p.mints ?? scenario.mints.map((_, j) => j)).map(mintUrl),
+        mints: (p.mints ?? scenario.mints.map((_, j) => j)).map((ref) => mintUrl(ref, p.mintSpelling)),
         models: p.models as ModelSpec[],
-        knobs: { ...knobs, ...(acceptedMints ? { acceptedMints: acceptedMints.map(mintUrl) } : {}) } as Partial<ProviderKnobs>,
+        knobs: { ...knobs, ...(acceptedMints ? { acceptedMints: acceptedMints.map((ref) => mintUrl(ref, p.mintSpelling)) } : {}) } as Partial<ProviderKnobs>,
         about: p.about,
         providerId: p.providerId,
         version: p.version,
@@ -327,6 +348,13 @@ export async function startWorld(scenarioInput: unknown = defaultScenario, opts:
     await teardown();
     throw err;
   }
+}
+
+/** A mint URL as a node operator might have typed it: same mint, another string. */
+export function spellMint(url: string, spelling: ScenarioProvider['mintSpelling'] = 'as-is'): string {
+  if (spelling === 'trailing-slash') return url.replace(/\/*$/, '/');
+  if (spelling === 'upper-case') return url.replace(/^[a-z]+:\/\/[^/]+/i, (origin) => origin.toUpperCase());
+  return url;
 }
 
 /** mulberry32: a small seeded PRNG, so a scenario's flaky providers fail the same way each run. */

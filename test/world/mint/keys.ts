@@ -1,11 +1,14 @@
-// Keysets of the test mint: key generation (new-style "01..." ids from cashu-ts), blind
-// signing with a NUT-12 DLEQ proof, and proof verification.
+// Keysets of the test mint: key generation, blind signing with a NUT-12 DLEQ proof, and proof
+// verification. Ids are NUT-02 version "00" (16 hex chars, what nutshell and most mints in the
+// wild still publish) or version "01" (66 hex chars; cashuB tokens then carry a short id).
 import { createNewMintKeys, hash_e, hashToCurve, pointFromHex } from '@cashu/cashu-ts';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { bytesToHex, numberToBytesBE } from '@noble/curves/utils.js';
 import { MintError, MintErrorCode } from './errors.ts';
 
 export type Unit = 'sat' | 'msat';
+/** NUT-02 keyset id version: '00' (most real mints today) or '01'. */
+export type KeysetIdVersion = '00' | '01';
 type Point = ReturnType<typeof pointFromHex>;
 
 const Fn = secp256k1.Point.Fn;
@@ -43,8 +46,9 @@ export class Keyset {
   readonly publicKeys: Record<string, string>;
   private readonly keys = new Map<number, AmountKey>();
 
-  constructor(unit: Unit, inputFeePpk: number) {
-    const pair = createNewMintKeys(KEY_COUNT, undefined, { unit, input_fee_ppk: inputFeePpk || undefined });
+  constructor(unit: Unit, inputFeePpk: number, idVersion: KeysetIdVersion = '00') {
+    const versionByte = idVersion === '00' ? 0 : 1;
+    const pair = createNewMintKeys(KEY_COUNT, undefined, { unit, input_fee_ppk: inputFeePpk || undefined, versionByte });
     this.id = pair.keysetId;
     this.unit = unit;
     this.inputFeePpk = inputFeePpk;

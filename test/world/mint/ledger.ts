@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { LightningError, decodeInvoice, type Clock, type LightningNetwork, type LightningNode } from '../lightning.ts';
 import { MintError, MintErrorCode } from './errors.ts';
-import { Keyset, proofY, type BlindSignatureJson, type ProofInput, type Unit } from './keys.ts';
+import { Keyset, proofY, type BlindSignatureJson, type KeysetIdVersion, type ProofInput, type Unit } from './keys.ts';
 import type { BlindedMessageBody, CheckStateBody, MeltBody, MeltQuoteBody, MintBody, MintQuoteBody, RestoreBody, SwapBody } from './schemas.ts';
 
 export type MintQuoteState = 'UNPAID' | 'PAID' | 'ISSUED';
@@ -27,6 +27,8 @@ interface MeltQuote {
   amount: number;
   feeReserve: number;
   bolt11: string;
+  /** The invoice is one of this mint's own (a mint quote): settled internally, no Lightning fee. */
+  internal: boolean;
   state: MeltQuoteState;
   expirySec: number;
   preimage: string | null;
@@ -51,6 +53,8 @@ export interface LedgerOptions {
   node: LightningNode;
   units: Unit[];
   inputFeePpk: number;
+  /** NUT-02 id version of every keyset this mint makes. */
+  keysetIdVersion: KeysetIdVersion;
   clock: Clock;
   quoteExpirySec: number;
   maxAmount: number;
@@ -96,7 +100,7 @@ export class MintLedger {
 
   /** A new active keyset for the unit; the previous one stays redeemable but signs nothing. */
   rotateKeyset(unit: Unit, inputFeePpk = this.active.get(unit)?.inputFeePpk ?? this.opts.inputFeePpk): Keyset {
-    const keyset = new Keyset(unit, inputFeePpk);
+    const keyset = new Keyset(unit, inputFeePpk, this.opts.keysetIdVersion);
     const previous = this.active.get(unit);
     if (previous) previous.active = false;
     if (!this.unitStats.has(unit)) {
@@ -205,13 +209,19 @@ export class MintLedger {
     if (decoded.amountMsat === undefined) throw new MintError(MintErrorCode.AMOUNTLESS_INVOICE, 'amountless invoices are not supported');
     const amount = fromMsatCeil(decoded.amountMsat, unit);
     this.checkLimit(amount);
-    const reserveMsat = Math.max(this.opts.feeReserveMsat?.(decoded.amountMsat) ?? Math.max(2000, Math.ceil(decoded.amountMsat / 100)), this.opts.lightning.feeFor(decoded.amountMsat));
+    // Like nutshell's melt_quote: an invoice of one of our own mint quotes is settled
+    // internally, with no fee reserve and no Lightning payment.
+    const internal = this.mintQuoteByHash.has(decoded.paymentHash);
+    const reserveMsat = internal
+      ? 0
+      : Math.max(this.opts.feeReserveMsat?.(decoded.amountMsat) ?? Math.max(2000, Math.ceil(decoded.amountMsat / 100)), this.opts.lightning.feeFor(decoded.amountMsat));
     const quote: MeltQuote = {
       id: newQuoteId(),
       unit,
       amount,
       feeReserve: fromMsatCeil(reserveMsat, unit),
       bolt11: body.request,
+      internal,
       state: 'UNPAID',
       expirySec: this.nowSec() + this.opts.quoteExpirySec,
       preimage: null,
@@ -254,7 +264,7 @@ export class MintLedger {
     try {
       if (this.meltGate) await this.meltGate;
       if (this.opts.knobs.meltDelayMs > 0) await new Promise((r) => setTimeout(r, this.opts.knobs.meltDelayMs));
-      payment = this.opts.lightning.pay(quote.bolt11, toMsat(quote.feeReserve, quote.unit));
+      payment = this.opts.lightning.pay(quote.bolt11, toMsat(quote.feeReserve, quote.unit), quote.internal ? this.opts.node.id : undefined);
     } catch (err) {
       quote.state = 'UNPAID';
       if (err instanceof LightningError && err.code === 'ALREADY_PAID') throw new MintError(MintErrorCode.INVOICE_ALREADY_PAID, 'invoice already paid');

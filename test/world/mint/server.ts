@@ -16,6 +16,19 @@ export interface MintKnobs {
   loseResponseNext: number;
   /** While a melt's Lightning payment is "in flight" its inputs are PENDING for this long. */
   meltDelayMs: number;
+  /** failNext and loseResponseNext count only requests to this route (e.g. 'POST /v1/swap'); null: any. */
+  onlyRoute: string | null;
+  /** Answer 429 once the window is full (nutshell's limiter body; Retry-After when set); null: no limit. */
+  rateLimit: MintRateLimit | null;
+}
+
+export interface MintRateLimit {
+  /** Retry-After header in seconds; null: none (nutshell sends none, proxies in front of mints often do). */
+  retryAfterSec: number | null;
+  /** Requests admitted per window before 429s start; absent: every request gets 429. */
+  maxRequests?: number;
+  /** Window length for maxRequests, on the mint's clock; default 60 000 ms. */
+  windowMs?: number;
 }
 
 export interface MintIdentity {
@@ -39,7 +52,18 @@ class HttpError extends Error {
 
 type Handler = (body: unknown, param: string) => unknown;
 
-export function createRequestHandler(ledger: MintLedger, knobs: MintKnobs, identity: MintIdentity, counts: Map<string, number>, onError: (err: unknown) => void) {
+export function createRequestHandler(ledger: MintLedger, knobs: MintKnobs, identity: MintIdentity, counts: Map<string, number>, onError: (err: unknown) => void, clock: () => number = Date.now) {
+  const windowStarts: number[] = [];
+  // A fixed-window limiter over every request, like nutshell's global slowapi limit.
+  const admitted = (rl: MintRateLimit): boolean => {
+    if (rl.maxRequests === undefined) return false;
+    const now = clock();
+    const windowMs = rl.windowMs ?? 60_000;
+    while (windowStarts.length && windowStarts[0] <= now - windowMs) windowStarts.shift();
+    if (windowStarts.length >= rl.maxRequests) return false;
+    windowStarts.push(now);
+    return true;
+  };
   const routes: { method: string; pattern: RegExp; route: string; handle: Handler }[] = [];
   const on = (method: string, route: string, handle: Handler) => {
     const pattern = new RegExp('^' + route.replace(/:[a-z]+/, '([^/]+)') + '$');
@@ -72,15 +96,22 @@ export function createRequestHandler(ledger: MintLedger, knobs: MintKnobs, ident
     const route = routes.find((r) => r.method === req.method && (match = r.pattern.exec(path)) !== null);
     const key = route ? `${route.method} ${route.route}` : 'unknown';
     counts.set(key, (counts.get(key) ?? 0) + 1);
-    const fail = knobs.failNext > 0;
+    const targeted = knobs.onlyRoute === null || knobs.onlyRoute === key;
+    const fail = targeted && knobs.failNext > 0;
     if (fail) knobs.failNext--;
     try {
       const body = req.method === 'POST' ? await readJson(req) : undefined;
       if (knobs.latencyMs > 0) await new Promise((r) => setTimeout(r, knobs.latencyMs));
+      const rl = knobs.rateLimit;
+      if (rl && !admitted(rl)) {
+        // nutshell's _rate_limit_exceeded_handler body; the route is not processed.
+        send(res, 429, { detail: 'Rate limit exceeded.' }, rl.retryAfterSec === null ? {} : { 'retry-after': String(rl.retryAfterSec) });
+        return;
+      }
       if (fail) throw new HttpError(500, 'internal server error (failNext knob)');
       if (!route) throw new HttpError(404, 'not found');
       const result = await route.handle(body, decodeURIComponent((match as RegExpExecArray | null)?.[1] ?? ''));
-      if (knobs.loseResponseNext > 0) {
+      if (targeted && knobs.loseResponseNext > 0) {
         knobs.loseResponseNext--;
         req.socket.destroy();
         return;
@@ -137,8 +168,8 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }

@@ -2,6 +2,7 @@
 // routstr-core routstr/balance.py serves it (v0.4.5, with the older versions' differences
 // where the `version` option asks for them): create, info, topup, refund. Amounts in msat.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { getTokenMetadata } from '@cashu/cashu-ts';
 import {
   atLeast,
   available,
@@ -119,7 +120,8 @@ async function topup(ctx: BalanceContext, req: IncomingMessage, queryToken: stri
 async function sweep(ctx: BalanceContext): Promise<void> {
   for (const r of ctx.balances.sweepable(ctx.clock(), ctx.knobs.balanceRefundSweepMs)) {
     try {
-      await ctx.purse.redeem(r.token);
+      const meta = getTokenMetadata(r.token);
+      await ctx.purse.redeem(r.token, meta.mint, meta.unit ?? 'sat');
       r.swept = true;
     } catch (err) {
       // Already spent by its owner: collected, not swept.

@@ -6,6 +6,7 @@ import type { ServerResponse } from 'node:http';
 import { getTokenMetadata, NetworkError } from '@cashu/cashu-ts';
 import { available, type BalanceBook, type KeyRow } from './balance-book.ts';
 import { RedeemError, type Purse } from './purse.ts';
+import type { UpstreamFaults } from './faults.ts';
 import type { ModelSpec, ProviderKnobs } from './types.ts';
 
 /** What the balance mode needs from the provider that runs it. */
@@ -24,8 +25,8 @@ export interface BalanceContext {
   random: () => number;
   usdPerSat: number;
   findModel(id: string): ModelSpec | undefined;
-  /** Whether the rateLimit knob admits one more upstream call. */
-  admit(): boolean;
+  /** The upstream's faults, shared with the X-Cashu path. */
+  faults: UpstreamFaults;
   /** Keep a response open for ever (the timeout knob); destroyed on stop. */
   hang(res: ServerResponse): void;
   /** A token was swapped at the mint into the node's pool. */
@@ -115,7 +116,7 @@ export async function creditBalance(ctx: BalanceContext, token: string, key: Key
   }
   let msat: number;
   try {
-    const paid = await ctx.purse.redeem(token);
+    const paid = await ctx.purse.redeem(token, meta.mint, meta.unit ?? 'sat');
     msat = toMsat(paid.amount, paid.unit);
   } catch (err) {
     throw redemptionError(err);

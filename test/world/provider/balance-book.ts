@@ -194,6 +194,6 @@ export interface ProviderState {
   readonly purse: Purse;
 }
 
-export function createProviderState(): ProviderState {
-  return { balances: new BalanceBook(), purse: new Purse() };
+export function createProviderState(clock: () => number = Date.now): ProviderState {
+  return { balances: new BalanceBook(), purse: new Purse(clock) };
 }

@@ -197,17 +197,20 @@ function upstreamFailure(ctx: BalanceContext, model: ModelSpec): { status: numbe
     // forward_request's catch-all: UpstreamError("An unexpected server error occurred", 500).
     return { status: 500, body: { error: { message: 'An unexpected server error occurred', type: 'upstream_error', code: 500 } }, headers: {} };
   }
-  if (k.rateLimit && !ctx.admit()) {
+  // The same upstream misbehaviour as the X-Cashu path (provider/faults.ts: upstreamError,
+  // rateLimit, failureRate), answered the way the API-key branch answers it.
+  const status = ctx.faults.failure(model.id);
+  if (status === 429) {
     // forward_upstream_error_response: the upstream's 429 body with code UPSTREAM_RATE_LIMIT, its Retry-After kept.
     const message = 'Rate limit exceeded';
+    const retryAfter = k.rateLimit?.retryAfterSec;
     return {
       status: 429,
-      body: { error: { message, type: 'rate_limit_exceeded', code: 'UPSTREAM_RATE_LIMIT', details: { code: 'UPSTREAM_RATE_LIMIT', message, retry_after_seconds: k.rateLimit.retryAfterSec } } },
-      headers: { 'Retry-After': String(k.rateLimit.retryAfterSec) },
+      body: { error: { message, type: 'rate_limit_exceeded', code: 'UPSTREAM_RATE_LIMIT', details: { code: 'UPSTREAM_RATE_LIMIT', message, retry_after_seconds: retryAfter ?? null } } },
+      headers: retryAfter === undefined ? {} : { 'Retry-After': String(retryAfter) },
     };
   }
-  if (k.failureRate > 0 && ctx.random() < k.failureRate) {
-    const status = k.failureStatus;
+  if (status !== null) {
     const upstreamBody = { error: { message: `Upstream returned ${status}`, type: 'upstream_error', code: status } };
     if (status >= 500) {
       // UpstreamError -> create_upstream_error_response.

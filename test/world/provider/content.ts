@@ -14,19 +14,34 @@ export function embeddingTokensOf(input: unknown): number {
   return Math.ceil(chars / 4);
 }
 
-function lastUserText(messages: unknown): string {
+const TEXT_PARTS = new Set(['text', 'input_text']);
+
+/** Text of a message content: a string, or the text parts of an array (chat, Anthropic and Responses part types). */
+function contentText(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) return '';
+  return content
+    .map((p) => (TEXT_PARTS.has(String((p as { type?: unknown } | null)?.type)) ? String((p as { text?: unknown }).text ?? '') : ''))
+    .join(' ');
+}
+
+/** The last user message's text; a Responses `input` may also be a plain string. */
+export function lastUserText(messages: unknown): string {
+  if (typeof messages === 'string') return messages;
   if (!Array.isArray(messages)) return '';
   for (let i = messages.length - 1; i >= 0; i--) {
     const m = messages[i] as { role?: unknown; content?: unknown } | null;
-    if (m?.role !== 'user') continue;
-    if (typeof m.content === 'string') return m.content;
-    if (Array.isArray(m.content)) {
-      return m.content
-        .map((p) => ((p as { type?: unknown })?.type === 'text' ? String((p as { text?: unknown }).text ?? '') : ''))
-        .join(' ');
-    }
+    if (m?.role === 'user') return contentText(m.content);
   }
   return '';
+}
+
+/** Prompt tokens of a Responses request (instructions + input) or an Anthropic one (system + messages): ceil(characters / 4). */
+export function inputTokensOf(system: unknown, input: unknown): number {
+  let chars = contentText(system).length;
+  if (typeof input === 'string') chars += input.length;
+  else if (Array.isArray(input)) for (const m of input) chars += contentText((m as { content?: unknown } | null)?.content).length;
+  return Math.ceil(chars / 4);
 }
 
 export interface Reply {

@@ -1,37 +1,46 @@
-// The paid endpoints (/v1/chat/completions, /v1/embeddings) in X-Cashu mode, as
-// routstr-core v0.4.5 serves them: reserve check, redeem the whole token, fake upstream,
-// charge, change in the X-Cashu response header, refunds on upstream failure.
+// The paid endpoints (/v1/chat/completions, /v1/embeddings, /v1/responses, /v1/messages) in
+// X-Cashu mode, as routstr-core v0.4.5 serves them (proxy.py, upstream/base.py handle_x_cashu):
+// the reserve check on the token's face value, redemption of the whole token, the fake upstream
+// (which may fail after redemption: full refund), the charge, change in the X-Cashu header.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { getTokenMetadata } from '@cashu/cashu-ts';
-import { chatReply, embeddingOf, embeddingTokensOf, promptTokensOf, replyPieces } from './content.ts';
-import { BodyError, detailBody, errorBody, readBody, sendJson, sleep } from './http.ts';
+import { BodyError, detailBody, elapse, errorBody, readBody, sendJson, sendPyJson, sleep } from './http.ts';
+import type { UpstreamFaults } from './faults.ts';
 import {
   changeFor,
   chargeMsat,
   costHeaders,
-  costObject,
   hasTokenPrices,
-  maxCompletionTokens,
   requiredMsat,
+  upstreamUsd,
+  usdChargeMsat,
   ZERO_COST,
   type Cost,
 } from './pricing.ts';
-import { normalizeMint, RedeemError, type Purse, type Redeemed } from './purse.ts';
+import { RedeemError, type Purse, type Redeemed } from './purse.ts';
+import { redeemToken, redemptionFailure } from './redeem.ts';
 import type { RefundBook } from './refunds.ts';
+import { nodeJsonBody, nodeResponsesSse, nodeSse, sendWithStaleLength, staleLength } from './respond.ts';
 import type { ModelSpec, ProviderKnobs } from './types.ts';
+import { upstreamAnswer, UpstreamRefusal, type Endpoint, type UpstreamAnswer } from './upstream.ts';
+import type { VersionBehaviour } from './version.ts';
+
+export type { Endpoint } from './upstream.ts';
 
 export interface PaidContext {
   name: string;
   knobs: ProviderKnobs;
+  behaviour(): VersionBehaviour;
   findModel(id: string): ModelSpec | undefined;
+  /** Multiply a model's listed prices (the priceChange knob). */
+  reprice(modelId: string, factor: number): void;
   purse: Purse;
   refunds: RefundBook;
-  random: () => number;
+  faults: UpstreamFaults;
   clock: () => number;
+  /** USD per sat the listed prices were computed with. */
   usdPerSat: number;
-  /** Whether a paid request is admitted by the rate-limit knob. */
-  admit(): boolean;
   /** Keep a response open for ever (the timeout knob); it is destroyed on stop. */
   hang(res: ServerResponse): void;
   /** Value kept (msat) and change/refunds issued (msat). */
@@ -41,9 +50,15 @@ export interface PaidContext {
   report(err: unknown): void;
 }
 
-type Endpoint = 'chat' | 'embeddings';
-
 const toMsat = (amount: number, unit: string) => (unit === 'msat' ? amount : amount * 1000);
+
+/** extract_model_from_responses_request: `model`, or `input.model`. */
+function requestedModel(endpoint: Endpoint, body: Record<string, unknown>): string {
+  if (typeof body.model === 'string' && body.model) return body.model;
+  const input = body.input as { model?: unknown } | undefined;
+  if (endpoint === 'responses' && input && typeof input === 'object' && typeof input.model === 'string') return input.model;
+  return 'unknown';
+}
 
 /** Handle one paid request; returns the status sent (0 when the response hangs or the socket is dropped). */
 export async function handlePaid(ctx: PaidContext, endpoint: Endpoint, req: IncomingMessage, res: ServerResponse, requestId: string, base: Record<string, string>): Promise<number> {
@@ -54,22 +69,28 @@ export async function handlePaid(ctx: PaidContext, endpoint: Endpoint, req: Inco
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
     body = parsed as Record<string, unknown>;
   } catch (err) {
-    const status = err instanceof BodyError ? err.status : 400;
-    sendJson(res, status, errorBody('invalid_request_error', 'Invalid JSON in request body', status, requestId), base);
-    return status;
-  }
-  const modelId = typeof body.model === 'string' ? body.model : 'unknown';
-  const model = ctx.findModel(modelId);
-  if (!model) {
-    sendJson(res, 400, errorBody('invalid_model', `Model '${modelId}' not found`, 400, requestId), base);
+    // parse_request_body_json's HTTPException; the size limit is this simulation's own.
+    if (err instanceof BodyError) {
+      sendJson(res, err.status, detailBody(err.message, requestId), base);
+      return err.status;
+    }
+    sendJson(res, 400, detailBody({ error: { type: 'invalid_request_error', code: 'invalid_json' } }, requestId), base);
     return 400;
   }
-  if (k.rateLimit && !ctx.admit()) {
-    sendJson(res, 429, errorBody('rate_limit_exceeded', 'Rate limit exceeded', 429, requestId), { ...base, 'Retry-After': String(k.rateLimit.retryAfterSec) });
-    return 429;
+  const modelId = requestedModel(endpoint, body);
+  let model = ctx.findModel(modelId);
+  if (!model) {
+    sendPyJson(res, 400, errorBody('invalid_model', `Model '${modelId}' not found`, 400, requestId), base);
+    return 400;
+  }
+  // The node re-lists its prices every ~2 minutes: this request meets the new ones.
+  const factor = ctx.faults.priceChangeDue();
+  if (factor !== null) {
+    ctx.reprice(model.id, factor);
+    model = ctx.findModel(modelId)!;
   }
 
-  // check_token_balance: before anything is redeemed.
+  // check_token_balance: before anything is redeemed, against the token's face value.
   const token = req.headers['x-cashu'];
   if (typeof token !== 'string' || token === '' || token.startsWith('sk-')) {
     sendJson(res, 401, detailBody('Unauthorized', requestId), base);
@@ -83,33 +104,24 @@ export async function handlePaid(ctx: PaidContext, endpoint: Endpoint, req: Inco
     return 401;
   }
   const required = requiredMsat(model, body);
-  const faceMsat = toMsat(meta.amount.toNumber(), meta.unit ?? 'sat');
-  if (faceMsat < required) {
-    const status = k.use413 ? 413 : 402;
+  if (toMsat(meta.amount.toNumber(), meta.unit ?? 'sat') < required) {
+    const status = k.use413 ? 413 : ctx.behaviour().underpaidStatus;
     const detail = { reason: 'Insufficient balance', amount_required_msat: required, model: modelId, type: 'minimum_balance_required' };
     sendJson(res, status, detailBody(detail, requestId), base);
     return status;
   }
-  const accepted = new Set(k.acceptedMints.map(normalizeMint));
-  if (!accepted.has(normalizeMint(meta.mint))) {
-    // routstr tries a Lightning swap from a foreign mint; this simulation's swap always fails.
-    sendJson(res, 422, errorBody('mint_error', 'Failed to swap token from foreign mint', 'cashu_foreign_mint_swap_failed', requestId), { ...base, 'X-Cashu': token });
-    return 422;
-  }
 
   let paid: Redeemed;
   try {
-    paid = await ctx.purse.redeem(token);
+    paid = await redeemToken(ctx.purse, k, token);
   } catch (err) {
-    if (err instanceof RedeemError) {
-      const echo: Record<string, string> = err.unspent ? { 'X-Cashu': token } : {};
-      sendJson(res, err.status, errorBody(err.type, err.message, err.code, requestId), { ...base, ...echo });
-      return err.status;
-    }
-    sendJson(res, 500, errorBody('api_error', 'Internal error during token redemption', 'internal_error', requestId), base);
-    return 500;
+    const failure = err instanceof RedeemError ? redemptionFailure(err, ctx.behaviour(), requestId) : { status: 500, body: errorBody('api_error', 'Internal error during token redemption', 'internal_error', requestId), echo: false };
+    sendPyJson(res, failure.status, failure.body, { ...base, ...(failure.echo ? { 'X-Cashu': token } : {}) });
+    return failure.status;
   }
   ctx.onRedeemed();
+  // store_cashu_transaction: until the "in" row exists, the refund endpoint does not know the token.
+  await elapse(ctx.clock, k.refundRecordDelayMs);
   ctx.refunds.opened(token, requestId);
   const paidMsat = toMsat(paid.amount, paid.unit);
 
@@ -118,52 +130,60 @@ export async function handlePaid(ctx: PaidContext, endpoint: Endpoint, req: Inco
     ctx.hang(res);
     return 0;
   }
-
+  // An exception after redemption: create_error_response internal_error, nothing refunded.
   const internalError = (err?: unknown): number => {
     if (err !== undefined) ctx.report(err);
     ctx.refunds.closed(token);
     ctx.book(paidMsat, 0);
-    sendJson(res, 500, errorBody('internal_error', 'An unexpected server error occurred', 500, requestId), base);
+    sendPyJson(res, 500, errorBody('internal_error', 'An unexpected server error occurred', 500, requestId), base);
     return 500;
   };
   if (k.internalError500) return internalError();
 
-  if (k.failureRate > 0 && ctx.random() < k.failureRate) {
+  let answer: UpstreamAnswer | undefined;
+  let failed = ctx.faults.failure(modelId);
+  if (failed === null) {
+    try {
+      answer = upstreamAnswer({ endpoint, body, model, provider: ctx.name, requestId, createdSec: Math.floor(ctx.clock() / 1000), forcedTokens: k.completionTokens });
+    } catch (err) {
+      if (!(err instanceof UpstreamRefusal)) throw err;
+      failed = err.status;
+    }
+  }
+  if (failed !== null || !answer) {
+    // Any non-200 from the upstream: the whole amount back, status passed through.
     let refund: string;
     try {
       refund = await ctx.purse.issue(paid.mint, paid.unit, paid.amount);
     } catch (err) {
       return internalError(err);
     }
-    ctx.refunds.minted(token, refund, paid.amount, paid.unit);
+    ctx.refunds.minted(token, refund, paid.amount, paid.unit, paid.mint);
     ctx.book(0, paidMsat);
-    const status = k.failureStatus;
-    const errBody = { error: { message: 'Error forwarding request to upstream', type: 'upstream_error', code: status, refund_token: refund } };
-    sendJson(res, status, errBody, { ...base, 'X-Cashu': refund });
+    const status = failed ?? 502;
+    const message = endpoint === 'responses' ? 'Error forwarding Responses API request to upstream' : 'Error forwarding request to upstream';
+    sendPyJson(res, status, { error: { message, type: 'upstream_error', code: status, refund_token: refund } }, { ...base, 'X-Cashu': refund });
     return status;
   }
 
-  // The fake upstream's answer.
-  const streaming = endpoint === 'chat' && body.stream === true;
-  const maxTokensRaw = body.max_tokens ?? body.max_completion_tokens;
-  const maxTokens = Number.isFinite(Number(maxTokensRaw)) && maxTokensRaw !== null ? Math.trunc(Number(maxTokensRaw)) : maxCompletionTokens(model);
-  const reply = endpoint === 'chat' ? chatReply(ctx.name, body.messages, maxTokens, k.completionTokens) : undefined;
-  const promptTokens = endpoint === 'chat' ? promptTokensOf(body.messages) : embeddingTokensOf(body.input);
-  const completionTokens = reply?.completionTokens ?? 0;
-  const usageReported = !k.noUsage;
-
-  // The charge. No usage: non-streaming bills 0 (full refund), streaming keeps everything.
-  let charged: Cost;
-  let reported: Cost;
-  if (!usageReported) {
-    charged = reported = ZERO_COST;
-  } else if (!hasTokenPrices(model)) {
-    charged = reported = { baseMsat: required, inputMsat: 0, outputMsat: 0, totalMsat: required, totalUsd: 0 };
-  } else {
-    charged = chargeMsat(model, promptTokens, completionTokens, ctx.usdPerSat, k.overchargeFactor);
-    reported = k.overchargeReports === 'honest' ? chargeMsat(model, promptTokens, completionTokens, ctx.usdPerSat, 1) : charged;
-  }
-  const keepsAll = streaming && !usageReported;
+  // The charge. No usage: non-streaming bills 0 (full refund), streaming keeps everything; a
+  // streamed Responses answer never yields its usage (the v0.4.5 parsing bug), so the same.
+  const reportsUsage = !k.noUsage;
+  const usdNow = ctx.usdPerSat / (1 + k.usdDrift);
+  const usd = k.usdCost ? upstreamUsd(model, answer.promptTokens, answer.completionTokens, ctx.usdPerSat, k.overchargeFactor) : null;
+  const costAt = (factor: number): Cost => {
+    if (!reportsUsage) return ZERO_COST;
+    if (usd && usd.costUsd > 0) {
+      if (answer!.promptTokens === 0 && answer!.completionTokens === 0) return ZERO_COST;
+      return usdChargeMsat(factor === 1 ? upstreamUsd(model!, answer!.promptTokens, answer!.completionTokens, ctx.usdPerSat, 1) : usd, usdNow);
+    }
+    if (!hasTokenPrices(model!)) return { baseMsat: required, inputMsat: 0, outputMsat: 0, totalMsat: required, totalUsd: 0 };
+    return chargeMsat(model!, answer!.promptTokens, answer!.completionTokens, usdNow, factor);
+  };
+  const charged = costAt(k.overchargeFactor);
+  const reported = k.overchargeReports === 'honest' ? costAt(1) : charged;
+  const buggyStream = answer.streaming && endpoint === 'responses';
+  const keepsAll = (answer.streaming && !reportsUsage) || buggyStream;
   const change = keepsAll ? 0 : changeFor(paid.amount, paid.unit, charged.totalMsat);
   let changeHeader: string | undefined;
   if (change > 0) {
@@ -172,12 +192,12 @@ export async function handlePaid(ctx: PaidContext, endpoint: Endpoint, req: Inco
         changeHeader = `cashuBgarbage${randomBytes(12).toString('hex')}`;
       } else {
         changeHeader = await ctx.purse.issue(paid.mint, paid.unit, change);
-        if (k.invalidChange === 'spent') await ctx.purse.respend(changeHeader);
+        if (k.invalidChange === 'spent') await ctx.purse.respend(changeHeader, paid.mint, paid.unit);
       }
     } catch (err) {
       return internalError(err);
     }
-    ctx.refunds.minted(token, changeHeader, change, paid.unit);
+    ctx.refunds.minted(token, changeHeader, change, paid.unit, paid.mint);
     const changeMsat = k.invalidChange ? 0 : toMsat(change, paid.unit);
     ctx.book(paidMsat - changeMsat, changeMsat);
   } else {
@@ -185,64 +205,39 @@ export async function handlePaid(ctx: PaidContext, endpoint: Endpoint, req: Inco
     ctx.book(paidMsat, 0);
   }
 
-  const created = Math.floor(ctx.clock() / 1000);
-  const id = `chatcmpl-${requestId}`;
-  const usage: Record<string, unknown> = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
   const headers: Record<string, string> = { ...base };
   if (changeHeader) headers['X-Cashu'] = changeHeader;
-  if (!keepsAll && !k.legacyCostField) Object.assign(headers, costHeaders(reported));
-  // Where the cost goes: usage.cost (+ cost_sats) today, or an older field.
-  const withCost = (obj: Record<string, unknown>): Record<string, unknown> => {
-    if (!usageReported) return obj;
-    const cost = costObject(reported);
-    if (k.legacyCostField === 'top-level') obj.cost = cost;
-    else if (k.legacyCostField === 'metadata') obj.metadata = { routstr: { cost } };
-    else obj.usage = { ...usage, cost, cost_sats: Math.floor(reported.totalMsat / 1000) };
-    return obj;
-  };
+  // Cost headers whenever the node computed a cost: always when not streaming (zeros without
+  // usage), only when it found usage in a stream.
+  if (!k.legacyCostField && (!answer.streaming || !keepsAll)) Object.assign(headers, costHeaders(reported));
+  const usage = reportsUsage ? { usd } : null;
+  const cost = reportsUsage ? reported : null;
 
-  if (endpoint === 'embeddings') {
-    const inputs = Array.isArray(body.input) ? body.input : [body.input];
-    const out: Record<string, unknown> = {
-      object: 'list',
-      data: inputs.map((text, index) => ({ object: 'embedding', index, embedding: embeddingOf(String(text ?? '')) })),
-      model: model.id,
-    };
-    if (usageReported) out.usage = { prompt_tokens: promptTokens, total_tokens: promptTokens };
-    sendJson(res, 200, withCost(out), headers);
+  if (!answer.streaming) {
+    const upstream = answer.json(usage);
+    const text = nodeJsonBody(upstream, ctx.name, cost, k.legacyCostField);
+    if (k.staleContentLength) {
+      sendWithStaleLength(res, 200, text, staleLength(k.staleContentLength, upstream, Buffer.byteLength(text)), headers);
+      return 200;
+    }
+    res.writeHead(200, { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
+    res.end(text);
     return 200;
   }
 
-  if (!streaming) {
-    const out: Record<string, unknown> = {
-      id,
-      object: 'chat.completion',
-      created,
-      model: model.id,
-      choices: [{ index: 0, message: { role: 'assistant', content: reply!.content }, finish_reason: reply!.finishReason }],
-      provider: ctx.name,
-    };
-    if (usageReported) out.usage = usage;
-    sendJson(res, 200, withCost(out), headers);
-    return 200;
-  }
-
-  // Streaming: routstr buffers the upstream stream, then replays it after the headers.
-  const chunk = (choices: unknown[]) => ({ id, object: 'chat.completion.chunk', created, model: model.id, choices, provider: ctx.name });
-  const events: unknown[] = replyPieces(reply!.content).map((content, i) =>
-    chunk([{ index: 0, delta: i === 0 ? { role: 'assistant', content } : { content }, finish_reason: null }]),
-  );
-  events.push(chunk([{ index: 0, delta: {}, finish_reason: reply!.finishReason }]));
-  if (usageReported) events.push(withCost({ ...chunk([]), usage }));
-  const lines = events.map((e) => `data: ${JSON.stringify(e)}\n\n`);
-  lines.push('data: [DONE]\n');
-  res.writeHead(200, { ...headers, 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  // Streaming: the node buffered the whole upstream stream; it replays it after the headers.
+  const sse = buggyStream ? nodeResponsesSse(answer.sse(usage)) : nodeSse(answer.sse(usage), ctx.name, keepsAll ? null : cost, k.legacyCostField);
+  res.writeHead(200, { ...headers, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
   const drop = k.midStreamDrop;
-  if (drop !== null && drop < lines.length) {
-    const sent = lines.slice(0, Math.max(0, drop)).join('');
-    res.write(sent, () => res.socket?.destroy());
-    return 0;
+  if (drop !== null) {
+    const lines = sse.split(/(?<=\n)/);
+    let dataLines = 0;
+    const cut = lines.findIndex((l) => l.startsWith('data: ') && ++dataLines > drop);
+    if (cut >= 0) {
+      res.write(lines.slice(0, cut).join(''), () => res.socket?.destroy());
+      return 0;
+    }
   }
-  res.end(lines.join(''));
+  res.end(sse);
   return 200;
 }

@@ -1,9 +1,15 @@
 // Prices, the reserve check and the charge, following routstr-core v0.4.5
-// (payment/helpers.py calculate_discounted_max_cost, payment/cost_calculation.py).
+// (payment/helpers.py calculate_discounted_max_cost, payment/cost_calculation.py,
+// payment/models.py _update_model_sats_pricing).
+import { pyRepr } from './http.ts';
 import type { ModelSpec } from './types.ts';
 
 const TOLERANCE = 0.99; // routstr's default tolerance_percentage = 1
 const MIN_REQUEST_MSAT = 1;
+/** settings.min_request_msat in sats: the floor of a listed `request` and `max_cost`. */
+const MIN_REQUEST_SATS = MIN_REQUEST_MSAT / 1000;
+/** BaseUpstreamProvider's default provider_fee: listed USD prices are the upstream's x 1.01. */
+export const PROVIDER_FEE = 1.01;
 
 export interface SatsPricing {
   prompt: number;
@@ -34,10 +40,13 @@ export function satsPricing(m: ModelSpec): SatsPricing {
   const p = m.promptSatsPerToken;
   const c = m.completionSatsPerToken;
   const derivedMax = cl <= mct ? cl * Math.max(p, c) : (cl - mct) * p + mct * c;
+  const maxCost = m.maxCostSats ?? derivedMax;
   return {
     prompt: p,
     completion: c,
-    request: m.requestSats ?? 0,
+    // _update_model_sats_pricing lists a request price of at least min_request_msat, though
+    // cost_calculation never bills it (base_msats is always 0).
+    request: (m.requestSats ?? 0) > 0 ? m.requestSats! : MIN_REQUEST_SATS,
     image: 0,
     web_search: 0,
     internal_reasoning: 0,
@@ -45,14 +54,15 @@ export function satsPricing(m: ModelSpec): SatsPricing {
     input_cache_write: 0,
     max_prompt_cost: cl * p,
     max_completion_cost: cl <= mct ? cl * c : mct * c,
-    max_cost: m.maxCostSats ?? derivedMax,
+    max_cost: maxCost < MIN_REQUEST_SATS ? MIN_REQUEST_SATS : maxCost,
   };
 }
 
 /** The `/v1/models` entry for a model. */
 export function modelListing(m: ModelSpec, usdPerSat: number, createdSec: number): Record<string, unknown> {
   const sats = satsPricing(m);
-  const usd = Object.fromEntries(Object.entries(sats).map(([k, v]) => [k, v * usdPerSat]));
+  // `pricing` is the source (USD, fee included); the request floor exists only in sats.
+  const usd = Object.fromEntries(Object.entries({ ...sats, request: m.requestSats ?? 0 }).map(([k, v]) => [k, v * usdPerSat]));
   const embedding = m.kind === 'embedding';
   return {
     id: m.id,
@@ -139,26 +149,49 @@ export interface Cost {
 const round3 = (x: number): number => Math.round(x * 1000) / 1000;
 
 /**
- * What the node charges: ceil(sum(round(tokens / 1000 x rate, 3))) msat with
- * rate = sats per token x 1e6 msat per 1k tokens, plus the request fee (ceil, msat).
- * `factor` scales every rate (an overcharging provider).
+ * _calculate_from_tokens: ceil(sum(round(tokens / 1000 x rate, 3))) msat with rate = sats per
+ * token x 1e6 msat per 1k tokens; output shown as int(calc_output), the rest as input. The
+ * `request` price is never billed (base_msats is 0). `factor` scales every rate (an
+ * overcharging provider); `usdPerSatNow` is the node's rate at settlement (for total_usd).
  */
-export function chargeMsat(m: ModelSpec, promptTokens: number, completionTokens: number, usdPerSat: number, factor = 1): Cost {
+export function chargeMsat(m: ModelSpec, promptTokens: number, completionTokens: number, usdPerSatNow: number, factor = 1): Cost {
   const inRate = m.promptSatsPerToken * 1e6 * factor;
   const outRate = m.completionSatsPerToken * 1e6 * factor;
   const calcIn = round3((promptTokens / 1000) * inRate);
   const calcOut = round3((completionTokens / 1000) * outRate);
-  const baseMsat = m.requestSats ? Math.ceil(round3(m.requestSats * 1000 * factor)) : 0;
-  const tokenMsat = Math.ceil(round3(calcIn + calcOut));
-  const outputMsat = Math.floor(calcOut);
-  const totalMsat = tokenMsat + baseMsat;
-  return {
-    baseMsat,
-    inputMsat: tokenMsat - outputMsat,
-    outputMsat,
-    totalMsat,
-    totalUsd: (totalMsat / 1000) * usdPerSat,
-  };
+  const totalMsat = Math.ceil(calcIn + calcOut);
+  const outputMsat = Math.trunc(calcOut);
+  return { baseMsat: 0, inputMsat: totalMsat - outputMsat, outputMsat, totalMsat, totalUsd: (totalMsat / 1000) * usdPerSatNow };
+}
+
+/** What an upstream that reports a USD cost (OpenRouter's usage.cost, cost_details) says a request cost, before the node's fee. */
+export interface UpstreamUsd {
+  costUsd: number;
+  promptUsd: number;
+  completionUsd: number;
+}
+
+/** The upstream's USD cost for these tokens at the listed prices (listed USD = upstream USD x fee); `factor` inflates it. */
+export function upstreamUsd(m: ModelSpec, promptTokens: number, completionTokens: number, usdPerSatListed: number, factor = 1): UpstreamUsd {
+  const promptUsd = (promptTokens * m.promptSatsPerToken * usdPerSatListed * factor) / PROVIDER_FEE;
+  const completionUsd = (completionTokens * m.completionSatsPerToken * usdPerSatListed * factor) / PROVIDER_FEE;
+  return { costUsd: promptUsd + completionUsd, promptUsd, completionUsd };
+}
+
+/**
+ * _calculate_from_usd_cost: ceil(usd x fee / usd_per_sat x 1000) msat at the node's current
+ * rate, split by the upstream's prompt/completion USD (output rounded down), in the node's
+ * order of float operations so the rounding matches.
+ */
+export function usdChargeMsat(usd: UpstreamUsd, usdPerSatNow: number): Cost {
+  const usdCost = usd.costUsd * PROVIDER_FEE;
+  const inputUsd = usd.promptUsd * PROVIDER_FEE;
+  const outputUsd = usd.completionUsd * PROVIDER_FEE;
+  const satsPerUsd = 1.0 / usdPerSatNow;
+  const costInSats = usdCost * satsPerUsd;
+  const totalMsat = Math.ceil(costInSats * 1000);
+  const outputMsat = inputUsd > 0 || outputUsd > 0 ? Math.floor((totalMsat * outputUsd) / (inputUsd + outputUsd)) : 0;
+  return { baseMsat: 0, inputMsat: totalMsat - outputMsat, outputMsat, totalMsat, totalUsd: usdCost };
 }
 
 /** routstr bills the reserve outright when a model lacks a prompt or a completion price. */
@@ -196,6 +229,6 @@ export function costHeaders(c: Cost): Record<string, string> {
     'X-Routstr-Input-Cost-Msats': String(c.inputMsat),
     'X-Routstr-Output-Cost-Msats': String(c.outputMsat),
   };
-  if (c.totalUsd) h['X-Routstr-Cost-Usd'] = String(c.totalUsd);
+  if (c.totalUsd) h['X-Routstr-Cost-Usd'] = pyRepr(c.totalUsd); // str(float)
   return h;
 }

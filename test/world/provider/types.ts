@@ -8,7 +8,7 @@ export interface ModelSpec {
   aliasIds?: string[];
   promptSatsPerToken: number;
   completionSatsPerToken: number;
-  /** Flat fee per request in sats, billed as `base_msats` (0 or absent: none). */
+  /** `sats_pricing.request`: listed (0 or absent lists routstr's floor, 0.001 sat) but never billed, as in routstr-core. */
   requestSats?: number;
   /** `sats_pricing.max_cost`; default (contextLength - maxCompletionTokens) x prompt + maxCompletionTokens x completion. */
   maxCostSats?: number;
@@ -19,9 +19,10 @@ export interface ModelSpec {
   kind?: 'chat' | 'embedding';
 }
 
+/** The node's upstream rate-limits it: once the window is full, paid requests are redeemed, then answered 429 with a full refund. */
 export interface RateLimit {
-  /** Value of the Retry-After header (seconds). */
-  retryAfterSec: number;
+  /** The upstream's Retry-After (seconds); the node does not pass it on (its error response is built afresh). */
+  retryAfterSec?: number;
   /** Paid requests admitted per window before 429s start; absent: every paid request gets 429. */
   maxRequests?: number;
   /** Window length for maxRequests, measured with the injected clock; default 60 000 ms. */
@@ -40,7 +41,7 @@ export interface ProviderKnobs {
   failureStatus: number;
   /** Paid requests hang for ever after redemption (the upstream never answers). */
   timeout: boolean;
-  /** 429 + Retry-After on paid requests, checked before the token is touched. */
+  /** The upstream's rate limit: 429 after redemption, full refund, no Retry-After (routstr-core has no limiter of its own). */
   rateLimit: RateLimit | null;
   /** Charges tokens x price x factor (1 = honest). */
   overchargeFactor: number;
@@ -54,16 +55,38 @@ export interface ProviderKnobs {
   midStreamDrop: number | null;
   /** HTTP port closed (connection refused) while still announced on Nostr. */
   dead: boolean;
-  /** 413 instead of 402 for too small a token (routstr before v0.4.2). */
+  /** 413 instead of 402 for too small a token, whatever the version (nodes before v0.4.2 do it anyway). */
   use413: boolean;
   /** Cost reported only in a top-level `cost` or in `metadata.routstr.cost` (older routstr). */
   legacyCostField: 'top-level' | 'metadata' | null;
-  /** Mints whose tokens are redeemed; others get 422 cashu_foreign_mint_swap_failed. */
+  /** The node's mints (its primary first), compared with a token's mint as exact strings; default the listed mints. */
   acceptedMints: string[];
   /** Take the token, then answer 500 internal_error with no refund. */
   internalError500: boolean;
   /** Force the completion token count (still bounded by max_tokens); null: derived from the reply. */
   completionTokens: number | null;
+
+  // ---- Where a real routstr-core node is not kind (issue 8) ----
+  /**
+   * A token whose mint is not, as an exact string, one of acceptedMints: 'swap' melts it at its
+   * mint over Lightning and mints at the node's primary (the payer bears the fees and the wait;
+   * change comes from the primary), 'refuse' answers 422 cashu_foreign_mint_swap_failed.
+   */
+  foreignMint: 'swap' | 'refuse';
+  /** The node's upstream answers this status after redemption (full refund, status passed through). */
+  upstreamError: UpstreamError | null;
+  /** The upstream reports a USD cost (as OpenRouter does): charged ceil(usd x fee / usd_per_sat x 1000) msat. */
+  usdCost: boolean;
+  /** With usdCost: how far the node's BTC/USD rate moved since its sats prices were listed (0.02: about 2 % more than tokens x listed price; real drift stays within +-3 %). */
+  usdDrift: number;
+  /** The listed prices change just before a paid request, which is then checked and charged at the new price; applied once. */
+  priceChange: PriceChange | null;
+  /** ms (on the provider clock) from redemption until the node has recorded the token (the request waits); a refund asked meanwhile answers 404. */
+  refundRecordDelayMs: number;
+  /** Change and refunds never collected through the refund endpoint are swept by the node after this long (then 410). */
+  refundSweepAgeMs: number;
+  /** Non-streaming answers keep the upstream's Content-Length: 'smaller' than the body (no body arrives) or 'larger' (the body, then the connection closes early). */
+  staleContentLength: 'smaller' | 'larger' | null;
 
   // --- The balance (API-key) mode (provider/balance-*.ts) ---
   /** Fake upstream: time to make each SSE event (ms); the balance mode forwards each at once, a non-streamed answer waits for all. */
@@ -76,6 +99,23 @@ export interface ProviderKnobs {
   staleReservationMs: number;
   /** Gap between the refund endpoint reading a balance and debiting it (its DB round trip); a change meanwhile is a 409. */
   refundDebitDelayMs: number;
+}
+
+/** An upstream failure the node passes through after taking the token. */
+export interface UpstreamError {
+  /** 402/413 out of credit, 404 unknown model path, 429, 5xx ... */
+  status: number;
+  /** Only requests for these model ids (as requested); absent: all. */
+  models?: string[];
+  /** Only for this long after the first request it answers, then the knob clears itself; absent: for ever. */
+  forMs?: number;
+}
+
+export interface PriceChange {
+  /** Multiplies the prompt and completion prices (and max cost) of the requested model. */
+  factor: number;
+  /** Applied before the Nth paid request from now (default 1). */
+  afterRequests?: number;
 }
 
 export const defaultKnobs = (mints: string[]): ProviderKnobs => ({
@@ -97,12 +137,24 @@ export const defaultKnobs = (mints: string[]): ProviderKnobs => ({
   internalError500: false,
   completionTokens: null,
 
+  foreignMint: 'swap',
+  upstreamError: null,
+  usdCost: false,
+  usdDrift: 0,
+  priceChange: null,
+  refundRecordDelayMs: 0,
+  refundSweepAgeMs: REFUND_SWEEP_TTL_MS,
+  staleContentLength: null,
+
   chunkDelayMs: 0,
   vanished: false,
   balanceRefundSweepMs: 7 * 24 * 3_600_000,
   staleReservationMs: 300_000,
   refundDebitDelayMs: 0,
 });
+
+/** routstr-core's refund_sweep_ttl_seconds default: 7 days. */
+export const REFUND_SWEEP_TTL_MS = 604_800_000;
 
 export interface ProviderOptions {
   name: string;
@@ -119,7 +171,7 @@ export interface ProviderOptions {
   random?: () => number;
   /** Milliseconds since the epoch; default Date.now. */
   clock?: () => number;
-  /** Node version announced and in /v1/info; default '0.4.5'. */
+  /** Node version announced and in /v1/info, and the behaviour of that version (see version.ts); default '0.4.5'. */
   version?: string;
   /** USD per sat for the `pricing` (USD) fields; default 0.001. */
   usdPerSat?: number;

@@ -1,0 +1,48 @@
+// The test mint's HTTP knobs that mirror real mints under load: a rate limit (nutshell's 429
+// body; Retry-After when a proxy in front of the mint adds one) and faults aimed at one route.
+import assert from 'node:assert/strict';
+import { test, type TestContext } from 'node:test';
+import { getEncodedToken, RateLimitError, sumProofs, Wallet } from '@cashu/cashu-ts';
+import { LightningNetwork } from '../lightning.ts';
+import { startMint } from '../mint.ts';
+
+async function funded(t: TestContext, amount: number) {
+  const ln = new LightningNetwork();
+  let now = 1_000_000;
+  const mint = await startMint({ lightning: ln, clock: () => now });
+  t.after(() => mint.stop());
+  const wallet = new Wallet(mint.url, { unit: 'sat' });
+  await wallet.loadMint();
+  const quote = await wallet.createMintQuoteBolt11(amount);
+  ln.pay(quote.request);
+  const proofs = await wallet.mintProofsBolt11(amount, quote.quote);
+  return { mint, wallet, proofs, advance: (ms: number) => (now += ms) };
+}
+
+test('a rate-limited mint answers 429 with Retry-After once its window is full, which cashu-ts reads as RateLimitError', async (t) => {
+  const { mint, wallet, proofs, advance } = await funded(t, 16);
+  mint.knobs.rateLimit = { retryAfterSec: 30, maxRequests: 2, windowMs: 60_000 };
+  assert.equal((await fetch(`${mint.url}/v1/keysets`)).status, 200);
+  assert.equal((await fetch(`${mint.url}/v1/keysets`)).status, 200);
+  const limited = await fetch(`${mint.url}/v1/keysets`);
+  assert.equal(limited.status, 429);
+  assert.equal(limited.headers.get('retry-after'), '30');
+  assert.deepEqual(await limited.json(), { detail: 'Rate limit exceeded.' });
+  const token = getEncodedToken({ mint: mint.url, unit: 'sat', proofs });
+  const err = await wallet.receive(token).then(() => assert.fail('expected a 429'), (e: unknown) => e);
+  assert.ok(err instanceof RateLimitError && err.retryAfterMs === 30_000);
+  assert.equal(mint.stats().spent, 0, 'the refused swap was not processed');
+  advance(60_000);
+  assert.equal(sumProofs(await wallet.receive(token)).toNumber(), 16, 'the window reopens');
+  mint.knobs.rateLimit = { retryAfterSec: null };
+  assert.equal((await fetch(`${mint.url}/v1/keysets`)).headers.get('retry-after'), null, "nutshell's own limiter sends no Retry-After");
+});
+
+test('onlyRoute aims failNext and loseResponseNext at one route, leaving the others alone', async (t) => {
+  const { mint, wallet, proofs } = await funded(t, 16);
+  Object.assign(mint.knobs, { onlyRoute: 'POST /v1/swap', loseResponseNext: 1 });
+  assert.equal((await fetch(`${mint.url}/v1/keysets`)).status, 200, 'another route is untouched');
+  await assert.rejects(wallet.receive(getEncodedToken({ mint: mint.url, unit: 'sat', proofs })), { name: 'NetworkError' });
+  assert.equal(mint.knobs.loseResponseNext, 0);
+  assert.equal(mint.stats().spent, 16, 'the swap was done; only its answer was lost');
+});
