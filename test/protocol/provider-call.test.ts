@@ -182,7 +182,7 @@ describe('a paid call to a world provider', () => {
   });
 
   test('a token from a mint the provider does not take is echoed back unredeemed (422 foreign mint)', async (t) => {
-    const p = await provider(t);
+    const p = await provider(t, { foreignMint: 'refuse' });
     const token = await pay(10, 'other');
     const r = await call(p, token);
     assert.ok(r.kind === 'rejected_echo');
@@ -306,12 +306,12 @@ describe('a paid call to a world provider', () => {
     assert.equal(await worth(r.refundToken!), 5);
   });
 
-  test("the world's rate-limit knob (429 before the token is touched) is rate_limited with its Retry-After", async (t) => {
+  test("the world's rate-limit knob (the node's upstream limit: 429 after redemption) is refunded, with no Retry-After", async (t) => {
     const p = await provider(t, { rateLimit: { retryAfterSec: 3 } });
-    const token = await pay(4);
-    const r = await call(p, token);
-    assert.equal(r.kind, 'rate_limited');
-    assert.equal(r.retryAfterMs, 3000);
-    assert.equal(await worth(token), 4);
+    const r = await call(p, await pay(4));
+    assert.ok(r.kind === 'upstream_error');
+    assert.equal(r.rateLimited, true);
+    assert.equal(r.retryAfterMs, undefined);
+    assert.equal(await worth(r.refundToken!), 4);
   });
 });
