@@ -19,7 +19,7 @@ export function registerStart(program: Command): void {
       const { createLogger } = await import('../../protocol/logger.ts');
       const level = process.env.SATROUTE_LOG_LEVEL ?? 'info';
       if (!LEVELS.includes(level)) throw new CliError(`SATROUTE_LOG_LEVEL must be one of ${LEVELS.join(', ')}, got "${level}"`);
-      const logger = createLogger({ level: level as LogLevel, name: 'satroute' });
+      const logger = createLogger({ level: level as LogLevel, name: 'satroute', syslogPrefix: stderrIsJournal() });
       let daemon: Daemon;
       try {
         daemon = await startDaemon(config, { logger });
@@ -51,4 +51,20 @@ async function startFailure(err: unknown, dataDir: string, daemonJson: string): 
   return daemonPid === err.pid
     ? `another satroute daemon (pid ${err.pid}) is already running on ${dataDir}`
     : `the wallet in ${dataDir} is in use by process ${err.pid} (a satroute command, or a daemon still starting); try again when it has finished`;
+}
+
+/**
+ * Is stderr the journal? systemd sets JOURNAL_STREAM=<device>:<inode> of that stream
+ * (systemd.exec(5)); a child whose stderr was redirected elsewhere inherits the variable, so
+ * the numbers must match.
+ */
+export function stderrIsJournal(env: NodeJS.ProcessEnv = process.env, fd = 2): boolean {
+  const m = /^(\d+):(\d+)$/.exec(env.JOURNAL_STREAM ?? '');
+  if (!m) return false;
+  try {
+    const st = fs.fstatSync(fd, { bigint: true });
+    return st.dev === BigInt(m[1]) && st.ino === BigInt(m[2]);
+  } catch {
+    return false;
+  }
 }
