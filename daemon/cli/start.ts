@@ -20,17 +20,24 @@ export function registerStart(program: Command): void {
       const level = process.env.SATROUTE_LOG_LEVEL ?? 'info';
       if (!LEVELS.includes(level)) throw new CliError(`SATROUTE_LOG_LEVEL must be one of ${LEVELS.join(', ')}, got "${level}"`);
       const logger = createLogger({ level: level as LogLevel, name: 'satroute', syslogPrefix: stderrIsJournal() });
+      // Listen for the stop signal before starting: a SIGTERM during start-up (recovery, say)
+      // then stops the daemon cleanly once it is up, instead of killing it half-way.
+      let stopSignal: (signal: NodeJS.Signals) => void = () => {};
+      const stopped = new Promise<NodeJS.Signals>((resolve) => (stopSignal = resolve));
+      const onTerm = () => stopSignal('SIGTERM');
+      const onInt = () => stopSignal('SIGINT');
+      process.once('SIGTERM', onTerm);
+      process.once('SIGINT', onInt);
       let daemon: Daemon;
       try {
         daemon = await startDaemon(config, { logger });
       } catch (err) {
+        process.off('SIGTERM', onTerm);
+        process.off('SIGINT', onInt);
         throw new CliError(await startFailure(err, config.dataDir, daemonFile(config.dataDir)));
       }
       if (o.json) process.stdout.write(JSON.stringify({ pid: process.pid, listen: daemon.info.listen, started_at: daemon.info.startedAt, data_dir: config.dataDir }) + '\n');
-      const signal = await new Promise<NodeJS.Signals>((resolve) => {
-        process.once('SIGTERM', () => resolve('SIGTERM'));
-        process.once('SIGINT', () => resolve('SIGINT'));
-      });
+      const signal = await stopped;
       logger.info('stopping', { signal });
       await daemon.stop();
       // sockets of the HTTP client pool may linger for a while; nothing is left to finish
