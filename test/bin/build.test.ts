@@ -12,13 +12,16 @@ import { pathToFileURL } from 'node:url';
 import { build } from '../../bin/build.js';
 import { root } from '../daemon/cli/run.ts';
 
-const COPIED = ['bin', 'daemon', 'wallet', 'protocol', 'package.json', 'tsconfig.json'];
+/** Not copied: dependencies (shared by a link), builds, git, the tests and benchmarks. */
+const NOT_COPIED = new Set(['node_modules', 'dist', '.git', 'test', 'bench']);
 
 /** A copy of the project's code in a temp directory, sharing node_modules. */
 function clone(t: TestContext): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'satroute-clone-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  for (const entry of COPIED) fs.cpSync(path.join(root, entry), path.join(dir, entry), { recursive: true });
+  for (const entry of fs.readdirSync(root)) {
+    if (!NOT_COPIED.has(entry) && !entry.startsWith('dist.tmp-')) fs.cpSync(path.join(root, entry), path.join(dir, entry), { recursive: true });
+  }
   fs.symlinkSync(fs.realpathSync(path.join(root, 'node_modules')), path.join(dir, 'node_modules'));
   return dir;
 }
@@ -141,4 +144,16 @@ test('a build that fails leaves the CLI on the sources and does not fail the ins
   assert.equal(help.code, 0, help.stderr);
   assert.match(help.stdout, /^Usage: satroute/);
   assert.match(help.stderr, /running the sources through tsx \(daemon\/cli\.ts changed since the build\)/);
+});
+
+test('code that reaches into test/ (the demo runs the local market from there) stays out of the build, which still succeeds', async (t) => {
+  const dir = clone(t);
+  fs.mkdirSync(path.join(dir, 'test', 'world'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'test', 'world', 'index.ts'), "import 'no-such-dev-dependency';\nexport const startWorld = () => 'world';\n");
+  fs.appendFileSync(path.join(dir, 'daemon', 'cli.ts'), "\nexport const loadWorld = () => import('../test/world/index.ts');\n");
+  const built = await build({ root: dir });
+  const cli = fs.readFileSync(built.entry, 'utf8');
+  assert.ok(cli.includes(JSON.stringify(`file://${path.join(dir, 'test', 'world', 'index.ts')}`)), 'imported from its place in the sources, at run time');
+  const demo = await satroute(dir, ['demo']);
+  assert.match(demo.stderr, /running the sources through tsx \(demo runs from source\)/);
 });
