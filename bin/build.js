@@ -10,6 +10,8 @@
 //   dist/x.mjs, compiled from x.ts beside it when there is one (x.mjs is then the tsx
 //   bootstrap the sources use). Every `new URL('./…', import.meta.url)` in the output must
 //   name a file of the build, or the build fails.
+// - zod's 40-odd translated error-message locales are left out (only `en`, its default, is
+//   kept): they are half of zod's code, and every command that reads the config parses it.
 // - test/ is never compiled (the demo's market runs from source; bin/satroute.js runs `demo`
 //   through tsx): imports of it stay external.
 // - dist/build.json (bin/compiled.js) lists every input with its size and mtime; a file that
@@ -83,10 +85,12 @@ async function compile(esbuild, root, dir) {
     external: EXTERNAL,
     banner: { js: BANNER },
     sourcemap: 'linked',
-    keepNames: true,
+    // Whitespace and syntax only: names stay readable in stack traces.
+    minifyWhitespace: true,
+    minifySyntax: true,
     metafile: true,
     logLevel: 'silent',
-    plugins: [notCompiled(root), workerUrls(root, workers)],
+    plugins: [notCompiled(root), workerUrls(root, workers), zodEnglishOnly()],
   };
   const run = async (opts) => {
     let result;
@@ -126,6 +130,21 @@ function notCompiled(root) {
         if (!dirs.some((d) => target.startsWith(d))) return undefined;
         return { path: pathToFileURL(target).href, external: true };
       });
+    },
+  };
+}
+
+/** zod's `locales` namespace with only the default English messages (see the header). */
+function zodEnglishOnly() {
+  return {
+    name: 'satroute-zod-english-only',
+    setup(b) {
+      b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) => {
+        if (!/[\\/]zod[\\/]v4[\\/](classic|core)$/.test(args.resolveDir)) return undefined;
+        const en = path.join(args.resolveDir, '..', 'locales', 'en.js');
+        return fs.existsSync(en) ? { path: en, namespace: 'zod-locales' } : undefined;
+      });
+      b.onLoad({ filter: /.*/, namespace: 'zod-locales' }, (args) => ({ contents: `export { default as en } from ${JSON.stringify(args.path)};`, resolveDir: path.dirname(args.path), loader: 'js' }));
     },
   };
 }

@@ -157,3 +157,17 @@ test('code that reaches into test/ (the demo runs the local market from there) s
   const demo = await satroute(dir, ['demo']);
   assert.match(demo.stderr, /running the sources through tsx \(demo runs from source\)/);
 });
+
+test('a bad satroute.json gets the same one-line message compiled and from source (zod keeps its English messages)', async (t) => {
+  const dir = clone(t);
+  await build({ root: dir });
+  const data = dataDir(t);
+  fs.writeFileSync(path.join(data, 'satroute.json'), JSON.stringify({ mints: 5, probe: { concurrency: -1 } }));
+  const compiled = await satroute(dir, ['wallet', 'balance'], { SATROUTE_DATA_DIR: data });
+  const source = await satroute(dir, ['wallet', 'balance'], { SATROUTE_DATA_DIR: data, SATROUTE_FROM_SOURCE: '1' });
+  const message = (r: Result) => r.stderr.split('\n').filter((l) => l && !l.startsWith('satroute: running')).join('\n');
+  assert.match(compiled.stderr, /running the compiled build/);
+  assert.equal(compiled.code, 1);
+  assert.equal(message(compiled), `satroute: ${path.join(data, 'satroute.json')}: mints: Invalid input: expected array, received number; probe.concurrency: Too small: expected number to be >0`);
+  assert.equal(message(compiled), message(source));
+});
