@@ -14,9 +14,10 @@
 //   kept): they are half of zod's code, and every command that reads the config parses it.
 // - test/ is never compiled (the demo's market runs from source; bin/satroute.js runs `demo`
 //   through tsx): imports of it stay external.
-// - dist/build.json (bin/compiled.js) lists every input with its size and mtime; a file that
-//   changed during the build would be recorded with content the build did not read, so the
-//   build runs again (at most 3 times) until none did.
+// - dist/build.json (bin/compiled.js) lists every input with its size and mtime. A file saved
+//   while the build ran would be recorded with content the build did not read, so when any
+//   input is that recent the build runs again, and is kept once two builds in a row saw the
+//   same fingerprints (which also accepts files dated in the future). At most 3 tries.
 // The package works without dist/ (bin/satroute.js then uses tsx): with --if-possible, as in
 // `prepare`, a failed build warns and exits 0 instead of failing the install.
 import fs from 'node:fs';
@@ -53,12 +54,16 @@ export async function build(options = {}) {
   const esbuild = await import('esbuild');
   const tmpDir = `${outDir}.tmp-${process.pid}`;
   try {
+    let previous = '';
     for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
       fs.rmSync(tmpDir, { recursive: true, force: true });
       const startedAtMs = clock();
       const { inputs, outputs } = await compile(esbuild, root, tmpDir);
-      const recorded = [...inputs].sort().map((file) => [file, ...(fingerprint(path.resolve(root, file)) ?? [-1, Infinity])]);
-      if (recorded.some(([, , mtimeMs]) => mtimeMs > startedAtMs - SETTLE_MS)) continue;
+      const recorded = [...inputs].sort().map((file) => [file, ...(fingerprint(path.resolve(root, file)) ?? [-1, -1])]);
+      const seen = JSON.stringify(recorded);
+      const settled = recorded.every(([, , mtimeMs]) => mtimeMs <= startedAtMs - SETTLE_MS) || seen === previous;
+      previous = seen;
+      if (!settled) continue;
       writeManifest(tmpDir, { entry: 'cli.mjs', outputs, inputs: recorded, builtAt: new Date(startedAtMs).toISOString() });
       fs.rmSync(outDir, { recursive: true, force: true });
       fs.renameSync(tmpDir, outDir);
@@ -103,12 +108,12 @@ async function compile(esbuild, root, dir) {
     for (const file of Object.keys(result.metafile.inputs)) if (fs.existsSync(path.join(root, file))) inputs.add(file);
   };
   await run({ entryPoints: [{ in: ENTRY, out: 'cli' }], splitting: true });
+  // Each worker is its own bundle; a worker that starts workers adds to the map while we go.
   const built = new Set();
-  for (let pending = [...workers].filter(([name]) => !built.has(name)); pending.length; pending = [...workers].filter(([name]) => !built.has(name))) {
-    for (const [name, source] of pending) {
-      built.add(name);
-      await run({ entryPoints: [{ in: source, out: name.replace(/\.mjs$/, '') }], splitting: false });
-    }
+  for (let next; (next = [...workers].find(([name]) => !built.has(name))); ) {
+    const [name, source] = next;
+    built.add(name);
+    await run({ entryPoints: [{ in: source, out: name.replace(/\.mjs$/, '') }], splitting: false });
   }
   const outputs = listFiles(dir);
   for (const file of outputs.filter((f) => f.endsWith('.mjs'))) {

@@ -171,3 +171,30 @@ test('a bad satroute.json gets the same one-line message compiled and from sourc
   assert.equal(message(compiled), `satroute: ${path.join(data, 'satroute.json')}: mints: Invalid input: expected array, received number; probe.concurrency: Too small: expected number to be >0`);
   assert.equal(message(compiled), message(source));
 });
+
+test('a source saved while the build runs is never recorded as built: the build runs again until two agree', async (t) => {
+  const dir = clone(t);
+  const cliFile = path.join(dir, 'daemon', 'cli.ts');
+  // The clock says every file was saved just now (so each try is suspect), and the file
+  // changes between the first and the second try.
+  let calls = 0;
+  const clock = () => {
+    calls++;
+    if (calls === 2) fs.appendFileSync(cliFile, "\nprocess.stdout.write('saved during the build\\n');\n");
+    return fs.statSync(cliFile).mtimeMs;
+  };
+  const built = await build({ root: dir, clock });
+  assert.equal(built.attempts, 3, 'try 2 read the new content; try 3 confirmed nothing changed since');
+  const r = await satroute(dir, ['--version']);
+  assert.match(r.stderr, /running the compiled build/);
+  assert.equal(r.stdout, 'saved during the build\n0.1.0\n');
+});
+
+test('a source dated in the future (a skewed clock) still gets a build, on the second try', async (t) => {
+  const dir = clone(t);
+  const future = new Date(Date.now() + 3_600_000);
+  fs.utimesSync(path.join(dir, 'daemon', 'cli.ts'), future, future);
+  const built = await build({ root: dir });
+  assert.equal(built.attempts, 2);
+  assert.match((await satroute(dir, ['--version'])).stderr, /running the compiled build/);
+});
