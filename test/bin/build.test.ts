@@ -48,6 +48,14 @@ function dataDir(t: TestContext): string {
   return dir;
 }
 
+test('with no build at all (dist/ never made) satroute works from the sources', async (t) => {
+  const dir = clone(t);
+  const r = await satroute(dir, ['--help']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^Usage: satroute/);
+  assert.match(r.stderr, /running the sources through tsx \(no build\)/);
+});
+
 test('after the build the CLI runs compiled; an edited source runs from source until the next build', async (t) => {
   const dir = clone(t);
   const built = await build({ root: dir });
