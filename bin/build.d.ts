@@ -9,6 +9,8 @@ export interface BuildResult {
   /** How many source and dependency files the build read. */
   inputs: number;
   attempts: number;
+  /** Source files (relative to the root) that every command loads before its action runs. */
+  startup: string[];
 }
 /** Compile the CLI and the daemon into outDir (default <root>/dist), replacing it whole. */
 export declare function build(options?: { root?: string; outDir?: string; clock?: () => number }): Promise<BuildResult>;

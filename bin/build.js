@@ -45,7 +45,7 @@ export class BuildError extends Error {
  * Build into outDir (replaced as a whole when the build succeeds; a CLI started meanwhile sees
  * the old build or none, never half of one).
  * @param {{ root?: string, outDir?: string, clock?: () => number }} [options]
- * @returns {Promise<{ outDir: string, entry: string, outputs: string[], inputs: number, attempts: number }>}
+ * @returns {Promise<{ outDir: string, entry: string, outputs: string[], inputs: number, attempts: number, startup: string[] }>}
  */
 export async function build(options = {}) {
   const root = path.resolve(options.root ?? ROOT);
@@ -58,7 +58,7 @@ export async function build(options = {}) {
     for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
       fs.rmSync(tmpDir, { recursive: true, force: true });
       const startedAtMs = clock();
-      const { inputs, outputs } = await compile(esbuild, root, tmpDir);
+      const { inputs, outputs, startup } = await compile(esbuild, root, tmpDir);
       const recorded = [...inputs].sort().map((file) => [file, ...(fingerprint(path.resolve(root, file)) ?? [-1, -1])]);
       const seen = JSON.stringify(recorded);
       const settled = recorded.every(([, , mtimeMs]) => mtimeMs <= startedAtMs - SETTLE_MS) || seen === previous;
@@ -67,7 +67,7 @@ export async function build(options = {}) {
       writeManifest(tmpDir, { entry: 'cli.mjs', outputs, inputs: recorded, builtAt: new Date(startedAtMs).toISOString() });
       fs.rmSync(outDir, { recursive: true, force: true });
       fs.renameSync(tmpDir, outDir);
-      return { outDir, entry: path.join(outDir, 'cli.mjs'), outputs, inputs: recorded.length, attempts: attempt };
+      return { outDir, entry: path.join(outDir, 'cli.mjs'), outputs, inputs: recorded.length, attempts: attempt, startup };
     }
     throw new BuildError(`sources kept changing during ${ATTEMPTS} builds; run the build again when they are saved`);
   } finally {
@@ -106,8 +106,9 @@ async function compile(esbuild, root, dir) {
       throw new BuildError(first ? `${first.location ? `${first.location.file}:${first.location.line}: ` : ''}${first.text}` : err.message);
     }
     for (const file of Object.keys(result.metafile.inputs)) if (fs.existsSync(path.join(root, file))) inputs.add(file);
+    return result.metafile;
   };
-  await run({ entryPoints: [{ in: ENTRY, out: 'cli' }], splitting: true });
+  const startup = loadedAtStartup(await run({ entryPoints: [{ in: ENTRY, out: 'cli' }], splitting: true }), root, dir);
   // Each worker is its own bundle; a worker that starts workers adds to the map while we go.
   const built = new Set();
   for (let next; (next = [...workers].find(([name]) => !built.has(name))); ) {
@@ -121,7 +122,21 @@ async function compile(esbuild, root, dir) {
       if (!fs.existsSync(path.join(dir, path.dirname(file), ref))) throw new BuildError(`${file} refers to ${ref} (new URL(…, import.meta.url)), which the build does not produce`);
     }
   }
-  return { inputs, outputs };
+  return { inputs, outputs, startup };
+}
+
+/** The source files every command loads before its action runs: the entry and its static imports. */
+function loadedAtStartup(metafile, root, dir) {
+  const outputs = metafile.outputs;
+  const entry = Object.keys(outputs).find((o) => outputs[o].entryPoint && path.resolve(root, o) === path.join(dir, 'cli.mjs'));
+  const seen = new Set();
+  for (const stack = [entry]; stack.length; ) {
+    const o = stack.pop();
+    if (seen.has(o)) continue;
+    seen.add(o);
+    for (const i of outputs[o].imports) if (i.kind === 'import-statement' && outputs[i.path]) stack.push(i.path);
+  }
+  return [...new Set([...seen].flatMap((o) => Object.keys(outputs[o].inputs)))].sort();
 }
 
 /** Imports of test/ stay as they are (never compiled; see NOT_COMPILED). */

@@ -60,6 +60,12 @@ test('after the build the CLI runs compiled; an edited source runs from source u
   const dir = clone(t);
   const built = await build({ root: dir });
   assert.ok(built.inputs > 50, `the build read ${built.inputs} files`);
+  // What every command loads before its action runs: commander and the command registrations.
+  // A command file that imports wallet, SQLite, zod ... at its top slows down every command;
+  // load it inside the action (`await import(...)`) instead.
+  const heavy = built.startup.filter((f) => !/(^|\/)node_modules\/commander\//.test(f) && !/^daemon\/cli(\.ts$|\/)/.test(f));
+  assert.deepEqual(heavy, [], 'loaded by every command (even --help)');
+  assert.ok(built.startup.includes('daemon/cli/wallet.ts'));
 
   const first = await satroute(dir, ['--version']);
   assert.equal(first.code, 0, first.stderr);
