@@ -1,6 +1,9 @@
 // What every CLI command shares: one-line failures, --json output, a clear "not yet" for
-// commands a later version brings.
+// commands a later version brings. Loaded by every command, so it imports nothing heavy:
+// command files import only types up front and load the rest inside their actions (a
+// dynamic import), which keeps `satroute --help` and calls through the daemon fast.
 import type { Command } from 'commander';
+import type { Config } from '../config.ts';
 
 /** A failure the user should see as one line on stderr, with this exit code. */
 export class CliError extends Error {
@@ -21,6 +24,12 @@ export function notYet(cmd: Command, what: string): Command {
   return cmd.option('--json', 'print one JSON document').action(() => {
     throw new CliError(`${what} is not implemented yet in this version of satroute`, 2);
   });
+}
+
+/** The configuration from the data directory and the environment (loads config.ts and zod on first use). */
+export async function currentConfig(): Promise<Config> {
+  const { loadConfig } = await import('../config.ts');
+  return loadConfig(process.env);
 }
 
 /** Format rows as an aligned text table. */

@@ -1,21 +1,22 @@
 // `satroute providers` and `satroute models`: the market as the running daemon sees it, or,
 // with no daemon, as it was last stored in the data directory.
+// Only types are imported up front; `read` loads the market code when a command runs.
 import fs from 'node:fs';
-import path from 'node:path';
 import type { Command } from 'commander';
-import { loadConfig, type Config } from '../config.ts';
-import { callDaemon, DaemonNotRunningError } from '../control.ts';
-import { Market, type ModelView, type ProviderView } from '../market.ts';
-import { databaseFile, openDatabase } from '../../wallet/sqlite.ts';
-import { CliError, output, table } from './common.ts';
+import type { Config } from '../config.ts';
+import type { ModelView, ProviderView } from '../market.ts';
+import { CliError, currentConfig, output, table } from './common.ts';
 
 /** Ask the daemon; with none running, read the stored market (WAL lets us read beside a writer). */
 async function read<T>(config: Config, method: 'market.providers' | 'market.models'): Promise<T> {
+  const { callDaemon, DaemonNotRunningError } = await import('../control.ts');
   try {
     return await callDaemon<T>(config.dataDir, method);
   } catch (err) {
     if (!(err instanceof DaemonNotRunningError)) throw new CliError((err as Error).message);
   }
+  const { databaseFile, openDatabase } = await import('../../wallet/sqlite.ts');
+  const { Market } = await import('../market.ts');
   if (!fs.existsSync(databaseFile(config.dataDir))) return [] as T;
   const db = openDatabase(databaseFile(config.dataDir));
   try {
@@ -95,7 +96,7 @@ export function registerMarket(program: Command): void {
     .description('list known providers: status, models, cheapest price, mints, last seen')
     .option('--json', 'print one JSON document (an array of providers)')
     .action(async (o: { json?: boolean }) => {
-      const list = await read<ProviderView[]>(loadConfig(process.env), 'market.providers');
+      const list = await read<ProviderView[]>(await currentConfig(), 'market.providers');
       output(o.json, list, () => providersTable(list));
     });
   program
@@ -103,7 +104,7 @@ export function registerMarket(program: Command): void {
     .description('list the models on offer with their cheapest price')
     .option('--json', 'print one JSON document (an array of models)')
     .action(async (o: { json?: boolean }) => {
-      const list = await read<ModelView[]>(loadConfig(process.env), 'market.models');
+      const list = await read<ModelView[]>(await currentConfig(), 'market.models');
       output(o.json, list, () => modelsTable(list));
     });
 }

@@ -2,14 +2,9 @@
 // daemon; with none running, reads the data directory (WAL lets us read beside a writer).
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { loadConfig, type Config } from '../config.ts';
-import { callDaemon, DaemonNotRunningError } from '../control.ts';
-import { Market } from '../market.ts';
-import { databaseFile, openDatabase } from '../../wallet/sqlite.ts';
-import { satTotals } from '../../wallet/index.ts';
-import { migrateWallet } from '../../wallet/schema.ts';
-import { ProofStore, type BalanceRow } from '../../wallet/store.ts';
-import { CliError, output } from './common.ts';
+import type { Config } from '../config.ts';
+import type { BalanceRow } from '../../wallet/store.ts';
+import { CliError, currentConfig, output } from './common.ts';
 import { sat } from './wallet.ts';
 
 interface Status {
@@ -30,6 +25,7 @@ interface Status {
 const usable = (providers: readonly { status: string; models: number }[]) => providers.filter((p) => p.status === 'reachable' && p.models > 0).length;
 
 async function readStatus(config: Config): Promise<Status> {
+  const { callDaemon, DaemonNotRunningError } = await import('../control.ts');
   try {
     const s = await callDaemon<{ pid: number; listen: string; startedAt: string; wallet: { totalSat: number; pendingSat: number; mints: BalanceRow[] } }>(config.dataDir, 'daemon.status');
     const providers = await callDaemon<{ status: string; models: number }[]>(config.dataDir, 'market.providers');
@@ -43,7 +39,11 @@ async function readStatus(config: Config): Promise<Status> {
     if (!(err instanceof DaemonNotRunningError)) throw new CliError((err as Error).message);
   }
   const empty: Status = { running: false, data_dir: config.dataDir, balance_sat: 0, pending_sat: 0, mints: [], providers: 0, usable_providers: 0, models: 0 };
+  const { databaseFile, openDatabase } = await import('../../wallet/sqlite.ts');
   if (!fs.existsSync(databaseFile(config.dataDir))) return empty;
+  const [{ Market }, { satTotals }, { migrateWallet }, { ProofStore }] = await Promise.all([
+    import('../market.ts'), import('../../wallet/index.ts'), import('../../wallet/schema.ts'), import('../../wallet/store.ts'),
+  ]);
   const db = openDatabase(databaseFile(config.dataDir));
   try {
     migrateWallet(db);
@@ -66,7 +66,7 @@ export function registerStatus(program: Command): void {
     .description('the daemon, the wallet and the market at a glance')
     .option('--json', 'print one JSON document')
     .action(async (o: { json?: boolean }) => {
-      const s = await readStatus(loadConfig(process.env));
+      const s = await readStatus(await currentConfig());
       output(o.json, s, () =>
         [
           s.running ? `daemon:    running (pid ${s.pid}), listening on ${s.listen}, since ${s.started_at}` : 'daemon:    not running (start it with `satroute start`)',

@@ -1,14 +1,10 @@
 // `satroute wallet ...`: through the running daemon's control socket, else in-process holding
 // the wallet lock (one writer at a time). Both paths run the same handlers (wallet/control.ts).
+// Only types are imported up front: each action loads what it needs, so `--help` and a call
+// through the daemon never load the wallet, cashu-ts or SQLite.
 import type { Command } from 'commander';
-import qrcode from 'qrcode-terminal';
-import { loadConfig, saveConfigFile, type Config } from '../config.ts';
-import { callDaemon, DaemonNotRunningError } from '../control.ts';
-import { openLocalWallet, walletControlHandlers } from '../../wallet/index.ts';
-import { peekToken } from '../../wallet/receive.ts';
-import { mintKey } from '../../wallet/mints.ts';
-import { LEDGER_KINDS } from '../../wallet/ledger.ts';
-import { CliError, output, table } from './common.ts';
+import type { Config } from '../config.ts';
+import { CliError, currentConfig, output, table } from './common.ts';
 
 type Call = (method: string, params?: unknown) => Promise<any>;
 
@@ -20,12 +16,14 @@ interface Session {
 
 /** Use the daemon if it answers; otherwise open the wallet here (lock held until close). */
 async function session(config: Config, first: { method: string; params?: unknown }): Promise<{ s: Session; result: any }> {
+  const { callDaemon, DaemonNotRunningError } = await import('../control.ts');
   try {
     const result = await callDaemon(config.dataDir, first.method, first.params ?? {});
     return { s: { call: (m, p) => callDaemon(config.dataDir, m, p ?? {}), local: false, close() {} }, result };
   } catch (err) {
     if (!(err instanceof DaemonNotRunningError)) throw new CliError((err as Error).message);
   }
+  const { openLocalWallet, walletControlHandlers } = await import('../../wallet/index.ts');
   const { wallet, close } = openLocalWallet({ dataDir: config.dataDir, mints: config.mints, autoTopup: config.autoTopup });
   try {
     await wallet.recover(); // finish anything a crash left behind before doing more
@@ -40,9 +38,9 @@ async function session(config: Config, first: { method: string; params?: unknown
 
 /** Run one wallet command; wallet errors become one line on stderr. */
 export async function run(first: { method: string; params?: unknown }, then: (result: any, s: Session, config: Config) => Promise<void> | void): Promise<void> {
-  const config = loadConfig(process.env);
   let s: Session | undefined;
   try {
+    const config = await currentConfig();
     const opened = await session(config, first);
     s = opened.s;
     await then(opened.result, s, config);
@@ -54,7 +52,11 @@ export async function run(first: { method: string; params?: unknown }, then: (re
   }
 }
 
-export const sat = (n: number, unit = 'sat') => `${n.toLocaleString('en-US')} ${unit}`;
+// Thousands separators by hand: toLocaleString loads ICU data, ~20 ms of every command's start.
+export const sat = (n: number, unit = 'sat') => {
+  const [whole, fraction] = String(n).split('.');
+  return `${whole.replace(/\B(?=(\d{3})+$)/g, ',')}${fraction ? `.${fraction}` : ''} ${unit}`;
+};
 
 function parseSats(text: string): number {
   if (!/^\d+$/.test(text)) throw new CliError(`amount must be a whole number of sats, got "${text}"`);
@@ -63,7 +65,8 @@ function parseSats(text: string): number {
   return n;
 }
 
-function qr(text: string): string {
+async function qr(text: string): Promise<string> {
+  const { default: qrcode } = await import('qrcode-terminal');
   let out = '';
   qrcode.generate(text.toUpperCase(), { small: true }, (q) => (out = q));
   return out;
@@ -80,7 +83,8 @@ export function registerWallet(program: Command): void {
 
   wallet.command('history').description('the money ledger (newest first)').option('--json', 'print one JSON document')
     .option('--limit <n>', 'at most this many entries', '50').option('--kind <kind>', 'only this kind (funding, receive, payment_sent, ...)')
-    .action((o: { json?: boolean; limit: string; kind?: string }) => {
+    .action(async (o: { json?: boolean; limit: string; kind?: string }) => {
+      const { LEDGER_KINDS } = await import('../../wallet/ledger.ts');
       if (o.kind && !(LEDGER_KINDS as readonly string[]).includes(o.kind)) throw new CliError(`unknown kind "${o.kind}"; one of: ${LEDGER_KINDS.join(', ')}`);
       return run({ method: 'wallet.history', params: { limit: Number(o.limit) || 50, ...(o.kind ? { kind: o.kind } : {}) } }, (h) => output(o.json, h, () => {
         if (h.entries.length === 0) return 'The ledger is empty.';
@@ -97,7 +101,7 @@ export function registerWallet(program: Command): void {
       await run({ method: 'wallet.fund.create', params: { amount_sat: amountSat, ...(o.mint ? { mint: o.mint } : {}) } }, async (q, s) => {
         const viaNwc = o.nwc && q.nwc;
         if (!o.json) {
-          process.stdout.write(`Invoice for ${sat(amountSat)} at ${q.mint}:\n\n${q.bolt11}\n\n${qr(q.bolt11)}\n`);
+          process.stdout.write(`Invoice for ${sat(amountSat)} at ${q.mint}:\n\n${q.bolt11}\n\n${await qr(q.bolt11)}\n`);
           process.stdout.write(viaNwc ? 'Paying through the connected NWC wallet...\n' : 'Waiting for the payment (Ctrl-C to stop; the quote resumes next time)...\n');
         }
         if (viaNwc) await s.call('wallet.fund.pay_nwc', { quote_id: q.quote_id });
@@ -122,7 +126,10 @@ export function registerWallet(program: Command): void {
     .option('--trust', "add the token's mint to the trusted mints first").option('--json', 'print one JSON document')
     .action(async (token: string, o: { trust?: boolean; json?: boolean }) => {
       if (o.trust) {
-        const config = loadConfig(process.env);
+        const [{ saveConfigFile }, { callDaemon }, { peekToken }, { mintKey }] = await Promise.all([
+          import('../config.ts'), import('../control.ts'), import('../../wallet/receive.ts'), import('../../wallet/mints.ts'),
+        ]);
+        const config = await currentConfig();
         const mint = mintKey(peekToken(token).mint);
         if (!config.mints.map(mintKey).includes(mint)) {
           saveConfigFile(config.dataDir, { mints: [...config.mints, mint] });

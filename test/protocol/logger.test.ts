@@ -26,3 +26,36 @@ test('levels below the configured one are not written', () => {
   assert.equal(JSON.parse(lines[0]).level, 'error');
   assert.equal(redact('nothing secret here'), 'nothing secret here');
 });
+
+test('journald gets one entry per log call: a multi-line message or error stays on one line, with its level', () => {
+  const lines: string[] = [];
+  const log = createLogger({ write: (l) => lines.push(l), clock: () => 0, name: 'satroute' });
+  const err = new Error('mint said:\n  500 internal\n  retry later');
+  log.error('swap failed\nwill retry', { error: err, detail: 'a\r\nb' });
+  assert.equal(lines.length, 1);
+  assert.equal(lines[0].indexOf('\n'), lines[0].length - 1, 'exactly one newline, at the end');
+  const entry = JSON.parse(lines[0]);
+  assert.deepEqual([entry.level, entry.name, entry.msg, entry.error.message], ['error', 'satroute', 'swap failed\nwill retry', 'mint said:\n  500 internal\n  retry later']);
+  assert.equal(entry.time, '1970-01-01T00:00:00.000Z');
+});
+
+test('with stderr on the journal each line carries its syslog priority, so journalctl -p filters by level', () => {
+  const lines: string[] = [];
+  const log = createLogger({ level: 'debug', write: (l) => lines.push(l), syslogPrefix: true });
+  log.debug('d');
+  log.info('i');
+  log.warn('w');
+  log.error('e');
+  assert.deepEqual(lines.map((l) => l.slice(0, 3)), ['<7>', '<6>', '<4>', '<3>']);
+  assert.equal(JSON.parse(lines[2].slice(3)).level, 'warn');
+});
+
+test('a logged proof secret or preimage is redacted by its field name, whatever its value looks like', () => {
+  const lines: string[] = [];
+  const log = createLogger({ write: (l) => lines.push(l) });
+  const secret = 'b7c5d2a1e9f04c3b8a6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b';
+  log.warn('change refused', { proof: { id: '009a1f293253e41e', amount: 8, secret, C: '02abc' }, preimage: 'ff'.repeat(32), amount: 8 });
+  assert.ok(!lines[0].includes(secret) && !lines[0].includes('ff'.repeat(32)));
+  const entry = JSON.parse(lines[0]);
+  assert.deepEqual([entry.proof.secret, entry.proof.amount, entry.preimage, entry.amount], ['[redacted]', 8, '[redacted]', 8]);
+});
