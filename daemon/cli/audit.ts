@@ -2,15 +2,12 @@
 // routed by, reported by the provider - as a table, CSV or JSON with totals per provider and
 // client; and `audit verify`: the wallet's money invariant plus the request ledger's own sums.
 import type { Command } from 'commander';
-import { loadConfig, type Config } from '../config.ts';
-import { callDaemon, DaemonNotRunningError } from '../control.ts';
-import { ATTEMPT_COLUMNS, REQUEST_COLUMNS, toCsv, type AuditFilter, type AuditReport, type Totals } from '../requests/audit.ts';
-import { paymentFactsLookup } from '../requests/payment-facts.ts';
-import { verifyRequests, type RequestsVerifyReport } from '../requests/verify.ts';
+// Only types up front; each action loads what it needs (`--help` stays fast).
+import type { Config } from '../config.ts';
+import type { AuditFilter, AuditReport, Totals } from '../requests/audit.ts';
+import type { RequestsVerifyReport } from '../requests/verify.ts';
 import type { InvariantReport } from '../../wallet/invariant.ts';
-import { openLocalWallet } from '../../wallet/index.ts';
-import { attachPayments } from '../../wallet/payments.ts';
-import { CliError, output, table } from './common.ts';
+import { CliError, currentConfig, output, table } from './common.ts';
 import { callBooks } from './books-session.ts';
 import { msatAsSat } from './keys.ts';
 import { sat } from './wallet.ts';
@@ -55,6 +52,7 @@ function human(r: AuditReport): string {
 
 /** Both checks: through the running daemon, else in-process holding the wallet lock. */
 async function verifyBoth(config: Config, checkMints: boolean): Promise<{ wallet: InvariantReport; requests: RequestsVerifyReport }> {
+  const { callDaemon, DaemonNotRunningError } = await import('../control.ts');
   try {
     const wallet = await callDaemon<InvariantReport>(config.dataDir, 'wallet.verify', { check_mints: checkMints });
     const requests = await callDaemon<RequestsVerifyReport>(config.dataDir, 'requests.verify');
@@ -62,6 +60,9 @@ async function verifyBoth(config: Config, checkMints: boolean): Promise<{ wallet
   } catch (err) {
     if (!(err instanceof DaemonNotRunningError)) throw new CliError((err as Error).message);
   }
+  const [{ openLocalWallet }, { attachPayments }, { verifyRequests }, { paymentFactsLookup }] = await Promise.all([
+    import('../../wallet/index.ts'), import('../../wallet/payments.ts'), import('../requests/verify.ts'), import('../requests/payment-facts.ts'),
+  ]);
   const { wallet, close } = openLocalWallet({ dataDir: config.dataDir, mints: config.mints, autoTopup: config.autoTopup });
   try {
     await wallet.recover(); // finish anything a crash left behind before checking
@@ -109,7 +110,8 @@ With no command, \`satroute audit\` is \`satroute audit list\`:
         ...(o.flagged ? { flagged: true } : {}),
         ...(o.attempts ? { attempts: true } : {}),
       };
-      const r = await callBooks<AuditReport>(loadConfig(process.env), 'audit.requests', filter);
+      const r = await callBooks<AuditReport>(await currentConfig(), 'audit.requests', filter);
+      const { ATTEMPT_COLUMNS, REQUEST_COLUMNS, toCsv } = await import('../requests/audit.ts');
       if (format === 'csv') process.stdout.write(r.attempts ? toCsv(ATTEMPT_COLUMNS, r.attempts) : toCsv(REQUEST_COLUMNS, r.requests!));
       else output(format === 'json', r, () => human(r));
     });
@@ -119,7 +121,7 @@ With no command, \`satroute audit\` is \`satroute audit list\`:
     .option('--offline', 'do not ask the mints (checks the ledger against the proofs only)')
     .option('--json', 'print one JSON document')
     .action(async (o: { json?: boolean; offline?: boolean }) => {
-      const { wallet: w, requests: q } = await verifyBoth(loadConfig(process.env), !o.offline);
+      const { wallet: w, requests: q } = await verifyBoth(await currentConfig(), !o.offline);
       const differences = [...w.differences, ...q.differences];
       const report = { ...w, ok: w.ok && q.ok, differences, wallet_ok: w.ok, requests: q };
       output(o.json, report, () => {
