@@ -212,4 +212,15 @@ export function nmsatToSatsPerMillion(nmsat: number): number {
 }
 
 // The node's reservation check lives beside this file; re-exported so pricing is one import.
-export { nodePromptTokens, reservationMsat, reserveTermsFrom, NODE_MIN_REQUEST_MSAT, NODE_TOLERANCE_PERCENT, type ReserveBody, type ReserveTerms } from './reservation.ts';
+export {
+  nodePromptTokens,
+  reservationMsat,
+  reservationMsatFor,
+  reserveInputOf,
+  reserveTermsFrom,
+  NODE_MIN_REQUEST_MSAT,
+  NODE_TOLERANCE_PERCENT,
+  type ReserveBody,
+  type ReserveInput,
+  type ReserveTerms,
+} from './reservation.ts';

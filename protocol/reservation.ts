@@ -70,6 +70,21 @@ export interface ReserveBody {
   max_tokens?: unknown;
 }
 
+/** What the node's reservation reads from a body, computed once per request (not per provider). */
+export interface ReserveInput {
+  /** The node's prompt token estimate; undefined when `messages` is falsy (no prompt discount). */
+  promptTokens: number | undefined;
+  /** int(max_tokens), undefined when absent or not an int (no completion discount). */
+  maxTokens: number | undefined;
+}
+
+export function reserveInputOf(body: ReserveBody): ReserveInput {
+  return {
+    promptTokens: pyTruthy(body.messages) ? nodePromptTokens(body.messages) : undefined,
+    maxTokens: body.max_tokens === undefined || body.max_tokens === null ? undefined : pyInt(body.max_tokens),
+  };
+}
+
 /**
  * msat the node requires an X-Cashu token to be worth for this body: its
  * `calculate_discounted_max_cost(get_max_cost_for_model(model), body)`, float for float.
@@ -77,6 +92,11 @@ export interface ReserveBody {
  * ceiling itself, from `maxCostMsat` (rounded up, so never below the node's figure).
  */
 export function reservationMsat(terms: ReserveTerms | null, body: ReserveBody, maxCostMsat = 0): number {
+  return reservationMsatFor(terms, reserveInputOf(body), maxCostMsat);
+}
+
+/** {@link reservationMsat} from a body's precomputed {@link ReserveInput}. */
+export function reservationMsatFor(terms: ReserveTerms | null, input: ReserveInput, maxCostMsat = 0): number {
   const keep = 1 - NODE_TOLERANCE_PERCENT / 100;
   if (!terms) return Math.max(NODE_MIN_REQUEST_MSAT, Math.trunc(maxCostMsat * keep));
   // get_max_cost_for_model: int(max_cost * 1000 * (1 - tolerance / 100))
@@ -86,17 +106,13 @@ export function reservationMsat(terms: ReserveTerms | null, body: ReserveBody, m
   const limit = promptTokenLimit(terms);
   if (limit !== undefined) maxPromptAllowedSats = limit * terms.promptSats * keep;
   let adjusted = ceiling;
-  if (pyTruthy(body.messages)) {
-    const promptTokens = nodePromptTokens(body.messages);
-    const delta = maxPromptAllowedSats - promptTokens * terms.promptSats;
+  if (input.promptTokens !== undefined) {
+    const delta = maxPromptAllowedSats - input.promptTokens * terms.promptSats;
     if (delta > 0) adjusted -= Math.floor(delta * 1000);
   }
-  if (body.max_tokens !== undefined && body.max_tokens !== null) {
-    const maxTokens = pyInt(body.max_tokens);
-    if (maxTokens !== undefined) {
-      const delta = maxCompletionAllowedSats - maxTokens * terms.completionSats;
-      if (delta > 0) adjusted -= Math.floor(delta * 1000);
-    }
+  if (input.maxTokens !== undefined) {
+    const delta = maxCompletionAllowedSats - input.maxTokens * terms.completionSats;
+    if (delta > 0) adjusted -= Math.floor(delta * 1000);
   }
   return Math.max(NODE_MIN_REQUEST_MSAT, adjusted);
 }

@@ -269,6 +269,22 @@ export class Breakers extends EventEmitter<{ change: [BreakerChange] }> {
     this.free(permit);
   }
 
+  /**
+   * An outcome learned after the attempt's permit was used (e.g. its change proved invalid at
+   * the swap). A late failure counts towards opening a closed breaker; it never decides a probe.
+   */
+  recordLate(providerId: string, modelId: string, outcome: BreakerOutcome, now = this.clock()): void {
+    if (outcome.kind !== 'failure') return;
+    const r = this.ensure(providerId, outcome.scope === 'model' ? modelId : null);
+    r.lastFailureAt = now;
+    r.lastError = outcome.error.slice(0, 200);
+    if (r.state === 'closed' && ++r.failures >= this.options.failureThreshold) {
+      this.transition(r, now, `${r.failures} consecutive failures`, () => trip(r, now, this.openMs(r.reopens)));
+      return;
+    }
+    this.store?.save(r);
+  }
+
   /** An attempt that was planned but not made: free its probes, change nothing else. */
   release(permit: Permit): void {
     if (permit.done) return;
