@@ -15,25 +15,24 @@ export const BALANCED_LATENCY_MS = 5_000;
 
 export type Policy = 'cheapest' | 'balanced';
 
-export interface ExpectedUsage {
-  promptTokens: number;
-  completionTokens: number;
+/** Expected prompt tokens at one provider: our estimate x its observed prompt factor. */
+export function expectedPromptTokens(estimate: number, promptFactor: number): number {
+  return Math.max(0, Math.round(estimate * promptFactor));
 }
 
 /**
- * Expected tokens at one provider: our prompt estimate x its observed prompt factor; its
- * observed mean completion (else the model's across providers, else a default) capped by
- * max_tokens. Embeddings have no completion.
+ * Expected completion tokens at one provider: its observed mean (else the model's across
+ * providers, else a default), never above max_tokens. Embeddings complete nothing.
  */
-export function expectedUsage(promptTokens: number, maxTokens: number | undefined, calibration: { promptFactor: number; completionTokens: number | undefined }, completes: boolean): ExpectedUsage {
+export function expectedCompletionTokens(observed: number | undefined, maxTokens: number | undefined, completes: boolean): number {
+  if (!completes) return 0;
   const cap = maxTokens !== undefined && maxTokens >= 0 ? maxTokens : Infinity;
-  const completion = completes ? Math.min(calibration.completionTokens ?? Math.min(cap, DEFAULT_COMPLETION_TOKENS), cap) : 0;
-  return { promptTokens: Math.max(0, Math.round(promptTokens * calibration.promptFactor)), completionTokens: Math.max(0, Math.round(completion)) };
+  return Math.max(0, Math.round(Math.min(observed ?? Math.min(cap, DEFAULT_COMPLETION_TOKENS), cap)));
 }
 
 /** Expected list-price charge in msat (a float, for ranking). */
-export function listCostMsat(u: ExpectedUsage, price: ModelPrice): number {
-  return (u.promptTokens * price.promptNmsat + u.completionTokens * price.completionNmsat) / NMSAT_PER_MSAT;
+export function listCostMsat(promptTokens: number, completionTokens: number, price: ModelPrice): number {
+  return (promptTokens * price.promptNmsat + completionTokens * price.completionNmsat) / NMSAT_PER_MSAT;
 }
 
 /**

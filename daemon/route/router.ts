@@ -14,13 +14,13 @@
 // attempts in order, reports each outcome (`report`), and releases the plan when done.
 import { normalizeMintUrl } from '@cashu/cashu-ts';
 import { normalizeProviderUrl } from '../../protocol/discovery.ts';
-import { msatToSatCeil, reservationMsatFor, reserveInputOf, tokenCostMsat, type ModelPrice } from '../../protocol/pricing.ts';
+import { msatToSatCeil, NMSAT_PER_MSAT, reservationMsatFor, reserveInputOf, tokenCostMsat, type ModelPrice } from '../../protocol/pricing.ts';
 import type { PromptEstimate, PromptTokenizer } from '../../protocol/tokens.ts';
 import { displayName, type Offer } from '../market-index.ts';
 import { AUTO_MODEL, qualifyingModels, type AutoConfig } from './auto.ts';
 import type { BreakerOutcome, Breakers, Gate, Permit } from './breaker.ts';
 import { NoProviderError, NoQualifyingModelError } from './errors.ts';
-import { expectedUsage, listCostMsat, rankScore, type Policy } from './estimate.ts';
+import { DEFAULT_COMPLETION_TOKENS, expectedCompletionTokens, expectedPromptTokens, listCostMsat, rankScore, type Policy } from './estimate.ts';
 import type { Skip, SkipReason } from './skips.ts';
 import type { ProviderStats } from './stats.ts';
 
@@ -48,6 +48,12 @@ export interface RouteRequest {
   prompt?: PromptEstimate;
   /** At most this many attempts (default and ceiling 3). */
   maxAttempts?: number;
+  /**
+   * Look at every offer (`x-satroute-explain: 1`): every provider left out is listed with its
+   * reason. Otherwise the scan stops once no remaining offer can beat the planned ones, and only
+   * providers cheaper than that point are listed as skipped. The plan is the same either way.
+   */
+  explain?: boolean;
 }
 
 export interface PlannedAttempt {
@@ -119,11 +125,11 @@ export interface RouterOptions {
 
 interface Ranked {
   offer: Offer;
-  mint: string;
+  /** The provider's spelling of the mint chosen. */
   tokenMint: string;
   reserveMsat: number;
-  tokenSat: number;
-  usage: { promptTokens: number; completionTokens: number };
+  promptTokens: number;
+  completionTokens: number;
   score: number;
   /** Half-open: this attempt would be its breaker's one probe. */
   probe: boolean;
@@ -151,50 +157,67 @@ export class Router {
     const open: { r: Ranked; gate: Gate & { admit: false } }[] = [];
     let probeOut = false;
     let offered = 0;
+    // the spending limits, in msat: a token of ceil(reserve / 1000) sats fits X sats iff reserve <= 1000 X
+    const maxMsat = req.maxSats === undefined ? Infinity : req.maxSats * 1000;
+    const budgetMsat = req.budgetSats === undefined ? Infinity : req.budgetSats * 1000;
+    // Early exit: offers come cheapest list price (prompt + completion per token) first, and no
+    // offer can score below minAdj x min(prompt, completion tokens) x its list price (every
+    // factor at its lower bound over all providers). Once that bound reaches the worst planned
+    // score, the rest of the list cannot get in. Embeddings (no completion) scan everything.
+    const floor = stats.lowerBounds();
+    const minTokens = Math.min(
+      Math.max(0, prompt.tokens * floor.promptFactor - 1),
+      completes ? Math.max(0, Math.min(maxTokens ?? Infinity, DEFAULT_COMPLETION_TOKENS, floor.completionTokens) - 1) : 0,
+    );
+    const boundPerNmsat = req.explain ? 0 : (Math.min(1, floor.chargeRatio) * minTokens) / NMSAT_PER_MSAT;
     const keys = this.modelKeys(req.model);
     // "auto": a model listed under its id and an alias is one offer
     const seen = keys.length > 1 ? new Set<Offer>() : undefined;
+    // Hot loop (every offer of the model, 1,000 in a big market): nothing is allocated for an
+    // offer unless it is skipped or enters the top `limit`.
     for (const key of keys) {
       for (const offer of this.o.market.providersFor(key)) {
+        if (top.length === limit && offer.listNmsat * boundPerNmsat >= top[limit - 1].score) break;
         if (pin && !pin(offer)) continue;
         if (seen) {
           if (seen.has(offer)) continue;
           seen.add(offer);
         }
         offered++;
-        const p = offer.provider;
-        const skip = (reason: SkipReason, detail: string) => skipped.push(skipOf(offer, reason, detail));
-        const rank = stats.rank(p.id, now);
+        const pid = offer.provider.id;
+        const mid = offer.model.id;
+        const rank = stats.rank(pid, now);
         if (rank.avoid) {
-          skip(rank.avoid.reason, rank.avoid.detail);
+          skipped.push(skipOf(offer, rank.avoid.reason, rank.avoid.detail));
           continue;
         }
         const reserveMsat = reservationMsatFor(offer.model.reserve, reserveInput, offer.price.maxCostMsat);
-        const tokenSat = msatToSatCeil(reserveMsat);
-        const mint = this.pickMint(offer, tokenSat, req);
-        if (typeof mint === 'string') {
-          skip(mint === 'no_common_mint' ? 'no_common_mint' : 'insufficient_balance', mint === 'no_common_mint' ? `accepts ${offer.mints.join(', ') || 'no mint'}; we hold none of them` : `needs ${tokenSat} sat + fee at ${offer.mints.join(', ')}`);
+        const spelling = this.pickMint(offer, reserveMsat, req);
+        if (typeof spelling !== 'string') {
+          skipped.push(mintSkip(offer, spelling, reserveMsat));
           continue;
         }
-        const spend = tokenSat + mint.feeSat;
-        if (req.maxSats !== undefined && spend > req.maxSats) {
-          skip('over_max_sats', `the node checks a ${tokenSat} sat token; max ${req.maxSats} sat`);
+        const feeMsat = req.feeSat ? req.feeSat(this.mintKey(spelling)!) * 1000 : 0;
+        if (reserveMsat + feeMsat > maxMsat) {
+          skipped.push(skipOf(offer, 'over_max_sats', `the node checks a ${msatToSatCeil(reserveMsat)} sat token; max ${req.maxSats} sat`));
           continue;
         }
-        if (req.budgetSats !== undefined && spend > req.budgetSats) {
-          skip('over_budget', `the node checks a ${tokenSat} sat token; ${req.budgetSats} sat of budget left`);
+        if (reserveMsat + feeMsat > budgetMsat) {
+          skipped.push(skipOf(offer, 'over_budget', `the node checks a ${msatToSatCeil(reserveMsat)} sat token; ${req.budgetSats} sat of budget left`));
           continue;
         }
-        const usage = expectedUsage(prompt.tokens, maxTokens, stats.calibration(p.id, offer.model.id), completes);
-        const gate = breakers.peek(p.id, offer.model.id, now);
-        const r: Ranked = { offer, mint: mint.mint, tokenMint: mint.spelling, reserveMsat, tokenSat, usage, score: rankScore(listCostMsat(usage, offer.price), rank, policy), probe: gate.admit && gate.probe };
+        const promptTokens = expectedPromptTokens(prompt.tokens, stats.promptFactor(pid, mid));
+        const completionTokens = expectedCompletionTokens(stats.completionTokens(pid, mid), maxTokens, completes);
+        const score = rankScore(listCostMsat(promptTokens, completionTokens, offer.price), rank, policy);
+        const gate = breakers.peek(pid, mid, now);
         if (!gate.admit) {
-          skip(gate.reason, gateDetail(gate));
-          if (gate.reason === 'breaker_open') open.push({ r, gate });
+          skipped.push(skipOf(offer, gate.reason, gateDetail(gate)));
+          if (gate.reason === 'breaker_open') open.push({ r: { offer, tokenMint: spelling, reserveMsat, promptTokens, completionTokens, score, probe: false }, gate });
           if (gate.reason === 'probe_in_flight') probeOut = true;
           continue;
         }
-        insertTop(top, r, limit);
+        if (top.length === limit && score >= top[limit - 1].score) continue;
+        insertTop(top, { offer, tokenMint: spelling, reserveMsat, promptTokens, completionTokens, score, probe: gate.probe }, limit);
       }
     }
     if (req.model === AUTO_MODEL && offered === 0) throw new NoQualifyingModelError(this.o.auto?.minQuality ?? Infinity);
@@ -268,6 +291,7 @@ export class Router {
 
   private attempt(n: number, r: Ranked, permit: Permit, now: number): PlannedAttempt {
     const p = r.offer.provider;
+    const usage = { promptTokens: r.promptTokens, completionTokens: r.completionTokens };
     return {
       n,
       offer: r.offer,
@@ -275,21 +299,23 @@ export class Router {
       providerName: displayName(p),
       providerUrl: p.url ?? p.urls[0] ?? '',
       model: r.offer.model.id,
-      mint: r.mint,
+      mint: this.mintKey(r.tokenMint)!,
       tokenMint: r.tokenMint,
       price: r.offer.price,
       routedAt: now,
       reserveMsat: r.reserveMsat,
-      tokenSat: r.tokenSat,
-      expected: { ...r.usage, costMsat: tokenCostMsat(r.usage, r.offer.price) },
+      tokenSat: msatToSatCeil(r.reserveMsat),
+      expected: { ...usage, costMsat: tokenCostMsat(usage, r.offer.price) },
       score: r.score,
       permit,
     };
   }
 
-  // The accepted mint we hold the most at (enough for the token and its fee), or why none fits.
-  private pickMint(offer: Offer, tokenSat: number, req: RouteRequest): { mint: string; spelling: string; feeSat: number } | 'no_common_mint' | 'insufficient_balance' {
-    let best: { mint: string; spelling: string; feeSat: number; balance: number } | undefined;
+  // The provider's spelling of the accepted mint we hold the most at (enough for the token and
+  // its fee), or why none fits: 0 none in common, 1 not enough. No allocation.
+  private pickMint(offer: Offer, reserveMsat: number, req: RouteRequest): string | 0 | 1 {
+    let best: string | undefined;
+    let bestBalance = -1;
     let common = false;
     for (const spelling of offer.mints) {
       const mint = this.mintKey(spelling);
@@ -297,11 +323,14 @@ export class Router {
       const balance = req.balances.get(mint);
       if (balance === undefined) continue;
       common = true;
-      const feeSat = req.feeSat?.(mint) ?? 0;
-      if (balance >= tokenSat + feeSat && (!best || balance > best.balance)) best = { mint, spelling, feeSat, balance };
+      const needMsat = reserveMsat + (req.feeSat ? req.feeSat(mint) * 1000 : 0);
+      if (balance * 1000 >= needMsat && balance > bestBalance) {
+        best = spelling;
+        bestBalance = balance;
+      }
     }
-    if (best) return best;
-    return common ? 'insufficient_balance' : 'no_common_mint';
+    if (best !== undefined) return best;
+    return common ? 1 : 0;
   }
 
   // Provider spellings of mint URLs, normalised as the wallet keys its balances (cached).
@@ -326,6 +355,11 @@ function insertTop(top: Ranked[], r: Ranked, limit: number): void {
   while (i > 0 && top[i - 1].score > r.score) i--;
   top.splice(i, 0, r);
   if (top.length > limit) top.pop();
+}
+
+function mintSkip(offer: Offer, why: 0 | 1, reserveMsat: number): Skip {
+  if (why === 0) return skipOf(offer, 'no_common_mint', `accepts ${offer.mints.join(', ') || 'no mint'}; we hold none of them`);
+  return skipOf(offer, 'insufficient_balance', `needs ${msatToSatCeil(reserveMsat)} sat + fee at ${offer.mints.join(', ')}`);
 }
 
 function skipOf(offer: Offer, reason: SkipReason, detail: string): Skip {

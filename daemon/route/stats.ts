@@ -113,6 +113,9 @@ export class ProviderStats {
   private readonly models = new Map<string, TokenSums>(); // modelId -> sums across providers
   private readonly ranks = new Map<string, { rank: ProviderRank; at: number }>();
   private readonly dirty = new Set<string>();
+  // Lower bounds over every provider, for the router's early exit: running minima, only ever
+  // lowered by observations (decay moves every ratio towards the neutral 1, so they stay bounds).
+  private floor = { chargeRatio: 1, promptFactor: 1, completionTokens: Infinity };
   private readonly clock: () => number;
   private readonly log: Logger;
   private timer: ReturnType<typeof setInterval> | undefined;
@@ -129,6 +132,10 @@ export class ProviderStats {
       if (t.providerId === '') this.models.set(t.modelId, t.sums);
       else this.tokensOf(t.providerId).set(t.modelId, t.sums);
     }
+    const now = this.clock();
+    for (const id of this.providers.keys()) this.lower('chargeRatio', this.rank(id, now).chargeRatio);
+    for (const [pid, models] of this.tokens) for (const mid of models.keys()) this.lowerTokens(pid, mid);
+    for (const mid of this.models.keys()) this.lower('completionTokens', this.completionTokens('', mid) ?? Infinity);
   }
 
   /** Write observations to SQLite every `intervalMs` (they are statistics: a crash loses at most that much). */
@@ -167,7 +174,9 @@ export class ProviderStats {
     if (ob.usage) this.observeTokens(ob, now);
     const before = this.ranks.get(ob.providerId)?.rank.avoid;
     this.ranks.delete(ob.providerId);
-    const after = this.rank(ob.providerId, now).avoid;
+    const rank = this.rank(ob.providerId, now);
+    this.lower('chargeRatio', rank.chargeRatio);
+    const after = rank.avoid;
     if (after && !before) this.log.warn('provider avoided', { provider: ob.providerId, reason: after.reason, detail: after.detail });
   }
 
@@ -181,18 +190,28 @@ export class ProviderStats {
     return rank;
   }
 
-  /**
-   * Token calibration for a provider+model: the factor its reported prompt tokens bear to our
-   * estimates (1 until observed), and its mean completion tokens (else the model's across
-   * providers; undefined when never seen).
-   */
-  calibration(providerId: string, modelId: string): { promptFactor: number; completionTokens: number | undefined } {
+  /** The factor this provider's reported prompt tokens bear to our estimates for this model (1 until observed). */
+  promptFactor(providerId: string, modelId: string): number {
     const t = this.tokens.get(providerId)?.get(modelId);
+    if (!t || t.promptN === 0) return 1;
     const prior = this.options.priorWeight;
-    const promptFactor = t && t.promptN > 0 ? (t.promptRatioSum + prior) / (t.promptN + prior) : 1;
-    const own = t && t.completionN > 0 ? t.completionSum / t.completionN : undefined;
+    return (t.promptRatioSum + prior) / (t.promptN + prior);
+  }
+
+  /** Mean completion tokens of this provider for this model, else of the model across providers; undefined when never seen. */
+  completionTokens(providerId: string, modelId: string): number | undefined {
+    const t = this.tokens.get(providerId)?.get(modelId);
+    if (t && t.completionN > 0) return t.completionSum / t.completionN;
     const m = this.models.get(modelId);
-    return { promptFactor, completionTokens: own ?? (m && m.completionN > 0 ? m.completionSum / m.completionN : undefined) };
+    return m && m.completionN > 0 ? m.completionSum / m.completionN : undefined;
+  }
+
+  /**
+   * Lower bounds, over every provider and model, of the charge ratio, the prompt factor and the
+   * observed mean completion tokens (Infinity when none): no offer can be expected to cost less.
+   */
+  lowerBounds(): Readonly<{ chargeRatio: number; promptFactor: number; completionTokens: number }> {
+    return this.floor;
   }
 
   /** Every provider with observations, for `satroute providers` and the admin API. */
@@ -241,6 +260,16 @@ export class ProviderStats {
     }
     this.dirty.add(`t\u0000${ob.providerId}\u0000${ob.modelId}`);
     this.dirty.add(`t\u0000\u0000${ob.modelId}`);
+    this.lowerTokens(ob.providerId, ob.modelId);
+  }
+
+  private lowerTokens(providerId: string, modelId: string): void {
+    this.lower('promptFactor', this.promptFactor(providerId, modelId));
+    this.lower('completionTokens', this.completionTokens(providerId, modelId) ?? Infinity);
+  }
+
+  private lower(k: keyof ProviderStats['floor'], v: number): void {
+    if (v < this.floor[k]) this.floor = { ...this.floor, [k]: v };
   }
 
   private compute(s: ProviderSums): ProviderRank {

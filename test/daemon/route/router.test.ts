@@ -273,3 +273,39 @@ test('an unknown model is a clear no_provider error', () => {
   const w = routeWorld([{ name: 'A', models: [gpt(0.00001, 0.00003)] }]);
   assert.throws(() => w.router.plan(w.request({ model: 'nope' })), (err: unknown) => err instanceof NoProviderError && /no known provider serves nope/.test(err.message));
 });
+
+test('stopping the scan early never changes the plan: the same attempts as looking at every offer', () => {
+  let seed = 5;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  for (let market = 0; market < 12; market++) {
+    const specs = Array.from({ length: 40 }, (_, i) => ({
+      name: `P${market}x${i}`,
+      models: [gpt(0.000001 + rand() * 0.00004, 0.000003 + rand() * 0.0001, rand() < 0.3 ? { id: 'alias-host', aliasIds: ['gpt-x'] } : {})],
+      mints: rand() < 0.1 ? ['https://elsewhere.example'] : [MINT],
+    }));
+    const w = routeWorld(specs, { random: rand });
+    // history: over- and under-charging, failures, prompt and completion counts that differ by provider
+    for (const s of specs) {
+      const id = `pk-${s.name}:d`;
+      const n = Math.floor(rand() * 5);
+      for (let k = 0; k < n; k++) {
+        w.stats.observe({ providerId: id, modelId: s.models[0].id, ok: rand() < 0.8, latencyMs: rand() * 3000, expectedMsat: 1000, chargedMsat: Math.round(1000 * (0.8 + rand() * 0.6)), usage: { estimatedPromptTokens: 30, promptTokens: Math.round(30 * (0.7 + rand())), completionTokens: Math.round(rand() * 400) } });
+      }
+      if (rand() < 0.1) for (let k = 0; k < 3; k++) w.breakers.record(w.breakers.acquire(id, s.models[0].id)!, { kind: 'failure', scope: 'provider', error: 'x' });
+    }
+    for (const body of [
+      { model: 'gpt-x', messages: [{ role: 'user', content: 'short' }], max_tokens: 20 },
+      { model: 'gpt-x', messages: [{ role: 'user', content: 'long '.repeat(2000) }] },
+      { model: 'gpt-x', messages: [{ role: 'user', content: 'medium '.repeat(40) }], max_tokens: 1000 },
+    ]) {
+      for (const policy of ['cheapest', 'balanced'] as const) {
+        const fast = w.router.plan(w.request({ body, policy }));
+        w.router.release(fast);
+        const full = w.router.plan(w.request({ body, policy, explain: true }));
+        w.router.release(full);
+        assert.deepEqual(fast.attempts.map((a) => [a.providerName, a.score]), full.attempts.map((a) => [a.providerName, a.score]));
+        assert.ok(full.skipped.length >= fast.skipped.length);
+      }
+    }
+  }
+});

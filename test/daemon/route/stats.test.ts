@@ -18,7 +18,8 @@ function stats(o: { store?: StatsStore } = {}) {
 test('a provider never seen is neutral: full success, charging its list price, nothing to avoid', () => {
   const { s } = stats();
   assert.deepEqual(s.rank('new'), { chargeRatio: 1, successRate: 1, latencyMs: undefined, lossPerAttemptMsat: 0, avoid: null });
-  assert.deepEqual(s.calibration('new', 'm'), { promptFactor: 1, completionTokens: undefined });
+  assert.equal(s.promptFactor('new', 'm'), 1);
+  assert.equal(s.completionTokens('new', 'm'), undefined);
 });
 
 test('observed overcharging and failures move the rank; a few honest requests do not look like overcharging', () => {
@@ -49,11 +50,10 @@ test('token calibration: reported prompt tokens against our estimate, and observ
   const { s } = stats();
   s.observe({ providerId: 'a', modelId: 'm', usage: { estimatedPromptTokens: 100, promptTokens: 130, completionTokens: 40 } });
   s.observe({ providerId: 'a', modelId: 'm', usage: { estimatedPromptTokens: 200, promptTokens: 260, completionTokens: 60 } });
-  const c = s.calibration('a', 'm');
-  assert.ok(Math.abs(c.promptFactor - (1.3 * 2 + 2) / 4) < 1e-6);
-  assert.ok(Math.abs(c.completionTokens! - 50) < 1e-6);
-  assert.ok(Math.abs(s.calibration('b', 'm').completionTokens! - 50) < 1e-6, "another provider of the model starts from the model's mean");
-  assert.equal(s.calibration('b', 'm').promptFactor, 1);
+  assert.ok(Math.abs(s.promptFactor('a', 'm') - (1.3 * 2 + 2) / 4) < 1e-6);
+  assert.ok(Math.abs(s.completionTokens('a', 'm')! - 50) < 1e-6);
+  assert.ok(Math.abs(s.completionTokens('b', 'm')! - 50) < 1e-6, "another provider of the model starts from the model's mean");
+  assert.equal(s.promptFactor('b', 'm'), 1);
 });
 
 function tempFile(t: TestContext): string {
@@ -74,6 +74,6 @@ test('statistics survive a restart (written on flush): an avoided provider stays
   const b = stats({ store: new StatsStore(db2) });
   assert.equal(b.s.rank('sly').avoid?.reason, 'overcharging');
   assert.equal(b.s.rank('sly').latencyMs, 200);
-  assert.ok(b.s.calibration('sly', 'm').promptFactor > 1.5);
+  assert.ok(b.s.promptFactor('sly', 'm') > 1.5);
   assert.deepEqual(b.s.views().map((v) => [v.provider_id, Math.round(v.attempts)]), [['sly', 4]]);
 });
