@@ -15,12 +15,29 @@ export const CLIENT_PROVIDER_COOLDOWN_MS = 210_000;
 const key = (providerId: string, model: string) => `${providerId}\u0000${model}`;
 
 /**
- * The Routstr client's provider choice (the SDK routstrd runs on): among enabled providers not
- * cooling down that serve the model (the market's offers: by id or alias) and share a mint
- * with the wallet, first the lowest `prompt + completion` list price (request fee and max_cost
- * ignored, ties by base URL); then the failover order, by completion price alone, each
- * provider once, no cap. Providers without a positive review are disabled (fails closed).
+ * The Routstr client's provider order for one request (the SDK routstrd runs on), a pure
+ * function: among enabled providers not cooling down that serve the model (the market's
+ * offers: by id or alias) and share a mint with the wallet, first the lowest
+ * `prompt + completion` list price (request fee and max_cost ignored, ties by base URL); then
+ * the failover order, by completion price alone, each provider once, no cap. Providers without
+ * a positive review are disabled (fails closed) unless `requirePositiveReview` is false.
  */
+export function routstrClientOrder(
+  offers: readonly Offer[],
+  walletMints: ReadonlySet<string>,
+  o: { cooling?: (offer: Offer) => boolean; requirePositiveReview?: boolean } = {},
+): Offer[] {
+  const eligible = offers.filter(
+    (x) => (!(o.requirePositiveReview ?? true) || x.provider.review === 'good') && !o.cooling?.(x) && x.mints.some((m) => walletMints.has(mintKey(m))),
+  );
+  if (eligible.length === 0) return [];
+  const byUrl = (a: Offer, b: Offer) => (a.sortUrl < b.sortUrl ? -1 : a.sortUrl > b.sortUrl ? 1 : 0);
+  const first = [...eligible].sort((a, b) => listPriceNmsat(a.price) - listPriceNmsat(b.price) || byUrl(a, b))[0];
+  const rest = eligible.filter((x) => x !== first).sort((a, b) => a.price.completionNmsat - b.price.completionNmsat || byUrl(a, b));
+  return [first, ...rest];
+}
+
+/** The client's rule with its cooldowns: per model/route 10 s doubling to 10 min, reset on success; a whole provider 210 s after two failures within 210 s. */
 export class RoutstrClientRule {
   private readonly routeFailures = new Map<string, { count: number; until: number }>();
   private readonly providerFailures = new Map<string, { times: number[]; until: number }>();
@@ -29,12 +46,8 @@ export class RoutstrClientRule {
 
   /** Every provider the client would try for this request, in its order. */
   order(offers: readonly Offer[], walletMints: ReadonlySet<string>, model: string, now: number): Offer[] {
-    const eligible = offers.filter((o) => this.eligible(o, walletMints, model, now));
-    if (eligible.length === 0) return [];
-    const byUrl = (a: Offer, b: Offer) => (a.sortUrl < b.sortUrl ? -1 : a.sortUrl > b.sortUrl ? 1 : 0);
-    const first = [...eligible].sort((a, b) => listPriceNmsat(a.price) - listPriceNmsat(b.price) || byUrl(a, b))[0];
-    const rest = eligible.filter((o) => o !== first).sort((a, b) => a.price.completionNmsat - b.price.completionNmsat || byUrl(a, b));
-    return [first, ...rest];
+    const cooling = (x: Offer) => (this.routeFailures.get(key(x.provider.id, model))?.until ?? 0) > now || (this.providerFailures.get(x.provider.id)?.until ?? 0) > now;
+    return routstrClientOrder(offers, walletMints, { cooling, requirePositiveReview: this.o.requirePositiveReview });
   }
 
   /** A failed attempt (400/422 and unknown-path 404 are not failures: do not report them). */
@@ -52,13 +65,6 @@ export class RoutstrClientRule {
 
   success(providerId: string, model: string): void {
     this.routeFailures.delete(key(providerId, model));
-  }
-
-  private eligible(o: Offer, walletMints: ReadonlySet<string>, model: string, now: number): boolean {
-    if ((this.o.requirePositiveReview ?? true) && o.provider.review !== 'good') return false;
-    if ((this.routeFailures.get(key(o.provider.id, model))?.until ?? 0) > now) return false;
-    if ((this.providerFailures.get(o.provider.id)?.until ?? 0) > now) return false;
-    return o.mints.some((m) => walletMints.has(mintKey(m)));
   }
 }
 

@@ -1,23 +1,19 @@
 // Circuit breakers, per provider and per provider+model (DESIGN.md "Circuit breaker").
-//
-//   closed --3 consecutive failures--> open --(lookup after open time)--> half_open
-//   half_open --probe succeeds--> closed        half_open --probe fails--> open (time doubled)
+// The state machine itself is breaker-state.ts.
 //
 // No timers: open turns half-open when a lookup finds its time over. Half-open admits exactly
 // one probe: a permit taken synchronously, freed when its outcome is recorded, when it is
 // released unused, or when it is older than the probe timeout. Open time is 30 s doubling per
 // re-open up to 10 min, jittered down by up to 20 % (injected random). A 429 is a capacity
 // cooldown honouring Retry-After, not a failure; the node's 402/413 and the caller's 400/422
-// are no failures either (`neutral`). Every transition is one synchronous function that
-// throws when its state does not allow it; state is persisted after each change and
-// announced on the 'change' event.
+// are no failures either (`neutral`). State is persisted after each change and announced on
+// the 'change' event.
 import { EventEmitter } from 'node:events';
 import { nullLogger, type Logger } from '../../protocol/logger.ts';
 import type { BreakerStore } from './breaker-store.ts';
-import { IllegalTransitionError } from './errors.ts';
+import { close, halfOpen, reopen, trip, type BreakerRecord, type BreakerScope, type BreakerState } from './breaker-state.ts';
 
-export type BreakerState = 'closed' | 'open' | 'half_open';
-export type BreakerScope = 'provider' | 'model';
+export type { BreakerRecord, BreakerScope, BreakerState } from './breaker-state.ts';
 
 export interface BreakerOptions {
   /** Consecutive failures that open a closed breaker. */
@@ -44,64 +40,6 @@ export const BREAKER_DEFAULTS: Readonly<BreakerOptions> = Object.freeze({
   defaultRetryAfterMs: 10_000,
   maxRetryAfterMs: 600_000,
 });
-
-/** One breaker. Everything but `probe` is persisted. */
-export interface BreakerRecord {
-  providerId: string;
-  /** null: the provider as a whole. */
-  modelId: string | null;
-  state: BreakerState;
-  /** Consecutive failures while closed. */
-  failures: number;
-  /** Re-opens since the breaker last closed: the open time is openBaseMs x 2^reopens. */
-  reopens: number;
-  openedAt: number | null;
-  openUntil: number | null;
-  lastFailureAt: number | null;
-  lastError: string | null;
-  /** A 429's Retry-After: no requests before this time. */
-  cooldownUntil: number | null;
-  /** The probe out in half-open (process memory only). */
-  probe: { permitId: number; since: number } | null;
-}
-
-// ---- transitions: one synchronous function each; illegal ones throw ---------------------
-
-/** closed -> open. */
-export function trip(r: BreakerRecord, now: number, openMs: number): void {
-  if (r.state !== 'closed') throw new IllegalTransitionError(r.state, 'trip');
-  r.state = 'open';
-  r.openedAt = now;
-  r.openUntil = now + openMs;
-}
-
-/** open -> half_open (lazily at lookup once the open time is over, or forced when every candidate is open). */
-export function halfOpen(r: BreakerRecord): void {
-  if (r.state !== 'open') throw new IllegalTransitionError(r.state, 'halfOpen');
-  r.state = 'half_open';
-  r.probe = null;
-}
-
-/** half_open -> open, for longer: the probe failed. */
-export function reopen(r: BreakerRecord, now: number, openMs: number): void {
-  if (r.state !== 'half_open') throw new IllegalTransitionError(r.state, 'reopen');
-  r.state = 'open';
-  r.reopens += 1;
-  r.openedAt = now;
-  r.openUntil = now + openMs;
-  r.probe = null;
-}
-
-/** half_open -> closed: the probe succeeded. */
-export function close(r: BreakerRecord): void {
-  if (r.state !== 'half_open') throw new IllegalTransitionError(r.state, 'close');
-  r.state = 'closed';
-  r.failures = 0;
-  r.reopens = 0;
-  r.openedAt = null;
-  r.openUntil = null;
-  r.probe = null;
-}
 
 // ---- outcomes, gates, permits -----------------------------------------------------------
 

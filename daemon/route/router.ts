@@ -230,6 +230,7 @@ export class Router {
     for (const r of top) {
       const permit = breakers.acquire(r.offer.provider.id, r.offer.model.id, now);
       if (permit) attempts.push(this.attempt(attempts.length + 1, r, permit, now));
+      else skipped.push(skipOf(r.offer, 'probe_in_flight', 'half-open: its one probe went to another model of this plan')); // "auto", one provider twice
     }
     if (attempts.length === 0 && top.length === 0 && open.length > 0 && !probeOut) {
       // every candidate is open: one probe to the one that failed longest ago

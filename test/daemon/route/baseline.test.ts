@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomLiveOrder, routstrClientDepositSat, routstrClientEstimateMsat, RoutstrClientRule } from '../../../daemon/route/baseline.ts';
+import { randomLiveOrder, routstrClientDepositSat, routstrClientEstimateMsat, routstrClientOrder, RoutstrClientRule } from '../../../daemon/route/baseline.ts';
 import { normalizePrice } from '../../../protocol/pricing.ts';
 import { gpt, MINT, routeWorld } from './fixture.ts';
 
@@ -20,9 +20,9 @@ const wallet = new Set([MINT]);
 
 test("the Routstr client's rule: first the lowest prompt+completion, then by completion price alone; shared mints only", () => {
   const w = market();
-  const rule = new RoutstrClientRule();
-  const order = rule.order(w.market.providersFor('gpt-x'), wallet, 'gpt-x', 0).map((o) => o.provider.name);
+  const order = routstrClientOrder(w.market.providersFor('gpt-x'), wallet).map((o) => o.provider.name);
   assert.deepEqual(order, ['Sum-cheapest', 'Completion-cheap', 'Middle']);
+  assert.deepEqual(routstrClientOrder(w.market.providersFor('gpt-x'), wallet, { cooling: (o) => o.provider.name === 'Sum-cheapest' }).map((o) => o.provider.name), ['Completion-cheap', 'Middle'], 'equal sums: the lower URL');
 });
 
 test('ties on the list price go to the lower base URL', () => {
