@@ -76,8 +76,10 @@ export interface PlannedAttempt {
   reserveMsat: number;
   /** The token's face value in sats (the wallet adds the mint's input fee). */
   tokenSat: number;
-  /** Expected usage and its list-price charge in msat (exact integer arithmetic). */
+  /** Expected usage at this provider and its list-price charge in msat (exact integer arithmetic). */
   expected: { promptTokens: number; completionTokens: number; costMsat: number };
+  /** Our prompt estimate before this provider's correction (what its reported usage is compared with). */
+  estimatedPromptTokens: number;
   /** What it was ranked by: expected msat per successful request. */
   score: number;
   /** Its breaker permit (holds the probe when half-open). */
@@ -229,7 +231,7 @@ export class Router {
     top.sort((a, b) => Number(b.probe) - Number(a.probe));
     for (const r of top) {
       const permit = breakers.acquire(r.offer.provider.id, r.offer.model.id, now);
-      if (permit) attempts.push(this.attempt(attempts.length + 1, r, permit, now));
+      if (permit) attempts.push(this.attempt(attempts.length + 1, r, permit, now, prompt.tokens));
       else skipped.push(skipOf(r.offer, 'probe_in_flight', 'half-open: its one probe went to another model of this plan')); // "auto", one provider twice
     }
     if (attempts.length === 0 && top.length === 0 && open.length > 0 && !probeOut) {
@@ -238,7 +240,7 @@ export class Router {
       const { r } = open[0];
       const permit = breakers.forceProbe(r.offer.provider.id, r.offer.model.id, now);
       if (permit) {
-        attempts.push(this.attempt(1, r, permit, now));
+        attempts.push(this.attempt(1, r, permit, now, prompt.tokens));
         forcedProbe = true;
         const i = skipped.findIndex((s) => s.providerId === r.offer.provider.id && s.model === r.offer.model.id);
         if (i >= 0) skipped.splice(i, 1);
@@ -262,7 +264,7 @@ export class Router {
         chargedMsat: r.chargedMsat,
         changeInvalid: r.changeInvalid,
         lostMsat: r.lostMsat,
-        usage: r.usage && { estimatedPromptTokens: attempt.expected.promptTokens, promptTokens: r.usage.promptTokens, completionTokens: r.usage.completionTokens },
+        usage: r.usage && { estimatedPromptTokens: attempt.estimatedPromptTokens, promptTokens: r.usage.promptTokens, completionTokens: r.usage.completionTokens },
       },
       now,
     );
@@ -290,7 +292,7 @@ export class Router {
     return keys;
   }
 
-  private attempt(n: number, r: Ranked, permit: Permit, now: number): PlannedAttempt {
+  private attempt(n: number, r: Ranked, permit: Permit, now: number, estimatedPromptTokens: number): PlannedAttempt {
     const p = r.offer.provider;
     const usage = { promptTokens: r.promptTokens, completionTokens: r.completionTokens };
     return {
@@ -307,6 +309,7 @@ export class Router {
       reserveMsat: r.reserveMsat,
       tokenSat: msatToSatCeil(r.reserveMsat),
       expected: { ...usage, costMsat: tokenCostMsat(usage, r.offer.price) },
+      estimatedPromptTokens,
       score: r.score,
       permit,
     };

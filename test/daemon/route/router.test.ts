@@ -27,7 +27,7 @@ function serve(w: RouteWorld, n: number, behave: (provider: string, i: number) =
         w.router.report(a, { breaker: { kind: 'success' } });
         w.router.late({ providerId: a.providerId, modelId: a.model, expectedMsat: expected, chargedMsat: a.tokenSat * 1000, changeInvalid: true });
       } else {
-        const usage = { promptTokens: Math.round(a.expected.promptTokens * (b.promptFactor ?? 1)), completionTokens: a.expected.completionTokens };
+        const usage = { promptTokens: Math.round(a.estimatedPromptTokens * (b.promptFactor ?? 1)), completionTokens: a.expected.completionTokens };
         w.router.report(a, { breaker: { kind: 'success' }, latencyMs: b.latencyMs, expectedMsat: expected, chargedMsat: Math.round(expected * (b.chargeFactor ?? 1)), usage });
       }
       served.push(a.providerName);
@@ -118,10 +118,15 @@ test('prompt tokens are corrected by what each provider reports: one that counts
     { name: 'Inflates', models: [gpt(0.00001, 0.00003)] },
     { name: 'Plain', models: [gpt(0.000015, 0.00003)] },
   ]);
-  serve(w, 6, (p) => ({ ok: true, promptFactor: p === 'Inflates' ? 2 : 1 }), { body: long });
+  const served = serve(w, 6, (p) => ({ ok: true, promptFactor: p === 'Inflates' ? 2 : 1 }), { body: long });
+  const n = served.filter((p) => p === 'Inflates').length;
   const plan = w.router.plan(w.request({ body: long }));
   assert.deepEqual(names(plan), ['Plain', 'Inflates']);
-  assert.ok(plan.attempts[1].expected.promptTokens > 1.5 * plan.attempts[0].expected.promptTokens);
+  const [plain, inflates] = plan.attempts;
+  assert.equal(plain.expected.promptTokens, plain.estimatedPromptTokens);
+  // n reports of 2x against a prior of 1 (weight 2): (2n + 2) / (n + 2), not compounding on its own correction
+  assert.ok(n >= 2);
+  assert.ok(Math.abs(inflates.expected.promptTokens / inflates.estimatedPromptTokens - (2 * n + 2) / (n + 2)) < 0.01, `${n}: ${inflates.expected.promptTokens / inflates.estimatedPromptTokens}`);
 });
 
 test('the token is sized to what the node checks (the world provider requiredMsat), never above max_cost', () => {
