@@ -55,7 +55,7 @@ async function decisions(providers: number, models: number): Promise<Figure[]> {
   // history: most providers honest and reliable, some overcharging (a few past the threshold), some flaky, 5 % open
   for (let i = 0; i < providers; i++) {
     const id = `pk${i}:d`;
-    const charge = i % 10 === 0 ? 1.3 + rand() : i % 7 === 0 ? 1.1 : 1;
+    const charge = i % 10 === 0 ? 1.6 + rand() : i % 7 === 0 ? 1.2 : 1;
     for (let k = 0; k < 5; k++) stats.observe({ providerId: id, modelId: `model-${k}`, ok: i % 9 !== 0 || k % 2 === 0, latencyMs: 200 + rand() * 800, expectedMsat: 1000, chargedMsat: Math.round(1000 * charge), usage: { estimatedPromptTokens: 20, promptTokens: 21, completionTokens: 50 } });
     if (i % 20 === 0) for (let k = 0; k < 3; k++) breakers.record(breakers.acquire(id, 'model-0', now)!, { kind: 'failure', scope: 'provider', error: 'HTTP 502' }, now);
   }

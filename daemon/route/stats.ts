@@ -16,7 +16,11 @@ export interface StatsOptions {
   halfLifeMs: number;
   /** Pseudo-observations a new provider starts with (all successful, charging its list price). */
   priorWeight: number;
-  /** Avoid a provider whose decayed charged/expected ratio exceeds this (well past the node's BTC/USD drift)... */
+  /**
+   * Avoid a provider whose decayed charged/expected ratio exceeds this: far past the node's
+   * BTC/USD drift, so plainly not billing its list price. Below it, ranking by real cost
+   * already prefers whoever is really cheaper (a 20 % overcharger may still be).
+   */
   avoidOverchargeRatio: number;
   /** ...or whose change was invalid this share of settled requests, at least twice lately... */
   avoidInvalidChangeShare: number;
@@ -29,7 +33,7 @@ export interface StatsOptions {
 export const STATS_DEFAULTS: Readonly<StatsOptions> = Object.freeze({
   halfLifeMs: 6 * 3_600_000,
   priorWeight: 2,
-  avoidOverchargeRatio: 1.2,
+  avoidOverchargeRatio: 1.5,
   avoidInvalidChangeShare: 0.2,
   avoidMinWeight: 3,
   maxRatio: 20,

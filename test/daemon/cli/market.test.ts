@@ -160,7 +160,7 @@ test('providers shows each breaker and why a provider is avoided, from the data 
   const breakers = new Breakers({ store: new BreakerStore(db), random: () => 0 });
   for (let i = 0; i < 3; i++) breakers.record(breakers.acquire('pk-Tripped:d', 'gpt-x')!, { kind: 'failure', scope: 'provider', error: 'connection refused' });
   const stats = new ProviderStats({ store: new StatsStore(db) });
-  for (let i = 0; i < 4; i++) stats.observe({ providerId: 'pk-Sly:d', modelId: 'gpt-x', ok: true, expectedMsat: 1000, chargedMsat: 1500 });
+  for (let i = 0; i < 4; i++) stats.observe({ providerId: 'pk-Sly:d', modelId: 'gpt-x', ok: true, expectedMsat: 1000, chargedMsat: 2000 });
   stats.stop();
   db.close();
 

@@ -69,7 +69,7 @@ test('an overcharger past the threshold is avoided, and the plan says why', () =
     { name: 'Sly', models: [gpt(0.00001, 0.00003)] },
     { name: 'Honest', models: [gpt(0.00003, 0.00009)] },
   ]);
-  serve(w, 3, (p) => ({ ok: true, chargeFactor: p === 'Sly' ? 1.5 : 1 }), { provider: 'Sly' });
+  serve(w, 3, (p) => ({ ok: true, chargeFactor: p === 'Sly' ? 2 : 1 }), { provider: 'Sly' });
   const plan = w.router.plan(w.request());
   assert.deepEqual(names(plan), ['Honest']);
   assert.equal(plan.skipped.length, 1);

@@ -24,10 +24,10 @@ test('a provider never seen is neutral: full success, charging its list price, n
 
 test('observed overcharging and failures move the rank; a few honest requests do not look like overcharging', () => {
   const { s } = stats();
-  for (let i = 0; i < 4; i++) s.observe({ providerId: 'sly', modelId: 'm', ok: true, expectedMsat: 1000, chargedMsat: 1400 });
+  for (let i = 0; i < 4; i++) s.observe({ providerId: 'sly', modelId: 'm', ok: true, expectedMsat: 1000, chargedMsat: 2000 });
   for (let i = 0; i < 4; i++) s.observe({ providerId: 'flaky', modelId: 'm', ok: i % 2 === 0 });
   for (let i = 0; i < 4; i++) s.observe({ providerId: 'honest', modelId: 'm', ok: true, expectedMsat: 1000, chargedMsat: 1010 }); // BTC/USD drift
-  assert.ok(Math.abs(s.rank('sly').chargeRatio - (4 * 1.4 + 2) / 6) < 1e-9);
+  assert.ok(Math.abs(s.rank('sly').chargeRatio - (4 * 2 + 2) / 6) < 1e-9);
   assert.equal(s.rank('sly').avoid?.reason, 'overcharging');
   assert.ok(Math.abs(s.rank('flaky').successRate - 4 / 6) < 1e-9);
   assert.equal(s.rank('flaky').avoid, null);
@@ -37,7 +37,7 @@ test('observed overcharging and failures move the rank; a few honest requests do
 
 test('old evidence fades: an overcharger is forgiven after some half-lives and tried again', () => {
   const { s, clock } = stats();
-  for (let i = 0; i < 10; i++) s.observe({ providerId: 'sly', modelId: 'm', ok: true, expectedMsat: 1000, chargedMsat: 1500 });
+  for (let i = 0; i < 10; i++) s.observe({ providerId: 'sly', modelId: 'm', ok: true, expectedMsat: 1000, chargedMsat: 2000 });
   assert.equal(s.rank('sly').avoid?.reason, 'overcharging');
   clock.now += 6 * HOUR; // one half-life: weight 10 -> 5
   assert.equal(s.rank('sly').avoid?.reason, 'overcharging', 'cached ranks expire, the evidence is still strong');
@@ -66,7 +66,7 @@ test('statistics survive a restart (written on flush): an avoided provider stays
   const file = tempFile(t);
   const db1 = openDatabase(file);
   const a = stats({ store: new StatsStore(db1) });
-  for (let i = 0; i < 4; i++) a.s.observe({ providerId: 'sly', modelId: 'm', ok: true, expectedMsat: 1000, chargedMsat: 1500, latencyMs: 200, usage: { estimatedPromptTokens: 10, promptTokens: 20, completionTokens: 7 } });
+  for (let i = 0; i < 4; i++) a.s.observe({ providerId: 'sly', modelId: 'm', ok: true, expectedMsat: 1000, chargedMsat: 2000, latencyMs: 200, usage: { estimatedPromptTokens: 10, promptTokens: 20, completionTokens: 7 } });
   a.s.stop(); // flushes
   db1.close();
   const db2 = openDatabase(file);
