@@ -8,6 +8,7 @@
 // Every sum decays with the same half-life, so a provider's past fades and a reformed one is
 // tried again. A new provider starts neutral: prior pseudo-observations of full success at
 // ratio 1, which real observations outweigh after a few requests.
+import { EventEmitter } from 'node:events';
 import { nullLogger, type Logger } from '../../protocol/logger.ts';
 import type { StatsStore } from './stats-store.ts';
 
@@ -110,12 +111,21 @@ export interface StatsViewRow {
   avoid: Avoidance | null;
 }
 
-export class ProviderStats {
+/** A provider started or stopped being avoided (for the WebSocket `providers` topic and metrics). */
+export interface AvoidanceChange {
+  providerId: string;
+  avoid: Avoidance | null;
+  at: number;
+}
+
+export class ProviderStats extends EventEmitter<{ avoidance: [AvoidanceChange] }> {
   readonly options: StatsOptions;
   private readonly providers = new Map<string, ProviderSums>();
   private readonly tokens = new Map<string, Map<string, TokenSums>>(); // providerId -> modelId -> sums
   private readonly models = new Map<string, TokenSums>(); // modelId -> sums across providers
   private readonly ranks = new Map<string, { rank: ProviderRank; at: number }>();
+  // who is avoided now, to announce changes once
+  private readonly avoided = new Map<string, Avoidance>();
   private readonly dirty = new Set<string>();
   // Lower bounds over every provider, for the router's early exit: running minima, only ever
   // lowered by observations (decay moves every ratio towards the neutral 1, so they stay bounds).
@@ -127,6 +137,7 @@ export class ProviderStats {
   constructor(
     private readonly o: { store?: StatsStore; clock?: () => number; logger?: Logger; options?: Partial<StatsOptions> } = {},
   ) {
+    super();
     this.options = { ...STATS_DEFAULTS, ...o.options };
     this.clock = o.clock ?? Date.now;
     this.log = o.logger ?? nullLogger;
@@ -176,12 +187,8 @@ export class ProviderStats {
     if (ob.lostMsat && ob.lostMsat > 0) p.lostMsat += ob.lostMsat;
     this.dirty.add(`p\u0000${ob.providerId}`);
     if (ob.usage) this.observeTokens(ob, now);
-    const before = this.ranks.get(ob.providerId)?.rank.avoid;
     this.ranks.delete(ob.providerId);
-    const rank = this.rank(ob.providerId, now);
-    this.lower('chargeRatio', rank.chargeRatio);
-    const after = rank.avoid;
-    if (after && !before) this.log.warn('provider avoided', { provider: ob.providerId, reason: after.reason, detail: after.detail });
+    this.lower('chargeRatio', this.rank(ob.providerId, now).chargeRatio);
   }
 
   /** Ranking inputs for a provider (cached; cheap enough for every candidate of every request). */
@@ -191,6 +198,14 @@ export class ProviderStats {
     const sums = this.providers.get(providerId);
     const rank = sums ? this.compute(this.decayed({ ...sums }, now)) : NEUTRAL;
     this.ranks.set(providerId, { rank, at: now });
+    const was = this.avoided.get(providerId) ?? null;
+    if ((was?.reason ?? null) !== (rank.avoid?.reason ?? null)) {
+      if (rank.avoid) this.avoided.set(providerId, rank.avoid);
+      else this.avoided.delete(providerId);
+      if (rank.avoid) this.log.warn('provider avoided', { provider: providerId, reason: rank.avoid.reason, detail: rank.avoid.detail });
+      else this.log.info('provider no longer avoided', { provider: providerId });
+      this.emit('avoidance', { providerId, avoid: rank.avoid, at: now });
+    }
     return rank;
   }
 

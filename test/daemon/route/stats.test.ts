@@ -77,3 +77,17 @@ test('statistics survive a restart (written on flush): an avoided provider stays
   assert.ok(b.s.promptFactor('sly', 'm') > 1.5);
   assert.deepEqual(b.s.views().map((v) => [v.provider_id, Math.round(v.attempts)]), [['sly', 4]]);
 });
+
+test('becoming avoided, and being forgiven, is announced once each', () => {
+  const { s, clock } = stats();
+  const events: [string, string | null][] = [];
+  s.on('avoidance', (c) => events.push([c.providerId, c.avoid?.reason ?? null]));
+  for (let i = 0; i < 6; i++) s.observe({ providerId: 'sly', modelId: 'm', ok: true, expectedMsat: 1000, chargedMsat: 2500 });
+  clock.now += 24 * HOUR;
+  s.rank('sly');
+  s.rank('sly');
+  assert.deepEqual(events, [
+    ['sly', 'overcharging'],
+    ['sly', null],
+  ]);
+});
