@@ -2,7 +2,6 @@
 // returned bad change. One row per provider (model_id '') and per provider+model / model
 // (token calibration); the decayed sums are one JSON document per row, known only here.
 import { migrate, type DB } from '../../wallet/sqlite.ts';
-import type { ProviderSums, TokenSums } from './stats.ts';
 
 export const STATS_MIGRATIONS: readonly string[] = [
   `
@@ -15,6 +14,28 @@ export const STATS_MIGRATIONS: readonly string[] = [
   );
   `,
 ];
+
+/** Decayed sums for one provider; `at` is when they were last decayed. */
+export interface ProviderSums {
+  at: number;
+  attempts: number;
+  successes: number;
+  settled: number;
+  ratioSum: number;
+  invalidChange: number;
+  latencyN: number;
+  latencySumMs: number;
+  lostMsat: number;
+}
+
+/** Decayed sums for one provider+model (token calibration), or one model across providers (modelId only). */
+export interface TokenSums {
+  at: number;
+  promptN: number;
+  promptRatioSum: number;
+  completionN: number;
+  completionSum: number;
+}
 
 export interface StoredStats {
   providers: { providerId: string; sums: ProviderSums }[];

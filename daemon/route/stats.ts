@@ -10,7 +10,7 @@
 // ratio 1, which real observations outweigh after a few requests.
 import { EventEmitter } from 'node:events';
 import { nullLogger, type Logger } from '../../protocol/logger.ts';
-import type { StatsStore } from './stats-store.ts';
+import type { ProviderSums, StatsStore, TokenSums } from './stats-store.ts';
 
 export interface StatsOptions {
   /** Observations lose half their weight in this time. */
@@ -39,28 +39,6 @@ export const STATS_DEFAULTS: Readonly<StatsOptions> = Object.freeze({
   avoidMinWeight: 3,
   maxRatio: 20,
 });
-
-/** Decayed sums for one provider; `at` is when they were last decayed. */
-export interface ProviderSums {
-  at: number;
-  attempts: number;
-  successes: number;
-  settled: number;
-  ratioSum: number;
-  invalidChange: number;
-  latencyN: number;
-  latencySumMs: number;
-  lostMsat: number;
-}
-
-/** Decayed sums for one provider+model (token calibration), or one model across providers (modelId only). */
-export interface TokenSums {
-  at: number;
-  promptN: number;
-  promptRatioSum: number;
-  completionN: number;
-  completionSum: number;
-}
 
 /** One attempt's evidence; every part optional, so settlement and late outcomes can report separately. */
 export interface Observation {
