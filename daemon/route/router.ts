@@ -162,24 +162,37 @@ export class Router {
     // the spending limits, in msat: a token of ceil(reserve / 1000) sats fits X sats iff reserve <= 1000 X
     const maxMsat = req.maxSats === undefined ? Infinity : req.maxSats * 1000;
     const budgetMsat = req.budgetSats === undefined ? Infinity : req.budgetSats * 1000;
-    // Early exit: offers come cheapest list price (prompt + completion per token) first, and no
-    // offer can score below minAdj x min(prompt, completion tokens) x its list price (every
-    // factor at its lower bound over all providers). Once that bound reaches the worst planned
-    // score, the rest of the list cannot get in. Embeddings (no completion) scan everything.
+    // Early exit: offers come cheapest list price L = prompt + completion per token first. With
+    // every provider's expected tokens at least pT and cT, and the list's prompt and completion
+    // prices at least a and b, an offer's list charge is at least the smaller of
+    // pT(L - b) + cT b and pT a + cT(L - a), which grows with L; times the lowest charge ratio
+    // seen it bounds every later score. Once it reaches the worst planned score, stop.
+    // (Expected tokens are rounded, and rounding is monotone: the rounded floors are floors.
+    // The bound is computed in the score's own order of operations, so a neutral provider at the
+    // cheapest corner scores exactly its bound and ties stop the scan.)
     const floor = stats.lowerBounds();
-    const minTokens = Math.min(
-      Math.max(0, prompt.tokens * floor.promptFactor - 1),
-      completes ? Math.max(0, Math.min(maxTokens ?? Infinity, DEFAULT_COMPLETION_TOKENS, floor.completionTokens) - 1) : 0,
-    );
-    const boundPerNmsat = req.explain ? 0 : (Math.min(1, floor.chargeRatio) * minTokens) / NMSAT_PER_MSAT;
+    const pT = expectedPromptTokens(prompt.tokens, floor.promptFactor);
+    const cap = Math.min(maxTokens ?? Infinity, DEFAULT_COMPLETION_TOKENS);
+    const minRatio = req.explain ? 0 : Math.min(1, floor.chargeRatio);
     const keys = this.modelKeys(req.model);
     // "auto": a model listed under its id and an alias is one offer
     const seen = keys.length > 1 ? new Set<Offer>() : undefined;
     // Hot loop (every offer of the model, 1,000 in a big market): nothing is allocated for an
     // offer unless it is skipped or enters the top `limit`.
     for (const key of keys) {
-      for (const offer of this.o.market.providersFor(key)) {
-        if (top.length === limit && offer.listNmsat * boundPerNmsat >= top[limit - 1].score) break;
+      const offers = this.o.market.providersFor(key);
+      const { a, b, models } = listFloor(offers);
+      let cT = 0;
+      if (completes) {
+        let c = cap;
+        for (const m of models) c = Math.min(c, stats.completionFloor(m));
+        cT = Math.max(0, Math.round(c));
+      }
+      for (const offer of offers) {
+        if (top.length === limit) {
+          const L = offer.listNmsat;
+          if ((Math.min(pT * (L - b) + cT * b, pT * a + cT * (L - a)) / NMSAT_PER_MSAT) * minRatio >= top[limit - 1].score) break;
+        }
         if (pin && !pin(offer)) continue;
         if (seen) {
           if (seen.has(offer)) continue;
@@ -350,6 +363,26 @@ export class Router {
     }
     return key;
   }
+}
+
+// The lowest prompt and completion prices (nmsat per token) in a list of offers, and the
+// model ids it holds. The market's lists are immutable snapshots, replaced on change:
+// computed once per list.
+const floors = new WeakMap<readonly Offer[], { a: number; b: number; models: string[] }>();
+function listFloor(offers: readonly Offer[]): { a: number; b: number; models: string[] } {
+  let f = floors.get(offers);
+  if (!f) {
+    let a = Infinity;
+    let b = Infinity;
+    const models = new Set<string>();
+    for (const o of offers) {
+      if (o.price.promptNmsat < a) a = o.price.promptNmsat;
+      if (o.price.completionNmsat < b) b = o.price.completionNmsat;
+      models.add(o.model.id);
+    }
+    floors.set(offers, (f = { a: a === Infinity ? 0 : a, b: b === Infinity ? 0 : b, models: [...models] }));
+  }
+  return f;
 }
 
 // Keep the `limit` lowest scores, in order; on equal scores the earlier offer (cheaper list price) stays first.

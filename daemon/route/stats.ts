@@ -107,7 +107,9 @@ export class ProviderStats extends EventEmitter<{ avoidance: [AvoidanceChange] }
   private readonly dirty = new Set<string>();
   // Lower bounds over every provider, for the router's early exit: running minima, only ever
   // lowered by observations (decay moves every ratio towards the neutral 1, so they stay bounds).
-  private floor = { chargeRatio: 1, promptFactor: 1, completionTokens: Infinity };
+  private floor = { chargeRatio: 1, promptFactor: 1 };
+  // per model, the lowest mean completion any provider showed (running minimum, same reasoning)
+  private readonly completionFloors = new Map<string, number>();
   private readonly clock: () => number;
   private readonly log: Logger;
   private timer: ReturnType<typeof setInterval> | undefined;
@@ -128,7 +130,6 @@ export class ProviderStats extends EventEmitter<{ avoidance: [AvoidanceChange] }
     const now = this.clock();
     for (const id of this.providers.keys()) this.lower('chargeRatio', this.rank(id, now).chargeRatio);
     for (const [pid, models] of this.tokens) for (const mid of models.keys()) this.lowerTokens(pid, mid);
-    for (const mid of this.models.keys()) this.lower('completionTokens', this.completionTokens('', mid) ?? Infinity);
   }
 
   /** Write observations to SQLite every `intervalMs` (they are statistics: a crash loses at most that much). */
@@ -203,12 +204,17 @@ export class ProviderStats extends EventEmitter<{ avoidance: [AvoidanceChange] }
     return m && m.completionN > 0 ? m.completionSum / m.completionN : undefined;
   }
 
-  /**
-   * Lower bounds, over every provider and model, of the charge ratio, the prompt factor and the
-   * observed mean completion tokens (Infinity when none): no offer can be expected to cost less.
-   */
-  lowerBounds(): Readonly<{ chargeRatio: number; promptFactor: number; completionTokens: number }> {
+  /** Lower bounds, over every provider and model, of the charge ratio and the prompt factor. */
+  lowerBounds(): Readonly<{ chargeRatio: number; promptFactor: number }> {
     return this.floor;
+  }
+
+  /** A lower bound of the completion tokens any provider is expected to produce for this model (Infinity: none observed). */
+  completionFloor(modelId: string): number {
+    const own = this.completionFloors.get(modelId);
+    if (own === undefined) return Infinity;
+    const m = this.models.get(modelId);
+    return Math.min(own, m && m.completionN > 0 ? m.completionSum / m.completionN : Infinity);
   }
 
   /** Every provider with observations, for `satroute providers` and the admin API. */
@@ -262,7 +268,8 @@ export class ProviderStats extends EventEmitter<{ avoidance: [AvoidanceChange] }
 
   private lowerTokens(providerId: string, modelId: string): void {
     this.lower('promptFactor', this.promptFactor(providerId, modelId));
-    this.lower('completionTokens', this.completionTokens(providerId, modelId) ?? Infinity);
+    const own = this.completionTokens(providerId, modelId);
+    if (own !== undefined && own < (this.completionFloors.get(modelId) ?? Infinity)) this.completionFloors.set(modelId, own);
   }
 
   private lower(k: keyof ProviderStats['floor'], v: number): void {

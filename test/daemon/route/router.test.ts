@@ -282,10 +282,12 @@ test('an unknown model is a clear no_provider error', () => {
 test('stopping the scan early never changes the plan: the same attempts as looking at every offer', () => {
   let seed = 5;
   const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-  for (let market = 0; market < 12; market++) {
+  for (let market = 0; market < 16; market++) {
+    // half the markets with few price levels: many ties on list price
+    const level = (max: number) => (market % 2 ? max * (1 + Math.floor(rand() * 3)) : max * rand());
     const specs = Array.from({ length: 40 }, (_, i) => ({
       name: `P${market}x${i}`,
-      models: [gpt(0.000001 + rand() * 0.00004, 0.000003 + rand() * 0.0001, rand() < 0.3 ? { id: 'alias-host', aliasIds: ['gpt-x'] } : {})],
+      models: [gpt(0.000001 + level(0.00004), 0.000003 + level(0.0001), rand() < 0.3 ? { id: 'alias-host', aliasIds: ['gpt-x'] } : {})],
       mints: rand() < 0.1 ? ['https://elsewhere.example'] : [MINT],
     }));
     const w = routeWorld(specs, { random: rand });
@@ -293,7 +295,7 @@ test('stopping the scan early never changes the plan: the same attempts as looki
     for (const s of specs) {
       const id = `pk-${s.name}:d`;
       const n = Math.floor(rand() * 5);
-      for (let k = 0; k < n; k++) {
+      for (let k = 0; k < n && market % 4 !== 1; k++) {
         w.stats.observe({ providerId: id, modelId: s.models[0].id, ok: rand() < 0.8, latencyMs: rand() * 3000, expectedMsat: 1000, chargedMsat: Math.round(1000 * (0.8 + rand() * 0.6)), usage: { estimatedPromptTokens: 30, promptTokens: Math.round(30 * (0.7 + rand())), completionTokens: Math.round(rand() * 400) } });
       }
       if (rand() < 0.1) for (let k = 0; k < 3; k++) w.breakers.record(w.breakers.acquire(id, s.models[0].id)!, { kind: 'failure', scope: 'provider', error: 'x' });
