@@ -73,7 +73,7 @@ function lookup(providers: number, models: number): Figure[] {
     const list: StoredModel[] = [];
     for (let j = 0; j < models; j++) {
       const price = normalizePrice({ sats_pricing: { prompt: 0.00001 * (1 + rand()), completion: 0.00003 * (1 + rand()), max_cost: 50 } });
-      list.push({ providerId: p.id, id: `model-${j}`, aliasIds: [`vendor/model-${j}`], price, firstSeenAt: now, priceSince: now });
+      list.push({ providerId: p.id, id: `model-${j}`, aliasIds: [`vendor/model-${j}`], price, reserve: null, firstSeenAt: now, priceSince: now });
     }
     store.saveProbe(p, list, [], []);
   }

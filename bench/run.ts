@@ -13,7 +13,7 @@ if (values.help) {
   process.stdout.write(`Usage: npm run bench [-- --json] [-- --only CASE ...]
 Runs the benchmark cases in bench/ against the local test world (127.0.0.1 only).
   --json   one JSON line per figure: {"name","value","unit","baseline","ratio"}
-  --only   run only these cases (file names without .ts), e.g. --only wallet, --only cli
+  --only   run only these cases (file names without .ts), e.g. --only wallet, --only route, --only cli
            (cli: how fast \`satroute\` answers, against a bare \`node\` start)
 `);
   process.exit(0);

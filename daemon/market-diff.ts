@@ -1,7 +1,7 @@
 // What one successful probe changes: the provider's new model list compared with the old
 // one, as rows to write (models, price history) and changes to announce. Pure: the caller
 // says which models are "hot" (being looked up) and what the history last recorded.
-import { samePrice, type ModelPrice } from '../protocol/pricing.ts';
+import { samePrice, type ModelPrice, type ReserveTerms } from '../protocol/pricing.ts';
 import type { ProviderModel } from '../protocol/provider-client.ts';
 import type { PriceChange, PriceRecord, StoredModel } from './market-store.ts';
 
@@ -53,6 +53,7 @@ export function diffModels(old: ReadonlyMap<string, StoredModel>, listed: readon
       aliasIds: m.aliasIds,
       contextLength: m.contextLength,
       price: m.price,
+      reserve: m.reserve,
       firstSeenAt: before?.firstSeenAt ?? now,
       priceSince: priceChanged ? now : before.priceSince,
     };
@@ -61,7 +62,14 @@ export function diffModels(old: ReadonlyMap<string, StoredModel>, listed: readon
       out.changes.push({ providerId, modelId: m.id, at: now, before: before?.price, price: m.price });
       record(before, m.id, m.price);
     }
-    if (priceChanged || !before || before.name !== model.name || before.contextLength !== model.contextLength || before.aliasIds.join('\n') !== model.aliasIds.join('\n')) {
+    if (
+      priceChanged ||
+      !before ||
+      before.name !== model.name ||
+      before.contextLength !== model.contextLength ||
+      before.aliasIds.join('\n') !== model.aliasIds.join('\n') ||
+      !sameReserve(before.reserve, model.reserve)
+    ) {
       out.upserts.push(model);
     }
   }
@@ -72,4 +80,20 @@ export function diffModels(old: ReadonlyMap<string, StoredModel>, listed: readon
     record(before, id, null);
   }
   return out;
+}
+
+// The node's reservation inputs move with every BTC/USD refresh, sometimes below the integer
+// price's resolution: any difference is written, so token sizing follows the node exactly.
+function sameReserve(a: ReserveTerms | null, b: ReserveTerms | null): boolean {
+  if (a === null || b === null) return a === b;
+  return (
+    a.promptSats === b.promptSats &&
+    a.completionSats === b.completionSats &&
+    a.maxCostSats === b.maxCostSats &&
+    a.maxPromptCostSats === b.maxPromptCostSats &&
+    a.maxCompletionCostSats === b.maxCompletionCostSats &&
+    a.topContextLength === b.topContextLength &&
+    a.topMaxCompletionTokens === b.topMaxCompletionTokens &&
+    a.contextLength === b.contextLength
+  );
 }

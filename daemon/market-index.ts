@@ -13,7 +13,11 @@ export interface Offer {
   provider: MarketProvider;
   model: StoredModel;
   price: ModelPrice;
-  /** Mints the provider accepts (its /v1/info list, else its announcement). */
+  /**
+   * Mints the provider accepts (its /v1/info list, else its announcement), spelled exactly as
+   * it lists them: a node compares a token's mint with this list as exact strings, so the token
+   * carries this spelling; match it with the wallet's mints by normalised URL.
+   */
   mints: string[];
   /** prompt + completion nmsat per token: the list price offers are sorted by. */
   listNmsat: number;

@@ -2,7 +2,7 @@
 // append-only price history so a request can be reconciled at the price it was routed at.
 // Memory (daemon/market-index.ts) is what requests read; these tables let a restarted
 // daemon (or `satroute providers` with no daemon) serve the last known market at once.
-import type { ModelPrice } from '../protocol/pricing.ts';
+import type { ModelPrice, ReserveTerms } from '../protocol/pricing.ts';
 import { migrate, type DB } from '../wallet/sqlite.ts';
 
 export const MARKET_MIGRATIONS: readonly string[] = [
@@ -57,6 +57,10 @@ export const MARKET_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX market_price_history_at ON market_price_history (provider_id, model_id, valid_from);
   `,
+  // What a node's reservation check reads: its sats prices as listed (floats) and the model's
+  // top_provider limits. NULL until the model's next probe (a request then reserves the
+  // listed max_cost, never less than the node checks).
+  `ALTER TABLE market_models ADD COLUMN reserve_terms TEXT;`,
 ];
 
 export type ProviderStatus = 'announced' | 'reachable' | 'unreachable';
@@ -94,6 +98,8 @@ export interface StoredModel {
   aliasIds: string[];
   contextLength?: number;
   price: ModelPrice | null;
+  /** The node's reservation inputs (sats prices as listed, top_provider limits); null when unknown. */
+  reserve: ReserveTerms | null;
   firstSeenAt: number;
   priceSince: number;
 }
@@ -149,6 +155,7 @@ interface ModelRow {
   alias_ids: string;
   context_length: number | null;
   price: string | null;
+  reserve_terms: string | null;
   first_seen_at: number;
   price_since: number;
 }
@@ -191,6 +198,7 @@ function toModel(r: ModelRow): StoredModel {
     aliasIds: JSON.parse(r.alias_ids) as string[],
     contextLength: orUndef(r.context_length),
     price: r.price === null ? null : (JSON.parse(r.price) as ModelPrice),
+    reserve: r.reserve_terms === null ? null : (JSON.parse(r.reserve_terms) as ReserveTerms),
     firstSeenAt: r.first_seen_at,
     priceSince: r.price_since,
   };
@@ -223,10 +231,11 @@ export class MarketStore {
         next_probe_at = excluded.next_probe_at, failures = excluded.failures, last_error = excluded.last_error,
         review = excluded.review, review_label = excluded.review_label`);
     this.upsertModel = db.prepare(`
-      INSERT INTO market_models (provider_id, model_id, name, alias_ids, context_length, price, first_seen_at, price_since)
-      VALUES (@provider_id, @model_id, @name, @alias_ids, @context_length, @price, @first_seen_at, @price_since)
+      INSERT INTO market_models (provider_id, model_id, name, alias_ids, context_length, price, reserve_terms, first_seen_at, price_since)
+      VALUES (@provider_id, @model_id, @name, @alias_ids, @context_length, @price, @reserve_terms, @first_seen_at, @price_since)
       ON CONFLICT (provider_id, model_id) DO UPDATE SET name = excluded.name, alias_ids = excluded.alias_ids,
-        context_length = excluded.context_length, price = excluded.price, price_since = excluded.price_since`);
+        context_length = excluded.context_length, price = excluded.price, reserve_terms = excluded.reserve_terms,
+        price_since = excluded.price_since`);
     this.deleteModel = db.prepare('DELETE FROM market_models WHERE provider_id = ? AND model_id = ?');
     this.insertHistory = db.prepare('INSERT INTO market_price_history (provider_id, model_id, valid_from, price) VALUES (?, ?, ?, ?)');
     this.selectPriceAt = db.prepare(
@@ -262,6 +271,7 @@ export class MarketStore {
           alias_ids: JSON.stringify(m.aliasIds),
           context_length: m.contextLength ?? null,
           price: m.price === null ? null : JSON.stringify(m.price),
+          reserve_terms: m.reserve === null ? null : JSON.stringify(m.reserve),
           first_seen_at: m.firstSeenAt,
           price_since: m.priceSince,
         });

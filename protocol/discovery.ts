@@ -21,6 +21,7 @@ export interface Announcement {
   createdAt: number;
   /** Base URLs (normalized, no trailing slash), in the announced order. */
   urls: string[];
+  /** Accepted mint URLs, spelled exactly as announced. */
   mints: string[];
   version?: string;
   name?: string;
@@ -69,7 +70,8 @@ export function readAnnouncement(raw: unknown, nowMs: number): Announcement | Re
   if (isFutureDated(ev.created_at, nowMs)) return 'future';
   const urls = unique(tagValues(ev.tags, 'u').map(normalizeProviderUrl));
   if (urls.length === 0) return 'no_url';
-  const mints = unique(tagValues(ev.tags, 'mint').map((m) => normalizeProviderUrl(m)));
+  // Mint URLs exactly as announced: a node compares a token's mint with its list as exact strings.
+  const mints = unique(tagValues(ev.tags, 'mint').filter((m) => normalizeProviderUrl(m) !== undefined));
   const d = tagValues(ev.tags, 'd')[0] ?? '';
   let content: z.infer<typeof ContentSchema> = {};
   try {

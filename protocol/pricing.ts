@@ -210,3 +210,17 @@ export function listPriceNmsat(price: ModelPrice): number {
 export function nmsatToSatsPerMillion(nmsat: number): number {
   return (nmsat * 1_000_000) / NMSAT_PER_SAT;
 }
+
+// The node's reservation check lives beside this file; re-exported so pricing is one import.
+export {
+  nodePromptTokens,
+  reservationMsat,
+  reservationMsatFor,
+  reserveInputOf,
+  reserveTermsFrom,
+  NODE_MIN_REQUEST_MSAT,
+  NODE_TOLERANCE_PERCENT,
+  type ReserveBody,
+  type ReserveInput,
+  type ReserveTerms,
+} from './reservation.ts';

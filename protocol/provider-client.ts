@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { isOnionUrl, normalizeProviderUrl } from './discovery.ts';
 import { nullLogger, type Logger } from './logger.ts';
-import { normalizePrice, type ModelPrice } from './pricing.ts';
+import { normalizePrice, reserveTermsFrom, type ModelPrice, type ReserveTerms } from './pricing.ts';
 import { socksFetch } from './socks.ts';
 
 export type ProbeFailure = 'unreachable' | 'timeout' | 'http_status' | 'too_large' | 'invalid_response' | 'onion_without_proxy';
@@ -41,6 +41,7 @@ export interface ProviderInfo {
   description?: string;
   version?: string;
   npub?: string;
+  /** Accepted mint URLs, spelled exactly as the node lists them. */
   mints: string[];
   httpUrl?: string;
   onionUrl?: string;
@@ -54,6 +55,7 @@ const ModelSchema = z.object({
   enabled: z.boolean().optional().catch(undefined),
   sats_pricing: z.unknown().optional(),
   pricing: z.unknown().optional(),
+  top_provider: z.unknown().optional(),
 });
 
 /** One model a provider serves, with its normalized price (null when it lists none we can use). */
@@ -63,6 +65,8 @@ export interface ProviderModel {
   aliasIds: string[];
   contextLength?: number;
   price: ModelPrice | null;
+  /** What the node's reservation check reads (its sats prices and `top_provider` limits); null without sats pricing. */
+  reserve: ReserveTerms | null;
 }
 
 export interface ProviderClientOptions {
@@ -108,7 +112,8 @@ export class ProviderClient {
       description: i.description,
       version: i.version,
       npub: i.npub,
-      mints: [...new Set((i.mints ?? []).map((m) => normalizeProviderUrl(m)).filter((m): m is string => !!m))],
+      // exactly as listed: the node compares a token's mint with this list as exact strings
+      mints: [...new Set((i.mints ?? []).filter((m) => normalizeProviderUrl(m) !== undefined))],
       httpUrl: i.http_url ?? undefined,
       onionUrl: i.onion_url ?? undefined,
     };
@@ -141,6 +146,7 @@ export class ProviderClient {
         aliasIds: [...new Set((m.data.alias_ids ?? []).filter((a) => a !== m.data.id))],
         contextLength: m.data.context_length,
         price,
+        reserve: price ? reserveTermsFrom(raw) : null,
       });
     }
     if (skipped) this.log.debug('provider models skipped', { provider: baseUrl, skipped });

@@ -6,8 +6,8 @@ import { normalizePrice } from '../../protocol/pricing.ts';
 import type { ProviderModel } from '../../protocol/provider-client.ts';
 
 const price = (promptSats: number) => normalizePrice({ sats_pricing: { prompt: promptSats, completion: promptSats } });
-const listed = (id: string, promptSats: number, over: Partial<ProviderModel> = {}): ProviderModel => ({ id, aliasIds: [], price: price(promptSats), ...over });
-const stored = (id: string, promptSats: number, priceSince: number): StoredModel => ({ providerId: 'p', id, aliasIds: [], price: price(promptSats), firstSeenAt: 0, priceSince });
+const listed = (id: string, promptSats: number, over: Partial<ProviderModel> = {}): ProviderModel => ({ id, aliasIds: [], price: price(promptSats), reserve: null, ...over });
+const stored = (id: string, promptSats: number, priceSince: number): StoredModel => ({ providerId: 'p', id, aliasIds: [], price: price(promptSats), reserve: null, firstSeenAt: 0, priceSince });
 const ctx = (now: number, hot: string[] = [], last: Record<string, number> = {}): DiffContext => ({
   providerId: 'p',
   now,

@@ -7,7 +7,7 @@ import { normalizePrice } from '../../protocol/pricing.ts';
 const NOW = 1_800_000_000_000;
 
 function model(providerId: string, id: string, promptSats: number, aliasIds: string[] = []): StoredModel {
-  return { providerId, id, aliasIds, price: normalizePrice({ sats_pricing: { prompt: promptSats, completion: 0 } }), firstSeenAt: NOW, priceSince: NOW };
+  return { providerId, id, aliasIds, price: normalizePrice({ sats_pricing: { prompt: promptSats, completion: 0 } }), reserve: null, firstSeenAt: NOW, priceSince: NOW };
 }
 
 function provider(id: string, models: StoredModel[], over: Partial<MarketProvider> = {}): MarketProvider {

@@ -6,9 +6,9 @@ import path from 'node:path';
 import { finalizeEvent, generateSecretKey, getEventHash, getPublicKey } from 'nostr-tools/pure';
 import { npubEncode } from 'nostr-tools/nip19';
 import { Market, PROBE_BACKOFF_MS, type MarketChange, type MarketOptions } from '../../daemon/market.ts';
-import { MarketStore } from '../../daemon/market-store.ts';
-import { satsPerTokenToNmsat } from '../../protocol/pricing.ts';
-import { openDatabase, type DB } from '../../wallet/sqlite.ts';
+import { MARKET_MIGRATIONS, MarketStore } from '../../daemon/market-store.ts';
+import { normalizePrice, reservationMsat, satsPerTokenToNmsat } from '../../protocol/pricing.ts';
+import { migrate, openDatabase, type DB } from '../../wallet/sqlite.ts';
 import { startRelay, type TestRelay } from '../world/relay.ts';
 import { startProvider, type ModelSpec, type ProviderOptions, type TestProvider } from '../world/provider.ts';
 import { publishAnnouncement } from '../world/provider/announce.ts';
@@ -451,4 +451,56 @@ test('a provider announced only at a .onion address is probed through the config
   assert.equal(view.url, onion);
   assert.deepEqual(proxy.asked.sort(), [new URL(onion).hostname, new URL(onion).hostname]);
   assert.equal(w.market.providersFor('llama-3')[0].provider.url, onion);
+});
+
+test("each offer keeps the provider's exact mint spelling and the model's top_provider limits, across a restart", async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'satroute-market-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'satroute.sqlite');
+  const relay = await startRelay();
+  t.after(() => relay.stop());
+  const spelled = 'HTTP://127.0.0.1:3338/'; // the node lists it like this, and compares tokens' mints to it byte for byte
+  const p = await startProvider({ name: 'Spelled', relays: [relay.url], mints: [spelled], models: [{ ...GPT, contextLength: 16_000, maxCompletionTokens: 2048 }] });
+  t.after(() => p.stop());
+  const open = () => {
+    const db = openDatabase(file);
+    return { db, market: new Market({ db, config: { relays: [relay.url], providers: [] }, autoSchedule: false, random: () => 0.5 }) };
+  };
+  const first = open();
+  await first.market.start();
+  await waitFor('discovery', () => first.market.providers().length === 1);
+  assert.deepEqual(first.market.provider(idOf(p))?.announcedMints, [spelled]);
+  await first.market.tick();
+  const check = (m: Market) => {
+    const [offer] = m.providersFor('gpt-x');
+    assert.deepEqual(offer.mints, [spelled]);
+    assert.equal(offer.model.reserve?.topContextLength, 16_000);
+    assert.equal(offer.model.reserve?.topMaxCompletionTokens, 2048);
+    assert.equal(offer.model.reserve?.promptSats, GPT.promptSatsPerToken);
+    assert.equal(offer.model.reserve?.maxCostSats, GPT.maxCostSats);
+    assert.deepEqual(m.providers()[0].mints, [spelled]);
+  };
+  check(first.market);
+  await first.market.stop();
+  first.db.close();
+  const second = open();
+  t.after(() => second.db.close());
+  check(second.market);
+});
+
+test('a data directory from before the reservation terms keeps working: its models reserve the listed max_cost until re-probed', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'satroute-market-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'satroute.sqlite');
+  const old = openDatabase(file);
+  migrate(old, 'market', MARKET_MIGRATIONS.slice(0, 1));
+  old.prepare(`INSERT INTO market_providers (id, source, urls, announced_mints, info_mints, status, status_since, first_seen_at, next_probe_at) VALUES ('url:https://p.example', 'static', '["https://p.example"]', '[]', '["https://mint.example"]', 'reachable', 0, 0, 0)`).run();
+  old.prepare(`INSERT INTO market_models (provider_id, model_id, alias_ids, price, first_seen_at, price_since) VALUES ('url:https://p.example', 'gpt-x', '[]', ?, 0, 0)`).run(JSON.stringify(normalizePrice({ sats_pricing: { prompt: 0.00002, completion: 0.00006, max_cost: 40 } })));
+  old.close();
+  const db = openDatabase(file);
+  t.after(() => db.close());
+  const market = new Market({ db, config: { relays: [], providers: ['https://p.example'] }, autoSchedule: false });
+  const [offer] = market.providersFor('gpt-x');
+  assert.equal(offer.model.reserve, null);
+  assert.equal(reservationMsat(offer.model.reserve, { messages: [{ role: 'user', content: 'hi' }], max_tokens: 10 }, offer.price.maxCostMsat), 39_600);
 });

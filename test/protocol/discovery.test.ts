@@ -47,7 +47,7 @@ test('an announcement is read from its tags; invalid content leaves the name unk
   const ok = readAnnouncement(finalizeEvent(template({ urls: ['https://a.example/', 'http://x.onion'] }), sk), NOW) as Announcement;
   assert.equal(ok.address, `${getPublicKey(sk)}:node1`);
   assert.deepEqual(ok.urls, ['https://a.example', 'http://x.onion']);
-  assert.deepEqual(ok.mints, ['https://mint.example']);
+  assert.deepEqual(ok.mints, ['https://mint.example/'], 'mint spelled exactly as announced (a node compares mint URLs as exact strings)');
   assert.equal(ok.name, 'Node One');
   assert.equal(ok.version, '0.4.5');
   for (const content of ['', 'not json {', '[1,2]', '{"name": 5}']) {

@@ -8,7 +8,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { callDaemon } from '../../../daemon/control.ts';
 import type { ModelView, ProviderView } from '../../../daemon/market.ts';
-import { modelsTable } from '../../../daemon/cli/market.ts';
+import { modelsTable, type ProviderRow } from '../../../daemon/cli/market.ts';
+import { Breakers } from '../../../daemon/route/breaker.ts';
+import { BreakerStore } from '../../../daemon/route/breaker-store.ts';
+import { ProviderStats } from '../../../daemon/route/stats.ts';
+import { StatsStore } from '../../../daemon/route/stats-store.ts';
+import { databaseFile, openDatabase } from '../../../wallet/sqlite.ts';
+import { gpt, storeMarket } from '../route/fixture.ts';
 import { startRelay } from '../../world/relay.ts';
 import { startProvider } from '../../world/provider.ts';
 import { bin, root, satroute } from './run.ts';
@@ -138,4 +144,39 @@ test('a model priced from USD (no sats price listed) is marked in the models tab
   assert.match(text, /^m\s+1\s+1\*\s+2\s+5\s+X/m);
   assert.match(text, /\* no sats price listed: converted from the USD price at the configured usdPerSat/);
   assert.doesNotMatch(modelsTable([{ ...view, cheapest: { ...view.cheapest, source: 'sats_pricing' } }]), /\*/);
+});
+
+test('providers shows each breaker and why a provider is avoided, from the data directory when no daemon runs', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'satroute-health-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const db = openDatabase(databaseFile(dir));
+  const now = Date.now();
+  storeMarket(db, [
+    { name: 'Fine', models: [gpt(0.00001, 0.00003)] },
+    { name: 'Tripped', models: [gpt(0.00001, 0.00003)] },
+    { name: 'Sly', models: [gpt(0.00001, 0.00003)] },
+  ]);
+  db.prepare('UPDATE market_providers SET last_seen_at = ?').run(now);
+  const breakers = new Breakers({ store: new BreakerStore(db), random: () => 0 });
+  for (let i = 0; i < 3; i++) breakers.record(breakers.acquire('pk-Tripped:d', 'gpt-x')!, { kind: 'failure', scope: 'provider', error: 'connection refused' });
+  const stats = new ProviderStats({ store: new StatsStore(db) });
+  for (let i = 0; i < 4; i++) stats.observe({ providerId: 'pk-Sly:d', modelId: 'gpt-x', ok: true, expectedMsat: 1000, chargedMsat: 2000 });
+  stats.stop();
+  db.close();
+
+  const human = await satroute({ SATROUTE_DATA_DIR: dir }, 'providers');
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(human.stdout, /Fine\s+https:\/\/fine\.example\s+reachable\s/);
+  assert.match(human.stdout, /Tripped\s+https:\/\/tripped\.example\s+breaker open \(\d+s\)\s/);
+  assert.match(human.stdout, /Sly\s+https:\/\/sly\.example\s+avoided \(overcharging\)\s/);
+  assert.match(human.stdout, /^Sly: avoided, charged 1\.\d+x its listed price on recent requests/m);
+  assert.match(human.stdout, /^Tripped: breaker open after: connection refused$/m);
+
+  const json = await satroute({ SATROUTE_DATA_DIR: dir }, 'providers', '--json');
+  const rows = JSON.parse(json.stdout) as ProviderRow[];
+  const by = Object.fromEntries(rows.map((r) => [r.name, r.routing]));
+  assert.equal(by.Fine, null);
+  assert.equal(by.Tripped?.breaker?.state, 'open');
+  assert.equal(by.Tripped?.breaker?.failures, 3);
+  assert.equal(by.Sly?.avoided?.reason, 'overcharging');
 });
