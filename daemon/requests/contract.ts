@@ -89,3 +89,44 @@ export interface ResponseSink {
 export interface RequestHandler {
   handle(req: ApiRequest, sink: ResponseSink): Promise<void>;
 }
+
+/** One event per settled request (and again when a late outcome changes it): the WS `payments` topic. */
+export interface PaymentEvent {
+  topic: 'payments';
+  request_id: string;
+  time: string;
+  client: string;
+  endpoint: string;
+  model: string;
+  provider: string | null;
+  status: string;
+  payment: PaymentModeChoice;
+  usage: Done['usage'];
+  cost: DoneCost;
+  flags: string[];
+  attempts: number;
+  /** A later change to an already settled request (e.g. change found invalid after the swap). */
+  late: boolean;
+}
+
+/** A provider's breaker, reachability or avoidance changed: the WS `providers` topic. */
+export interface ProviderEvent {
+  topic: 'providers';
+  time: string;
+  provider: string;
+  url: string | null;
+  /** What changed. */
+  kind: 'breaker' | 'reachability' | 'avoidance';
+  /** The new state, e.g. 'open', 'half_open', 'closed', 'reachable', 'unreachable', 'avoided'. */
+  state: string;
+  /** The model for a model-scope breaker; null for the whole provider. */
+  model: string | null;
+  detail?: string;
+}
+
+export type DaemonEvent = PaymentEvent | ProviderEvent;
+
+/** Where the APIs subscribe to live events; the daemon composes it from the lifecycle, breakers, market and stats. */
+export interface DaemonEvents {
+  subscribe(listener: (e: DaemonEvent) => void): () => void;
+}
