@@ -51,6 +51,8 @@ export interface SwapRow {
   fee: number;
   keysetId: string;
   outputs: SerializedOutputData[];
+  /** Outputs of earlier attempts, replaced after a keyset rotation; kept for NUT-09 restore. */
+  earlier: SerializedOutputData[][];
 }
 
 export interface SwapResult {
@@ -249,10 +251,13 @@ export class SwapService {
         const fresh = await this.mintCache(row.mint, row.unit, inputs.map((p) => p.id));
         const again = await this.engine.prepare({ cache: fresh, inputs, denominations: [], requireDleq: false }).catch((e) => e as Error);
         if (again instanceof Error) return this.reject(row, own, { kind: 'invalid', message: again.message });
-        ctx.db.transaction(() => this.s.setOutputs.run(storeOutputs(again.keysetId, again.outputs), again.fee, ctx.clock(), swapId))();
+        // The earlier outputs stay on record: an unanswered attempt may have had them signed.
+        ctx.db.transaction(() => this.s.setOutputs.run(storeOutputs(again.keysetId, again.outputs, [...row.earlier, row.outputs]), again.fee, ctx.clock(), swapId))();
         return this.run(swapId, true);
       }
-      if (failure.kind === 'rejected' && failure.mintCode === NUT_CODE.PROOFS_ALREADY_SPENT && wasUncertain) {
+      // 11003: our own outputs were signed already, so an earlier attempt went through (a mint
+      // that checks outputs before inputs, as Nutshell does, says so instead of 11001).
+      if (failure.kind === 'rejected' && (failure.mintCode === NUT_CODE.OUTPUTS_ALREADY_SIGNED || (failure.mintCode === NUT_CODE.PROOFS_ALREADY_SPENT && wasUncertain))) {
         return this.restoreOrLose(row, own, failure);
       }
       return this.reject(row, own, failure);
@@ -303,7 +308,7 @@ export class SwapService {
     const { ctx } = this;
     let restored: ProofJson[] | null = null;
     try {
-      const proofs = await ctx.mints.restore(row.mint, row.unit, row.outputs.map((o) => OutputData.deserialize(o)));
+      const proofs = await ctx.mints.restore(row.mint, row.unit, [...row.earlier.flat(), ...row.outputs].map((o) => OutputData.deserialize(o)));
       restored = proofs ? proofs.map(toProofJson) : null;
     } catch (err) {
       if (!(err instanceof MintRejectedError)) return this.unanswered(row, { kind: 'unavailable', message: (err as Error).message, refused: false });
@@ -325,12 +330,12 @@ export class SwapService {
 }
 
 /** wallet_swaps.outputs, in the same shape wallet/swap.ts uses: {keysetId, keep: JSON of SerializedOutputData[]}. */
-function storeOutputs(keysetId: string, outputs: SerializedOutputData[]): string {
-  return JSON.stringify({ keysetId, keep: JSON.stringify(outputs) });
+function storeOutputs(keysetId: string, outputs: SerializedOutputData[], earlier: SerializedOutputData[][] = []): string {
+  return JSON.stringify({ keysetId, keep: JSON.stringify(outputs), ...(earlier.length ? { earlier } : {}) });
 }
 
-function loadOutputs(json: string | null): { keysetId: string; outputs: SerializedOutputData[] } {
-  if (!json) return { keysetId: '', outputs: [] };
-  const o = JSON.parse(json) as { keysetId: string; keep: string };
-  return { keysetId: o.keysetId, outputs: JSON.parse(o.keep) as SerializedOutputData[] };
+function loadOutputs(json: string | null): { keysetId: string; outputs: SerializedOutputData[]; earlier: SerializedOutputData[][] } {
+  if (!json) return { keysetId: '', outputs: [], earlier: [] };
+  const o = JSON.parse(json) as { keysetId: string; keep: string; earlier?: SerializedOutputData[][] };
+  return { keysetId: o.keysetId, outputs: JSON.parse(o.keep) as SerializedOutputData[], earlier: o.earlier ?? [] };
 }
