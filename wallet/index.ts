@@ -69,6 +69,12 @@ export class CashuWallet {
   private readonly recoverySteps: { name: string; run: RecoveryStep }[] = [];
   private readonly autoTopup?: TopupPolicy;
   private timer?: NodeJS.Timeout;
+  /** The recovery pass running now (one at a time), and the periodic tick around it. */
+  private recovering: Promise<RecoveryReport> | null = null;
+  private ticking: Promise<void> | null = null;
+  private stopped = false;
+  /** Aborts what a tick waits for (an auto top-up waiting for its invoice) when the wallet stops. */
+  private readonly stopping = new AbortController();
 
   constructor(opts: CashuWalletOptions) {
     migrateWallet(opts.db);
@@ -97,8 +103,20 @@ export class CashuWallet {
     this.recoverySteps.push({ name, run });
   }
 
-  /** Resolve every unfinished quote, melt and swap. Run on start; safe to run again. */
-  async recover(): Promise<RecoveryReport> {
+  /**
+   * Resolve every unfinished quote, melt and swap. Run on start; safe to run again. One pass at a
+   * time: a call while a pass runs shares it.
+   */
+  recover(): Promise<RecoveryReport> {
+    if (this.recovering) return this.recovering;
+    const run = this.runSteps().finally(() => {
+      if (this.recovering === run) this.recovering = null;
+    });
+    this.recovering = run;
+    return run;
+  }
+
+  private async runSteps(): Promise<RecoveryReport> {
     const steps: RecoveryReport['steps'] = [];
     for (const s of this.recoverySteps) {
       try {
@@ -113,19 +131,30 @@ export class CashuWallet {
 
   /** Recover now, then every `intervalMs` recover again and consider an auto top-up. */
   start(intervalMs = 30_000): Promise<RecoveryReport> {
-    this.timer = setInterval(() => void this.tick(), intervalMs);
+    this.timer = setInterval(() => this.tick(), intervalMs);
     this.timer.unref();
     return this.recover();
   }
 
-  private async tick(): Promise<void> {
-    await this.recover();
-    await this.maybeTopUp().catch((err) => this.ctx.logger.warn('auto top-up failed', { error: (err as Error).message }));
+  private tick(): void {
+    if (this.ticking || this.stopped) return;
+    this.ticking = (async () => {
+      await this.recover();
+      if (this.stopped) return;
+      await this.maybeTopUp().catch((err) => this.ctx.logger.warn('auto top-up failed', { error: (err as Error).message }));
+    })().finally(() => {
+      this.ticking = null;
+    });
   }
 
-  stop(): void {
+  /** Stop the periodic tick and wait for a recovery pass or tick still running (its mint calls end within the request timeout). */
+  async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    this.stopping.abort();
+    await this.ticking?.catch(() => {});
+    await this.recovering?.catch(() => {});
   }
 
   balance(): BalanceSummary {
@@ -218,13 +247,13 @@ export class CashuWallet {
     const decision = decideTopup(this.autoTopup, now, this.balance().totalSat, recentTopups(this.ctx, now));
     if (!decision.fund) return decision;
     this.ctx.logger.info('auto top-up', { amountSat: decision.amountSat });
-    const { quote } = await this.fund(decision.amountSat, { useNwc: true, payVia: AUTO_TOPUP_TAG, timeoutMs: 120_000 });
+    const { quote } = await this.fund(decision.amountSat, { useNwc: true, payVia: AUTO_TOPUP_TAG, timeoutMs: 120_000, signal: this.stopping.signal });
     return { ...decision, quote };
   }
 }
 
 /** Open the wallet of a data directory in this process, holding the writer lock. */
-export function openLocalWallet(opts: { dataDir: string; mints: readonly string[]; logger?: Logger; clock?: Clock; autoTopup?: TopupPolicy }): { wallet: CashuWallet; close: () => void } {
+export function openLocalWallet(opts: { dataDir: string; mints: readonly string[]; logger?: Logger; clock?: Clock; autoTopup?: TopupPolicy }): { wallet: CashuWallet; close: () => Promise<void> } {
   const lock = WalletLock.acquire(opts.dataDir);
   let db: DB;
   try {
@@ -236,8 +265,8 @@ export function openLocalWallet(opts: { dataDir: string; mints: readonly string[
   const wallet = new CashuWallet({ db, ...opts });
   return {
     wallet,
-    close: () => {
-      wallet.stop();
+    close: async () => {
+      await wallet.stop();
       db.close();
       lock.release();
     },

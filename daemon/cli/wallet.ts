@@ -15,14 +15,14 @@ type Call = (method: string, params?: unknown) => Promise<any>;
 interface Session {
   call: Call;
   local: boolean;
-  close(): void;
+  close(): Promise<void>;
 }
 
 /** Use the daemon if it answers; otherwise open the wallet here (lock held until close). */
 async function session(config: Config, first: { method: string; params?: unknown }): Promise<{ s: Session; result: any }> {
   try {
     const result = await callDaemon(config.dataDir, first.method, first.params ?? {});
-    return { s: { call: (m, p) => callDaemon(config.dataDir, m, p ?? {}), local: false, close() {} }, result };
+    return { s: { call: (m, p) => callDaemon(config.dataDir, m, p ?? {}), local: false, async close() {} }, result };
   } catch (err) {
     if (!(err instanceof DaemonNotRunningError)) throw new CliError((err as Error).message);
   }
@@ -33,7 +33,7 @@ async function session(config: Config, first: { method: string; params?: unknown
     const call: Call = (m, p) => handlers[m](p ?? {});
     return { s: { call, local: true, close }, result: await call(first.method, first.params) };
   } catch (err) {
-    close();
+    await close();
     throw err;
   }
 }
@@ -50,7 +50,7 @@ export async function run(first: { method: string; params?: unknown }, then: (re
     if (err instanceof CliError) throw err;
     throw new CliError((err as Error).message);
   } finally {
-    s?.close();
+    await s?.close();
   }
 }
 

@@ -22,7 +22,7 @@ async function setup(t: TestContext, balanceSat: number, extra: Partial<Construc
   const logs: string[] = [];
   const wallet = new CashuWallet({ db, dataDir: dir, mints: [mint.url], logger: createLogger({ level: 'debug', write: (l) => logs.push(l) }), ...extra });
   t.after(async () => {
-    wallet.stop();
+    await wallet.stop();
     db.close();
     await nwc.stop();
     await relay.stop();

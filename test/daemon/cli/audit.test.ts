@@ -29,7 +29,7 @@ test('audit verify passes on a funded wallet and fails, naming the mint, when ec
     await fundNow(wallet.ctx, ln, 300);
     // Someone with a copy of the database spends one of our proofs elsewhere.
     stolen = wallet.store.selectUnspent(mint.url, 'sat').slice(-1).map(toCashuProof);
-    close();
+    await close();
   }
 
   const ok = await satroute(env, 'audit', 'verify', '--json');

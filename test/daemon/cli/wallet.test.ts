@@ -101,7 +101,7 @@ test('with a daemon running, the command goes through its control socket and tak
   const { ln, mint, dir, env } = await setup(t);
   const { wallet, close } = openLocalWallet({ dataDir: dir, mints: [mint.url] });
   const server = await startControlServer(dir, walletControlHandlers(wallet));
-  t.after(async () => { await server.close(); close(); });
+  t.after(async () => { await server.close(); await close(); });
   const token = await outsideToken(ln, mint.url, 13);
   const r = await satroute(env, 'wallet', 'receive', token, '--json');
   assert.equal(r.code, 0, r.stderr);
