@@ -15,6 +15,7 @@ import { PaymentRows, PaymentStateError, type PaymentRow, type PaymentState } fr
 import { defaultReserve, Reserve, type ReserveConfig } from './reserve.ts';
 import { defaultPolicy, inputFeeSat, selectOffline, splitAmount, type Coin, type Selection, type SelectPolicy } from './select.ts';
 import { toCashuProof, type StoredProof } from './store.ts';
+import { NUT_CODE } from './mints.ts';
 import { WorkerSwapEngine, type SwapEngine } from './swap-engine.ts';
 import { SwapService } from './swaps.ts';
 import { migratePayments } from './payments-schema.ts';
@@ -134,6 +135,12 @@ export class Payments {
         // (NUT-07 first) decides between another reclaim and the refund path.
         ctx.store.releaseSecrets(own);
         if (row.ref) ctx.store.movePending(own, 'request', row.ref);
+        const payment = row.ref ? this.rows.get(row.ref) : undefined;
+        // The provider's answer settled it while this swap was out, and the mint says it spent them.
+        if (payment?.flags.includes('settled_during_reclaim') && failure.kind === 'rejected' && failure.mintCode === NUT_CODE.PROOFS_ALREADY_SPENT) {
+          this.settleSpent(payment);
+          return;
+        }
         ctx.logger.warn('reclaim refused by the mint', { request: row.ref, error: failure.message });
       },
       lost: (row, evidence) => {
@@ -180,16 +187,27 @@ export class Payments {
    */
   settle(requestId: string, changeToken?: string | null): PaymentOutcome {
     const { ctx } = this;
-    const row = this.rows.require(requestId, 'pending');
+    const row = this.rows.require(requestId);
+    if (row.state === 'settled') throw new PaymentStateError(`payment ${requestId} is settled already`);
     ctx.db.transaction(() => {
-      ctx.store.markSpent(requestId);
-      ctx.ledger.record({ kind: 'payment_sent', mint: row.mint, unit: row.unit, amount: -row.sent, ref: requestId,
-        evidence: { provider: row.providerUrl, amount: row.amount, input_fee: row.fee, overpay: row.overpay } });
-      this.rows.setState(requestId, 'settled');
+      if (row.state === 'pending' || row.state === 'refund_wait') {
+        if (!this.settleSpent(row)) this.rows.addFlag(requestId, 'settled_during_reclaim'); // the reclaim swap holds the proofs: it settles them
+      } else if (changeToken) this.rows.addFlag(requestId, 'late_change');
+      // The change is banked whatever state the payment is in: it is money either way.
       if (changeToken) this.changeQueue.enqueue(requestId, 'change', changeToken, row.mint, row.unit);
     })();
     this.live.delete(requestId);
     return this.outcome(requestId)!;
+  }
+
+  /** @internal The provider redeemed the token: its proofs pending for the request are spent (false when none are). */
+  settleSpent(row: PaymentRow): boolean {
+    const { ctx } = this;
+    if (ctx.store.markSpentIfPending(row.requestId).count === 0) return false;
+    ctx.ledger.record({ kind: 'payment_sent', mint: row.mint, unit: row.unit, amount: -row.sent, ref: row.requestId,
+      evidence: { provider: row.providerUrl, amount: row.amount, input_fee: row.fee, overpay: row.overpay } });
+    this.rows.setState(row.requestId, 'settled');
+    return true;
   }
 
   /**

@@ -14,7 +14,7 @@
 // still holds (taken, not yet settled or reclaimed); run it on start before serving, and again
 // whenever convenient.
 import { pollRefund, type FetchLike, type RefundAnswer } from '../protocol/refund.ts';
-import { MintUnavailableError } from './errors.ts';
+import { MintUnavailableError, ProofStateError } from './errors.ts';
 import type { PaymentRow } from './payment-rows.ts';
 import { PaymentStateError } from './payment-rows.ts';
 import type { Payments } from './payments.ts';
@@ -56,6 +56,8 @@ export async function resolveRequest(p: Payments, requestId: string): Promise<Re
   const proofs = ctx.store.pendingOf(requestId);
   if (proofs.length === 0) return { requestId, action: 'reclaiming' }; // already in a reclaim swap
   const states = await ctx.mints.checkStates(row.mint, row.unit, proofs.map(toCashuProof));
+  // The caller may have settled it while the mint answered.
+  if (!stillOpen(p, requestId, proofs.length)) return { requestId, action: 'unchanged', detail: { state: p.rows.get(requestId)?.state } };
   if (states.some((s) => s === 'PENDING')) return { requestId, action: 'pending_at_mint' };
   const spent = proofs.filter((_, i) => states[i] === 'SPENT');
   const unspentSat = proofs.filter((_, i) => states[i] !== 'SPENT').reduce((a, q) => a + q.amount, 0);
@@ -70,10 +72,17 @@ export async function resolveRequest(p: Payments, requestId: string): Promise<Re
       p.rows.addFlag(requestId, 'partly_spent');
     })();
   }
-  const outcome = await p.swaps.start({
-    mint: row.mint, unit: row.unit, purpose: 'reclaim', ref: requestId, reclaimRef: requestId,
-    denominations: p.reserve.denominationsFor(row.mint, unspentSat),
-  });
+  let outcome: SwapOutcome;
+  try {
+    outcome = await p.swaps.start({
+      mint: row.mint, unit: row.unit, purpose: 'reclaim', ref: requestId, reclaimRef: requestId,
+      denominations: p.reserve.denominationsFor(row.mint, unspentSat),
+    });
+  } catch (err) {
+    // Settled by its caller while the swap was being prepared: the proofs are no longer ours to move.
+    if (err instanceof ProofStateError && !stillOpen(p, requestId)) return { requestId, action: 'unchanged', detail: { state: p.rows.get(requestId)?.state } };
+    throw err;
+  }
   return { requestId, action: reclaimAction(outcome), detail: outcome.status === 'done' ? { fee_sat: outcome.fee } : undefined };
 }
 
@@ -84,6 +93,14 @@ function reclaimAction(o: SwapOutcome): ResolveAction {
     case 'lost': return 'lost';
     case 'rejected': return 'unchanged';
   }
+}
+
+/** Still pending (or waiting for a refund) with its proofs pending for the request (`count` of them, when given)? */
+function stillOpen(p: Payments, requestId: string, count?: number): boolean {
+  const row = p.rows.get(requestId);
+  if (!row || (row.state !== 'pending' && row.state !== 'refund_wait')) return false;
+  const pending = p.ctx.store.pendingOf(requestId).length;
+  return count === undefined ? pending > 0 : pending === count;
 }
 
 /** The provider redeemed the token: ask for the change it may hold for us. */
@@ -113,6 +130,11 @@ async function askRefund(p: Payments, row: PaymentRow, mintEvidence: unknown): P
     answer = { kind: 'error', message: (err as Error).message };
   }
   const evidence = { mint: mintEvidence, provider: row.providerUrl, refund: answer.kind === 'refunded' ? { amount: answer.amount, unit: answer.unit } : answer };
+  if (!stillOpen(p, requestId)) {
+    // Settled by its caller while the provider answered; a refund token is banked all the same.
+    if (answer.kind === 'refunded') p.changeQueue.enqueue(requestId, 'refund', answer.token, row.mint, row.unit);
+    return { requestId, action: 'unchanged', detail: evidence };
+  }
   switch (answer.kind) {
     case 'refunded': {
       const token = answer.token;

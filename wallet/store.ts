@@ -254,6 +254,15 @@ export class ProofStore {
     return { count: rows.length, amount: rows.reduce((a, p) => a + p.amount, 0) };
   }
 
+  /** pending(ref) -> spent for every proof of that reason, if any are pending (none is no error). */
+  markSpentIfPending(ref: string): { count: number; amount: number } {
+    const rows = this.pendingOf(ref);
+    if (rows.length === 0) return { count: 0, amount: 0 };
+    const now = this.clock();
+    this.s.spentByRef.run(now, ref);
+    return { count: rows.length, amount: rows.reduce((a, p) => a + p.amount, 0) };
+  }
+
   /** pending -> spent for these proofs only (e.g. NUT-07 says some of a set are spent). */
   markSecretsSpent(secrets: readonly string[]): void {
     const now = this.clock();

@@ -79,3 +79,28 @@ export function mintCallsSince(before: Record<string, number>, after: Record<str
   for (const [k, v] of Object.entries(after)) if (v - (before[k] ?? 0) > 0) out[k] = v - (before[k] ?? 0);
   return out;
 }
+
+/**
+ * The inline engine with a gate before the mint call: `hold()` makes the next swaps wait at the
+ * gate (`reached` resolves when one arrives) until `release()`, so a test can act while a swap is out.
+ */
+export class GatedEngine extends InlineSwapEngine {
+  private gate: { reached: () => void; open: Promise<void> } | null = null;
+
+  hold(): { reached: Promise<void>; release: () => void } {
+    let reached!: () => void;
+    let release!: () => void;
+    const reachedP = new Promise<void>((r) => (reached = r));
+    this.gate = { reached, open: new Promise<void>((r) => (release = r)) };
+    return { reached: reachedP, release: () => { this.gate = null; release(); } };
+  }
+
+  override async complete(req: Parameters<InlineSwapEngine['complete']>[0]) {
+    const gate = this.gate;
+    if (gate) {
+      gate.reached();
+      await gate.open;
+    }
+    return super.complete(req);
+  }
+}

@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getTokenMetadata, Wallet } from '@cashu/cashu-ts';
-import { paymentsWorld, testProvider, payProvider, chatBody, requiredSat, assertBooksBalance, balanceOf, mintCallsSince } from './payments-fixture.ts';
+import { paymentsWorld, newPayments, testProvider, payProvider, chatBody, requiredSat, assertBooksBalance, balanceOf, mintCallsSince, GatedEngine } from './payments-fixture.ts';
+import { outsideToken } from './world.ts';
 import { InsufficientFundsError } from '../../wallet/errors.ts';
-import { PaymentStateError, toOutcome } from '../../wallet/payments.ts';
+import { Payments, PaymentStateError, toOutcome } from '../../wallet/payments.ts';
 import { defaultReserve } from '../../wallet/reserve.ts';
 
 test('with a warm reserve, tokens are made without asking the mint', async (t) => {
@@ -182,4 +183,50 @@ test('change handed back in msat for a sat payment is reckoned in sat, so a prov
   assert.equal(o.changeClaimedSat, 30);
   assert.equal(o.changeReceivedSat, 30);
   assert.equal(o.sentSat - o.changeReceivedSat, 98, 'kept by the provider: 128 sent - 30 change');
+});
+
+test('the provider\'s answer settling a payment while its reclaim is out at the mint still banks the change, and the books balance', async (t) => {
+  const engine = new GatedEngine();
+  const w = await paymentsWorld(t, { fundSat: 1000 });
+  const payments = new Payments(w.ctx, { engine, autoRefill: false, fetch: (url, init) => fetch(url, init) });
+  t.after(() => payments.stop());
+  const provider = await testProvider(t, w.mint.url);
+  const taken = await payments.takeToken(w.mint.url, requiredSat(), 'race', { providerUrl: provider.url });
+  // The router gives up on the request and reclaims the token; the swap back waits at the gate.
+  const gate = engine.hold();
+  const reclaiming = payments.reclaim('race');
+  await gate.reached;
+  // Meanwhile the provider redeemed the token after all, and its answer (with change) arrives.
+  const res = await payProvider(provider, taken.token);
+  assert.equal(res.status, 200);
+  const change = getTokenMetadata(res.change!).amount.toNumber();
+  try {
+    payments.settle('race', res.change);
+  } finally {
+    gate.release();
+  }
+  await reclaiming; // the mint refuses the swap back: the provider spent those proofs
+  await payments.reclaim('race');
+  await payments.changeQueue.drain();
+  assert.deepEqual(w.ctx.ledger.list({ kind: 'loss' }), [], 'nothing was lost');
+  const outcome = payments.outcome('race')!;
+  assert.equal(outcome.changeReceivedSat, change);
+  assert.deepEqual(balanceOf(w.ctx, w.mint.url), { unspent: 1000 - taken.sentSat + change, pending: 0 });
+  await assertBooksBalance(w.ctx);
+});
+
+test('a provider\'s answer arriving after its payment was reclaimed or written off still banks its change', async (t) => {
+  const w = await paymentsWorld(t, { fundSat: 1000 });
+  const provider = await testProvider(t, w.mint.url, { internalError500: true });
+  const payments = newPayments(t, w.ctx, { payments: { refund: { pollAttempts: 1, sleep: async () => {}, maxRefundRounds: 1 } } });
+  const taken = await payments.takeToken(w.mint.url, requiredSat(), 'late', { providerUrl: provider.url });
+  await payProvider(provider, taken.token); // the node keeps the token and answers 500
+  assert.equal((await payments.reclaim('late')).action, 'lost');
+  // A change token for this payment arrives late after all (e.g. a slow answer on another connection).
+  const change = await outsideToken(w.ln, w.mint.url, 7);
+  payments.settle('late', change);
+  await payments.changeQueue.drain();
+  assert.equal(payments.outcome('late')!.changeReceivedSat, 7);
+  assert.equal(balanceOf(w.ctx, w.mint.url).unspent, 1000 - taken.sentSat + 7);
+  await assertBooksBalance(w.ctx);
 });
