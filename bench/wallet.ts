@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { getEncodedToken, Wallet } from '@cashu/cashu-ts';
 import type { Figure } from './_figure.ts';
-import { openDatabase } from '../wallet/sqlite.ts';
+import { openDatabase } from '../db/sqlite.ts';
 import { migrateWallet } from '../wallet/schema.ts';
 import { ProofStore } from '../wallet/store.ts';
 import { Ledger } from '../wallet/ledger.ts';

@@ -10,7 +10,7 @@ import { Market, marketControlHandlers } from './market.ts';
 import { isOnionUrl } from '../protocol/discovery.ts';
 import { nullLogger, type Logger } from '../protocol/logger.ts';
 import { socksFetch } from '../protocol/socks.ts';
-import { databaseFile, openDatabase, type DB } from '../wallet/sqlite.ts';
+import { databaseFile, openDatabase, type DB } from '../db/sqlite.ts';
 import { CashuWallet, walletControlHandlers } from '../wallet/index.ts';
 import { WalletLock } from '../wallet/lock.ts';
 import { attachPayments, type Payments } from '../wallet/payments.ts';

@@ -16,7 +16,7 @@ import { catalogue, MarketIndex, providerView, type MarketProvider, type ModelVi
 import { diffModels } from './market-diff.ts';
 import { Limiter } from './limiter.ts';
 import { MarketStore, type PriceChange, type StoredModel } from './market-store.ts';
-import type { DB } from '../wallet/sqlite.ts';
+import type { DB } from '../db/sqlite.ts';
 
 export type { Offer, ProviderView, ModelView } from './market-index.ts';
 export type { PriceChange } from './market-store.ts';

@@ -1,6 +1,6 @@
 // What every wallet operation needs, built once by CashuWallet and passed down.
 import type { Logger } from '../protocol/logger.ts';
-import type { DB } from './sqlite.ts';
+import type { DB } from '../db/sqlite.ts';
 import type { Clock, ProofStore } from './store.ts';
 import type { Ledger } from './ledger.ts';
 import type { MintRegistry } from './mints.ts';

@@ -15,7 +15,7 @@ import { MintRegistry } from './mints.ts';
 import { loadNwcUri, saveNwc, withNwc, type NwcInfo } from './nwc.ts';
 import { receiveToken, type ReceiveResult } from './receive.ts';
 import { migrateWallet } from './schema.ts';
-import { databaseFile, openDatabase, type DB } from './sqlite.ts';
+import { databaseFile, openDatabase, type DB } from '../db/sqlite.ts';
 import { ProofStore, type BalanceRow, type Clock } from './store.ts';
 import { resumeSwaps } from './swap.ts';
 import { AUTO_TOPUP_TAG, decideTopup, recentTopups, type TopupDecision, type TopupPolicy } from './topup.ts';

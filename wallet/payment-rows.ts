@@ -1,7 +1,7 @@
 // The `payments` table: one row per token handed to a provider, from takeToken to its end
 // (settled, reclaimed, refunded or lost). Synchronous; call inside the transaction that moves
 // the proofs it describes.
-import type { DB } from './sqlite.ts';
+import type { DB } from '../db/sqlite.ts';
 import type { Clock } from './store.ts';
 import { WalletError } from './errors.ts';
 

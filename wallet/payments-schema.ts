@@ -1,7 +1,7 @@
 // Tables of the router-facing payment path (owner 'payments'): one row per paid request, the
 // persistent change queue, and retry bookkeeping for the swaps this path runs. Shipped
 // migrations are never edited: append a new one.
-import { migrate, type DB } from './sqlite.ts';
+import { migrate, type DB } from '../db/sqlite.ts';
 import { migrateWallet } from './schema.ts';
 
 export const PAYMENTS_MIGRATIONS: readonly string[] = [

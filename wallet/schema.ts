@@ -4,7 +4,7 @@
 //   SUM(wallet_ledger.amount) = SUM(amount of wallet_proofs in state unspent or pending).
 // So any transaction that creates or destroys proofs writes the matching ledger rows in the
 // same db.transaction; moving a proof unspent <-> pending needs no ledger row.
-import { migrate, type DB } from './sqlite.ts';
+import { migrate, type DB } from '../db/sqlite.ts';
 
 export const WALLET_MIGRATIONS: readonly string[] = [
   `

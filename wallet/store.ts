@@ -2,7 +2,7 @@
 // One synchronous function per transition; an illegal transition throws ProofStateError and
 // (inside db.transaction) rolls the whole transaction back. No await anywhere in here.
 import { Amount, type Proof, type ProofLike } from '@cashu/cashu-ts';
-import type { DB } from './sqlite.ts';
+import type { DB } from '../db/sqlite.ts';
 import { ProofStateError } from './errors.ts';
 import type { Coin } from './select.ts';
 

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { loadConfig, type Config } from '../config.ts';
 import { callDaemon, DaemonNotRunningError } from '../control.ts';
 import { Market, type ModelView, type ProviderView } from '../market.ts';
-import { databaseFile, openDatabase } from '../../wallet/sqlite.ts';
+import { databaseFile, openDatabase } from '../../db/sqlite.ts';
 import { CliError, output, table } from './common.ts';
 
 /** Ask the daemon; with none running, read the stored market (WAL lets us read beside a writer). */

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { loadConfig, type Config } from '../config.ts';
 import { callDaemon, DaemonNotRunningError } from '../control.ts';
 import { Market } from '../market.ts';
-import { databaseFile, openDatabase } from '../../wallet/sqlite.ts';
+import { databaseFile, openDatabase } from '../../db/sqlite.ts';
 import { satTotals } from '../../wallet/index.ts';
 import { migrateWallet } from '../../wallet/schema.ts';
 import { ProofStore, type BalanceRow } from '../../wallet/store.ts';

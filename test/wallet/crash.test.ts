@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LightningNetwork } from '../world/lightning.ts';
 import { CashuWallet } from '../../wallet/index.ts';
-import { openDatabase } from '../../wallet/sqlite.ts';
+import { openDatabase } from '../../db/sqlite.ts';
 import { outsideToken, tempDir, testMint } from './world.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

@@ -8,7 +8,7 @@ import { LightningNetwork } from '../world/lightning.ts';
 import { CashuWallet } from '../../wallet/index.ts';
 import { nwcFilePath, loadNwcUri, parseNwcUri } from '../../wallet/nwc.ts';
 import { FundingError, NwcError } from '../../wallet/errors.ts';
-import { openDatabase } from '../../wallet/sqlite.ts';
+import { openDatabase } from '../../db/sqlite.ts';
 import { createLogger } from '../../protocol/logger.ts';
 import { tempDir, testMint } from './world.ts';
 

@@ -7,7 +7,7 @@ import type { TestContext } from 'node:test';
 import { Wallet, getEncodedToken } from '@cashu/cashu-ts';
 import { LightningNetwork } from '../world/lightning.ts';
 import { startMint, type MintOptions, type TestMint } from '../world/mint.ts';
-import { openDatabase, type DB } from '../../wallet/sqlite.ts';
+import { openDatabase, type DB } from '../../db/sqlite.ts';
 import { migrateWallet } from '../../wallet/schema.ts';
 import { ProofStore } from '../../wallet/store.ts';
 import { Ledger } from '../../wallet/ledger.ts';
