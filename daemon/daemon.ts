@@ -4,14 +4,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from './config.ts';
-import { startControlServer, type ControlServer } from './control.ts';
+import { startControlServer, type ControlServer } from './control/server.ts';
+import { marketControlHandlers } from './control/market.ts';
+import { walletControlHandlers } from './control/wallet.ts';
 import { startHttp, type HttpListener } from './http.ts';
-import { Market, marketControlHandlers } from './market.ts';
+import { Market } from './market.ts';
 import { isOnionUrl } from '../protocol/discovery.ts';
 import { nullLogger, type Logger } from '../protocol/logger.ts';
 import { socksFetch } from '../protocol/socks.ts';
 import { databaseFile, openDatabase, type DB } from '../db/sqlite.ts';
-import { CashuWallet, walletControlHandlers } from '../wallet/index.ts';
+import { CashuWallet } from '../wallet/index.ts';
 import { WalletLock } from '../wallet/lock.ts';
 import { attachPayments, type Payments } from '../wallet/payments.ts';
 

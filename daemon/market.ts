@@ -462,11 +462,3 @@ const STATUS_ORDER = { reachable: 0, announced: 1, unreachable: 2 } as const;
 function byStatusThenName(a: ProviderView, b: ProviderView): number {
   return STATUS_ORDER[a.status] - STATUS_ORDER[b.status] || a.name.localeCompare(b.name) || a.id.localeCompare(b.id);
 }
-
-/** Control-socket methods the daemon registers (see daemon/control.ts). */
-export function marketControlHandlers(market: Market): Record<string, () => unknown> {
-  return {
-    'market.providers': () => market.providers(),
-    'market.models': () => market.models(),
-  };
-}

@@ -272,5 +272,3 @@ export function openLocalWallet(opts: { dataDir: string; mints: readonly string[
     },
   };
 }
-
-export { walletControlHandlers } from './control.ts';

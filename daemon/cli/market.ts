@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig, type Config } from '../config.ts';
-import { callDaemon, DaemonNotRunningError } from '../control.ts';
+import { callDaemon, DaemonNotRunningError } from '../control/server.ts';
 import { Market, type ModelView, type ProviderView } from '../market.ts';
 import { databaseFile, openDatabase } from '../../db/sqlite.ts';
 import { CliError, output, table } from './common.ts';

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { loadConfig, type Config } from '../config.ts';
-import { callDaemon, DaemonNotRunningError } from '../control.ts';
+import { callDaemon, DaemonNotRunningError } from '../control/server.ts';
 import { Market } from '../market.ts';
 import { databaseFile, openDatabase } from '../../db/sqlite.ts';
 import { satTotals } from '../../wallet/index.ts';

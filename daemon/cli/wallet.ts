@@ -1,10 +1,11 @@
 // `satroute wallet ...`: through the running daemon's control socket, else in-process holding
-// the wallet lock (one writer at a time). Both paths run the same handlers (wallet/control.ts).
+// the wallet lock (one writer at a time). Both paths run the same handlers (daemon/control/wallet.ts).
 import type { Command } from 'commander';
 import qrcode from 'qrcode-terminal';
 import { loadConfig, saveConfigFile, type Config } from '../config.ts';
-import { callDaemon, DaemonNotRunningError } from '../control.ts';
-import { openLocalWallet, walletControlHandlers } from '../../wallet/index.ts';
+import { callDaemon, DaemonNotRunningError } from '../control/server.ts';
+import { openLocalWallet } from '../../wallet/index.ts';
+import { walletControlHandlers } from '../control/wallet.ts';
 import { peekToken } from '../../wallet/receive.ts';
 import { mintKey } from '../../wallet/mints.ts';
 import { LEDGER_KINDS } from '../../wallet/ledger.ts';

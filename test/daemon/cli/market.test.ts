@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { callDaemon } from '../../../daemon/control.ts';
+import { callDaemon } from '../../../daemon/control/server.ts';
 import type { ModelView, ProviderView } from '../../../daemon/market.ts';
 import { modelsTable } from '../../../daemon/cli/market.ts';
 import { startRelay } from '../../world/relay.ts';

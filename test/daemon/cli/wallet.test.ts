@@ -10,8 +10,9 @@ import { startMint } from '../../world/mint.ts';
 import { startRelay } from '../../world/relay.ts';
 import { startNwcService } from '../../world/nwc.ts';
 import { outsideToken } from '../../wallet/world.ts';
-import { startControlServer } from '../../../daemon/control.ts';
-import { openLocalWallet, walletControlHandlers } from '../../../wallet/index.ts';
+import { startControlServer } from '../../../daemon/control/server.ts';
+import { openLocalWallet } from '../../../wallet/index.ts';
+import { walletControlHandlers } from '../../../daemon/control/wallet.ts';
 import { satroute } from './run.ts';
 
 

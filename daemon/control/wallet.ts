@@ -1,8 +1,8 @@
-// The wallet's methods on the daemon's control socket. The CLI calls the same handlers
-// in-process when no daemon runs, so both paths answer with the same JSON.
+// The wallet's methods on the daemon's control socket (daemon/control/server.ts). The CLI calls
+// the same handlers in-process when no daemon runs, so both paths answer with the same JSON.
 import { z } from 'zod';
-import type { CashuWallet, FundingQuote, WithdrawResult } from './index.ts';
-import { LEDGER_KINDS } from './ledger.ts';
+import type { CashuWallet, FundingQuote, WithdrawResult } from '../../wallet/index.ts';
+import { LEDGER_KINDS } from '../../wallet/ledger.ts';
 
 type Handlers = Record<string, (params: unknown) => Promise<unknown>>;
 
