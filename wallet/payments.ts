@@ -16,6 +16,7 @@ import { defaultReserve, Reserve, type ReserveConfig } from './reserve.ts';
 import { defaultPolicy, inputFeeSat, selectOffline, splitAmount, type Coin, type Selection, type SelectPolicy } from './select.ts';
 import { toCashuProof, type StoredProof } from './store.ts';
 import { NUT_CODE } from './mints.ts';
+import { unitToSatFloor } from '../protocol/units.ts';
 import { WorkerSwapEngine, type SwapEngine } from './swap-engine.ts';
 import { SwapService } from './swaps.ts';
 import { migratePayments } from './payments-schema.ts';
@@ -404,7 +405,7 @@ export function attachPayments(wallet: { ctx: WalletContext; addRecoveryStep(nam
 }
 
 /** A change row's amount in sat: a provider may hand back change in another unit (msat) than it was paid in. */
-const changeSat = (amount: number, unit: string) => (unit === 'msat' ? Math.floor(amount / 1000) : amount);
+const changeSat = (amount: number, unit: string) => unitToSatFloor(amount, unit);
 
 /** @internal exported for tests */
 export function toOutcome(row: PaymentRow, changes: ChangeRow[]): PaymentOutcome {

@@ -9,6 +9,7 @@ import { walletControlHandlers } from '../control/wallet.ts';
 import { peekToken } from '../../wallet/receive.ts';
 import { mintKey } from '../../wallet/mints.ts';
 import { LEDGER_KINDS } from '../../wallet/ledger.ts';
+import { msatToSatFloor } from '../../protocol/units.ts';
 import { CliError, output, table } from './common.ts';
 
 type Call = (method: string, params?: unknown) => Promise<any>;
@@ -148,6 +149,6 @@ export function registerWallet(program: Command): void {
   wallet.command('nwc').argument('<uri>', 'nostr+walletconnect://... connection string').description('connect a Nostr Wallet Connect wallet; `wallet fund` then pays through it')
     .option('--json', 'print one JSON document')
     .action((uri: string, o: { json?: boolean }) => run({ method: 'wallet.nwc', params: { uri } }, (r) => output(o.json, r, () =>
-      `Connected to NWC wallet ${r.alias || '(no alias)'} via ${r.relays.join(', ')}${r.balance_msat !== null ? `, balance ${sat(Math.floor(r.balance_msat / 1000))}` : ''}.\n` +
+      `Connected to NWC wallet ${r.alias || '(no alias)'} via ${r.relays.join(', ')}${r.balance_msat !== null ? `, balance ${sat(msatToSatFloor(r.balance_msat))}` : ''}.\n` +
       '`satroute wallet fund <sats>` now pays through it.')));
 }

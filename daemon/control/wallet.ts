@@ -3,10 +3,9 @@
 import { z } from 'zod';
 import type { CashuWallet, FundingQuote, WithdrawResult } from '../../wallet/index.ts';
 import { LEDGER_KINDS } from '../../wallet/ledger.ts';
+import { unitToSatFloor as toSat } from '../../protocol/units.ts';
 
 type Handlers = Record<string, (params: unknown) => Promise<unknown>>;
-
-const toSat = (amount: number, unit: string) => (unit === 'msat' ? Math.floor(amount / 1000) : amount);
 
 export function quoteJson(q: FundingQuote) {
   return { quote_id: q.quoteId, mint: q.mint, unit: q.unit, amount_sat: toSat(q.amount, q.unit), bolt11: q.bolt11, expiry: q.expiry, state: q.state, error: q.error };
