@@ -1,23 +1,25 @@
-// The wallet as the daemon and the CLI see it: one CashuWallet per process that owns the
-// wallet (the daemon, or a CLI command holding the lock when no daemon runs).
+// The wallet as the daemon and the CLI see it: one CashuWallet per process that owns the wallet
+// (the daemon, or a CLI command holding the lock when no daemon runs), opened through
+// openWallet (wallet/open.ts). It owns the one swap service (every purpose: receive, change,
+// refund, split, reclaim) and the router's payment path on it.
 import { setGlobalRequestOptions } from '@cashu/cashu-ts';
-import { nullLogger, type Logger } from '../protocol/logger.ts';
-import type { WalletContext } from './context.ts';
+import type { DB } from '../db/sqlite.ts';
+import type { Logger } from '../protocol/logger.ts';
+import { createWalletContext, type WalletContext } from './context.ts';
 import { FundingError, NwcError } from './errors.ts';
 import {
   checkFunding, createFundingQuote, getFundingQuote, resumeFunding, waitForFunding,
   type FundingQuote, type WaitOptions,
 } from './funding.ts';
 import { verifyInvariant, type InvariantReport } from './invariant.ts';
-import { Ledger, type LedgerQuery, type LedgerRow } from './ledger.ts';
-import { WalletLock } from './lock.ts';
-import { MintRegistry } from './mints.ts';
+import type { Ledger, LedgerQuery, LedgerRow } from './ledger.ts';
+import type { MintRegistry } from './mints.ts';
 import { loadNwcUri, saveNwc, withNwc, type NwcInfo } from './nwc.ts';
-import { receiveToken, type ReceiveResult } from './receive.ts';
-import { migrateWallet } from './schema.ts';
-import { databaseFile, openDatabase, type DB } from '../db/sqlite.ts';
-import { ProofStore, type BalanceRow, type Clock } from './store.ts';
-import { resumeSwaps } from './swap.ts';
+import { Payments, type PaymentsOptions } from './payments/index.ts';
+import { receiveHandler, receiveToken, type ReceiveResult } from './receive.ts';
+import type { BalanceRow, Clock, ProofStore } from './store.ts';
+import { WorkerSwapEngine, type SwapEngine } from './swap/engine.ts';
+import { SwapService } from './swap/service.ts';
 import { AUTO_TOPUP_TAG, decideTopup, recentTopups, type TopupDecision, type TopupPolicy } from './topup.ts';
 import { resumeMelts, withdraw, type WithdrawResult } from './withdraw.ts';
 
@@ -37,6 +39,10 @@ export interface CashuWalletOptions {
    * call has an unknown outcome and is settled by recovery, never assumed to have failed.
    */
   requestTimeoutMs?: number;
+  /** Where swap crypto (blinding, DLEQ checks) runs; default a worker thread. */
+  engine?: SwapEngine;
+  /** The payment path's options (reserve, refund endpoint fetch, ...). */
+  payments?: Omit<PaymentsOptions, 'swaps' | 'engine'>;
 }
 
 export interface BalanceSummary {
@@ -66,6 +72,10 @@ export function satTotals(rows: readonly BalanceRow[]): { totalSat: number; pend
 export class CashuWallet {
   readonly ctx: WalletContext;
   readonly dataDir: string;
+  /** The one swap service: every purpose, its crypto on the engine (a worker thread by default). */
+  readonly swaps: SwapService;
+  /** The router's payment path: takeToken, topUp, settle, reclaim, bankToken, onOutcome. */
+  readonly payments: Payments;
   private readonly recoverySteps: { name: string; run: RecoveryStep }[] = [];
   private readonly autoTopup?: TopupPolicy;
   private timer?: NodeJS.Timeout;
@@ -77,28 +87,25 @@ export class CashuWallet {
   private readonly stopping = new AbortController();
 
   constructor(opts: CashuWalletOptions) {
-    migrateWallet(opts.db);
-    setGlobalRequestOptions({ requestTimeout: opts.requestTimeoutMs ?? 20_000 });
-    const clock = opts.clock ?? Date.now;
-    const logger = opts.logger ?? nullLogger;
+    const requestTimeoutMs = opts.requestTimeoutMs ?? 20_000;
+    setGlobalRequestOptions({ requestTimeout: requestTimeoutMs });
     this.dataDir = opts.dataDir;
     this.autoTopup = opts.autoTopup;
-    this.ctx = {
-      db: opts.db, clock, logger,
-      store: new ProofStore(opts.db, clock),
-      ledger: new Ledger(opts.db, clock),
-      mints: new MintRegistry({ trusted: opts.mints, logger, clock }),
-    };
+    this.ctx = createWalletContext(opts.db, opts);
+    this.swaps = new SwapService(this.ctx, opts.engine ?? new WorkerSwapEngine({ requestTimeoutMs }));
+    this.swaps.on('receive', receiveHandler(this.ctx));
+    this.payments = new Payments(this.ctx, { ...opts.payments, swaps: this.swaps });
     this.addRecoveryStep('funding quotes', resumeFunding);
     this.addRecoveryStep('withdrawals', resumeMelts);
-    this.addRecoveryStep('received tokens', resumeSwaps);
+    // Every unfinished swap (received tokens too), orphaned payments, queued change.
+    this.addRecoveryStep('swaps and payments', () => this.payments.recover());
   }
 
   get store(): ProofStore { return this.ctx.store; }
   get ledger(): Ledger { return this.ctx.ledger; }
   get mints(): MintRegistry { return this.ctx.mints; }
 
-  /** Register more recovery (the payment path's request-pending proofs and change queue). */
+  /** Register more recovery, run after the wallet's own steps. */
   addRecoveryStep(name: string, run: RecoveryStep): void {
     this.recoverySteps.push({ name, run });
   }
@@ -129,11 +136,13 @@ export class CashuWallet {
     return { steps };
   }
 
-  /** Recover now, then every `intervalMs` recover again and consider an auto top-up. */
-  start(intervalMs = 30_000): Promise<RecoveryReport> {
+  /** Recover now, then every `intervalMs` recover again and consider an auto top-up; the change queue and refund retries run in the background. */
+  async start(intervalMs = 30_000): Promise<RecoveryReport> {
     this.timer = setInterval(() => this.tick(), intervalMs);
     this.timer.unref();
-    return this.recover();
+    const report = await this.recover();
+    if (!this.stopped) this.payments.start();
+    return report;
   }
 
   private tick(): void {
@@ -155,6 +164,9 @@ export class CashuWallet {
     this.stopping.abort();
     await this.ticking?.catch(() => {});
     await this.recovering?.catch(() => {});
+    await this.payments.stop();
+    await this.swaps.idle();
+    await this.swaps.engine.close();
   }
 
   balance(): BalanceSummary {
@@ -212,7 +224,7 @@ export class CashuWallet {
   }
 
   receive(token: string): Promise<ReceiveResult> {
-    return receiveToken(this.ctx, token);
+    return receiveToken(this.ctx, this.swaps, token);
   }
 
   withdraw(bolt11: string, opts: { mint?: string } = {}): Promise<WithdrawResult> {
@@ -250,25 +262,4 @@ export class CashuWallet {
     const { quote } = await this.fund(decision.amountSat, { useNwc: true, payVia: AUTO_TOPUP_TAG, timeoutMs: 120_000, signal: this.stopping.signal });
     return { ...decision, quote };
   }
-}
-
-/** Open the wallet of a data directory in this process, holding the writer lock. */
-export function openLocalWallet(opts: { dataDir: string; mints: readonly string[]; logger?: Logger; clock?: Clock; autoTopup?: TopupPolicy }): { wallet: CashuWallet; close: () => Promise<void> } {
-  const lock = WalletLock.acquire(opts.dataDir);
-  let db: DB;
-  try {
-    db = openDatabase(databaseFile(opts.dataDir));
-  } catch (err) {
-    lock.release();
-    throw err;
-  }
-  const wallet = new CashuWallet({ db, ...opts });
-  return {
-    wallet,
-    close: async () => {
-      await wallet.stop();
-      db.close();
-      lock.release();
-    },
-  };
 }

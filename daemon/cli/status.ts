@@ -7,8 +7,8 @@ import { callDaemon, DaemonNotRunningError } from '../control/server.ts';
 import { Market } from '../market.ts';
 import { databaseFile, openDatabase } from '../../db/sqlite.ts';
 import { satTotals } from '../../wallet/index.ts';
-import { migrateWallet } from '../../wallet/schema.ts';
-import { ProofStore, type BalanceRow } from '../../wallet/store.ts';
+import { readBalances } from '../../wallet/open.ts';
+import type { BalanceRow } from '../../wallet/store.ts';
 import { CliError, output } from './common.ts';
 import { sat } from './wallet.ts';
 
@@ -44,10 +44,9 @@ async function readStatus(config: Config): Promise<Status> {
   }
   const empty: Status = { running: false, data_dir: config.dataDir, balance_sat: 0, pending_sat: 0, mints: [], providers: 0, usable_providers: 0, models: 0 };
   if (!fs.existsSync(databaseFile(config.dataDir))) return empty;
+  const mints = readBalances(config.dataDir);
   const db = openDatabase(databaseFile(config.dataDir));
   try {
-    migrateWallet(db);
-    const mints = new ProofStore(db, Date.now).balances();
     const market = new Market({ db, config, autoSchedule: false });
     const providers = market.providers();
     const { totalSat, pendingSat } = satTotals(mints);

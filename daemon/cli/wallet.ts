@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import qrcode from 'qrcode-terminal';
 import { loadConfig, saveConfigFile, type Config } from '../config.ts';
 import { callDaemon, DaemonNotRunningError } from '../control/server.ts';
-import { openLocalWallet } from '../../wallet/index.ts';
+import { openWallet } from '../../wallet/open.ts';
 import { walletControlHandlers } from '../control/wallet.ts';
 import { peekToken } from '../../wallet/receive.ts';
 import { mintKey } from '../../wallet/mints.ts';
@@ -28,7 +28,7 @@ async function session(config: Config, first: { method: string; params?: unknown
   } catch (err) {
     if (!(err instanceof DaemonNotRunningError)) throw new CliError((err as Error).message);
   }
-  const { wallet, close } = openLocalWallet({ dataDir: config.dataDir, mints: config.mints, autoTopup: config.autoTopup });
+  const { wallet, close } = openWallet({ dataDir: config.dataDir, mints: config.mints, autoTopup: config.autoTopup });
   try {
     await wallet.recover(); // finish anything a crash left behind before doing more
     const handlers = walletControlHandlers(wallet);

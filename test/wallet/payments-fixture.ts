@@ -6,8 +6,8 @@ import path from 'node:path';
 import { world, fundNow, openContext } from './world.ts';
 import { startProvider, requiredMsat, type ModelSpec, type ProviderKnobs, type TestProvider } from '../world/provider.ts';
 import type { MintOptions } from '../world/mint.ts';
-import { Payments, type PaymentsOptions } from '../../wallet/payments.ts';
-import { InlineSwapEngine, WorkerSwapEngine } from '../../wallet/swap-engine.ts';
+import { Payments, type PaymentsOptions, type TakeTokenRequest } from '../../wallet/payments/index.ts';
+import { InlineSwapEngine, WorkerSwapEngine } from '../../wallet/swap/engine.ts';
 import { verifyInvariant } from '../../wallet/invariant.ts';
 import type { WalletContext } from '../../wallet/context.ts';
 
@@ -37,6 +37,14 @@ export function newPayments(t: TestContext, ctx: WalletContext, o: Pick<Payments
 }
 
 export { openContext };
+
+/** A provider URL nothing answers on, for payments whose provider is never asked. */
+export const NOWHERE = 'http://127.0.0.1:9';
+
+/** takeToken with positional arguments, to a provider that never answers unless one is given. */
+export function take(payments: Payments, mint: string, amountSat: number, paymentId: string, extra: Partial<TakeTokenRequest> = {}) {
+  return payments.takeToken({ paymentId, mint, amountSat, providerUrl: NOWHERE, ...extra });
+}
 
 export async function testProvider(t: TestContext, mintUrl: string, knobs: Partial<ProviderKnobs> = {}): Promise<TestProvider> {
   const provider = await startProvider({ name: 'p1', relays: [], mints: [mintUrl], models: [MODEL], knobs, noAnnounce: true });

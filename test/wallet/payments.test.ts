@@ -1,11 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getTokenMetadata, Wallet } from '@cashu/cashu-ts';
-import { paymentsWorld, newPayments, testProvider, payProvider, chatBody, requiredSat, assertBooksBalance, balanceOf, mintCallsSince, GatedEngine } from './payments-fixture.ts';
+import { take, paymentsWorld, newPayments, testProvider, payProvider, chatBody, requiredSat, assertBooksBalance, balanceOf, mintCallsSince, GatedEngine } from './payments-fixture.ts';
 import { outsideToken } from './world.ts';
 import { InsufficientFundsError } from '../../wallet/errors.ts';
-import { Payments, PaymentStateError, toOutcome } from '../../wallet/payments.ts';
-import { defaultReserve } from '../../wallet/reserve.ts';
+import { Payments, PaymentStateError, toOutcome, type PaymentRow } from '../../wallet/payments/index.ts';
+import type { ChangeRow } from '../../wallet/payments/change-queue.ts';
+import { sat } from '../../protocol/units.ts';
+import { defaultReserve } from '../../wallet/payments/reserve.ts';
 
 test('with a warm reserve, tokens are made without asking the mint', async (t) => {
   const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 6000, payments: { autoRefill: false, reserve: defaultReserve(256, 5) } });
@@ -14,7 +16,7 @@ test('with a warm reserve, tokens are made without asking the mint', async (t) =
   const amounts = [1, 3, 7, 12, 21, 50, 99, 130, 200, 257, 5, 64, 33, 18, 2];
   let sent = 0;
   for (const [i, amount] of amounts.entries()) {
-    const taken = await payments.takeToken(mint.url, amount, `req-${i}`);
+    const taken = await take(payments, mint.url, amount, `req-${i}`);
     assert.equal(taken.mintRoundTrip, false);
     assert.equal(getTokenMetadata(taken.token).amount.toNumber(), taken.sentSat);
     assert.equal(taken.sentSat, amount + taken.feeSat + taken.overpaySat);
@@ -29,7 +31,7 @@ test('with a warm reserve, tokens are made without asking the mint', async (t) =
 test('100 concurrent takeToken calls never hand out the same proof twice', async (t) => {
   const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 6000 });
   await payments.reserve.refill(mint.url);
-  const results = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => payments.takeToken(mint.url, 1 + (i % 37), `c-${i}`)));
+  const results = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => take(payments, mint.url, 1 + (i % 37), `c-${i}`)));
   const taken = results.filter((r) => r.status === 'fulfilled').map((r) => (r as PromiseFulfilledResult<Awaited<ReturnType<typeof payments.takeToken>>>).value);
   assert.equal(taken.length, 100, results.find((r) => r.status === 'rejected') ? String((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason) : '');
   const wallet = await ctx.mints.wallet(mint.url);
@@ -45,7 +47,7 @@ test('the provider redeems the token and the change comes back into the balance 
   await payments.reserve.refill(mint.url);
   const provider = await testProvider(t, mint.url);
   const amount = requiredSat();
-  const taken = await payments.takeToken(mint.url, amount, 'r1', { providerUrl: provider.url });
+  const taken = await take(payments, mint.url, amount, 'r1', { providerUrl: provider.url });
   const res = await payProvider(provider, taken.token);
   assert.equal(res.status, 200);
   assert.ok(res.change, 'the provider returned change');
@@ -72,7 +74,7 @@ test('on a fee-charging mint the token also covers the input fee the provider pa
   await payments.reserve.refill(mint.url);
   const provider = await testProvider(t, mint.url);
   for (const [i, amount] of [9, 30, 77].entries()) {
-    const taken = await payments.takeToken(mint.url, amount, `f-${i}`);
+    const taken = await take(payments, mint.url, amount, `f-${i}`);
     assert.ok(taken.feeSat > 0);
     assert.equal(taken.feeSat, Math.ceil((taken.proofCount * 600) / 1000));
     // Redeem it as a provider does and look at what it nets.
@@ -84,7 +86,7 @@ test('on a fee-charging mint the token also covers the input fee the provider pa
     payments.settle(`f-${i}`);
   }
   // And a real provider accepts it as covering its required amount.
-  const taken = await payments.takeToken(mint.url, requiredSat(), 'f-provider', { providerUrl: provider.url });
+  const taken = await take(payments, mint.url, requiredSat(), 'f-provider', { providerUrl: provider.url });
   const res = await payProvider(provider, taken.token);
   assert.equal(res.status, 200);
   payments.settle('f-provider', res.change);
@@ -99,43 +101,43 @@ test('when the proofs cannot make the amount offline, one swap makes the token a
   const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 1024, payments: { autoRefill: false } });
   assert.deepEqual(ctx.store.selectUnspent(mint.url, 'sat').map((p) => p.amount), [1024]);
   const before = mint.requestCounts();
-  const taken = await payments.takeToken(mint.url, 10, 'big');
+  const taken = await take(payments, mint.url, 10, 'big');
   assert.equal(taken.mintRoundTrip, true);
   assert.equal(taken.sentSat, 10);
   assert.deepEqual(mintCallsSince(before, mint.requestCounts()), { 'POST /v1/swap': 1 });
   assert.equal(payments.stats().roundtrips, 1);
   // The same swap refilled small denominations: the next tokens need no mint.
   const after = mint.requestCounts();
-  for (const [i, amount] of [3, 17, 40].entries()) assert.equal((await payments.takeToken(mint.url, amount, `next-${i}`)).mintRoundTrip, false);
+  for (const [i, amount] of [3, 17, 40].entries()) assert.equal((await take(payments, mint.url, amount, `next-${i}`)).mintRoundTrip, false);
   assert.deepEqual(mintCallsSince(after, mint.requestCounts()), {});
   await assertBooksBalance(ctx);
 });
 
 test('a request the wallet cannot afford fails at once and moves nothing', async (t) => {
   const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 50 });
-  await assert.rejects(payments.takeToken(mint.url, 51, 'too-much'), InsufficientFundsError);
+  await assert.rejects(take(payments, mint.url, 51, 'too-much'), InsufficientFundsError);
   assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 50, pending: 0 });
   assert.equal(payments.outcome('too-much'), undefined);
 });
 
-test('the request row is written in the same transaction, and a failure there leaves the proofs unspent', async (t) => {
+test('the attempt row is written in the same transaction, and a failure there leaves the proofs unspent', async (t) => {
   const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 500 });
   await assert.rejects(
-    payments.takeToken(mint.url, 20, 'tx-1', { inTransaction: () => { throw new Error('request row refused'); } }),
+    take(payments, mint.url, 20, 'tx-1', { inTransaction: () => { throw new Error('request row refused'); } }),
     /request row refused/,
   );
   assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 500, pending: 0 });
   assert.equal(payments.outcome('tx-1'), undefined);
   let seen: string | null = null;
-  await payments.takeToken(mint.url, 20, 'tx-2', { inTransaction: (taken) => { seen = taken.requestId; } });
+  await take(payments, mint.url, 20, 'tx-2', { inTransaction: (taken) => { seen = taken.paymentId; } });
   assert.equal(seen, 'tx-2');
-  await assert.rejects(payments.takeToken(mint.url, 5, 'tx-2'), PaymentStateError, 'one token per request id');
+  await assert.rejects(take(payments, mint.url, 5, 'tx-2'), PaymentStateError, 'one token per payment id');
 });
 
 test('after a 402 the token is replaced by a bigger one reusing its proofs, and the provider accepts it', async (t) => {
   const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 2000 });
   const provider = await testProvider(t, mint.url);
-  const small = await payments.takeToken(mint.url, 1, 'r402', { providerUrl: provider.url });
+  const small = await take(payments, mint.url, 1, 'r402', { providerUrl: provider.url });
   const first = await payProvider(provider, small.token);
   assert.equal(first.status, 402);
   const required = Math.ceil(((first.body.detail as { amount_required_msat: number }).amount_required_msat) / 1000);
@@ -152,7 +154,7 @@ test('after a 402 the token is replaced by a bigger one reusing its proofs, and 
 
 test('reclaiming a token the provider never redeemed returns the money', async (t) => {
   const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 300 });
-  const taken = await payments.takeToken(mint.url, 40, 'lost-conn');
+  const taken = await take(payments, mint.url, 40, 'lost-conn');
   assert.equal(balanceOf(ctx, mint.url).pending, taken.sentSat);
   const result = await payments.reclaim('lost-conn');
   assert.equal(result.action, 'reclaimed');
@@ -166,7 +168,7 @@ test('reclaiming a token the provider never redeemed returns the money', async (
 
 test('a token is written to the request before it is returned, and settling twice is refused', async (t) => {
   const { mint, payments } = await paymentsWorld(t, { fundSat: 100 });
-  const taken = await payments.takeToken(mint.url, 10, 'once', { providerUrl: 'http://127.0.0.1:9/' });
+  const taken = await take(payments, mint.url, 10, 'once', { providerUrl: 'http://127.0.0.1:9/' });
   const o = payments.outcome('once')!;
   assert.equal(o.state, 'pending');
   assert.equal(o.providerUrl, 'http://127.0.0.1:9/');
@@ -177,11 +179,15 @@ test('a token is written to the request before it is returned, and settling twic
 });
 
 test('change handed back in msat for a sat payment is reckoned in sat, so a provider cannot look 1000x cheaper', () => {
-  const row = { requestId: 'r1', mint: 'http://mint', unit: 'sat', providerUrl: null, token: 'cashuB...', amount: 100, sent: 128, fee: 0, overpay: 28, roundtrip: false, state: 'settled', flags: [], evidence: null, attempts: 0, nextAt: null, createdAt: 0 } as unknown as Parameters<typeof toOutcome>[0];
-  const change = { id: 1, requestId: 'r1', kind: 'change', mint: 'http://mint', unit: 'msat', claimed: 30_500, state: 'received', received: 30_500, fee: 0, attempts: 1, error: null, evidence: null } as unknown as Parameters<typeof toOutcome>[1][number];
+  const row: PaymentRow = {
+    paymentId: 'r1.1', mint: 'http://mint', tokenMint: 'http://mint/', unit: 'sat', providerUrl: 'http://p', token: 'cashuB...',
+    amountSat: sat(100), sentSat: sat(128), feeSat: sat(0), overpaySat: sat(28), roundtrip: false, state: 'settled', flags: [], evidence: null, attempts: 0, nextAt: null, createdAt: 0,
+  };
+  const change: ChangeRow = { id: 1, paymentId: 'r1.1', kind: 'change', mint: 'http://mint', unit: 'msat', claimed: 30_500, state: 'received', received: 30_500, fee: 0, attempts: 1, error: null, evidence: null };
   const o = toOutcome(row, [change]);
   assert.equal(o.changeClaimedSat, 30);
   assert.equal(o.changeReceivedSat, 30);
+  assert.equal(o.changeReceivedMsat, 30_500, 'exact in msat');
   assert.equal(o.sentSat - o.changeReceivedSat, 98, 'kept by the provider: 128 sent - 30 change');
 });
 
@@ -191,7 +197,7 @@ test('the provider\'s answer settling a payment while its reclaim is out at the 
   const payments = new Payments(w.ctx, { engine, autoRefill: false, fetch: (url, init) => fetch(url, init) });
   t.after(() => payments.stop());
   const provider = await testProvider(t, w.mint.url);
-  const taken = await payments.takeToken(w.mint.url, requiredSat(), 'race', { providerUrl: provider.url });
+  const taken = await take(payments, w.mint.url, requiredSat(), 'race', { providerUrl: provider.url });
   // The router gives up on the request and reclaims the token; the swap back waits at the gate.
   const gate = engine.hold();
   const reclaiming = payments.reclaim('race');
@@ -219,7 +225,7 @@ test('a provider\'s answer arriving after its payment was reclaimed or written o
   const w = await paymentsWorld(t, { fundSat: 1000 });
   const provider = await testProvider(t, w.mint.url, { internalError500: true });
   const payments = newPayments(t, w.ctx, { payments: { refund: { pollAttempts: 1, sleep: async () => {}, maxRefundRounds: 1 } } });
-  const taken = await payments.takeToken(w.mint.url, requiredSat(), 'late', { providerUrl: provider.url });
+  const taken = await take(payments, w.mint.url, requiredSat(), 'late', { providerUrl: provider.url });
   await payProvider(provider, taken.token); // the node keeps the token and answers 500
   assert.equal((await payments.reclaim('late')).action, 'lost');
   // A change token for this payment arrives late after all (e.g. a slow answer on another connection).

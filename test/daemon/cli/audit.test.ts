@@ -8,7 +8,7 @@ import { Wallet, type Proof } from '@cashu/cashu-ts';
 import { LightningNetwork } from '../../world/lightning.ts';
 import { startMint } from '../../world/mint.ts';
 import { fundNow } from '../../wallet/world.ts';
-import { openLocalWallet } from '../../../wallet/index.ts';
+import { openWallet } from '../../../wallet/open.ts';
 import { toCashuProof } from '../../../wallet/store.ts';
 import { satroute } from './run.ts';
 
@@ -25,7 +25,7 @@ test('audit verify passes on a funded wallet and fails, naming the mint, when ec
 
   let stolen: Proof[];
   {
-    const { wallet, close } = openLocalWallet({ dataDir: dir, mints: [mint.url] });
+    const { wallet, close } = openWallet({ dataDir: dir, mints: [mint.url] });
     await fundNow(wallet.ctx, ln, 300);
     // Someone with a copy of the database spends one of our proofs elsewhere.
     stolen = wallet.store.selectUnspent(mint.url, 'sat').slice(-1).map(toCashuProof);
