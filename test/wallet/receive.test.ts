@@ -4,6 +4,7 @@ import type { TestContext } from 'node:test';
 import { verifyInvariant } from '../../wallet/invariant.ts';
 import { InvalidTokenError, MintRejectedError, UntrustedMintError } from '../../wallet/errors.ts';
 import type { MintOptions } from '../world/mint.ts';
+import { CashuWallet } from '../../wallet/index.ts';
 import { outsideToken, testMint, walletOn, world } from './world.ts';
 
 /** A test world with a wallet on it: `receive` swaps a token in through the wallet's swap service. */
@@ -116,4 +117,13 @@ test('a recovery pass while `wallet receive` is still swapping leaves that swap 
   mint.knobs.latencyMs = 0;
   assert.deepEqual(ctx.ledger.list().map((x) => [x.kind, x.amount]), [['receive', 50]]);
   assert.equal((await verifyInvariant(ctx, { checkMints: true })).ok, true);
+});
+
+test('a received token\'s DLEQ checks and swap run on the swap worker thread, off the request thread', async (t) => {
+  const w = await world(t);
+  const wallet = new CashuWallet({ db: w.ctx.db, dataDir: w.dir, mints: [w.mint.url] }); // the default engine: a worker
+  t.after(() => wallet.stop());
+  const r = await wallet.receive(await outsideToken(w.ln, w.mint.url, 21));
+  assert.equal(r.received, 21);
+  assert.ok(wallet.swaps.engine.busyMs() > 0, 'the swap worker did the work');
 });

@@ -14,7 +14,7 @@ import type { FetchLike } from '../../protocol/refund.ts';
 import { sat, type Sat, type SatIn } from '../../protocol/units.ts';
 import type { WalletContext } from '../context.ts';
 import { InsufficientFundsError, PaymentError, PaymentStateError } from '../errors.ts';
-import { mintKey, NUT_CODE } from '../mints.ts';
+import { mintKey } from '../mints.ts';
 import { defaultPolicy, inputFeeSat, selectOffline, splitAmount, type Coin, type Selection, type SelectPolicy } from '../select.ts';
 import { toCashuProof, type StoredProof } from '../store.ts';
 import { WorkerSwapEngine, type SwapEngine } from '../swap/engine.ts';
@@ -23,7 +23,8 @@ import { ChangeQueue, type ChangeQueueOptions } from './change-queue.ts';
 import { toOutcome, type PaymentOutcome } from './outcome.ts';
 import { recoverPayments, resolvePayment, retryRefunds, type PaymentsRecoveryReport, type RecoveryDeps, type ResolveOptions, type ResolveResult } from './recovery.ts';
 import { defaultReserve, Reserve, type ReserveConfig } from './reserve.ts';
-import { PaymentRows, type PaymentRow } from './rows.ts';
+import { PaymentRows } from './rows.ts';
+import { reclaimHandler, settleSpent } from './settle.ts';
 import { migratePayments } from './schema.ts';
 
 export type { PaymentOutcome, ChangeSummary } from './outcome.ts';
@@ -132,31 +133,7 @@ export class Payments implements RecoveryDeps {
     this.changeQueue = new ChangeQueue(ctx, this.swaps, this.reserve, { ...opts.changeQueue, onSettled: (id) => this.emit(id) });
     this.policy = opts.policy ?? defaultPolicy;
     this.autoRefill = opts.autoRefill ?? true;
-    this.swaps.on('reclaim', {
-      done: (swap, r) => {
-        ctx.ledger.record({ kind: 'mint_fee', mint: swap.mint, unit: swap.unit, amount: -r.fee, ref: swap.id, evidence: { purpose: 'reclaim', payment: swap.ref } });
-        if (swap.ref) this.rows.setState(swap.ref, 'reclaimed', { swap: swap.id, fee: r.fee, restored: r.restored });
-      },
-      rejected: (swap, failure, own) => {
-        // Nothing happened at the mint: the proofs go back to the payment; resolving it again
-        // (NUT-07 first) decides between another reclaim and the refund path.
-        ctx.store.releaseSecrets(own);
-        if (swap.ref) ctx.store.movePending(own, 'request', swap.ref);
-        const payment = swap.ref ? this.rows.get(swap.ref) : undefined;
-        // The provider's answer settled it while this swap was out, and the mint says it spent them.
-        if (payment?.flags.includes('settled_during_reclaim') && failure.kind === 'rejected' && failure.mintCode === NUT_CODE.PROOFS_ALREADY_SPENT) {
-          this.settleSpent(payment);
-          return;
-        }
-        ctx.logger.warn('reclaim refused by the mint', { payment: swap.ref, error: failure.message });
-      },
-      lost: (swap, evidence) => {
-        if (swap.ref) {
-          this.rows.setState(swap.ref, 'lost', evidence);
-          this.rows.addFlag(swap.ref, 'lost');
-        }
-      },
-    });
+    this.swaps.on('reclaim', reclaimHandler(ctx, this.rows));
   }
 
   /**
@@ -197,7 +174,7 @@ export class Payments implements RecoveryDeps {
     if (row.state === 'settled') throw new PaymentStateError(`payment ${paymentId} is settled already`);
     ctx.db.transaction(() => {
       if (row.state === 'pending' || row.state === 'refund_wait') {
-        if (!this.settleSpent(row)) this.rows.addFlag(paymentId, 'settled_during_reclaim'); // the reclaim swap holds the proofs: it settles them
+        if (!settleSpent(ctx, this.rows, row)) this.rows.addFlag(paymentId, 'settled_during_reclaim'); // the reclaim swap holds the proofs: it settles them
       } else if (changeToken) this.rows.addFlag(paymentId, 'late_change');
       // The change is banked whatever state the payment is in: it is money either way.
       if (changeToken) this.changeQueue.enqueue(paymentId, 'change', changeToken, row.mint, row.unit);
@@ -300,16 +277,6 @@ export class Payments implements RecoveryDeps {
   /** @internal output denominations for proofs coming back (the reserve's missing ones first) */
   denominationsFor(mint: string, amountSat: number): number[] {
     return this.reserve.denominationsFor(mint, amountSat);
-  }
-
-  /** The provider redeemed the token: its proofs pending for the payment are spent (false when none are). */
-  private settleSpent(row: PaymentRow): boolean {
-    const { ctx } = this;
-    if (ctx.store.markSpentIfPending(row.paymentId).count === 0) return false;
-    ctx.ledger.record({ kind: 'payment_sent', mint: row.mint, unit: row.unit, amount: -row.sentSat, ref: row.paymentId,
-      evidence: { provider: row.providerUrl, amount: row.amountSat, input_fee: row.feeSat, overpay: row.overpaySat } });
-    this.rows.setState(row.paymentId, 'settled');
-    return true;
   }
 
   private async take(spec: TakeSpec, policy?: SelectPolicy): Promise<TakenToken> {

@@ -1,13 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getTokenMetadata, Wallet } from '@cashu/cashu-ts';
-import { take, paymentsWorld, newPayments, testProvider, payProvider, chatBody, requiredSat, assertBooksBalance, balanceOf, mintCallsSince, GatedEngine } from './payments-fixture.ts';
-import { outsideToken } from './world.ts';
-import { InsufficientFundsError } from '../../wallet/errors.ts';
-import { Payments, PaymentStateError, toOutcome, type PaymentRow } from '../../wallet/payments/index.ts';
-import type { ChangeRow } from '../../wallet/payments/change-queue.ts';
-import { sat } from '../../protocol/units.ts';
-import { defaultReserve } from '../../wallet/payments/reserve.ts';
+import { take, paymentsWorld, newPayments, testProvider, payProvider, chatBody, requiredSat, assertBooksBalance, balanceOf, mintCallsSince, GatedEngine } from './fixture.ts';
+import { outsideToken } from '../world.ts';
+import { InsufficientFundsError } from '../../../wallet/errors.ts';
+import { Payments, PaymentError, PaymentStateError } from '../../../wallet/payments/index.ts';
+import { defaultReserve } from '../../../wallet/payments/reserve.ts';
 
 test('with a warm reserve, tokens are made without asking the mint', async (t) => {
   const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 6000, payments: { autoRefill: false, reserve: defaultReserve(256, 5) } });
@@ -178,19 +176,6 @@ test('a token is written to the request before it is returned, and settling twic
   void chatBody;
 });
 
-test('change handed back in msat for a sat payment is reckoned in sat, so a provider cannot look 1000x cheaper', () => {
-  const row: PaymentRow = {
-    paymentId: 'r1.1', mint: 'http://mint', tokenMint: 'http://mint/', unit: 'sat', providerUrl: 'http://p', token: 'cashuB...',
-    amountSat: sat(100), sentSat: sat(128), feeSat: sat(0), overpaySat: sat(28), roundtrip: false, state: 'settled', flags: [], evidence: null, attempts: 0, nextAt: null, createdAt: 0,
-  };
-  const change: ChangeRow = { id: 1, paymentId: 'r1.1', kind: 'change', mint: 'http://mint', unit: 'msat', claimed: 30_500, state: 'received', received: 30_500, fee: 0, attempts: 1, error: null, evidence: null };
-  const o = toOutcome(row, [change]);
-  assert.equal(o.changeClaimedSat, 30);
-  assert.equal(o.changeReceivedSat, 30);
-  assert.equal(o.changeReceivedMsat, 30_500, 'exact in msat');
-  assert.equal(o.sentSat - o.changeReceivedSat, 98, 'kept by the provider: 128 sent - 30 change');
-});
-
 test('the provider\'s answer settling a payment while its reclaim is out at the mint still banks the change, and the books balance', async (t) => {
   const engine = new GatedEngine();
   const w = await paymentsWorld(t, { fundSat: 1000 });
@@ -235,4 +220,47 @@ test('a provider\'s answer arriving after its payment was reclaimed or written o
   assert.equal(payments.outcome('late')!.changeReceivedSat, 7);
   assert.equal(balanceOf(w.ctx, w.mint.url).unspent, 1000 - taken.sentSat + 7);
   await assertBooksBalance(w.ctx);
+});
+
+test('the token names the mint as the provider spells it, and a spelling of another mint is refused', async (t) => {
+  const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 300 });
+  const spelled = `${mint.url}/`; // as a provider lists it: a node compares the strings exactly
+  const taken = await take(payments, mint.url, 12, 'spelled.1', { tokenMint: spelled });
+  assert.equal(getTokenMetadata(taken.token).mint, spelled);
+  assert.equal(taken.tokenMint, spelled);
+  assert.equal(payments.outcome('spelled.1')!.tokenMint, spelled);
+  assert.equal(payments.outcome('spelled.1')!.mint, mint.url, 'the wallet keeps its own spelling');
+  await assert.rejects(take(payments, mint.url, 12, 'spelled.2', { tokenMint: 'http://127.0.0.1:1' }), PaymentError);
+  assert.equal(payments.outcome('spelled.2'), undefined);
+  assert.equal(balanceOf(ctx, mint.url).pending, taken.sentSat);
+});
+
+test('each provider tried for a request is its own payment, with its own token, proofs and refund address', async (t) => {
+  const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 500 });
+  const first = await take(payments, mint.url, 20, 'req-7.1', { providerUrl: 'http://127.0.0.1:9/a' });
+  const second = await take(payments, mint.url, 20, 'req-7.2', { providerUrl: 'http://127.0.0.1:9/b' });
+  const wallet = await ctx.mints.wallet(mint.url);
+  const secrets = (token: string) => new Set(wallet.decodeToken(token).proofs.map((p) => p.secret));
+  const shared = [...secrets(first.token)].filter((s) => secrets(second.token).has(s));
+  assert.deepEqual(shared, [], 'no proof is in both tokens');
+  assert.equal(payments.outcome('req-7.1')!.providerUrl, 'http://127.0.0.1:9/a');
+  assert.equal(payments.outcome('req-7.2')!.providerUrl, 'http://127.0.0.1:9/b');
+  // The first provider failed before redeeming: its token comes back; the second one is paid.
+  assert.equal((await payments.reclaim('req-7.1')).action, 'reclaimed');
+  payments.settle('req-7.2');
+  assert.deepEqual([payments.outcome('req-7.1')!.state, payments.outcome('req-7.2')!.state], ['reclaimed', 'settled']);
+  assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 500 - second.sentSat, pending: 0 });
+  await assertBooksBalance(ctx);
+});
+
+test('an attempt row written with await (a callback that returns a promise) is refused, and nothing is taken', async (t) => {
+  const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 200 });
+  await assert.rejects(take(payments, mint.url, 10, 'async.1', { inTransaction: async () => {} }), (err: Error) => err instanceof PaymentError && /synchronous/.test(err.message));
+  assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 200, pending: 0 });
+  assert.equal(payments.outcome('async.1'), undefined);
+});
+
+test('a payment without the provider it goes to is refused (its lost change could never be asked for)', async (t) => {
+  const { mint, payments } = await paymentsWorld(t, { fundSat: 100 });
+  await assert.rejects(payments.takeToken({ paymentId: 'nowhere.1', mint: mint.url, amountSat: 5, providerUrl: '' }), PaymentError);
 });

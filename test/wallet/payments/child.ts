@@ -1,10 +1,10 @@
 // A wallet process for crash tests: opens the database, does one step of the payment path,
 // prints a JSON line, then waits to be killed (SIGKILL by the test). 'receive-change' waits
 // for a line on stdin before swapping the change in, so the test can break the mint first.
-//   node --import tsx test/wallet/payments-child.ts '<json args>'
-import { openContext } from './world.ts';
-import { Payments } from '../../wallet/payments/index.ts';
-import { InlineSwapEngine } from '../../wallet/swap/engine.ts';
+//   node --import tsx test/wallet/payments/child.ts '<json args>'
+import { openContext } from '../world.ts';
+import { Payments } from '../../../wallet/payments/index.ts';
+import { InlineSwapEngine } from '../../../wallet/swap/engine.ts';
 
 interface Args {
   dbFile: string;

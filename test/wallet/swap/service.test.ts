@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { outsideToken } from './world.ts';
-import { paymentsWorld, newPayments, assertBooksBalance, balanceOf } from './payments-fixture.ts';
-import type { WalletContext } from '../../wallet/context.ts';
+import { outsideToken } from '../world.ts';
+import { paymentsWorld, newPayments, assertBooksBalance, balanceOf } from '../payments/fixture.ts';
+import type { WalletContext } from '../../../wallet/context.ts';
 
 /** The same context with a clock the test moves by hand. */
 function manualClock(ctx: WalletContext) {

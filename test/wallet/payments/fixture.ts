@@ -3,13 +3,13 @@
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { world, fundNow, openContext } from './world.ts';
-import { startProvider, requiredMsat, type ModelSpec, type ProviderKnobs, type TestProvider } from '../world/provider.ts';
-import type { MintOptions } from '../world/mint.ts';
-import { Payments, type PaymentsOptions, type TakeTokenRequest } from '../../wallet/payments/index.ts';
-import { InlineSwapEngine, WorkerSwapEngine } from '../../wallet/swap/engine.ts';
-import { verifyInvariant } from '../../wallet/invariant.ts';
-import type { WalletContext } from '../../wallet/context.ts';
+import { world, fundNow, openContext } from '../world.ts';
+import { startProvider, requiredMsat, type ModelSpec, type ProviderKnobs, type TestProvider } from '../../world/provider.ts';
+import type { MintOptions } from '../../world/mint.ts';
+import { Payments, type PaymentsOptions, type TakeTokenRequest } from '../../../wallet/payments/index.ts';
+import { InlineSwapEngine, WorkerSwapEngine } from '../../../wallet/swap/engine.ts';
+import { verifyInvariant } from '../../../wallet/invariant.ts';
+import type { WalletContext } from '../../../wallet/context.ts';
 
 export const MODEL: ModelSpec = { id: 'tiny', promptSatsPerToken: 0.01, completionSatsPerToken: 0.05, contextLength: 1000, maxCompletionTokens: 200 };
 

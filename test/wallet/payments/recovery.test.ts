@@ -3,13 +3,13 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { getTokenMetadata } from '@cashu/cashu-ts';
-import { outsideToken } from './world.ts';
-import { take, paymentsWorld, newPayments, openContext, testProvider, payProvider, requiredSat, assertBooksBalance, balanceOf } from './payments-fixture.ts';
-import { recoverPayments } from '../../wallet/payments/recovery.ts';
-import { InlineSwapEngine } from '../../wallet/swap/engine.ts';
-import { CashuWallet } from '../../wallet/index.ts';
+import { outsideToken } from '../world.ts';
+import { take, paymentsWorld, newPayments, openContext, testProvider, payProvider, requiredSat, assertBooksBalance, balanceOf } from './fixture.ts';
+import { recoverPayments } from '../../../wallet/payments/recovery.ts';
+import { InlineSwapEngine } from '../../../wallet/swap/engine.ts';
+import { CashuWallet } from '../../../wallet/index.ts';
 
-const CHILD = fileURLToPath(new URL('./payments-child.ts', import.meta.url));
+const CHILD = fileURLToPath(new URL('./child.ts', import.meta.url));
 
 /** Start a wallet process on the same database; resolves with it and its JSON lines as they come. */
 function startChild(t: TestContext, args: Record<string, unknown>) {

@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getTokenMetadata, Wallet } from '@cashu/cashu-ts';
-import { outsideToken } from './world.ts';
-import { take, paymentsWorld, newPayments, testProvider, payProvider, requiredSat, assertBooksBalance, balanceOf, mintCallsSince } from './payments-fixture.ts';
-import type { WalletContext } from '../../wallet/context.ts';
-import { Payments } from '../../wallet/payments/index.ts';
-import { WorkerSwapEngine } from '../../wallet/swap/engine.ts';
+import { outsideToken } from '../world.ts';
+import { take, paymentsWorld, newPayments, testProvider, payProvider, requiredSat, assertBooksBalance, balanceOf, mintCallsSince } from './fixture.ts';
+import type { WalletContext } from '../../../wallet/context.ts';
+import { Payments } from '../../../wallet/payments/index.ts';
+import { WorkerSwapEngine } from '../../../wallet/swap/engine.ts';
 
 /** The same context with a clock the test moves by hand. */
 function manualClock(ctx: WalletContext) {
