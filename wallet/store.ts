@@ -7,7 +7,10 @@ import { ProofStateError } from './errors.ts';
 import type { Coin } from './select.ts';
 
 export type ProofState = 'unspent' | 'pending' | 'spent';
-/** Why a proof is pending: sent with a request, input of a swap, input of a melt, or sent out as a token. */
+/**
+ * Why a proof is pending: 'request' = in a token handed to a provider (reason_ref: the payment id,
+ * one per attempt), 'swap' / 'melt' = input of a swap or melt (its id), 'send' = sent out as a token.
+ */
 export type PendingKind = 'request' | 'swap' | 'melt' | 'send';
 export type Clock = () => number;
 

@@ -387,8 +387,8 @@ export class Payments implements RecoveryDeps {
   }
 }
 
-/** A payment amount: a positive whole number of sats (RangeError otherwise). */
+/** A payment amount: a positive whole number of sats (PaymentError otherwise). */
 function positive(amountSat: SatIn): Sat {
-  if (!Number.isSafeInteger(amountSat) || amountSat <= 0) throw new RangeError(`amount must be a positive integer of sats, got ${amountSat}`);
+  if (!Number.isSafeInteger(amountSat) || amountSat <= 0) throw new PaymentError(`a payment must be a positive whole number of sats, got ${amountSat}`);
   return sat(amountSat);
 }
