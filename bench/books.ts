@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Figure } from './_figure.ts';
-import { openDatabase } from '../wallet/sqlite.ts';
+import { openDatabase } from '../db/sqlite.ts';
 import { normalizePrice } from '../protocol/pricing.ts';
 import { ClientKeys } from '../daemon/api/auth.ts';
 import { Budgets } from '../daemon/requests/budgets.ts';

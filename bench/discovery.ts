@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { Market } from '../daemon/market.ts';
 import { MarketStore, type StoredModel, type StoredProvider } from '../daemon/market-store.ts';
 import { normalizePrice } from '../protocol/pricing.ts';
-import { openDatabase } from '../wallet/sqlite.ts';
+import { openDatabase } from '../db/sqlite.ts';
 import { startFleet } from '../test/daemon/fleet.ts';
 import { startRelay } from '../test/world/relay.ts';
 import type { Figure } from './_figure.ts';

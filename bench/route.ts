@@ -12,7 +12,7 @@ import { Router } from '../daemon/route/router.ts';
 import { ProviderStats } from '../daemon/route/stats.ts';
 import { normalizePrice, reserveTermsFrom, type ModelPrice, type ReserveTerms } from '../protocol/pricing.ts';
 import { PromptTokenizer } from '../protocol/tokens.ts';
-import { openDatabase } from '../wallet/sqlite.ts';
+import { openDatabase } from '../db/sqlite.ts';
 import type { Figure } from './_figure.ts';
 
 const MINT = 'https://mint.example';

@@ -16,18 +16,13 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { getEncodedToken, Wallet } from '@cashu/cashu-ts';
 import type { Figure } from './_figure.ts';
-import { openDatabase } from '../wallet/sqlite.ts';
-import { migrateWallet } from '../wallet/schema.ts';
-import { ProofStore } from '../wallet/store.ts';
-import { Ledger } from '../wallet/ledger.ts';
-import { MintRegistry } from '../wallet/mints.ts';
-import type { WalletContext } from '../wallet/context.ts';
+import { openDatabase } from '../db/sqlite.ts';
+import { createWalletContext, type WalletContext } from '../wallet/context.ts';
 import { createFundingQuote, waitForFunding } from '../wallet/funding.ts';
-import { Payments, type PaymentsOptions } from '../wallet/payments.ts';
-import { defaultReserve } from '../wallet/reserve.ts';
+import { Payments, type PaymentsOptions } from '../wallet/payments/index.ts';
+import { defaultReserve } from '../wallet/payments/reserve.ts';
 import { EXACT_ONLY } from '../wallet/select.ts';
-import { InlineSwapEngine, WorkerSwapEngine, type SwapEngine } from '../wallet/swap-engine.ts';
-import { nullLogger } from '../protocol/logger.ts';
+import { InlineSwapEngine, WorkerSwapEngine, type SwapEngine } from '../wallet/swap/engine.ts';
 import { requiredMsat, type ModelSpec } from '../test/world/provider.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -66,8 +61,7 @@ async function startMintProcess(models?: ModelSpec[]): Promise<MintProcess> {
 function openWallet(mintUrl: string, synchronous: 'NORMAL' | 'FULL' = 'NORMAL'): { ctx: WalletContext; close(): void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'satroute-bench-wallet-'));
   const db = openDatabase(path.join(dir, 'satroute.sqlite'), { synchronous });
-  migrateWallet(db);
-  const ctx: WalletContext = { db, store: new ProofStore(db), ledger: new Ledger(db), mints: new MintRegistry({ trusted: [mintUrl] }), clock: Date.now, logger: nullLogger };
+  const ctx: WalletContext = createWalletContext(db, { mints: [mintUrl] });
   return { ctx, close: () => { db.close(); fs.rmSync(dir, { recursive: true, force: true }); } };
 }
 
@@ -101,7 +95,7 @@ async function takeTokenRate(mint: MintProcess, synchronous: 'NORMAL' | 'FULL' =
       for (let i = 0; i < perRound; i++) {
         const id = `t${r}-${i}`;
         const started = performance.now();
-        await payments.takeToken(mint.url, 1 + Math.floor(rand() * 300), id);
+        await payments.takeToken({ paymentId: id, mint: mint.url, amountSat: 1 + Math.floor(rand() * 300), providerUrl: 'http://127.0.0.1:9' });
         durations.push(performance.now() - started);
         payments.settle(id);
       }
@@ -144,7 +138,7 @@ async function steadyStream(mint: MintProcess, label: string, opts: Omit<Payment
       const body = { model: BENCH_MODEL.id, max_tokens: 20 + Math.floor(rand() * 280), messages: [{ role: 'user', content: 'x'.repeat(20 + Math.floor(rand() * 600)) }] };
       const amount = Math.ceil(requiredMsat(BENCH_MODEL, body) / 1000);
       const id = `${label}-${i}`;
-      const taken = await payments.takeToken(mint.url, amount, id, { providerUrl: provider });
+      const taken = await payments.takeToken({ paymentId: id, mint: mint.url, amountSat: amount, providerUrl: provider });
       const res = await fetch(`${provider}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'X-Cashu': taken.token }, body: JSON.stringify(body) });
       await res.arrayBuffer();
       if (res.status !== 200) throw new Error(`provider answered ${res.status}`);

@@ -4,16 +4,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from './config.ts';
-import { startControlServer, type ControlServer } from './control.ts';
+import { startControlServer, type ControlServer } from './control/server.ts';
+import { marketControlHandlers } from './control/market.ts';
+import { walletControlHandlers } from './control/wallet.ts';
 import { startHttp, type HttpListener } from './http.ts';
-import { Market, marketControlHandlers } from './market.ts';
+import { Market } from './market.ts';
 import { isOnionUrl } from '../protocol/discovery.ts';
 import { nullLogger, type Logger } from '../protocol/logger.ts';
 import { socksFetch } from '../protocol/socks.ts';
-import { databaseFile, openDatabase, type DB } from '../wallet/sqlite.ts';
-import { CashuWallet, walletControlHandlers } from '../wallet/index.ts';
-import { WalletLock } from '../wallet/lock.ts';
-import { attachPayments, type Payments } from '../wallet/payments.ts';
+import type { CashuWallet } from '../wallet/index.ts';
+import { openWallet } from '../wallet/open.ts';
+import type { Payments } from '../wallet/payments/index.ts';
 import { ClientKeys } from './api/auth.ts';
 import { booksControlHandlers } from './control/books.ts';
 import { Budgets } from './requests/budgets.ts';
@@ -59,19 +60,19 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     }
   };
   try {
-    const lock = WalletLock.acquire(config.dataDir);
-    stack.push(() => lock.release());
-    const db: DB = openDatabase(databaseFile(config.dataDir));
-    stack.push(() => void db.close());
+    // Refunds from .onion providers go through the same SOCKS proxy as their probes.
+    const onionFetch = config.socksProxy ? socksFetch(config.socksProxy) : undefined;
+    // The writer lock, the database and the wallet with its payment path, opened as the CLI opens them.
+    const opened = openWallet({
+      dataDir: config.dataDir, mints: config.mints, logger, clock, autoTopup: config.autoTopup,
+      payments: { fetch: (url, init) => (onionFetch && isOnionUrl(url) ? onionFetch : fetch)(url, init) },
+    });
+    stack.push(() => opened.close());
+    const { wallet, db } = opened;
+    const payments = wallet.payments;
 
     const market = new Market({ db, config, logger, clock });
     stack.push(() => market.stop());
-    const wallet = new CashuWallet({ db, dataDir: config.dataDir, mints: config.mints, logger, clock, autoTopup: config.autoTopup });
-    stack.push(() => wallet.stop());
-    // Refunds from .onion providers go through the same SOCKS proxy as their probes.
-    const onionFetch = config.socksProxy ? socksFetch(config.socksProxy) : undefined;
-    const payments = attachPayments(wallet, { fetch: (url, init) => (onionFetch && isOnionUrl(url) ? onionFetch : fetch)(url, init) });
-    stack.push(() => payments.stop());
 
     const startedAt = new Date(clock()).toISOString();
     let info: DaemonInfo = { pid: process.pid, listen: config.listen, startedAt, version: VERSION };
@@ -90,7 +91,6 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     await market.start();
     const recovery = await wallet.start();
     for (const step of recovery.steps) if (step.error) logger.warn('recovery step failed; retried on the next tick', { step: step.name, error: step.error });
-    payments.start();
 
     fs.writeFileSync(daemonFile(config.dataDir), JSON.stringify(info) + '\n', { mode: 0o600 });
     stack.push(() => fs.rmSync(daemonFile(config.dataDir), { force: true }));

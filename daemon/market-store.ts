@@ -3,7 +3,7 @@
 // Memory (daemon/market-index.ts) is what requests read; these tables let a restarted
 // daemon (or `satroute providers` with no daemon) serve the last known market at once.
 import type { ModelPrice, ReserveTerms } from '../protocol/pricing.ts';
-import { migrate, type DB } from '../wallet/sqlite.ts';
+import { migrate, type DB } from '../db/sqlite.ts';
 
 export const MARKET_MIGRATIONS: readonly string[] = [
   `

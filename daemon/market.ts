@@ -16,7 +16,7 @@ import { catalogue, MarketIndex, providerView, type MarketProvider, type ModelVi
 import { diffModels } from './market-diff.ts';
 import { Limiter } from './limiter.ts';
 import { MarketStore, type PriceChange, type StoredModel } from './market-store.ts';
-import type { DB } from '../wallet/sqlite.ts';
+import type { DB } from '../db/sqlite.ts';
 
 export type { Offer, ProviderView, ModelView } from './market-index.ts';
 export type { PriceChange } from './market-store.ts';
@@ -461,12 +461,4 @@ function orderUrls(urls: readonly string[], last: string | undefined): string[] 
 const STATUS_ORDER = { reachable: 0, announced: 1, unreachable: 2 } as const;
 function byStatusThenName(a: ProviderView, b: ProviderView): number {
   return STATUS_ORDER[a.status] - STATUS_ORDER[b.status] || a.name.localeCompare(b.name) || a.id.localeCompare(b.id);
-}
-
-/** Control-socket methods the daemon registers (see daemon/control.ts). */
-export function marketControlHandlers(market: Market): Record<string, () => unknown> {
-  return {
-    'market.providers': () => market.providers(),
-    'market.models': () => market.models(),
-  };
 }

@@ -79,15 +79,8 @@ export function satsToMsatCeil(sats: number): number {
   return Number(divCeil(decimalToScaled(sats, 12), BigInt(NMSAT_PER_MSAT)));
 }
 
-/** msat as whole sats, rounded up: the smallest sat amount that covers a charge. */
-export function msatToSatCeil(msat: number): number {
-  return Number(divCeil(BigInt(msat), 1000n));
-}
-
-/** msat as whole sats, rounded down: what a msat credit is worth in whole sats. */
-export function msatToSatFloor(msat: number): number {
-  return Number(divFloor(BigInt(msat), 1000n));
-}
+// msat -> sat conversions live with the other unit conversions (units.ts); re-exported for callers of this module.
+export { msatToSatCeil, msatToSatFloor } from './units.ts';
 
 /** A float sats-per-token price as integer nmsat per token (nearest). */
 export function satsPerTokenToNmsat(sats: number): number {

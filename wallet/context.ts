@@ -1,9 +1,12 @@
-// What every wallet operation needs, built once by CashuWallet and passed down.
-import type { Logger } from '../protocol/logger.ts';
-import type { DB } from './sqlite.ts';
-import type { Clock, ProofStore } from './store.ts';
-import type { Ledger } from './ledger.ts';
-import type { MintRegistry } from './mints.ts';
+// What every wallet operation needs, and the one factory that builds it on an open database: the
+// daemon, the CLI, `status` and the tests all get their wallet parts from createWalletContext
+// (through CashuWallet or openWallet, wallet/open.ts), so they cannot be wired differently.
+import type { DB } from '../db/sqlite.ts';
+import { nullLogger, type Logger } from '../protocol/logger.ts';
+import { Ledger } from './ledger.ts';
+import { MintRegistry } from './mints.ts';
+import { migrateWallet } from './schema.ts';
+import { ProofStore, type Clock } from './store.ts';
 
 export interface WalletContext {
   db: DB;
@@ -14,7 +17,17 @@ export interface WalletContext {
   logger: Logger;
 }
 
-/** A short random id for swaps and other local operations. */
-export function newId(prefix: string): string {
-  return `${prefix}_${crypto.randomUUID().replace(/-/g, '').slice(0, 20)}`;
+export interface WalletContextOptions {
+  /** Trusted mint URLs (config `mints` / SATROUTE_MINTS). */
+  mints: readonly string[];
+  clock?: Clock;
+  logger?: Logger;
+}
+
+/** The wallet's parts on an open database, its tables created or upgraded first. */
+export function createWalletContext(db: DB, opts: WalletContextOptions): WalletContext {
+  migrateWallet(db);
+  const clock = opts.clock ?? Date.now;
+  const logger = opts.logger ?? nullLogger;
+  return { db, clock, logger, store: new ProofStore(db, clock), ledger: new Ledger(db, clock), mints: new MintRegistry({ trusted: opts.mints, logger, clock }) };
 }

@@ -1,4 +1,4 @@
-// The wallet's error tree: callers branch on the class, never on the message text.
+// The wallet's error tree: callers branch on the class (or its stable `code`), never on the message text.
 
 export class WalletError extends Error {
   override name = 'WalletError';
@@ -76,5 +76,35 @@ export class WalletLockedError extends WalletError {
   override readonly code = 'wallet_locked';
   constructor(readonly pid: number, lockFile: string) {
     super(`the wallet is in use by process ${pid} (${lockFile}); stop it or use the running daemon`);
+  }
+}
+
+/** A payment of the router's path failed (no token could be made, or the payment is unknown). */
+export class PaymentError extends WalletError {
+  override name = 'PaymentError';
+  override readonly code: string = 'payment_failed';
+}
+
+/** The payment is not in a state that allows this (e.g. settling a payment twice, a second token for one payment id). */
+export class PaymentStateError extends PaymentError {
+  override name = 'PaymentStateError';
+  override readonly code = 'payment_state';
+}
+
+/** How a swap step failed, in a form that survives postMessage to and from the swap worker. */
+export type SwapFailure =
+  /** The mint refused: nothing happened (e.g. 11001 already spent). */
+  | { kind: 'rejected'; message: string; mintCode?: number }
+  /** No answer, or an answer we cannot use: the mint may or may not have done it. `refused`: the connection was refused, so it certainly did not. */
+  | { kind: 'unavailable'; message: string; refused: boolean }
+  /** Checked locally before any mint call and found bad (invalid DLEQ, unknown keyset, wrong unit). */
+  | { kind: 'invalid'; message: string };
+
+/** A swap step (blinding, the mint call, unblinding) failed; `failure` says how. */
+export class SwapStepError extends WalletError {
+  override name = 'SwapStepError';
+  override readonly code = 'swap_failed';
+  constructor(readonly failure: SwapFailure) {
+    super(failure.message);
   }
 }

@@ -1,23 +1,25 @@
-// The wallet as the daemon and the CLI see it: one CashuWallet per process that owns the
-// wallet (the daemon, or a CLI command holding the lock when no daemon runs).
+// The wallet as the daemon and the CLI see it: one CashuWallet per process that owns the wallet
+// (the daemon, or a CLI command holding the lock when no daemon runs), opened through
+// openWallet (wallet/open.ts). It owns the one swap service (every purpose: receive, change,
+// refund, split, reclaim) and the router's payment path on it.
 import { setGlobalRequestOptions } from '@cashu/cashu-ts';
-import { nullLogger, type Logger } from '../protocol/logger.ts';
-import type { WalletContext } from './context.ts';
+import type { DB } from '../db/sqlite.ts';
+import type { Logger } from '../protocol/logger.ts';
+import { createWalletContext, type WalletContext } from './context.ts';
 import { FundingError, NwcError } from './errors.ts';
 import {
   checkFunding, createFundingQuote, getFundingQuote, resumeFunding, waitForFunding,
   type FundingQuote, type WaitOptions,
 } from './funding.ts';
 import { verifyInvariant, type InvariantReport } from './invariant.ts';
-import { Ledger, type LedgerQuery, type LedgerRow } from './ledger.ts';
-import { WalletLock } from './lock.ts';
-import { MintRegistry } from './mints.ts';
+import type { Ledger, LedgerQuery, LedgerRow } from './ledger.ts';
+import type { MintRegistry } from './mints.ts';
 import { loadNwcUri, saveNwc, withNwc, type NwcInfo } from './nwc.ts';
-import { receiveToken, type ReceiveResult } from './receive.ts';
-import { migrateWallet } from './schema.ts';
-import { databaseFile, openDatabase, type DB } from './sqlite.ts';
-import { ProofStore, type BalanceRow, type Clock } from './store.ts';
-import { resumeSwaps } from './swap.ts';
+import { Payments, type PaymentsOptions } from './payments/index.ts';
+import { receiveHandler, receiveToken, type ReceiveResult } from './receive.ts';
+import type { BalanceRow, Clock, ProofStore } from './store.ts';
+import { WorkerSwapEngine, type SwapEngine } from './swap/engine.ts';
+import { SwapService } from './swap/service.ts';
 import { AUTO_TOPUP_TAG, decideTopup, recentTopups, type TopupDecision, type TopupPolicy } from './topup.ts';
 import { resumeMelts, withdraw, type WithdrawResult } from './withdraw.ts';
 
@@ -37,6 +39,10 @@ export interface CashuWalletOptions {
    * call has an unknown outcome and is settled by recovery, never assumed to have failed.
    */
   requestTimeoutMs?: number;
+  /** Where swap crypto (blinding, DLEQ checks) runs; default a worker thread. */
+  engine?: SwapEngine;
+  /** The payment path's options (reserve, refund endpoint fetch, ...). */
+  payments?: Omit<PaymentsOptions, 'swaps' | 'engine'>;
 }
 
 export interface BalanceSummary {
@@ -66,39 +72,58 @@ export function satTotals(rows: readonly BalanceRow[]): { totalSat: number; pend
 export class CashuWallet {
   readonly ctx: WalletContext;
   readonly dataDir: string;
+  /** The one swap service: every purpose, its crypto on the engine (a worker thread by default). */
+  readonly swaps: SwapService;
+  /** The router's payment path: takeToken, topUp, settle, reclaim, bankToken, onOutcome. */
+  readonly payments: Payments;
   private readonly recoverySteps: { name: string; run: RecoveryStep }[] = [];
   private readonly autoTopup?: TopupPolicy;
   private timer?: NodeJS.Timeout;
+  /** The recovery pass running now (one at a time), and the periodic tick around it. */
+  private recovering: Promise<RecoveryReport> | null = null;
+  private ticking: Promise<void> | null = null;
+  private stopped = false;
+  /** Aborts what a tick waits for (an auto top-up waiting for its invoice) when the wallet stops. */
+  private readonly stopping = new AbortController();
 
   constructor(opts: CashuWalletOptions) {
-    migrateWallet(opts.db);
-    setGlobalRequestOptions({ requestTimeout: opts.requestTimeoutMs ?? 20_000 });
-    const clock = opts.clock ?? Date.now;
-    const logger = opts.logger ?? nullLogger;
+    const requestTimeoutMs = opts.requestTimeoutMs ?? 20_000;
+    setGlobalRequestOptions({ requestTimeout: requestTimeoutMs });
     this.dataDir = opts.dataDir;
     this.autoTopup = opts.autoTopup;
-    this.ctx = {
-      db: opts.db, clock, logger,
-      store: new ProofStore(opts.db, clock),
-      ledger: new Ledger(opts.db, clock),
-      mints: new MintRegistry({ trusted: opts.mints, logger, clock }),
-    };
+    this.ctx = createWalletContext(opts.db, opts);
+    this.swaps = new SwapService(this.ctx, opts.engine ?? new WorkerSwapEngine({ requestTimeoutMs }));
+    this.swaps.on('receive', receiveHandler(this.ctx));
+    this.payments = new Payments(this.ctx, { ...opts.payments, swaps: this.swaps });
     this.addRecoveryStep('funding quotes', resumeFunding);
     this.addRecoveryStep('withdrawals', resumeMelts);
-    this.addRecoveryStep('received tokens', resumeSwaps);
+    // Every unfinished swap (received tokens too), orphaned payments, queued change.
+    this.addRecoveryStep('swaps and payments', () => this.payments.recover());
   }
 
   get store(): ProofStore { return this.ctx.store; }
   get ledger(): Ledger { return this.ctx.ledger; }
   get mints(): MintRegistry { return this.ctx.mints; }
 
-  /** Register more recovery (the payment path's request-pending proofs and change queue). */
+  /** Register more recovery, run after the wallet's own steps. */
   addRecoveryStep(name: string, run: RecoveryStep): void {
     this.recoverySteps.push({ name, run });
   }
 
-  /** Resolve every unfinished quote, melt and swap. Run on start; safe to run again. */
-  async recover(): Promise<RecoveryReport> {
+  /**
+   * Resolve every unfinished quote, melt and swap. Run on start; safe to run again. One pass at a
+   * time: a call while a pass runs shares it.
+   */
+  recover(): Promise<RecoveryReport> {
+    if (this.recovering) return this.recovering;
+    const run = this.runSteps().finally(() => {
+      if (this.recovering === run) this.recovering = null;
+    });
+    this.recovering = run;
+    return run;
+  }
+
+  private async runSteps(): Promise<RecoveryReport> {
     const steps: RecoveryReport['steps'] = [];
     for (const s of this.recoverySteps) {
       try {
@@ -111,21 +136,37 @@ export class CashuWallet {
     return { steps };
   }
 
-  /** Recover now, then every `intervalMs` recover again and consider an auto top-up. */
-  start(intervalMs = 30_000): Promise<RecoveryReport> {
-    this.timer = setInterval(() => void this.tick(), intervalMs);
+  /** Recover now, then every `intervalMs` recover again and consider an auto top-up; the change queue and refund retries run in the background. */
+  async start(intervalMs = 30_000): Promise<RecoveryReport> {
+    this.timer = setInterval(() => this.tick(), intervalMs);
     this.timer.unref();
-    return this.recover();
+    const report = await this.recover();
+    if (!this.stopped) this.payments.start();
+    return report;
   }
 
-  private async tick(): Promise<void> {
-    await this.recover();
-    await this.maybeTopUp().catch((err) => this.ctx.logger.warn('auto top-up failed', { error: (err as Error).message }));
+  private tick(): void {
+    if (this.ticking || this.stopped) return;
+    this.ticking = (async () => {
+      await this.recover();
+      if (this.stopped) return;
+      await this.maybeTopUp().catch((err) => this.ctx.logger.warn('auto top-up failed', { error: (err as Error).message }));
+    })().finally(() => {
+      this.ticking = null;
+    });
   }
 
-  stop(): void {
+  /** Stop the periodic tick and wait for a recovery pass or tick still running (its mint calls end within the request timeout). */
+  async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    this.stopping.abort();
+    await this.ticking?.catch(() => {});
+    await this.recovering?.catch(() => {});
+    await this.payments.stop();
+    await this.swaps.idle();
+    await this.swaps.engine.close();
   }
 
   balance(): BalanceSummary {
@@ -183,7 +224,7 @@ export class CashuWallet {
   }
 
   receive(token: string): Promise<ReceiveResult> {
-    return receiveToken(this.ctx, token);
+    return receiveToken(this.ctx, this.swaps, token);
   }
 
   withdraw(bolt11: string, opts: { mint?: string } = {}): Promise<WithdrawResult> {
@@ -218,30 +259,7 @@ export class CashuWallet {
     const decision = decideTopup(this.autoTopup, now, this.balance().totalSat, recentTopups(this.ctx, now));
     if (!decision.fund) return decision;
     this.ctx.logger.info('auto top-up', { amountSat: decision.amountSat });
-    const { quote } = await this.fund(decision.amountSat, { useNwc: true, payVia: AUTO_TOPUP_TAG, timeoutMs: 120_000 });
+    const { quote } = await this.fund(decision.amountSat, { useNwc: true, payVia: AUTO_TOPUP_TAG, timeoutMs: 120_000, signal: this.stopping.signal });
     return { ...decision, quote };
   }
 }
-
-/** Open the wallet of a data directory in this process, holding the writer lock. */
-export function openLocalWallet(opts: { dataDir: string; mints: readonly string[]; logger?: Logger; clock?: Clock; autoTopup?: TopupPolicy }): { wallet: CashuWallet; close: () => void } {
-  const lock = WalletLock.acquire(opts.dataDir);
-  let db: DB;
-  try {
-    db = openDatabase(databaseFile(opts.dataDir));
-  } catch (err) {
-    lock.release();
-    throw err;
-  }
-  const wallet = new CashuWallet({ db, ...opts });
-  return {
-    wallet,
-    close: () => {
-      wallet.stop();
-      db.close();
-      lock.release();
-    },
-  };
-}
-
-export { walletControlHandlers } from './control.ts';

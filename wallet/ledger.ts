@@ -2,7 +2,7 @@
 // Rows are written in the same db.transaction as the proof change they explain, so that for
 // each (mint, unit): SUM(ledger) = unspent + pending proofs (see wallet/invariant.ts).
 // SQLite triggers refuse UPDATE and DELETE on the table.
-import type { DB } from './sqlite.ts';
+import type { DB } from '../db/sqlite.ts';
 import type { Clock } from './store.ts';
 import { WalletError } from './errors.ts';
 

@@ -1,26 +1,27 @@
-// One writer at a time: an exclusive lock file <dataDir>/wallet.lock holding the owner's pid.
-// A lock whose process is gone (crash, kill -9) is stale and taken over.
+// One writer at a time. The lock itself is a kernel file lock: SQLite's exclusive locking mode on
+// <dataDir>/wallet.lock.db, which the operating system drops when its process ends, however it
+// ends (crash, kill -9). So there is never a stale lock to take over, and two processes can
+// never both take over a dead one's lock (a pid file alone needs a read-check-remove step that
+// two processes can interleave). <dataDir>/wallet.lock holds the owner's pid, for messages only.
 import fs from 'node:fs';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { WalletLockedError } from './errors.ts';
 
+/** The owner's pid (informational). */
 export function lockFilePath(dataDir: string): string {
   return path.join(dataDir, 'wallet.lock');
 }
 
-function alive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+/** The file whose kernel lock is the wallet lock. Never removed: a lock on a removed file would lock nothing. */
+export function lockDatabasePath(dataDir: string): string {
+  return path.join(dataDir, 'wallet.lock.db');
 }
 
 function readPid(file: string): number | null {
   try {
-    return Number.parseInt(fs.readFileSync(file, 'utf8').trim(), 10);
+    const pid = Number.parseInt(fs.readFileSync(file, 'utf8').trim(), 10);
+    return Number.isInteger(pid) ? pid : null;
   } catch {
     return null;
   }
@@ -33,36 +34,34 @@ export class WalletLock {
   private released = false;
   private readonly onExit = () => this.release();
 
-  private constructor(readonly file: string) {
+  private constructor(readonly file: string, private readonly db: Database.Database) {
     held.add(file);
     process.once('exit', this.onExit);
   }
 
-  /** Take the lock or throw WalletLockedError naming the live owner. */
+  /** Take the lock or throw WalletLockedError naming the owner. */
   static acquire(dataDir: string): WalletLock {
-    const pid = process.pid;
     fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const file = lockFilePath(dataDir);
-    if (held.has(file)) throw new WalletLockedError(pid, file);
-    for (let attempt = 0; attempt < 3; attempt++) {
-      // Write a private temp file, then hard-link it into place: link() fails if the lock exists.
-      const tmp = `${file}.${pid}.${attempt}.tmp`;
-      fs.writeFileSync(tmp, `${pid}\n`, { mode: 0o600 });
-      try {
-        fs.linkSync(tmp, file);
-        return new WalletLock(file);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      } finally {
-        fs.rmSync(tmp, { force: true });
-      }
-      const owner = readPid(file);
-      if (owner === pid) return new WalletLock(file);
-      if (owner !== null && alive(owner)) throw new WalletLockedError(owner, file);
-      // Stale: the owner died. Remove it only if it still names that dead owner.
-      if (readPid(file) === owner) fs.rmSync(file, { force: true });
+    if (held.has(file)) throw new WalletLockedError(process.pid, file);
+    const dbFile = lockDatabasePath(dataDir);
+    fs.closeSync(fs.openSync(dbFile, 'a', 0o600));
+    const db = new Database(dbFile, { timeout: 0 });
+    try {
+      // EXCLUSIVE locking mode keeps the lock taken by the first write transaction until close.
+      db.pragma('locking_mode = EXCLUSIVE');
+      db.exec('BEGIN EXCLUSIVE');
+      db.exec('COMMIT');
+    } catch (err) {
+      db.close();
+      if ((err as { code?: string }).code === 'SQLITE_BUSY') throw new WalletLockedError(readPid(file) ?? -1, file);
+      throw err;
     }
-    throw new WalletLockedError(readPid(file) ?? -1, file);
+    // Written only by the holder, so a plain replace is safe.
+    const tmp = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, `${process.pid}\n`, { mode: 0o600 });
+    fs.renameSync(tmp, file);
+    return new WalletLock(file, db);
   }
 
   release(): void {
@@ -70,6 +69,8 @@ export class WalletLock {
     this.released = true;
     process.off('exit', this.onExit);
     held.delete(this.file);
+    // Still holding the lock, so no one else can have written the file meanwhile.
     if (readPid(this.file) === process.pid) fs.rmSync(this.file, { force: true });
+    this.db.close();
   }
 }

@@ -4,7 +4,7 @@
 //   SUM(wallet_ledger.amount) = SUM(amount of wallet_proofs in state unspent or pending).
 // So any transaction that creates or destroys proofs writes the matching ledger rows in the
 // same db.transaction; moving a proof unspent <-> pending needs no ledger row.
-import { migrate, type DB } from './sqlite.ts';
+import { migrate, type DB } from '../db/sqlite.ts';
 
 export const WALLET_MIGRATIONS: readonly string[] = [
   `
@@ -105,6 +105,19 @@ export const WALLET_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX wallet_swaps_open ON wallet_swaps (state) WHERE state = 'prepared';
   CREATE INDEX wallet_swaps_ref ON wallet_swaps (ref);
+  `,
+  `
+  -- One swap service for every purpose (wallet/swap/): the retry state of a swap lives on its row
+  -- (it was in payment_swaps for the payment path's purposes; the payments migration moves it).
+  -- in_flight: a mint call is out (still 1 after a crash); uncertain: an attempt got no usable
+  -- answer, so the mint may already have done the swap.
+  ALTER TABLE wallet_swaps ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE wallet_swaps ADD COLUMN in_flight INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE wallet_swaps ADD COLUMN uncertain INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE wallet_swaps ADD COLUMN next_at INTEGER NOT NULL DEFAULT 0;
+  -- A receive swap left prepared by the old code may have been sent: resume it as uncertain.
+  UPDATE wallet_swaps SET uncertain = 1 WHERE state = 'prepared' AND purpose = 'receive';
+  CREATE INDEX wallet_swaps_due ON wallet_swaps (next_at) WHERE state = 'prepared';
   `,
 ];
 

@@ -2,12 +2,15 @@
 // One synchronous function per transition; an illegal transition throws ProofStateError and
 // (inside db.transaction) rolls the whole transaction back. No await anywhere in here.
 import { Amount, type Proof, type ProofLike } from '@cashu/cashu-ts';
-import type { DB } from './sqlite.ts';
+import type { DB } from '../db/sqlite.ts';
 import { ProofStateError } from './errors.ts';
 import type { Coin } from './select.ts';
 
 export type ProofState = 'unspent' | 'pending' | 'spent';
-/** Why a proof is pending: sent with a request, input of a swap, input of a melt, or sent out as a token. */
+/**
+ * Why a proof is pending: 'request' = in a token handed to a provider (reason_ref: the payment id,
+ * one per attempt), 'swap' / 'melt' = input of a swap or melt (its id), 'send' = sent out as a token.
+ */
 export type PendingKind = 'request' | 'swap' | 'melt' | 'send';
 export type Clock = () => number;
 
@@ -251,6 +254,15 @@ export class ProofStore {
     this.db.transaction(() => {
       this.s.spentByRef.run(now, ref);
     })();
+    return { count: rows.length, amount: rows.reduce((a, p) => a + p.amount, 0) };
+  }
+
+  /** pending(ref) -> spent for every proof of that reason, if any are pending (none is no error). */
+  markSpentIfPending(ref: string): { count: number; amount: number } {
+    const rows = this.pendingOf(ref);
+    if (rows.length === 0) return { count: 0, amount: 0 };
+    const now = this.clock();
+    this.s.spentByRef.run(now, ref);
     return { count: rows.length, amount: rows.reduce((a, p) => a + p.amount, 0) };
   }
 

@@ -109,21 +109,34 @@ async function meltOnce(ctx: WalletContext, w: Wallet, mint: string, unit: strin
   return result(ctx, quote.quote);
 }
 
+/**
+ * What a paid melt cost beyond the invoice, from what certainly happened: inputs out, change in.
+ * The input fee booked is at most what the mint kept; a mint that returns more change than
+ * inputs - input fee - amount leaves a surplus (credited), never a negative fee.
+ */
+export function meltFees(m: { inputs: number; inputFee: number; amount: number; change: number }): { inputFee: number; lightningFee: number; surplus: number } {
+  const kept = m.inputs - m.change - m.amount;
+  if (kept < 0) return { inputFee: 0, lightningFee: 0, surplus: -kept };
+  const inputFee = Math.min(m.inputFee, kept);
+  return { inputFee, lightningFee: kept - inputFee, surplus: 0 };
+}
+
 function settle(ctx: WalletContext, quoteId: string, change: Proof[], preimage: string | null): void {
   const r = getRow(ctx, quoteId);
   if (r.state !== 'pending') return;
   const changeAmount = sumAmounts(change);
-  const lightningFee = r.inputs_amount - r.input_fee - r.amount - changeAmount;
+  const fees = meltFees({ inputs: r.inputs_amount, inputFee: r.input_fee, amount: r.amount, change: changeAmount });
   ctx.db.transaction(() => {
     ctx.store.markSpent(quoteId);
     ctx.store.insertProofs(change, r.mint, r.unit, 'unspent', `melt:${quoteId}`);
     const evidence = { invoice: r.request, preimage, inputs: r.inputs_amount, change: changeAmount };
     ctx.ledger.record({ kind: 'withdrawal', mint: r.mint, unit: r.unit, amount: -r.amount, ref: quoteId, evidence });
-    ctx.ledger.record({ kind: 'mint_fee', mint: r.mint, unit: r.unit, amount: -r.input_fee, ref: quoteId });
-    ctx.ledger.record({ kind: 'withdrawal_fee', mint: r.mint, unit: r.unit, amount: -lightningFee, ref: quoteId, evidence: { feeReserve: r.fee_reserve } });
+    ctx.ledger.record({ kind: 'mint_fee', mint: r.mint, unit: r.unit, amount: -fees.inputFee, ref: quoteId, evidence: { booked: r.input_fee } });
+    ctx.ledger.record({ kind: 'withdrawal_fee', mint: r.mint, unit: r.unit, amount: -fees.lightningFee, ref: quoteId, evidence: { feeReserve: r.fee_reserve } });
+    ctx.ledger.record({ kind: 'receive', mint: r.mint, unit: r.unit, amount: fees.surplus, ref: quoteId, evidence: { reason: 'melt change above inputs - input fee - amount', ...evidence } });
     setState(ctx, quoteId, 'paid', { preimage });
   })();
-  ctx.logger.info('withdrawn', { quote: quoteId, amount: r.amount, lightningFee, change: changeAmount });
+  ctx.logger.info('withdrawn', { quote: quoteId, amount: r.amount, lightningFee: fees.lightningFee, change: changeAmount });
 }
 
 function result(ctx: WalletContext, quoteId: string): WithdrawResult {
@@ -132,9 +145,10 @@ function result(ctx: WalletContext, quoteId: string): WithdrawResult {
     ? (ctx.db.prepare(`SELECT COALESCE(SUM(amount), 0) AS s FROM wallet_proofs WHERE source = ?`).get(`melt:${quoteId}`) as { s: number }).s
     : 0;
   const state = r.state === 'paid' ? 'paid' : r.state === 'pending' ? 'pending' : 'failed';
+  const fees = state === 'paid' ? meltFees({ inputs: r.inputs_amount, inputFee: r.input_fee, amount: r.amount, change: changeAmount }) : { inputFee: r.input_fee, lightningFee: 0 };
   return {
-    quoteId, mint: r.mint, unit: r.unit, state, amount: r.amount, feeReserve: r.fee_reserve, inputFee: r.input_fee,
-    lightningFee: state === 'paid' ? r.inputs_amount - r.input_fee - r.amount - changeAmount : 0, change: changeAmount, preimage: r.preimage,
+    quoteId, mint: r.mint, unit: r.unit, state, amount: r.amount, feeReserve: r.fee_reserve, inputFee: fees.inputFee,
+    lightningFee: fees.lightningFee, change: changeAmount, preimage: r.preimage,
   };
 }
 

@@ -5,7 +5,7 @@
 // Revoked keys keep their row (the request ledger names clients by key name), so a name is
 // never reused. Owner 'client_keys' in the migration runner.
 import crypto from 'node:crypto';
-import { migrate, type DB } from '../../wallet/sqlite.ts';
+import { migrate, type DB } from '../../db/sqlite.ts';
 import { BadRequestError, ForbiddenError, UnauthorizedError } from './errors.ts';
 
 export const CLIENT_KEY_MIGRATIONS: readonly string[] = [

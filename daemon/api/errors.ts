@@ -9,7 +9,7 @@ import {
   InsufficientFundsError, InvalidTokenError, MintRejectedError, MintUnavailableError, ProofStateError,
   UntrustedMintError, WalletError, WalletLockedError,
 } from '../../wallet/errors.ts';
-import { PaymentStateError } from '../../wallet/payment-rows.ts';
+import { PaymentStateError } from '../../wallet/errors.ts';
 
 /** The WebSocket error codes (DESIGN.md "Interfaces"); HTTP errors carry the same code. */
 export const API_ERROR_CODES = [

@@ -52,7 +52,7 @@ function human(r: AuditReport): string {
 
 /** Both checks: through the running daemon, else in-process holding the wallet lock. */
 async function verifyBoth(config: Config, checkMints: boolean): Promise<{ wallet: InvariantReport; requests: RequestsVerifyReport }> {
-  const { callDaemon, DaemonNotRunningError } = await import('../control.ts');
+  const { callDaemon, DaemonNotRunningError } = await import('../control/server.ts');
   try {
     const wallet = await callDaemon<InvariantReport>(config.dataDir, 'wallet.verify', { check_mints: checkMints });
     const requests = await callDaemon<RequestsVerifyReport>(config.dataDir, 'requests.verify');
@@ -60,23 +60,18 @@ async function verifyBoth(config: Config, checkMints: boolean): Promise<{ wallet
   } catch (err) {
     if (!(err instanceof DaemonNotRunningError)) throw new CliError((err as Error).message);
   }
-  const [{ openLocalWallet }, { attachPayments }, { verifyRequests }, { paymentFactsLookup }] = await Promise.all([
-    import('../../wallet/index.ts'), import('../../wallet/payments.ts'), import('../requests/verify.ts'), import('../requests/payment-facts.ts'),
+  const [{ openWallet }, { verifyRequests }, { paymentFactsLookup }] = await Promise.all([
+    import('../../wallet/open.ts'), import('../requests/verify.ts'), import('../requests/payment-facts.ts'),
   ]);
-  const { wallet, close } = openLocalWallet({ dataDir: config.dataDir, mints: config.mints, autoTopup: config.autoTopup });
+  const { wallet, close } = openWallet({ dataDir: config.dataDir, mints: config.mints, autoTopup: config.autoTopup });
   try {
     await wallet.recover(); // finish anything a crash left behind before checking
     const walletReport = await wallet.verify({ checkMints });
-    const payments = attachPayments(wallet, { autoRefill: false });
-    try {
-      return { wallet: walletReport, requests: verifyRequests(wallet.ctx.db, paymentFactsLookup(payments)) };
-    } finally {
-      await payments.stop();
-    }
+    return { wallet: walletReport, requests: verifyRequests(wallet.ctx.db, paymentFactsLookup(wallet.payments)) };
   } catch (err) {
     throw err instanceof CliError ? err : new CliError((err as Error).message);
   } finally {
-    close();
+    await close();
   }
 }
 

@@ -7,7 +7,7 @@ import { CliError } from './common.ts';
 
 /** Call a books method ('keys.create', 'audit.requests', ...) and return its JSON answer. */
 export async function callBooks<T>(config: Config, method: string, params: unknown = {}): Promise<T> {
-  const { callDaemon, ControlCallError, DaemonNotRunningError } = await import('../control.ts');
+  const { callDaemon, ControlCallError, DaemonNotRunningError } = await import('../control/server.ts');
   try {
     return await callDaemon<T>(config.dataDir, method, params);
   } catch (err) {
@@ -15,7 +15,7 @@ export async function callBooks<T>(config: Config, method: string, params: unkno
     if (!(err instanceof DaemonNotRunningError) && !older) throw new CliError((err as Error).message);
   }
   const [{ booksControlHandlers }, { ClientKeys }, { Budgets }, { databaseFile, openDatabase }, { redact }] = await Promise.all([
-    import('../control/books.ts'), import('../api/auth.ts'), import('../requests/budgets.ts'), import('../../wallet/sqlite.ts'), import('../../protocol/logger.ts'),
+    import('../control/books.ts'), import('../api/auth.ts'), import('../requests/budgets.ts'), import('../../db/sqlite.ts'), import('../../protocol/logger.ts'),
   ]);
   const db = openDatabase(databaseFile(config.dataDir));
   try {

@@ -10,13 +10,13 @@ import { CliError, currentConfig, output, table } from './common.ts';
 
 /** Ask the daemon; with none running, read the stored market (WAL lets us read beside a writer). */
 async function read<T>(config: Config, method: 'market.providers' | 'market.models'): Promise<T> {
-  const { callDaemon, DaemonNotRunningError } = await import('../control.ts');
+  const { callDaemon, DaemonNotRunningError } = await import('../control/server.ts');
   try {
     return await callDaemon<T>(config.dataDir, method);
   } catch (err) {
     if (!(err instanceof DaemonNotRunningError)) throw new CliError((err as Error).message);
   }
-  const { databaseFile, openDatabase } = await import('../../wallet/sqlite.ts');
+  const { databaseFile, openDatabase } = await import('../../db/sqlite.ts');
   const { Market } = await import('../market.ts');
   if (!fs.existsSync(databaseFile(config.dataDir))) return [] as T;
   const db = openDatabase(databaseFile(config.dataDir));
@@ -30,14 +30,14 @@ async function read<T>(config: Config, method: 'market.providers' | 'market.mode
 
 /** Routing's view of each provider (breakers, avoidance): the daemon's, else the data directory's. */
 async function readHealth(config: Config): Promise<Record<string, ProviderHealth>> {
-  const { callDaemon, ControlCallError, DaemonNotRunningError } = await import('../control.ts');
+  const { callDaemon, ControlCallError, DaemonNotRunningError } = await import('../control/server.ts');
   try {
     return await callDaemon<Record<string, ProviderHealth>>(config.dataDir, 'route.health');
   } catch (err) {
     const older = err instanceof ControlCallError && err.code === 'unknown_method'; // a daemon without the router
     if (!(err instanceof DaemonNotRunningError) && !older) throw new CliError((err as Error).message);
   }
-  const { databaseFile, openDatabase } = await import('../../wallet/sqlite.ts');
+  const { databaseFile, openDatabase } = await import('../../db/sqlite.ts');
   const { storedProviderHealth } = await import('../route/health.ts');
   if (!fs.existsSync(databaseFile(config.dataDir))) return {};
   const db = openDatabase(databaseFile(config.dataDir));

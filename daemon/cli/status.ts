@@ -25,7 +25,7 @@ interface Status {
 const usable = (providers: readonly { status: string; models: number }[]) => providers.filter((p) => p.status === 'reachable' && p.models > 0).length;
 
 async function readStatus(config: Config): Promise<Status> {
-  const { callDaemon, DaemonNotRunningError } = await import('../control.ts');
+  const { callDaemon, DaemonNotRunningError } = await import('../control/server.ts');
   try {
     const s = await callDaemon<{ pid: number; listen: string; startedAt: string; wallet: { totalSat: number; pendingSat: number; mints: BalanceRow[] } }>(config.dataDir, 'daemon.status');
     const providers = await callDaemon<{ status: string; models: number }[]>(config.dataDir, 'market.providers');
@@ -39,15 +39,14 @@ async function readStatus(config: Config): Promise<Status> {
     if (!(err instanceof DaemonNotRunningError)) throw new CliError((err as Error).message);
   }
   const empty: Status = { running: false, data_dir: config.dataDir, balance_sat: 0, pending_sat: 0, mints: [], providers: 0, usable_providers: 0, models: 0 };
-  const { databaseFile, openDatabase } = await import('../../wallet/sqlite.ts');
+  const { databaseFile, openDatabase } = await import('../../db/sqlite.ts');
   if (!fs.existsSync(databaseFile(config.dataDir))) return empty;
-  const [{ Market }, { satTotals }, { migrateWallet }, { ProofStore }] = await Promise.all([
-    import('../market.ts'), import('../../wallet/index.ts'), import('../../wallet/schema.ts'), import('../../wallet/store.ts'),
+  const [{ Market }, { satTotals }, { readBalances }] = await Promise.all([
+    import('../market.ts'), import('../../wallet/index.ts'), import('../../wallet/open.ts'),
   ]);
+  const mints = readBalances(config.dataDir);
   const db = openDatabase(databaseFile(config.dataDir));
   try {
-    migrateWallet(db);
-    const mints = new ProofStore(db, Date.now).balances();
     const market = new Market({ db, config, autoSchedule: false });
     const providers = market.providers();
     const { totalSat, pendingSat } = satTotals(mints);

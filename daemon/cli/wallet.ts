@@ -1,5 +1,5 @@
 // `satroute wallet ...`: through the running daemon's control socket, else in-process holding
-// the wallet lock (one writer at a time). Both paths run the same handlers (wallet/control.ts).
+// the wallet lock (one writer at a time). Both paths run the same handlers (daemon/control/wallet.ts).
 // Only types are imported up front: each action loads what it needs, so `--help` and a call
 // through the daemon never load the wallet, cashu-ts or SQLite.
 import type { Command } from 'commander';
@@ -11,27 +11,27 @@ type Call = (method: string, params?: unknown) => Promise<any>;
 interface Session {
   call: Call;
   local: boolean;
-  close(): void;
+  close(): Promise<void>;
 }
 
 /** Use the daemon if it answers; otherwise open the wallet here (lock held until close). */
 async function session(config: Config, first: { method: string; params?: unknown }): Promise<{ s: Session; result: any }> {
-  const { callDaemon, DaemonNotRunningError } = await import('../control.ts');
+  const { callDaemon, DaemonNotRunningError } = await import('../control/server.ts');
   try {
     const result = await callDaemon(config.dataDir, first.method, first.params ?? {});
-    return { s: { call: (m, p) => callDaemon(config.dataDir, m, p ?? {}), local: false, close() {} }, result };
+    return { s: { call: (m, p) => callDaemon(config.dataDir, m, p ?? {}), local: false, async close() {} }, result };
   } catch (err) {
     if (!(err instanceof DaemonNotRunningError)) throw new CliError((err as Error).message);
   }
-  const { openLocalWallet, walletControlHandlers } = await import('../../wallet/index.ts');
-  const { wallet, close } = openLocalWallet({ dataDir: config.dataDir, mints: config.mints, autoTopup: config.autoTopup });
+  const [{ openWallet }, { walletControlHandlers }] = await Promise.all([import('../../wallet/open.ts'), import('../control/wallet.ts')]);
+  const { wallet, close } = openWallet({ dataDir: config.dataDir, mints: config.mints, autoTopup: config.autoTopup });
   try {
     await wallet.recover(); // finish anything a crash left behind before doing more
     const handlers = walletControlHandlers(wallet);
     const call: Call = (m, p) => handlers[m](p ?? {});
     return { s: { call, local: true, close }, result: await call(first.method, first.params) };
   } catch (err) {
-    close();
+    await close();
     throw err;
   }
 }
@@ -48,7 +48,7 @@ export async function run(first: { method: string; params?: unknown }, then: (re
     if (err instanceof CliError) throw err;
     throw new CliError((err as Error).message);
   } finally {
-    s?.close();
+    await s?.close();
   }
 }
 
@@ -127,7 +127,7 @@ export function registerWallet(program: Command): void {
     .action(async (token: string, o: { trust?: boolean; json?: boolean }) => {
       if (o.trust) {
         const [{ saveConfigFile }, { callDaemon }, { peekToken }, { mintKey }] = await Promise.all([
-          import('../config.ts'), import('../control.ts'), import('../../wallet/receive.ts'), import('../../wallet/mints.ts'),
+          import('../config.ts'), import('../control/server.ts'), import('../../wallet/receive.ts'), import('../../wallet/mints.ts'),
         ]);
         const config = await currentConfig();
         const mint = mintKey(peekToken(token).mint);

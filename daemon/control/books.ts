@@ -2,8 +2,8 @@
 // CLI calls the same handlers in-process on the data directory when no daemon runs, so both
 // paths answer with the same JSON (snake_case, amounts with their unit in the name).
 import { z } from 'zod';
-import type { ControlHandlers } from '../control.ts';
-import type { DB } from '../../wallet/sqlite.ts';
+import type { ControlHandlers } from './server.ts';
+import type { DB } from '../../db/sqlite.ts';
 import type { ClientKey, ClientKeys } from '../api/auth.ts';
 import { BadRequestError } from '../api/errors.ts';
 import type { Budgets } from '../requests/budgets.ts';

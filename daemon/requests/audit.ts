@@ -1,7 +1,7 @@
 // The audit: requests (or every attempt) in a time window, filtered by client, provider or
 // flags, with totals per provider and per client, as JSON-ready records and as CSV with
 // DESIGN.md's columns. Read-only; safe beside a running daemon (SQLite WAL).
-import type { DB } from '../../wallet/sqlite.ts';
+import type { DB } from '../../db/sqlite.ts';
 import { migrateRequests } from './schema.ts';
 import { attemptFromDb, requestFromDb, type AttemptDbRow, type AttemptRow, type RequestDbRow, type RequestRow } from './rows.ts';
 

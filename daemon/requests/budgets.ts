@@ -8,7 +8,7 @@
 // cost - kept as a running total per client and day (budget_days), so admission reads one row
 // however many requests the day has seen. Late outcomes (change found invalid after the swap, a refund arriving later) settle
 // the same request again with the new cost.
-import type { DB } from '../../wallet/sqlite.ts';
+import type { DB } from '../../db/sqlite.ts';
 import { BudgetExceededError } from '../api/errors.ts';
 import { migrateRequests } from './schema.ts';
 

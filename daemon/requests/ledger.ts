@@ -10,7 +10,7 @@
 // invalid after the swap, a refund arriving, a loss recorded by recovery - come by payment id
 // through applyLate, any time after, and reconcile again.
 import type { TokenUsage, ModelPrice } from '../../protocol/pricing.ts';
-import type { DB } from '../../wallet/sqlite.ts';
+import type { DB } from '../../db/sqlite.ts';
 import { isFactFlag, reconcile, sortFlags, type FactFlag, type Flag } from './reconcile.ts';
 import {
   attemptFromDb, encodeFlags, encodePrice, encodeSkipped, requestFromDb,

@@ -1,7 +1,7 @@
 // What the wallet knows about one payment, in the ledger's terms - the one place that reads the
 // wallet's PaymentOutcome. The request path feeds these facts to RequestLedger.finishAttempt /
 // applyLate; `audit verify` compares them with the attempt rows.
-import type { PaymentOutcome } from '../../wallet/payments.ts';
+import type { PaymentOutcome } from '../../wallet/payments/index.ts';
 import type { FactFlag } from './reconcile.ts';
 
 export interface PaymentFacts {

@@ -3,7 +3,7 @@
 // name: tokens move in whole sats (sent/change/fee/lost), costs are msat. JSON columns
 // (flags, price snapshots, skipped candidates) are written and read in daemon/requests/rows.ts
 // only. Shipped migrations are never edited: append a new one.
-import { migrate, type DB } from '../../wallet/sqlite.ts';
+import { migrate, type DB } from '../../db/sqlite.ts';
 
 export const REQUESTS_MIGRATIONS: readonly string[] = [
   `

@@ -4,7 +4,7 @@
 //   once the payment is final - the same change handed back, loss and money flags;
 // - each request: its totals are the sums of its attempts.
 // Every difference is one line naming the request, the attempt and both figures.
-import type { DB } from '../../wallet/sqlite.ts';
+import type { DB } from '../../db/sqlite.ts';
 import type { PaymentFacts } from './payment-facts.ts';
 import { attemptFromDb, requestFromDb, type AttemptDbRow, type RequestDbRow } from './rows.ts';
 import { migrateRequests } from './schema.ts';

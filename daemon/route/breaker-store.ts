@@ -1,7 +1,7 @@
 // The breakers' SQLite table: one row per provider (model_id '') and per provider+model, so a
 // restart keeps open breakers open (and half-open ones waiting for their probe). The probe
 // permit is process memory: after a restart a half-open breaker admits one new probe.
-import { migrate, type DB } from '../../wallet/sqlite.ts';
+import { migrate, type DB } from '../../db/sqlite.ts';
 import type { BreakerRecord, BreakerState } from './breaker-state.ts';
 
 export const BREAKER_MIGRATIONS: readonly string[] = [

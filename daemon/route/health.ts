@@ -1,7 +1,7 @@
 // How each provider is doing as far as routing is concerned: its breakers and whether (and
 // why) it is avoided. For `satroute providers`, the admin API and the WebSocket `providers`
 // topic; read from the live breakers and statistics, or from SQLite when no daemon runs.
-import type { DB } from '../../wallet/sqlite.ts';
+import type { DB } from '../../db/sqlite.ts';
 import { Breakers, type BreakerView } from './breaker.ts';
 import { BreakerStore } from './breaker-store.ts';
 import { ProviderStats, type Avoidance } from './stats.ts';

@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { nullLogger, type Logger } from '../../protocol/logger.ts';
 import { PromptTokenizer } from '../../protocol/tokens.ts';
-import type { DB } from '../../wallet/sqlite.ts';
+import type { DB } from '../../db/sqlite.ts';
 import type { Offer } from '../market-index.ts';
 import { autoConfigFrom } from './auto.ts';
 import { Breakers, type BreakerOptions } from './breaker.ts';

@@ -1,7 +1,7 @@
 // The provider statistics' SQLite table, so a restart remembers who overcharged, failed or
 // returned bad change. One row per provider (model_id '') and per provider+model / model
 // (token calibration); the decayed sums are one JSON document per row, known only here.
-import { migrate, type DB } from '../../wallet/sqlite.ts';
+import { migrate, type DB } from '../../db/sqlite.ts';
 
 export const STATS_MIGRATIONS: readonly string[] = [
   `

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../daemon/config.ts';
-import { callDaemon, DaemonNotRunningError } from '../../daemon/control.ts';
+import { callDaemon, DaemonNotRunningError } from '../../daemon/control/server.ts';
 import { daemonFile, startDaemon } from '../../daemon/daemon.ts';
 import { LightningNetwork } from '../world/lightning.ts';
 import { startMint } from '../world/mint.ts';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Market } from '../../daemon/market.ts';
-import { openDatabase } from '../../wallet/sqlite.ts';
+import { openDatabase } from '../../db/sqlite.ts';
 import { startRelay } from '../world/relay.ts';
 import { startFleet } from './fleet.ts';
 

@@ -8,7 +8,7 @@ import { npubEncode } from 'nostr-tools/nip19';
 import { Market, PROBE_BACKOFF_MS, type MarketChange, type MarketOptions } from '../../daemon/market.ts';
 import { MARKET_MIGRATIONS, MarketStore } from '../../daemon/market-store.ts';
 import { normalizePrice, reservationMsat, satsPerTokenToNmsat } from '../../protocol/pricing.ts';
-import { migrate, openDatabase, type DB } from '../../wallet/sqlite.ts';
+import { migrate, openDatabase, type DB } from '../../db/sqlite.ts';
 import { startRelay, type TestRelay } from '../world/relay.ts';
 import { startProvider, type ModelSpec, type ProviderOptions, type TestProvider } from '../world/provider.ts';
 import { publishAnnouncement } from '../world/provider/announce.ts';

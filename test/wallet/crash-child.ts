@@ -3,7 +3,7 @@
 //   node --import tsx test/wallet/crash-child.ts <dataDir> <mintUrl> <job> [arg]
 import path from 'node:path';
 import { CashuWallet } from '../../wallet/index.ts';
-import { openDatabase } from '../../wallet/sqlite.ts';
+import { openDatabase } from '../../db/sqlite.ts';
 
 const [dataDir, mintUrl, job, arg] = process.argv.slice(2);
 const db = openDatabase(path.join(dataDir, 'satroute.sqlite'));

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LightningNetwork } from '../world/lightning.ts';
 import { CashuWallet } from '../../wallet/index.ts';
-import { openDatabase } from '../../wallet/sqlite.ts';
+import { openDatabase } from '../../db/sqlite.ts';
 import { outsideToken, tempDir, testMint } from './world.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -158,9 +158,9 @@ test('killed while a received token is being swapped: settled on restart, never 
 
   const wallet = reopen(t, dir, mint.url);
   const report = await wallet.recover();
-  const [swap] = report.steps.find((s) => s.name === 'received tokens')!.result as { outcome: string }[];
+  const { swaps: [swap] } = report.steps.find((s) => s.name === 'swaps and payments')!.result as { swaps: { status: string }[] };
   // Completed afresh, or the lost answer recovered through NUT-09 restore: 77 sat, no loss.
-  assert.ok(swap.outcome === 'completed' || swap.outcome === 'restored', swap.outcome);
+  assert.equal(swap.status, 'done', JSON.stringify(report));
   assert.equal(wallet.balance().totalSat, 77);
   assert.equal(wallet.history({ kind: 'loss' }).length, 0);
   await wallet.recover();

@@ -2,15 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Wallet } from '@cashu/cashu-ts';
 import { verifyInvariant } from '../../wallet/invariant.ts';
-import { receiveToken } from '../../wallet/receive.ts';
 import { withdraw } from '../../wallet/withdraw.ts';
 import { toCashuProof } from '../../wallet/store.ts';
-import { fundNow, outsideToken, world } from './world.ts';
+import { fundNow, outsideToken, walletOn, world } from './world.ts';
 
 test('after funding, receiving and withdrawing, the books balance to the sat and match the mint', async (t) => {
-  const { ln, mint, ctx } = await world(t, { inputFeePpk: 200 });
+  const w = await world(t, { inputFeePpk: 200 });
+  const { ln, mint, ctx } = w;
   await fundNow(ctx, ln, 2000);
-  await receiveToken(ctx, await outsideToken(ln, mint.url, 300));
+  await walletOn(t, w).receive(await outsideToken(ln, mint.url, 300));
   await withdraw(ctx, ln.node('shop').createInvoice(700_000).bolt11);
   const r = await verifyInvariant(ctx, { checkMints: true });
   assert.equal(r.ok, true, r.differences.join('; '));

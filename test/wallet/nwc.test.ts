@@ -8,7 +8,7 @@ import { LightningNetwork } from '../world/lightning.ts';
 import { CashuWallet } from '../../wallet/index.ts';
 import { nwcFilePath, loadNwcUri, parseNwcUri } from '../../wallet/nwc.ts';
 import { FundingError, NwcError } from '../../wallet/errors.ts';
-import { openDatabase } from '../../wallet/sqlite.ts';
+import { openDatabase } from '../../db/sqlite.ts';
 import { createLogger } from '../../protocol/logger.ts';
 import { tempDir, testMint } from './world.ts';
 
@@ -22,7 +22,7 @@ async function setup(t: TestContext, balanceSat: number, extra: Partial<Construc
   const logs: string[] = [];
   const wallet = new CashuWallet({ db, dataDir: dir, mints: [mint.url], logger: createLogger({ level: 'debug', write: (l) => logs.push(l) }), ...extra });
   t.after(async () => {
-    wallet.stop();
+    await wallet.stop();
     db.close();
     await nwc.stop();
     await relay.stop();

@@ -1,15 +1,23 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { receiveToken } from '../../wallet/receive.ts';
-import { resumeSwaps } from '../../wallet/swap.ts';
+import type { TestContext } from 'node:test';
 import { verifyInvariant } from '../../wallet/invariant.ts';
 import { InvalidTokenError, MintRejectedError, UntrustedMintError } from '../../wallet/errors.ts';
-import { outsideToken, testMint, world } from './world.ts';
+import type { MintOptions } from '../world/mint.ts';
+import { CashuWallet } from '../../wallet/index.ts';
+import { outsideToken, testMint, walletOn, world } from './world.ts';
+
+/** A test world with a wallet on it: `receive` swaps a token in through the wallet's swap service. */
+async function receiveWorld(t: TestContext, opts: Partial<MintOptions> = {}) {
+  const w = await world(t, opts);
+  const wallet = walletOn(t, w);
+  return { ...w, ctx: wallet.ctx, wallet, receiveToken: (token: string) => wallet.receive(token), resumeSwaps: () => wallet.swaps.resumeDue(true) };
+}
 
 test('receiving a token swaps it at the mint and credits its value', async (t) => {
-  const { ln, mint, ctx } = await world(t);
+  const { ln, mint, ctx, receiveToken, resumeSwaps } = await receiveWorld(t);
   const token = await outsideToken(ln, mint.url, 37);
-  const r = await receiveToken(ctx, token);
+  const r = await receiveToken(token);
   assert.deepEqual([r.amount, r.fee, r.received, r.mint], [37, 0, 37, mint.url]);
   assert.equal(ctx.store.balances()[0].unspent, 37);
   assert.deepEqual(ctx.ledger.list().map((x) => [x.kind, x.amount]), [['receive', 37]]);
@@ -19,20 +27,20 @@ test('receiving a token swaps it at the mint and credits its value', async (t) =
 });
 
 test('the same token received twice is refused as already spent and credits nothing', async (t) => {
-  const { ln, mint, ctx } = await world(t);
+  const { ln, mint, ctx, receiveToken, resumeSwaps } = await receiveWorld(t);
   const token = await outsideToken(ln, mint.url, 8);
-  await receiveToken(ctx, token);
-  await assert.rejects(receiveToken(ctx, token), (err: Error) => err instanceof MintRejectedError && /already spent/.test(err.message));
+  await receiveToken(token);
+  await assert.rejects(receiveToken(token), (err: Error) => err instanceof MintRejectedError && /already spent/.test(err.message));
   assert.equal(ctx.store.balances()[0].unspent, 8);
   assert.equal((await verifyInvariant(ctx)).ok, true);
 });
 
 test('a token from an untrusted mint is refused with a clear message, without contacting that mint', async (t) => {
-  const { ln, ctx } = await world(t);
+  const { ln, ctx, receiveToken } = await receiveWorld(t);
   const stranger = await testMint(t, ln, { name: 'stranger' });
   const token = await outsideToken(ln, stranger.url, 10);
   const before = stranger.requestCounts();
-  await assert.rejects(receiveToken(ctx, token), (err: Error) => {
+  await assert.rejects(receiveToken(token), (err: Error) => {
     assert.ok(err instanceof UntrustedMintError);
     assert.match(err.message, new RegExp(`mint ${stranger.url.replace(/[.:/]/g, '\\$&')} is not trusted; add it to "mints"`));
     return true;
@@ -40,13 +48,13 @@ test('a token from an untrusted mint is refused with a clear message, without co
   assert.deepEqual(stranger.requestCounts(), before);
   assert.deepEqual(ctx.store.balances(), []);
   ctx.mints.trust(stranger.url); // the user adds the mint
-  assert.equal((await receiveToken(ctx, token)).received, 10);
+  assert.equal((await receiveToken(token)).received, 10);
 });
 
 test('a fee-charging mint: the input fee is booked as mint_fee and the balance is value minus fee', async (t) => {
-  const { ln, mint, ctx } = await world(t, { inputFeePpk: 500 });
+  const { ln, mint, ctx, receiveToken, resumeSwaps } = await receiveWorld(t, { inputFeePpk: 500 });
   const token = await outsideToken(ln, mint.url, 100); // 64+32+4: 3 inputs -> ceil(1.5) = 2
-  const r = await receiveToken(ctx, token);
+  const r = await receiveToken(token);
   assert.equal(r.fee, 2);
   assert.equal(ctx.store.balances()[0].unspent, 98);
   assert.deepEqual(ctx.ledger.list().map((x) => [x.kind, x.amount]).sort(), [['mint_fee', -2], ['receive', 100]]);
@@ -55,58 +63,67 @@ test('a fee-charging mint: the input fee is booked as mint_fee and the balance i
 });
 
 test('a token minted on a keyset the mint has since rotated away is still received', async (t) => {
-  const { ln, mint, ctx } = await world(t);
+  const { ln, mint, ctx, receiveToken, resumeSwaps } = await receiveWorld(t);
   await ctx.mints.wallet(mint.url);
   const token = await outsideToken(ln, mint.url, 12);
   const fresh = mint.rotateKeyset();
-  const r = await receiveToken(ctx, token);
+  const r = await receiveToken(token);
   assert.equal(r.received, 12);
   assert.ok(ctx.store.selectUnspent(mint.url, 'sat').every((p) => p.keysetId === fresh));
 });
 
 test('garbage is refused as an invalid token', async (t) => {
-  const { ctx } = await world(t);
-  await assert.rejects(receiveToken(ctx, 'cashuBnotatoken'), InvalidTokenError);
+  const { receiveToken } = await receiveWorld(t);
+  await assert.rejects(receiveToken('cashuBnotatoken'), InvalidTokenError);
 });
 
 test('a receive whose answer was lost is resumed on the next start, and credits once', async (t) => {
-  const { ln, mint, ctx } = await world(t);
+  const { ln, mint, ctx, receiveToken, resumeSwaps } = await receiveWorld(t);
   const token = await outsideToken(ln, mint.url, 16);
   await ctx.mints.wallet(mint.url); // keys loaded; the mint goes down before the swap call
   await mint.setDown(true);
-  await assert.rejects(receiveToken(ctx, token), /unavailable/);
+  await assert.rejects(receiveToken(token), /unavailable/);
   await mint.setDown(false);
-  const recovered = await resumeSwaps(ctx);
-  assert.deepEqual(recovered.map((r) => r.outcome), ['completed']);
-  assert.deepEqual(await resumeSwaps(ctx), []);
+  const recovered = await resumeSwaps();
+  assert.deepEqual(recovered.map((r) => r.status), ['done']);
+  assert.deepEqual(await resumeSwaps(), []);
   assert.equal(ctx.store.balances()[0].unspent, 16);
   assert.equal((await verifyInvariant(ctx, { checkMints: true })).ok, true);
 });
 
 test('a mint with sat and msat keeps a balance per unit, and msat tokens are received in msat', async (t) => {
-  const { ln, mint, ctx } = await world(t, { units: ['sat', 'msat'] });
-  await receiveToken(ctx, await outsideToken(ln, mint.url, 5, 'sat'));
-  const r = await receiveToken(ctx, await outsideToken(ln, mint.url, 2500, 'msat'));
+  const { ln, mint, ctx, receiveToken, resumeSwaps } = await receiveWorld(t, { units: ['sat', 'msat'] });
+  await receiveToken(await outsideToken(ln, mint.url, 5, 'sat'));
+  const r = await receiveToken(await outsideToken(ln, mint.url, 2500, 'msat'));
   assert.deepEqual([r.unit, r.received], ['msat', 2500]);
   assert.deepEqual(ctx.store.balances().map((b) => [b.unit, b.unspent]), [['msat', 2500], ['sat', 5]]);
   assert.equal((await verifyInvariant(ctx, { checkMints: true })).ok, true);
 });
 
 test('a recovery pass while `wallet receive` is still swapping leaves that swap to it: credited once, no error', async (t) => {
-  const { ln, mint, ctx } = await world(t, { restore: false });
+  const { ln, mint, ctx, receiveToken, resumeSwaps } = await receiveWorld(t, { restore: false });
   const token = await outsideToken(ln, mint.url, 50);
   mint.knobs.latencyMs = 150; // the swap is at the mint while the wallet's periodic recovery runs
-  const receiving = receiveToken(ctx, token);
+  const receiving = receiveToken(token);
   const deadline = Date.now() + 5000;
   while (!ctx.db.prepare(`SELECT 1 FROM wallet_swaps WHERE state = 'prepared'`).get()) {
     assert.ok(Date.now() < deadline, 'the swap was never prepared');
     await new Promise((r) => setTimeout(r, 5));
   }
-  const resumed = await resumeSwaps(ctx);
+  const resumed = await resumeSwaps();
   assert.deepEqual(resumed, [], 'the live swap is not resumed behind its caller');
   const r = await receiving;
   assert.equal(r.received, 50);
   mint.knobs.latencyMs = 0;
   assert.deepEqual(ctx.ledger.list().map((x) => [x.kind, x.amount]), [['receive', 50]]);
   assert.equal((await verifyInvariant(ctx, { checkMints: true })).ok, true);
+});
+
+test('a received token\'s DLEQ checks and swap run on the swap worker thread, off the request thread', async (t) => {
+  const w = await world(t);
+  const wallet = new CashuWallet({ db: w.ctx.db, dataDir: w.dir, mints: [w.mint.url] }); // the default engine: a worker
+  t.after(() => wallet.stop());
+  const r = await wallet.receive(await outsideToken(w.ln, w.mint.url, 21));
+  assert.equal(r.received, 21);
+  assert.ok(wallet.swaps.engine.busyMs() > 0, 'the swap worker did the work');
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openDatabase } from '../../wallet/sqlite.ts';
+import { openDatabase } from '../../db/sqlite.ts';
 import { migrateWallet } from '../../wallet/schema.ts';
 import { ProofStore, toCashuProof, sumAmounts } from '../../wallet/store.ts';
 import { Ledger } from '../../wallet/ledger.ts';

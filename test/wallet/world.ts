@@ -7,14 +7,11 @@ import type { TestContext } from 'node:test';
 import { Wallet, getEncodedToken } from '@cashu/cashu-ts';
 import { LightningNetwork } from '../world/lightning.ts';
 import { startMint, type MintOptions, type TestMint } from '../world/mint.ts';
-import { openDatabase, type DB } from '../../wallet/sqlite.ts';
-import { migrateWallet } from '../../wallet/schema.ts';
-import { ProofStore } from '../../wallet/store.ts';
-import { Ledger } from '../../wallet/ledger.ts';
-import { MintRegistry } from '../../wallet/mints.ts';
-import type { WalletContext } from '../../wallet/context.ts';
+import { openDatabase, type DB } from '../../db/sqlite.ts';
+import { createWalletContext, type WalletContext } from '../../wallet/context.ts';
 import { createFundingQuote, waitForFunding } from '../../wallet/funding.ts';
-import { nullLogger } from '../../protocol/logger.ts';
+import { CashuWallet } from '../../wallet/index.ts';
+import { InlineSwapEngine } from '../../wallet/swap/engine.ts';
 
 export function tempDir(t: TestContext, prefix = 'satroute-wallet-'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -29,9 +26,14 @@ export async function testMint(t: TestContext, ln: LightningNetwork, opts: Parti
 }
 
 export function openContext(file: string, trusted: string[]): WalletContext & { db: DB } {
-  const db = openDatabase(file, { synchronous: 'NORMAL' });
-  migrateWallet(db);
-  return { db, store: new ProofStore(db), ledger: new Ledger(db), mints: new MintRegistry({ trusted }), clock: Date.now, logger: nullLogger };
+  return createWalletContext(openDatabase(file, { synchronous: 'NORMAL' }), { mints: trusted });
+}
+
+/** A CashuWallet on this context's database (swaps inline), stopped when the test ends. */
+export function walletOn(t: TestContext, w: { ctx: WalletContext; dir: string; mint: { url: string } }): CashuWallet {
+  const wallet = new CashuWallet({ db: w.ctx.db, dataDir: w.dir, mints: [w.mint.url], engine: new InlineSwapEngine() });
+  t.after(() => wallet.stop());
+  return wallet;
 }
 
 export async function world(t: TestContext, opts: Partial<MintOptions> = {}) {

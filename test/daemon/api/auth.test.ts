@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ClientKeys, requireAdmin } from '../../../daemon/api/auth.ts';
 import { BadRequestError, ForbiddenError, UnauthorizedError } from '../../../daemon/api/errors.ts';
-import { openDatabase, type DB } from '../../../wallet/sqlite.ts';
+import { openDatabase, type DB } from '../../../db/sqlite.ts';
 
 function openDb(t: TestContext): { db: DB; file: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'satroute-keys-'));

@@ -13,7 +13,7 @@ import {
   PayloadTooLargeError, ProviderFailedError, UnauthorizedError, errorHeaders, openAiErrorBody, toApiError, wsErrorMessage,
 } from '../../../daemon/api/errors.ts';
 import { InsufficientFundsError, MintUnavailableError, WalletLockedError } from '../../../wallet/errors.ts';
-import { PaymentStateError } from '../../../wallet/payment-rows.ts';
+import { PaymentStateError } from '../../../wallet/errors.ts';
 
 test('each daemon error keeps its status, code and retryability', () => {
   const cases: [Error, number, string, boolean][] = [

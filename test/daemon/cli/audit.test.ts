@@ -8,9 +8,9 @@ import { Wallet, type Proof } from '@cashu/cashu-ts';
 import { LightningNetwork } from '../../world/lightning.ts';
 import { startMint } from '../../world/mint.ts';
 import { fundNow } from '../../wallet/world.ts';
-import { openLocalWallet } from '../../../wallet/index.ts';
+import { openWallet } from '../../../wallet/open.ts';
 import { toCashuProof } from '../../../wallet/store.ts';
-import { openDatabase, databaseFile } from '../../../wallet/sqlite.ts';
+import { openDatabase, databaseFile } from '../../../db/sqlite.ts';
 import { RequestLedger } from '../../../daemon/requests/ledger.ts';
 import { normalizePrice } from '../../../protocol/pricing.ts';
 import { fillLedger } from '../requests/fixture.ts';
@@ -29,11 +29,11 @@ test('audit verify passes on a funded wallet and fails, naming the mint, when ec
 
   let stolen: Proof[];
   {
-    const { wallet, close } = openLocalWallet({ dataDir: dir, mints: [mint.url] });
+    const { wallet, close } = openWallet({ dataDir: dir, mints: [mint.url] });
     await fundNow(wallet.ctx, ln, 300);
     // Someone with a copy of the database spends one of our proofs elsewhere.
     stolen = wallet.store.selectUnspent(mint.url, 'sat').slice(-1).map(toCashuProof);
-    close();
+    await close();
   }
 
   const ok = await satroute(env, 'audit', 'verify', '--json');
@@ -99,14 +99,14 @@ test('audit verify names a request whose charge does not add up, beside a balanc
   });
   const env = { SATROUTE_DATA_DIR: dir, SATROUTE_MINTS: mint.url };
   {
-    const { wallet, close } = openLocalWallet({ dataDir: dir, mints: [mint.url] });
+    const { wallet, close } = openWallet({ dataDir: dir, mints: [mint.url] });
     await fundNow(wallet.ctx, ln, 100);
     const ledger = new RequestLedger(wallet.ctx.db);
     const price = normalizePrice({ sats_pricing: { prompt: 0.01, completion: 0.05 } })!;
     ledger.open({ id: 'req-x', client: 'c', endpoint: '/v1/chat/completions', modelRequested: 'tiny', stream: false, payment: 'xcashu' });
     // An attempt row that names a payment the wallet never made.
     ledger.startAttempt({ requestId: 'req-x', n: 1, providerId: 'p1', providerUrl: 'http://p1.test', modelId: 'tiny', mint: mint.url, paymentId: 'req-x.1', price, sentSat: 8, feeSat: 0 });
-    close();
+    await close();
   }
   const r = await satroute(env, 'audit', 'verify', '--offline', '--json');
   assert.equal(r.code, 1);

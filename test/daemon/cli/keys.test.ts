@@ -5,11 +5,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openDatabase, databaseFile } from '../../../wallet/sqlite.ts';
+import { openDatabase, databaseFile } from '../../../db/sqlite.ts';
 import { ClientKeys } from '../../../daemon/api/auth.ts';
 import { Budgets } from '../../../daemon/requests/budgets.ts';
 import { booksControlHandlers } from '../../../daemon/control/books.ts';
-import { startControlServer } from '../../../daemon/control.ts';
+import { startControlServer } from '../../../daemon/control/server.ts';
 import { satroute } from './run.ts';
 
 function dataDir(t: import('node:test').TestContext): string {

@@ -10,8 +10,9 @@ import { startMint } from '../../world/mint.ts';
 import { startRelay } from '../../world/relay.ts';
 import { startNwcService } from '../../world/nwc.ts';
 import { outsideToken } from '../../wallet/world.ts';
-import { startControlServer } from '../../../daemon/control.ts';
-import { openLocalWallet, walletControlHandlers } from '../../../wallet/index.ts';
+import { startControlServer } from '../../../daemon/control/server.ts';
+import { openWallet } from '../../../wallet/open.ts';
+import { walletControlHandlers } from '../../../daemon/control/wallet.ts';
 import { satroute } from './run.ts';
 
 
@@ -99,9 +100,9 @@ test('a token from an untrusted mint is refused in one line, and --trust adds th
 
 test('with a daemon running, the command goes through its control socket and takes no lock', async (t) => {
   const { ln, mint, dir, env } = await setup(t);
-  const { wallet, close } = openLocalWallet({ dataDir: dir, mints: [mint.url] });
+  const { wallet, close } = openWallet({ dataDir: dir, mints: [mint.url] });
   const server = await startControlServer(dir, walletControlHandlers(wallet));
-  t.after(async () => { await server.close(); close(); });
+  t.after(async () => { await server.close(); await close(); });
   const token = await outsideToken(ln, mint.url, 13);
   const r = await satroute(env, 'wallet', 'receive', token, '--json');
   assert.equal(r.code, 0, r.stderr);

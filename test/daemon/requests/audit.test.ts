@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openDatabase, type DB } from '../../../wallet/sqlite.ts';
+import { openDatabase, type DB } from '../../../db/sqlite.ts';
 import { ATTEMPT_COLUMNS, REQUEST_COLUMNS, auditReport, csvField, toCsv } from '../../../daemon/requests/audit.ts';
 
 import { T0, HOUR, fillLedger } from './fixture.ts';

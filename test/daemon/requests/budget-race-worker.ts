@@ -1,7 +1,7 @@
 // One racer of the cross-thread budget race: its own SQLite connection, released by a shared
 // barrier at the same moment as the others, then as many admissions as it can in a tight loop.
 import { parentPort, workerData } from 'node:worker_threads';
-import { openDatabase } from '../../../wallet/sqlite.ts';
+import { openDatabase } from '../../../db/sqlite.ts';
 import { Budgets } from '../../../daemon/requests/budgets.ts';
 import { BudgetExceededError } from '../../../daemon/api/errors.ts';
 

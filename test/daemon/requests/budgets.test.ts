@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { openDatabase, type DB } from '../../../wallet/sqlite.ts';
+import { openDatabase, type DB } from '../../../db/sqlite.ts';
 import { Budgets, utcDay, type BudgetLimits } from '../../../daemon/requests/budgets.ts';
 import { RequestLedger } from '../../../daemon/requests/ledger.ts';
 import { BudgetExceededError } from '../../../daemon/api/errors.ts';

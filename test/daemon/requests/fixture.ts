@@ -1,7 +1,7 @@
 // A small request ledger for the audit tests (library and CLI): four requests by two clients
 // over two days, one failover, two overcharges.
 import { normalizePrice } from '../../../protocol/pricing.ts';
-import type { DB } from '../../../wallet/sqlite.ts';
+import type { DB } from '../../../db/sqlite.ts';
 import { RequestLedger } from '../../../daemon/requests/ledger.ts';
 
 export const T0 = Date.UTC(2026, 10, 30, 9, 0, 0);

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { normalizePrice } from '../../../protocol/pricing.ts';
-import { openDatabase, type DB } from '../../../wallet/sqlite.ts';
+import { openDatabase, type DB } from '../../../db/sqlite.ts';
 import { LedgerError, RequestLedger, requestCostMsat, type NewAttempt } from '../../../daemon/requests/ledger.ts';
 import { Budgets } from '../../../daemon/requests/budgets.ts';
 

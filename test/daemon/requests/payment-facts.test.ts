@@ -3,13 +3,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { paymentFacts } from '../../../daemon/requests/payment-facts.ts';
-import type { ChangeSummary, PaymentOutcome } from '../../../wallet/payments.ts';
+import type { ChangeSummary, PaymentOutcome } from '../../../wallet/payments/index.ts';
 
-const outcome = (state: PaymentOutcome['state'], changes: Partial<ChangeSummary>[] = []): PaymentOutcome => ({
-  requestId: 'r.1', mint: 'http://mint', unit: 'sat', providerUrl: 'http://p', state, amountSat: 37, sentSat: 40, feeSat: 1, overpaySat: 2,
-  mintRoundTrip: false, changeClaimedSat: 0, changeReceivedSat: 0, changeFeeSat: 0, changePending: false, flags: [], evidence: null,
+type Loose<T> = { [K in keyof T]: T[K] extends number ? number : T[K] };
+// Plain numbers for the Sat-typed fields: this test reads the facts, not the units.
+const outcome = (state: PaymentOutcome['state'], changes: Partial<Loose<ChangeSummary>>[] = []): PaymentOutcome => ({
+  paymentId: 'r.1', mint: 'http://mint', tokenMint: 'http://mint', unit: 'sat', providerUrl: 'http://p', state, amountSat: 37, sentSat: 40, feeSat: 1, overpaySat: 2,
+  mintRoundTrip: false, changeClaimedSat: 0, changeReceivedSat: 0, changeReceivedMsat: 0, changeFeeSat: 0, changePending: false, flags: [], evidence: null,
   changes: changes.map((c) => ({ kind: 'change', state: 'received', claimedSat: 0, receivedSat: null, feeSat: null, error: null, evidence: null, ...c })),
-});
+} as unknown as PaymentOutcome);
 
 test('settled with change: the change claimed comes back, queued or received', () => {
   const f = paymentFacts(outcome('settled', [{ claimedSat: 12, state: 'queued' }, { claimedSat: 3, state: 'received' }]));

@@ -7,7 +7,7 @@ import { normalizePrice } from '../../../protocol/pricing.ts';
 import { RequestLedger } from '../../../daemon/requests/ledger.ts';
 import { paymentFacts } from '../../../daemon/requests/payment-facts.ts';
 import { verifyRequests } from '../../../daemon/requests/verify.ts';
-import { paymentsWorld, testProvider, payProvider, requiredSat, MODEL } from '../../wallet/payments-fixture.ts';
+import { paymentsWorld, testProvider, payProvider, requiredSat, MODEL } from '../../wallet/payments/fixture.ts';
 
 const PRICE = normalizePrice({ sats_pricing: { prompt: MODEL.promptSatsPerToken, completion: MODEL.completionSatsPerToken } })!;
 
@@ -23,8 +23,8 @@ test('audit verify: paid requests add up to the wallet, and a charge that does n
   for (const id of ['r1', 'r2']) {
     ledger.open({ id, client: 'c', endpoint: '/v1/chat/completions', modelRequested: MODEL.id, stream: false, payment: 'xcashu' });
     const paymentId = `${id}.1`;
-    const taken = await w.payments.takeToken(w.mint.url, requiredSat(), paymentId, {
-      providerUrl: provider.url,
+    const taken = await w.payments.takeToken({
+      paymentId, mint: w.mint.url, amountSat: requiredSat(), providerUrl: provider.url,
       inTransaction: (tk) => ledger.startAttempt({ requestId: id, n: 1, providerId: 'p1', providerUrl: provider.url, modelId: MODEL.id, mint: tk.mint, paymentId, price: PRICE, sentSat: tk.sentSat, feeSat: tk.feeSat }),
     });
     assert.ok(taken.feeSat > 0, 'the mint charges an input fee');
@@ -64,8 +64,8 @@ test('audit verify: a token still out is counted open, not compared; a missing p
   const w = await paymentsWorld(t, { fundSat: 200 });
   const ledger = new RequestLedger(w.ctx.db);
   ledger.open({ id: 'out', client: 'c', endpoint: '/v1/chat/completions', modelRequested: MODEL.id, stream: false, payment: 'xcashu' });
-  await w.payments.takeToken(w.mint.url, 10, 'out.1', {
-    providerUrl: 'http://p.test',
+  await w.payments.takeToken({
+    paymentId: 'out.1', mint: w.mint.url, amountSat: 10, providerUrl: 'http://p.test',
     inTransaction: (tk) => ledger.startAttempt({ requestId: 'out', n: 1, providerId: 'p', providerUrl: 'http://p.test', modelId: MODEL.id, mint: tk.mint, paymentId: 'out.1', price: PRICE, sentSat: tk.sentSat, feeSat: tk.feeSat }),
   });
   ledger.open({ id: 'ghost', client: 'c', endpoint: '/v1/chat/completions', modelRequested: MODEL.id, stream: false, payment: 'xcashu' });

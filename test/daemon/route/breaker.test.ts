@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Breakers, type BreakerChange, type BreakerOutcome } from '../../../daemon/route/breaker.ts';
 import { BreakerStore } from '../../../daemon/route/breaker-store.ts';
-import { openDatabase } from '../../../wallet/sqlite.ts';
+import { openDatabase } from '../../../db/sqlite.ts';
 
 const T0 = 1_800_000_000_000;
 const FAIL: BreakerOutcome = { kind: 'failure', scope: 'provider', error: 'HTTP 502' };

@@ -9,7 +9,7 @@ import { ProviderStats } from '../../../daemon/route/stats.ts';
 import type { AutoConfig } from '../../../daemon/route/auto.ts';
 import { normalizePrice, reserveTermsFrom } from '../../../protocol/pricing.ts';
 import { PromptTokenizer } from '../../../protocol/tokens.ts';
-import { openDatabase, type DB } from '../../../wallet/sqlite.ts';
+import { openDatabase, type DB } from '../../../db/sqlite.ts';
 import { modelListing } from '../../world/provider/pricing.ts';
 import type { ModelSpec } from '../../world/provider/types.ts';
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { openRouting, routeControlHandlers, RouteConfigError } from '../../../daemon/route/index.ts';
 import { MINT, gpt, storeMarket } from './fixture.ts';
 import { Market } from '../../../daemon/market.ts';
-import { openDatabase } from '../../../wallet/sqlite.ts';
+import { openDatabase } from '../../../db/sqlite.ts';
 
 test('routing is built from satroute.json: auto models, tuned breakers; a bad section is refused by name', async () => {
   const db = openDatabase(':memory:');

@@ -9,7 +9,7 @@ import { Breakers } from '../../../daemon/route/breaker.ts';
 import { Router } from '../../../daemon/route/router.ts';
 import { ProviderStats } from '../../../daemon/route/stats.ts';
 import { PromptTokenizer } from '../../../protocol/tokens.ts';
-import { openDatabase } from '../../../wallet/sqlite.ts';
+import { openDatabase } from '../../../db/sqlite.ts';
 import { LightningNetwork } from '../../world/lightning.ts';
 import { startMint } from '../../world/mint.ts';
 import { startProvider } from '../../world/provider.ts';

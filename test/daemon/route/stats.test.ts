@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ProviderStats } from '../../../daemon/route/stats.ts';
 import { StatsStore } from '../../../daemon/route/stats-store.ts';
-import { openDatabase } from '../../../wallet/sqlite.ts';
+import { openDatabase } from '../../../db/sqlite.ts';
 
 const T0 = 1_800_000_000_000;
 const HOUR = 3_600_000;

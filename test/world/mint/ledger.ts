@@ -192,11 +192,17 @@ export class MintLedger {
   // ---- NUT-03 swap ----
 
   swap(body: SwapBody): { signatures: BlindSignatureJson[] } {
-    const inputs = this.checkInputs(body.inputs);
+    // Nutshell's order: the inputs' signatures and the outputs (keyset active, then "outputs have
+    // already been signed before", 11003) are verified first (mint/verification.py
+    // verify_inputs_and_outputs), and only then are the inputs found spent (11001) as they are set
+    // pending (mint/db/write.py). So a swap re-sent after it went through is answered 11003, and
+    // one re-sent after a keyset rotation 12002, never 11001.
+    const inputs = this.checkInputs(body.inputs, false);
     const outputTotal = this.checkOutputs(body.outputs, inputs.unit, false);
     if (inputs.total - inputs.fee !== outputTotal) {
       throw new MintError(MintErrorCode.TRANSACTION_NOT_BALANCED, `transaction not balanced: inputs ${inputs.total} - fee ${inputs.fee} != outputs ${outputTotal}`);
     }
+    this.checkUnspent(inputs.Ys);
     this.markSpent(inputs.Ys, body.inputs, inputs.unit, inputs.fee);
     return { signatures: this.signOutputs(body.outputs, inputs.unit) };
   }
@@ -334,7 +340,7 @@ export class MintLedger {
   }
 
   /** Validate inputs (not yet spent, signatures valid); returns their unit, sum, fee and Ys. */
-  private checkInputs(inputs: ProofInput[]): { unit: Unit; total: number; fee: number; Ys: string[] } {
+  private checkInputs(inputs: ProofInput[], unspent = true): { unit: Unit; total: number; fee: number; Ys: string[] } {
     if (inputs.length === 0) throw new MintError(MintErrorCode.TRANSACTION_NOT_BALANCED, 'no inputs');
     const secrets = new Set(inputs.map((p) => p.secret));
     if (secrets.size !== inputs.length) throw new MintError(MintErrorCode.DUPLICATE_INPUTS, 'duplicate inputs provided');
@@ -343,10 +349,7 @@ export class MintLedger {
     if (keysets.some((k) => k.unit !== unit)) throw new MintError(MintErrorCode.MULTIPLE_UNITS, 'inputs of multiple units');
     const points = inputs.map((p) => proofY(p.secret));
     const Ys = points.map((p) => p.toHex(true));
-    for (const Y of Ys) {
-      if (this.spent.has(Y)) throw new MintError(MintErrorCode.PROOFS_ALREADY_SPENT, 'Token already spent.');
-      if (this.pending.has(Y)) throw new MintError(MintErrorCode.PROOFS_PENDING, 'Token is pending.');
-    }
+    if (unspent) this.checkUnspent(Ys);
     let total = 0;
     let feePpk = 0;
     inputs.forEach((p, i) => {
@@ -357,21 +360,32 @@ export class MintLedger {
     return { unit, total, fee: Math.ceil(feePpk / 1000), Ys };
   }
 
-  /** Validate outputs against the active keyset of `unit`; returns their sum (0 for blanks). */
+  private checkUnspent(Ys: readonly string[]): void {
+    for (const Y of Ys) {
+      if (this.spent.has(Y)) throw new MintError(MintErrorCode.PROOFS_ALREADY_SPENT, 'Token already spent.');
+      if (this.pending.has(Y)) throw new MintError(MintErrorCode.PROOFS_PENDING, 'Token is pending.');
+    }
+  }
+
+  /**
+   * Validate outputs against the active keyset of `unit`; returns their sum (0 for blanks).
+   * Nutshell's order (mint/verification.py _verify_outputs): keyset known and active, amounts,
+   * duplicates, then "already signed".
+   */
   private checkOutputs(outputs: BlindedMessageBody[], unit: Unit, blank: boolean): number {
     const seen = new Set<string>();
     let total = 0;
     for (const o of outputs) {
-      const B_ = o.B_.toLowerCase();
-      if (seen.has(B_)) throw new MintError(MintErrorCode.DUPLICATE_OUTPUTS, 'duplicate outputs provided');
-      seen.add(B_);
-      if (this.signedOutputs.has(B_)) throw new MintError(MintErrorCode.OUTPUTS_ALREADY_SIGNED, 'outputs have already been signed before');
       const keyset = this.keyset(o.id);
       if (keyset.unit !== unit) throw new MintError(MintErrorCode.UNIT_MISMATCH, `output keyset is ${keyset.unit}, expected ${unit}`);
       if (!keyset.active) throw new MintError(MintErrorCode.KEYSET_INACTIVE, `keyset ${keyset.id} is inactive, cannot sign messages`);
       if (!blank && !keyset.hasAmount(o.amount)) throw new MintError(MintErrorCode.AMOUNT_OUTSIDE_LIMIT, `no key for amount ${o.amount}`);
+      const B_ = o.B_.toLowerCase();
+      if (seen.has(B_)) throw new MintError(MintErrorCode.DUPLICATE_OUTPUTS, 'duplicate outputs provided');
+      seen.add(B_);
       total += o.amount;
     }
+    for (const B_ of seen) if (this.signedOutputs.has(B_)) throw new MintError(MintErrorCode.OUTPUTS_ALREADY_SIGNED, 'outputs have already been signed before');
     return blank ? 0 : total;
   }
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { callDaemon, ControlCallError, DaemonNotRunningError, startControlServer } from '../../daemon/control.ts';
+import { callDaemon, ControlCallError, DaemonNotRunningError, startControlServer } from '../../../daemon/control/server.ts';
 
 function tempDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'satroute-control-'));

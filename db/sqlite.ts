@@ -1,4 +1,5 @@
-// Opening the one SQLite file and applying each folder's migrations.
+// Opening the one SQLite file of a data directory and applying each owner's migrations: shared
+// plumbing for every folder that keeps tables (the wallet, the market, the request books).
 import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';

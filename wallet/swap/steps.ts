@@ -1,10 +1,10 @@
-// The CPU-heavy half of a swap, written so it can run in a worker thread: blinding outputs,
-// checking the DLEQ proofs of incoming proofs, the mint call, checking the mint's DLEQ proofs
-// and unblinding (DESIGN.md step 6: ~65 ms of CPU per swap, mostly DLEQ).
-// Everything that crosses the thread boundary is plain JSON (amounts as numbers).
+// The steps of a swap, written so they can run in a worker thread (wallet/swap/engine.ts):
+// blinding outputs and checking the DLEQ proofs of incoming proofs (prepare), then the mint call,
+// checking the mint's DLEQ proofs and unblinding (complete). DESIGN.md step 6: ~65 ms of CPU per
+// swap, mostly DLEQ. Everything that crosses the thread boundary is plain JSON (amounts as numbers).
 import { Amount, OutputData, Wallet, type GetInfoResponse, type KeyChainCache, type Proof, type SerializedOutputData } from '@cashu/cashu-ts';
-import { mapMintError } from './mints.ts';
-import { MintRejectedError } from './errors.ts';
+import { mapMintError } from '../mints.ts';
+import { MintRejectedError, SwapStepError } from '../errors.ts';
 
 /** A proof as it crosses the thread boundary. */
 export interface ProofJson {
@@ -53,22 +53,6 @@ export interface CompleteResult {
 }
 
 export type SwapRequest = PrepareRequest | CompleteRequest;
-
-/** How a swap step failed, in a form that survives postMessage. */
-export type SwapFailure =
-  /** The mint refused: nothing happened (e.g. 11001 already spent). */
-  | { kind: 'rejected'; message: string; mintCode?: number }
-  /** No answer, or an answer we cannot use: the mint may or may not have done it. `refused`: the connection was refused, so it certainly did not. */
-  | { kind: 'unavailable'; message: string; refused: boolean }
-  /** Checked locally before any mint call and found bad (invalid DLEQ, unknown keyset, wrong unit). */
-  | { kind: 'invalid'; message: string };
-
-export class SwapStepError extends Error {
-  override name = 'SwapStepError';
-  constructor(readonly failure: SwapFailure) {
-    super(failure.message);
-  }
-}
 
 const wallets = new Map<string, Wallet>();
 

@@ -9,11 +9,12 @@
 // refused alone is 'invalid': the provider's money, not ours, flagged `change_invalid` with
 // the mint's answer as evidence.
 import { getTokenMetadata } from '@cashu/cashu-ts';
-import type { WalletContext } from './context.ts';
-import type { LedgerKind } from './ledger.ts';
-import { NUT_CODE } from './mints.ts';
-import { backoffMs, type SwapRow, type SwapService } from './swaps.ts';
-import { toProofJson, type ProofJson, type SwapFailure } from './swap-ops.ts';
+import type { WalletContext } from '../context.ts';
+import type { SwapFailure } from '../errors.ts';
+import type { LedgerKind } from '../ledger.ts';
+import { NUT_CODE } from '../mints.ts';
+import { backoffMs, type SwapRecord, type SwapService } from '../swap/service.ts';
+import { toProofJson, type ProofJson } from '../swap/steps.ts';
 import type { Reserve } from './reserve.ts';
 
 export type ChangeKind = 'change' | 'refund';
@@ -21,7 +22,7 @@ export type ChangeState = 'queued' | 'swapping' | 'received' | 'invalid' | 'lost
 
 export interface ChangeRow {
   id: number;
-  requestId: string;
+  paymentId: string;
   kind: ChangeKind;
   mint: string;
   unit: string;
@@ -41,8 +42,8 @@ export interface ChangeQueueOptions {
   batchDelayMs?: number;
   /** Background tick for retries; default 1000 ms. */
   pollMs?: number;
-  /** Called (after commit) when a request's change is received, refused or lost. */
-  onSettled?: (requestId: string) => void;
+  /** Called (after commit) when a payment's change is received, refused or lost. */
+  onSettled?: (paymentId: string) => void;
 }
 
 export interface DrainReport {
@@ -53,7 +54,7 @@ export interface DrainReport {
 }
 
 interface DbRow {
-  id: number; request_id: string; kind: ChangeKind; mint: string; unit: string; token: string; claimed: number;
+  id: number; payment_id: string; kind: ChangeKind; mint: string; unit: string; token: string; claimed: number;
   state: ChangeState; swap_id: string | null; solo: number; attempts: number; next_at: number;
   received: number | null; fee: number | null; error: string | null; evidence: string | null;
 }
@@ -84,11 +85,11 @@ export class ChangeQueue {
     this.pollMs = opts.pollMs ?? 1_000;
     const db = ctx.db;
     this.s = {
-      insert: db.prepare(`INSERT INTO payment_change (request_id, kind, mint, unit, token, claimed, state, error, evidence, next_at, created_at, updated_at)
+      insert: db.prepare(`INSERT INTO payment_change (payment_id, kind, mint, unit, token, claimed, state, error, evidence, next_at, created_at, updated_at)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       due: db.prepare(`SELECT * FROM payment_change WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, id LIMIT 500`),
       bySwap: db.prepare('SELECT * FROM payment_change WHERE swap_id = ? ORDER BY id'),
-      byRequest: db.prepare('SELECT * FROM payment_change WHERE request_id = ? ORDER BY id'),
+      byPayment: db.prepare('SELECT * FROM payment_change WHERE payment_id = ? ORDER BY id'),
       toSwapping: db.prepare(`UPDATE payment_change SET state = 'swapping', swap_id = ?, attempts = attempts + 1, updated_at = ? WHERE id = ? AND state = 'queued'`),
       received: db.prepare(`UPDATE payment_change SET state = 'received', received = ?, fee = ?, error = NULL, updated_at = ? WHERE id = ?`),
       requeue: db.prepare(`UPDATE payment_change SET state = 'queued', swap_id = NULL, solo = ?, next_at = ?, error = ?, updated_at = ? WHERE id = ?`),
@@ -96,7 +97,7 @@ export class ChangeQueue {
       refuse: db.prepare(`UPDATE payment_change SET state = ?, error = ?, evidence = ?, updated_at = ? WHERE id = ?`),
       setClaimed: db.prepare('UPDATE payment_change SET claimed = ? WHERE id = ?'),
       get: db.prepare('SELECT * FROM payment_change WHERE id = ?'),
-      sameToken: db.prepare(`SELECT * FROM payment_change WHERE request_id = ? AND token = ? AND state <> 'invalid' ORDER BY id LIMIT 1`),
+      sameToken: db.prepare(`SELECT * FROM payment_change WHERE payment_id = ? AND token = ? AND state <> 'invalid' ORDER BY id LIMIT 1`),
       openCount: db.prepare(`SELECT COUNT(*) AS n FROM payment_change WHERE state IN ('queued', 'swapping')`),
     };
     for (const kind of ['change', 'refund'] as const) {
@@ -113,12 +114,12 @@ export class ChangeQueue {
 
   /**
    * Queue a change or refund token (synchronous: call it inside the transaction that settles the
-   * request). A token that cannot be parsed, or comes from an untrusted mint, is recorded as
-   * 'invalid' at once. The same token handed over twice for a request (a refund_token that the
+   * payment). A token that cannot be parsed, or comes from an untrusted mint, is recorded as
+   * 'invalid' at once. The same token handed over twice for a payment (a refund_token that the
    * refund endpoint also returned) is queued once: the existing row is returned. Returns the row.
    */
-  enqueue(requestId: string, kind: ChangeKind, token: string, fallbackMint: string, fallbackUnit = 'sat'): ChangeRow {
-    const already = this.s.sameToken.get(requestId, token.trim()) as DbRow | undefined;
+  enqueue(paymentId: string, kind: ChangeKind, token: string, fallbackMint: string, fallbackUnit = 'sat'): ChangeRow {
+    const already = this.s.sameToken.get(paymentId, token.trim()) as DbRow | undefined;
     if (already) return fromDb(already);
     const now = this.ctx.clock();
     let mint = fallbackMint;
@@ -136,7 +137,7 @@ export class ChangeQueue {
     } catch (err) {
       refusal = { error: 'not a Cashu token', evidence: { reason: 'undecodable', detail: (err as Error).message, length: token.length } };
     }
-    const info = this.s.insert.run(requestId, kind, mint, unit, token.trim(), claimed, refusal ? 'invalid' : 'queued',
+    const info = this.s.insert.run(paymentId, kind, mint, unit, token.trim(), claimed, refusal ? 'invalid' : 'queued',
       refusal?.error ?? null, refusal ? JSON.stringify(refusal.evidence) : null, now, now, now);
     const row = this.get(Number(info.lastInsertRowid));
     if (refusal) this.notify([row]);
@@ -144,8 +145,8 @@ export class ChangeQueue {
     return row;
   }
 
-  rowsOf(requestId: string): ChangeRow[] {
-    return (this.s.byRequest.all(requestId) as DbRow[]).map(fromDb);
+  rowsOf(paymentId: string): ChangeRow[] {
+    return (this.s.byPayment.all(paymentId) as DbRow[]).map(fromDb);
   }
 
   /** Tokens waiting (queued or in a swap). */
@@ -265,7 +266,7 @@ export class ChangeQueue {
     let outcome;
     try {
       outcome = await this.swaps.start({
-        mint, unit, purpose: kind, ref: members.length === 1 ? members[0].row.requestId : null, foreign,
+        mint, unit, purpose: kind, ref: members.length === 1 ? members[0].row.paymentId : null, foreign,
         denominations: this.reserve?.denominationsFor(mint, total) ?? [],
         onPrepared: (swapId) => {
           for (const m of members) {
@@ -330,7 +331,7 @@ export class ChangeQueue {
   }
 
   /** Inside the swap's transaction: each token received; fee shared by proof value, rounding to the first. */
-  private onDone(row: SwapRow, fee: number): void {
+  private onDone(row: SwapRecord, fee: number): void {
     const { ctx } = this;
     const rows = this.rowsOfSwap(row.id);
     const total = rows.reduce((a, r) => a + r.claimed, 0);
@@ -343,7 +344,7 @@ export class ChangeQueue {
     if (rows.length) shares[0] += feeLeft;
     rows.forEach((r, i) => {
       this.s.received.run(r.claimed - shares[i], shares[i], ctx.clock(), r.id);
-      ctx.ledger.record({ kind: KIND_LEDGER[r.kind], mint: r.mint, unit: r.unit, amount: r.claimed, ref: r.requestId, evidence: { swap: row.id } });
+      ctx.ledger.record({ kind: KIND_LEDGER[r.kind], mint: r.mint, unit: r.unit, amount: r.claimed, ref: r.paymentId, evidence: { swap: row.id } });
     });
     ctx.ledger.record({ kind: 'mint_fee', mint: row.mint, unit: row.unit, amount: -fee, ref: row.id, evidence: { purpose: row.purpose, tokens: rows.length } });
     this.notify(rows);
@@ -380,7 +381,7 @@ export class ChangeQueue {
   private notify(rows: ChangeRow[]): void {
     const cb = this.opts.onSettled;
     if (!cb) return;
-    const ids = new Set(rows.map((r) => r.requestId));
+    const ids = new Set(rows.map((r) => r.paymentId));
     // After the surrounding transaction commits.
     setImmediate(() => ids.forEach((id) => cb(id)));
   }
@@ -397,7 +398,7 @@ function addTo(total: DrainReport, r: DrainReport): void {
 
 function fromDb(r: DbRow): ChangeRow {
   return {
-    id: r.id, requestId: r.request_id, kind: r.kind, mint: r.mint, unit: r.unit, claimed: r.claimed, state: r.state,
+    id: r.id, paymentId: r.payment_id, kind: r.kind, mint: r.mint, unit: r.unit, claimed: r.claimed, state: r.state,
     received: r.received, fee: r.fee, attempts: r.attempts, error: r.error, evidence: r.evidence ? JSON.parse(r.evidence) : null,
   };
 }

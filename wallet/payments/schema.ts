@@ -1,8 +1,8 @@
-// Tables of the router-facing payment path (owner 'payments'): one row per paid request, the
-// persistent change queue, and retry bookkeeping for the swaps this path runs. Shipped
-// migrations are never edited: append a new one.
-import { migrate, type DB } from './sqlite.ts';
-import { migrateWallet } from './schema.ts';
+// Tables of the router-facing payment path (owner 'payments'): one row per payment (one attempt
+// of a request at one provider), and the persistent change queue. Shipped migrations are never
+// edited: append a new one.
+import { migrate, type DB } from '../../db/sqlite.ts';
+import { migrateWallet } from '../schema.ts';
 
 export const PAYMENTS_MIGRATIONS: readonly string[] = [
   `
@@ -64,6 +64,18 @@ export const PAYMENTS_MIGRATIONS: readonly string[] = [
     uncertain  INTEGER NOT NULL DEFAULT 0,
     next_at    INTEGER NOT NULL
   );
+  `,
+  `
+  -- One payment row per ATTEMPT, keyed by the router's payment id (\`<requestId>.<n>\`): each
+  -- provider tried gets its own token. Rows of earlier versions keep their request id as id.
+  ALTER TABLE payments RENAME COLUMN request_id TO payment_id;
+  ALTER TABLE payment_change RENAME COLUMN request_id TO payment_id;
+  -- The mint URL exactly as the provider lists it, as written into the token (NULL: as \`mint\`).
+  ALTER TABLE payments ADD COLUMN token_mint TEXT;
+  -- Swap retry state lives on the swap's own row now (one swap service, wallet/swap/).
+  UPDATE wallet_swaps SET attempts = p.attempts, in_flight = p.in_flight, uncertain = p.uncertain, next_at = p.next_at
+    FROM payment_swaps p WHERE p.swap_id = wallet_swaps.id;
+  DROP TABLE payment_swaps;
   `,
 ];
 

@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getTokenMetadata, Wallet } from '@cashu/cashu-ts';
-import { paymentsWorld, testProvider, payProvider, chatBody, requiredSat, assertBooksBalance, balanceOf, mintCallsSince } from './payments-fixture.ts';
-import { InsufficientFundsError } from '../../wallet/errors.ts';
-import { PaymentStateError, toOutcome } from '../../wallet/payments.ts';
-import { defaultReserve } from '../../wallet/reserve.ts';
+import { take, paymentsWorld, newPayments, testProvider, payProvider, chatBody, requiredSat, assertBooksBalance, balanceOf, mintCallsSince, GatedEngine } from './fixture.ts';
+import { outsideToken } from '../world.ts';
+import { InsufficientFundsError } from '../../../wallet/errors.ts';
+import { Payments, PaymentError, PaymentStateError } from '../../../wallet/payments/index.ts';
+import { defaultReserve } from '../../../wallet/payments/reserve.ts';
 
 test('with a warm reserve, tokens are made without asking the mint', async (t) => {
   const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 6000, payments: { autoRefill: false, reserve: defaultReserve(256, 5) } });
@@ -13,7 +14,7 @@ test('with a warm reserve, tokens are made without asking the mint', async (t) =
   const amounts = [1, 3, 7, 12, 21, 50, 99, 130, 200, 257, 5, 64, 33, 18, 2];
   let sent = 0;
   for (const [i, amount] of amounts.entries()) {
-    const taken = await payments.takeToken(mint.url, amount, `req-${i}`);
+    const taken = await take(payments, mint.url, amount, `req-${i}`);
     assert.equal(taken.mintRoundTrip, false);
     assert.equal(getTokenMetadata(taken.token).amount.toNumber(), taken.sentSat);
     assert.equal(taken.sentSat, amount + taken.feeSat + taken.overpaySat);
@@ -28,7 +29,7 @@ test('with a warm reserve, tokens are made without asking the mint', async (t) =
 test('100 concurrent takeToken calls never hand out the same proof twice', async (t) => {
   const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 6000 });
   await payments.reserve.refill(mint.url);
-  const results = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => payments.takeToken(mint.url, 1 + (i % 37), `c-${i}`)));
+  const results = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => take(payments, mint.url, 1 + (i % 37), `c-${i}`)));
   const taken = results.filter((r) => r.status === 'fulfilled').map((r) => (r as PromiseFulfilledResult<Awaited<ReturnType<typeof payments.takeToken>>>).value);
   assert.equal(taken.length, 100, results.find((r) => r.status === 'rejected') ? String((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason) : '');
   const wallet = await ctx.mints.wallet(mint.url);
@@ -44,7 +45,7 @@ test('the provider redeems the token and the change comes back into the balance 
   await payments.reserve.refill(mint.url);
   const provider = await testProvider(t, mint.url);
   const amount = requiredSat();
-  const taken = await payments.takeToken(mint.url, amount, 'r1', { providerUrl: provider.url });
+  const taken = await take(payments, mint.url, amount, 'r1', { providerUrl: provider.url });
   const res = await payProvider(provider, taken.token);
   assert.equal(res.status, 200);
   assert.ok(res.change, 'the provider returned change');
@@ -71,7 +72,7 @@ test('on a fee-charging mint the token also covers the input fee the provider pa
   await payments.reserve.refill(mint.url);
   const provider = await testProvider(t, mint.url);
   for (const [i, amount] of [9, 30, 77].entries()) {
-    const taken = await payments.takeToken(mint.url, amount, `f-${i}`);
+    const taken = await take(payments, mint.url, amount, `f-${i}`);
     assert.ok(taken.feeSat > 0);
     assert.equal(taken.feeSat, Math.ceil((taken.proofCount * 600) / 1000));
     // Redeem it as a provider does and look at what it nets.
@@ -83,7 +84,7 @@ test('on a fee-charging mint the token also covers the input fee the provider pa
     payments.settle(`f-${i}`);
   }
   // And a real provider accepts it as covering its required amount.
-  const taken = await payments.takeToken(mint.url, requiredSat(), 'f-provider', { providerUrl: provider.url });
+  const taken = await take(payments, mint.url, requiredSat(), 'f-provider', { providerUrl: provider.url });
   const res = await payProvider(provider, taken.token);
   assert.equal(res.status, 200);
   payments.settle('f-provider', res.change);
@@ -98,43 +99,43 @@ test('when the proofs cannot make the amount offline, one swap makes the token a
   const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 1024, payments: { autoRefill: false } });
   assert.deepEqual(ctx.store.selectUnspent(mint.url, 'sat').map((p) => p.amount), [1024]);
   const before = mint.requestCounts();
-  const taken = await payments.takeToken(mint.url, 10, 'big');
+  const taken = await take(payments, mint.url, 10, 'big');
   assert.equal(taken.mintRoundTrip, true);
   assert.equal(taken.sentSat, 10);
   assert.deepEqual(mintCallsSince(before, mint.requestCounts()), { 'POST /v1/swap': 1 });
   assert.equal(payments.stats().roundtrips, 1);
   // The same swap refilled small denominations: the next tokens need no mint.
   const after = mint.requestCounts();
-  for (const [i, amount] of [3, 17, 40].entries()) assert.equal((await payments.takeToken(mint.url, amount, `next-${i}`)).mintRoundTrip, false);
+  for (const [i, amount] of [3, 17, 40].entries()) assert.equal((await take(payments, mint.url, amount, `next-${i}`)).mintRoundTrip, false);
   assert.deepEqual(mintCallsSince(after, mint.requestCounts()), {});
   await assertBooksBalance(ctx);
 });
 
 test('a request the wallet cannot afford fails at once and moves nothing', async (t) => {
   const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 50 });
-  await assert.rejects(payments.takeToken(mint.url, 51, 'too-much'), InsufficientFundsError);
+  await assert.rejects(take(payments, mint.url, 51, 'too-much'), InsufficientFundsError);
   assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 50, pending: 0 });
   assert.equal(payments.outcome('too-much'), undefined);
 });
 
-test('the request row is written in the same transaction, and a failure there leaves the proofs unspent', async (t) => {
+test('the attempt row is written in the same transaction, and a failure there leaves the proofs unspent', async (t) => {
   const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 500 });
   await assert.rejects(
-    payments.takeToken(mint.url, 20, 'tx-1', { inTransaction: () => { throw new Error('request row refused'); } }),
+    take(payments, mint.url, 20, 'tx-1', { inTransaction: () => { throw new Error('request row refused'); } }),
     /request row refused/,
   );
   assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 500, pending: 0 });
   assert.equal(payments.outcome('tx-1'), undefined);
   let seen: string | null = null;
-  await payments.takeToken(mint.url, 20, 'tx-2', { inTransaction: (taken) => { seen = taken.requestId; } });
+  await take(payments, mint.url, 20, 'tx-2', { inTransaction: (taken) => { seen = taken.paymentId; } });
   assert.equal(seen, 'tx-2');
-  await assert.rejects(payments.takeToken(mint.url, 5, 'tx-2'), PaymentStateError, 'one token per request id');
+  await assert.rejects(take(payments, mint.url, 5, 'tx-2'), PaymentStateError, 'one token per payment id');
 });
 
 test('after a 402 the token is replaced by a bigger one reusing its proofs, and the provider accepts it', async (t) => {
   const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 2000 });
   const provider = await testProvider(t, mint.url);
-  const small = await payments.takeToken(mint.url, 1, 'r402', { providerUrl: provider.url });
+  const small = await take(payments, mint.url, 1, 'r402', { providerUrl: provider.url });
   const first = await payProvider(provider, small.token);
   assert.equal(first.status, 402);
   const required = Math.ceil(((first.body.detail as { amount_required_msat: number }).amount_required_msat) / 1000);
@@ -151,7 +152,7 @@ test('after a 402 the token is replaced by a bigger one reusing its proofs, and 
 
 test('reclaiming a token the provider never redeemed returns the money', async (t) => {
   const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 300 });
-  const taken = await payments.takeToken(mint.url, 40, 'lost-conn');
+  const taken = await take(payments, mint.url, 40, 'lost-conn');
   assert.equal(balanceOf(ctx, mint.url).pending, taken.sentSat);
   const result = await payments.reclaim('lost-conn');
   assert.equal(result.action, 'reclaimed');
@@ -165,7 +166,7 @@ test('reclaiming a token the provider never redeemed returns the money', async (
 
 test('a token is written to the request before it is returned, and settling twice is refused', async (t) => {
   const { mint, payments } = await paymentsWorld(t, { fundSat: 100 });
-  const taken = await payments.takeToken(mint.url, 10, 'once', { providerUrl: 'http://127.0.0.1:9/' });
+  const taken = await take(payments, mint.url, 10, 'once', { providerUrl: 'http://127.0.0.1:9/' });
   const o = payments.outcome('once')!;
   assert.equal(o.state, 'pending');
   assert.equal(o.providerUrl, 'http://127.0.0.1:9/');
@@ -175,11 +176,91 @@ test('a token is written to the request before it is returned, and settling twic
   void chatBody;
 });
 
-test('change handed back in msat for a sat payment is reckoned in sat, so a provider cannot look 1000x cheaper', () => {
-  const row = { requestId: 'r1', mint: 'http://mint', unit: 'sat', providerUrl: null, token: 'cashuB...', amount: 100, sent: 128, fee: 0, overpay: 28, roundtrip: false, state: 'settled', flags: [], evidence: null, attempts: 0, nextAt: null, createdAt: 0 } as unknown as Parameters<typeof toOutcome>[0];
-  const change = { id: 1, requestId: 'r1', kind: 'change', mint: 'http://mint', unit: 'msat', claimed: 30_500, state: 'received', received: 30_500, fee: 0, attempts: 1, error: null, evidence: null } as unknown as Parameters<typeof toOutcome>[1][number];
-  const o = toOutcome(row, [change]);
-  assert.equal(o.changeClaimedSat, 30);
-  assert.equal(o.changeReceivedSat, 30);
-  assert.equal(o.sentSat - o.changeReceivedSat, 98, 'kept by the provider: 128 sent - 30 change');
+test('the provider\'s answer settling a payment while its reclaim is out at the mint still banks the change, and the books balance', async (t) => {
+  const engine = new GatedEngine();
+  const w = await paymentsWorld(t, { fundSat: 1000 });
+  const payments = new Payments(w.ctx, { engine, autoRefill: false, fetch: (url, init) => fetch(url, init) });
+  t.after(() => payments.stop());
+  const provider = await testProvider(t, w.mint.url);
+  const taken = await take(payments, w.mint.url, requiredSat(), 'race', { providerUrl: provider.url });
+  // The router gives up on the request and reclaims the token; the swap back waits at the gate.
+  const gate = engine.hold();
+  const reclaiming = payments.reclaim('race');
+  await gate.reached;
+  // Meanwhile the provider redeemed the token after all, and its answer (with change) arrives.
+  const res = await payProvider(provider, taken.token);
+  assert.equal(res.status, 200);
+  const change = getTokenMetadata(res.change!).amount.toNumber();
+  try {
+    payments.settle('race', res.change);
+  } finally {
+    gate.release();
+  }
+  await reclaiming; // the mint refuses the swap back: the provider spent those proofs
+  await payments.reclaim('race');
+  await payments.changeQueue.drain();
+  assert.deepEqual(w.ctx.ledger.list({ kind: 'loss' }), [], 'nothing was lost');
+  const outcome = payments.outcome('race')!;
+  assert.equal(outcome.changeReceivedSat, change);
+  assert.deepEqual(balanceOf(w.ctx, w.mint.url), { unspent: 1000 - taken.sentSat + change, pending: 0 });
+  await assertBooksBalance(w.ctx);
+});
+
+test('a provider\'s answer arriving after its payment was reclaimed or written off still banks its change', async (t) => {
+  const w = await paymentsWorld(t, { fundSat: 1000 });
+  const provider = await testProvider(t, w.mint.url, { internalError500: true });
+  const payments = newPayments(t, w.ctx, { payments: { refund: { pollAttempts: 1, sleep: async () => {}, maxRefundRounds: 1 } } });
+  const taken = await take(payments, w.mint.url, requiredSat(), 'late', { providerUrl: provider.url });
+  await payProvider(provider, taken.token); // the node keeps the token and answers 500
+  assert.equal((await payments.reclaim('late')).action, 'lost');
+  // A change token for this payment arrives late after all (e.g. a slow answer on another connection).
+  const change = await outsideToken(w.ln, w.mint.url, 7);
+  payments.settle('late', change);
+  await payments.changeQueue.drain();
+  assert.equal(payments.outcome('late')!.changeReceivedSat, 7);
+  assert.equal(balanceOf(w.ctx, w.mint.url).unspent, 1000 - taken.sentSat + 7);
+  await assertBooksBalance(w.ctx);
+});
+
+test('the token names the mint as the provider spells it, and a spelling of another mint is refused', async (t) => {
+  const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 300 });
+  const spelled = `${mint.url}/`; // as a provider lists it: a node compares the strings exactly
+  const taken = await take(payments, mint.url, 12, 'spelled.1', { tokenMint: spelled });
+  assert.equal(getTokenMetadata(taken.token).mint, spelled);
+  assert.equal(taken.tokenMint, spelled);
+  assert.equal(payments.outcome('spelled.1')!.tokenMint, spelled);
+  assert.equal(payments.outcome('spelled.1')!.mint, mint.url, 'the wallet keeps its own spelling');
+  await assert.rejects(take(payments, mint.url, 12, 'spelled.2', { tokenMint: 'http://127.0.0.1:1' }), PaymentError);
+  assert.equal(payments.outcome('spelled.2'), undefined);
+  assert.equal(balanceOf(ctx, mint.url).pending, taken.sentSat);
+});
+
+test('each provider tried for a request is its own payment, with its own token, proofs and refund address', async (t) => {
+  const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 500 });
+  const first = await take(payments, mint.url, 20, 'req-7.1', { providerUrl: 'http://127.0.0.1:9/a' });
+  const second = await take(payments, mint.url, 20, 'req-7.2', { providerUrl: 'http://127.0.0.1:9/b' });
+  const wallet = await ctx.mints.wallet(mint.url);
+  const secrets = (token: string) => new Set(wallet.decodeToken(token).proofs.map((p) => p.secret));
+  const shared = [...secrets(first.token)].filter((s) => secrets(second.token).has(s));
+  assert.deepEqual(shared, [], 'no proof is in both tokens');
+  assert.equal(payments.outcome('req-7.1')!.providerUrl, 'http://127.0.0.1:9/a');
+  assert.equal(payments.outcome('req-7.2')!.providerUrl, 'http://127.0.0.1:9/b');
+  // The first provider failed before redeeming: its token comes back; the second one is paid.
+  assert.equal((await payments.reclaim('req-7.1')).action, 'reclaimed');
+  payments.settle('req-7.2');
+  assert.deepEqual([payments.outcome('req-7.1')!.state, payments.outcome('req-7.2')!.state], ['reclaimed', 'settled']);
+  assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 500 - second.sentSat, pending: 0 });
+  await assertBooksBalance(ctx);
+});
+
+test('an attempt row written with await (a callback that returns a promise) is refused, and nothing is taken', async (t) => {
+  const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 200 });
+  await assert.rejects(take(payments, mint.url, 10, 'async.1', { inTransaction: async () => {} }), (err: Error) => err instanceof PaymentError && /synchronous/.test(err.message));
+  assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 200, pending: 0 });
+  assert.equal(payments.outcome('async.1'), undefined);
+});
+
+test('a payment without the provider it goes to is refused (its lost change could never be asked for)', async (t) => {
+  const { mint, payments } = await paymentsWorld(t, { fundSat: 100 });
+  await assert.rejects(payments.takeToken({ paymentId: 'nowhere.1', mint: mint.url, amountSat: 5, providerUrl: '' }), PaymentError);
 });

@@ -4,4 +4,4 @@
 import { register } from 'tsx/esm/api';
 
 register();
-await import(new URL('./change-worker.ts', import.meta.url).href);
+await import(new URL('./worker.ts', import.meta.url).href);

@@ -3,13 +3,13 @@
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { world, fundNow, openContext } from './world.ts';
-import { startProvider, requiredMsat, type ModelSpec, type ProviderKnobs, type TestProvider } from '../world/provider.ts';
-import type { MintOptions } from '../world/mint.ts';
-import { Payments, type PaymentsOptions } from '../../wallet/payments.ts';
-import { InlineSwapEngine, WorkerSwapEngine } from '../../wallet/swap-engine.ts';
-import { verifyInvariant } from '../../wallet/invariant.ts';
-import type { WalletContext } from '../../wallet/context.ts';
+import { world, fundNow, openContext } from '../world.ts';
+import { startProvider, requiredMsat, type ModelSpec, type ProviderKnobs, type TestProvider } from '../../world/provider.ts';
+import type { MintOptions } from '../../world/mint.ts';
+import { Payments, type PaymentsOptions, type TakeTokenRequest } from '../../../wallet/payments/index.ts';
+import { InlineSwapEngine, WorkerSwapEngine } from '../../../wallet/swap/engine.ts';
+import { verifyInvariant } from '../../../wallet/invariant.ts';
+import type { WalletContext } from '../../../wallet/context.ts';
 
 export const MODEL: ModelSpec = { id: 'tiny', promptSatsPerToken: 0.01, completionSatsPerToken: 0.05, contextLength: 1000, maxCompletionTokens: 200 };
 
@@ -37,6 +37,14 @@ export function newPayments(t: TestContext, ctx: WalletContext, o: Pick<Payments
 }
 
 export { openContext };
+
+/** A provider URL nothing answers on, for payments whose provider is never asked. */
+export const NOWHERE = 'http://127.0.0.1:9';
+
+/** takeToken with positional arguments, to a provider that never answers unless one is given. */
+export function take(payments: Payments, mint: string, amountSat: number, paymentId: string, extra: Partial<TakeTokenRequest> = {}) {
+  return payments.takeToken({ paymentId, mint, amountSat, providerUrl: NOWHERE, ...extra });
+}
 
 export async function testProvider(t: TestContext, mintUrl: string, knobs: Partial<ProviderKnobs> = {}): Promise<TestProvider> {
   const provider = await startProvider({ name: 'p1', relays: [], mints: [mintUrl], models: [MODEL], knobs, noAnnounce: true });
@@ -78,4 +86,29 @@ export function mintCallsSince(before: Record<string, number>, after: Record<str
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(after)) if (v - (before[k] ?? 0) > 0) out[k] = v - (before[k] ?? 0);
   return out;
+}
+
+/**
+ * The inline engine with a gate before the mint call: `hold()` makes the next swaps wait at the
+ * gate (`reached` resolves when one arrives) until `release()`, so a test can act while a swap is out.
+ */
+export class GatedEngine extends InlineSwapEngine {
+  private gate: { reached: () => void; open: Promise<void> } | null = null;
+
+  hold(): { reached: Promise<void>; release: () => void } {
+    let reached!: () => void;
+    let release!: () => void;
+    const reachedP = new Promise<void>((r) => (reached = r));
+    this.gate = { reached, open: new Promise<void>((r) => (release = r)) };
+    return { reached: reachedP, release: () => { this.gate = null; release(); } };
+  }
+
+  override async complete(req: Parameters<InlineSwapEngine['complete']>[0]) {
+    const gate = this.gate;
+    if (gate) {
+      gate.reached();
+      await gate.open;
+    }
+    return super.complete(req);
+  }
 }

@@ -3,14 +3,13 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { getTokenMetadata } from '@cashu/cashu-ts';
-import { outsideToken } from './world.ts';
-import { paymentsWorld, newPayments, openContext, testProvider, payProvider, requiredSat, assertBooksBalance, balanceOf } from './payments-fixture.ts';
-import { recoverPayments } from '../../wallet/recovery.ts';
-import { attachPayments } from '../../wallet/payments.ts';
-import { InlineSwapEngine } from '../../wallet/swap-engine.ts';
-import { CashuWallet } from '../../wallet/index.ts';
+import { outsideToken } from '../world.ts';
+import { take, paymentsWorld, newPayments, openContext, testProvider, payProvider, requiredSat, assertBooksBalance, balanceOf } from './fixture.ts';
+import { recoverPayments } from '../../../wallet/payments/recovery.ts';
+import { InlineSwapEngine } from '../../../wallet/swap/engine.ts';
+import { CashuWallet } from '../../../wallet/index.ts';
 
-const CHILD = fileURLToPath(new URL('./payments-child.ts', import.meta.url));
+const CHILD = fileURLToPath(new URL('./child.ts', import.meta.url));
 
 /** Start a wallet process on the same database; resolves with it and its JSON lines as they come. */
 function startChild(t: TestContext, args: Record<string, unknown>) {
@@ -54,30 +53,30 @@ function kill(child: ChildProcess): Promise<void> {
 
 test('killed after taking a token, before sending it: on restart the token is swapped back and the balance is whole', async (t) => {
   const { mint, ctx, dbFile, payments } = await paymentsWorld(t, { fundSat: 400 });
-  const { child, next } = startChild(t, { dbFile, mintUrl: mint.url, step: 'take', requestId: 'crash-1', amountSat: 37 });
+  const { child, next } = startChild(t, { dbFile, mintUrl: mint.url, step: 'take', paymentId: 'crash-1', amountSat: 37 });
   const taken = await next('taken');
   await kill(child);
   assert.equal(balanceOf(ctx, mint.url).pending, taken.sentSat, 'the dead process left its token pending');
   const report = await recoverPayments(payments);
-  assert.deepEqual(report.requests.map((r) => [r.requestId, r.action]), [['crash-1', 'reclaimed']]);
+  assert.deepEqual(report.payments.map((r) => [r.paymentId, r.action]), [['crash-1', 'reclaimed']]);
   assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 400, pending: 0 });
   assert.equal(payments.outcome('crash-1')!.state, 'reclaimed');
   // Running recovery again changes nothing.
-  assert.deepEqual((await recoverPayments(payments)).requests, []);
+  assert.deepEqual((await recoverPayments(payments)).payments, []);
   await assertBooksBalance(ctx);
 });
 
 test('killed after the provider took the token, before settling: the change comes back through the refund endpoint', async (t) => {
   const { mint, ctx, dbFile, payments } = await paymentsWorld(t, { fundSat: 1000 });
   const provider = await testProvider(t, mint.url);
-  const { child, next } = startChild(t, { dbFile, mintUrl: mint.url, step: 'take', requestId: 'crash-2', amountSat: requiredSat(), providerUrl: provider.url });
+  const { child, next } = startChild(t, { dbFile, mintUrl: mint.url, step: 'take', paymentId: 'crash-2', amountSat: requiredSat(), providerUrl: provider.url });
   const { token, sentSat } = (await next('taken')) as { token: string; sentSat: number };
   const res = await payProvider(provider, token); // the answer (and its change) dies with the process
   assert.equal(res.status, 200);
   const change = getTokenMetadata(res.change!).amount.toNumber();
   await kill(child);
   const report = await recoverPayments(payments);
-  assert.deepEqual(report.requests.map((r) => r.action), ['refunded']);
+  assert.deepEqual(report.payments.map((r) => r.action), ['refunded']);
   const outcome = payments.outcome('crash-2')!;
   assert.equal(outcome.state, 'refunded');
   assert.equal(outcome.changeReceivedSat, change, 'the refund was swapped in by the recovery run');
@@ -90,14 +89,14 @@ test('killed after a provider kept the whole token: after bounded refund retries
   const { mint, ctx, dbFile, payments: unused } = await paymentsWorld(t, { fundSat: 300 });
   void unused;
   const provider = await testProvider(t, mint.url, { internalError500: true });
-  const { child, next } = startChild(t, { dbFile, mintUrl: mint.url, step: 'take', requestId: 'crash-3', amountSat: requiredSat(), providerUrl: provider.url });
+  const { child, next } = startChild(t, { dbFile, mintUrl: mint.url, step: 'take', paymentId: 'crash-3', amountSat: requiredSat(), providerUrl: provider.url });
   const { token, sentSat } = (await next('taken')) as { token: string; sentSat: number };
   assert.equal((await payProvider(provider, token)).status, 500);
   await kill(child);
   const waits: number[] = [];
   const payments = newPayments(t, ctx, { payments: { refund: { pollAttempts: 3, pollDelayMs: 2000, sleep: async (ms) => { waits.push(ms); }, maxRefundRounds: 1 } } });
   const report = await recoverPayments(payments);
-  assert.deepEqual(report.requests.map((r) => r.action), ['lost']);
+  assert.deepEqual(report.payments.map((r) => r.action), ['lost']);
   assert.deepEqual(waits, [2000, 2000], 'the pending refund was asked for three times');
   const loss = ctx.ledger.list({ kind: 'loss', ref: 'crash-3' });
   assert.equal(loss.length, 1);
@@ -114,12 +113,12 @@ test('a refund still pending is asked for again later, not written off at once',
   void first;
   const provider = await testProvider(t, mint.url, { internalError500: true });
   const payments = newPayments(t, ctx, { payments: { refund: { pollAttempts: 1, sleep: async () => {}, maxRefundRounds: 3 } } });
-  const taken = await payments.takeToken(mint.url, requiredSat(), 'slow-refund', { providerUrl: provider.url });
+  const taken = await take(payments, mint.url, requiredSat(), 'slow-refund', { providerUrl: provider.url });
   await payProvider(provider, taken.token);
   const r = await payments.reclaim('slow-refund');
   assert.equal(r.action, 'refund_wait');
   assert.equal(payments.outcome('slow-refund')!.state, 'refund_wait');
-  assert.deepEqual((await recoverPayments(payments)).requests, [], 'not asked again before its time');
+  assert.deepEqual((await recoverPayments(payments)).payments, [], 'not asked again before its time');
   assert.equal(balanceOf(ctx, mint.url).pending, taken.sentSat, 'still pending, with its reason');
   await assertBooksBalance(ctx);
 });
@@ -127,7 +126,7 @@ test('a refund still pending is asked for again later, not written off at once',
 test('killed while receiving change with the mint down: on restart the change is received once', async (t) => {
   const { ln, mint, ctx, dbFile, payments } = await paymentsWorld(t, { fundSat: 500 });
   const change = await outsideToken(ln, mint.url, 25);
-  const { child, next, go } = startChild(t, { dbFile, mintUrl: mint.url, step: 'receive-change', requestId: 'crash-4', amountSat: 30, changeToken: change });
+  const { child, next, go } = startChild(t, { dbFile, mintUrl: mint.url, step: 'receive-change', paymentId: 'crash-4', amountSat: 30, changeToken: change });
   await next('settled');
   await mint.setDown(true);
   go();
@@ -149,7 +148,7 @@ test('killed while receiving change with the mint down: on restart the change is
 test('killed in the middle of a change swap the mint then completes: restored, or lost with evidence, and the books balance', async (t) => {
   const { ln, mint, ctx, dbFile, payments } = await paymentsWorld(t, { fundSat: 500 });
   const change = await outsideToken(ln, mint.url, 19);
-  const { child, next, go } = startChild(t, { dbFile, mintUrl: mint.url, step: 'receive-change', requestId: 'crash-5', amountSat: 30, changeToken: change });
+  const { child, next, go } = startChild(t, { dbFile, mintUrl: mint.url, step: 'receive-change', paymentId: 'crash-5', amountSat: 30, changeToken: change });
   await next('settled');
   // Hold the swap at the mint, and kill the wallet while its call is out.
   mint.knobs.latencyMs = 300;
@@ -174,7 +173,7 @@ test('killed in the middle of a change swap the mint then completes: restored, o
 test('killed mid change swap, restarted while the mint is down: once it is back the change is restored, not refused as spent', async (t) => {
   const { ln, mint, ctx, dbFile } = await paymentsWorld(t, { fundSat: 500 });
   const change = await outsideToken(ln, mint.url, 19);
-  const { child, next, go } = startChild(t, { dbFile, mintUrl: mint.url, step: 'receive-change', requestId: 'crash-6', amountSat: 30, changeToken: change });
+  const { child, next, go } = startChild(t, { dbFile, mintUrl: mint.url, step: 'receive-change', paymentId: 'crash-6', amountSat: 30, changeToken: change });
   await next('settled');
   mint.knobs.latencyMs = 300;
   const swapsBefore = mint.requestCounts()['POST /v1/swap'] ?? 0;
@@ -203,7 +202,7 @@ test('a refund_token already banked is not written off as a loss when the provid
   void first;
   const provider = await testProvider(t, mint.url, { failureRate: 1 });
   const payments = newPayments(t, ctx, { payments: { refund: { pollAttempts: 1, sleep: async () => {}, maxRefundRounds: 1 } } });
-  const taken = await payments.takeToken(mint.url, requiredSat(), 'banked-refund', { providerUrl: provider.url });
+  const taken = await take(payments, mint.url, requiredSat(), 'banked-refund', { providerUrl: provider.url });
   const res = await payProvider(provider, taken.token);
   assert.equal(res.status, 502);
   payments.bankToken('banked-refund', (res.body as { error: { refund_token: string } }).error.refund_token);
@@ -219,16 +218,16 @@ test('a refund_token already banked is not written off as a loss when the provid
   await assertBooksBalance(ctx);
 });
 
-test('recovery leaves alone a request this process is still serving, and runs as part of the wallet\'s recovery', async (t) => {
+test('recovery leaves alone a payment this process is still serving, and runs as part of the wallet\'s recovery', async (t) => {
   const { mint, ctx, dir } = await paymentsWorld(t, { fundSat: 200 });
-  const wallet = new CashuWallet({ db: ctx.db, dataDir: dir, mints: [mint.url] });
-  const payments = attachPayments(wallet, { engine: new InlineSwapEngine(), autoRefill: false });
-  t.after(() => payments.stop());
-  const live = await payments.takeToken(mint.url, 15, 'in-flight');
+  const wallet = new CashuWallet({ db: ctx.db, dataDir: dir, mints: [mint.url], engine: new InlineSwapEngine(), payments: { autoRefill: false } });
+  t.after(() => wallet.stop());
+  const payments = wallet.payments;
+  const live = await take(payments, mint.url, 15, 'in-flight');
   const report = await wallet.recover();
-  const step = report.steps.find((s) => s.name === 'payments');
+  const step = report.steps.find((s) => s.name === 'swaps and payments');
   assert.ok(step && !step.error, JSON.stringify(report));
-  assert.deepEqual((step.result as { requests: unknown[] }).requests, [], 'the live request was not reclaimed');
+  assert.deepEqual((step.result as { payments: unknown[] }).payments, [], 'the live payment was not reclaimed');
   assert.equal(balanceOf(ctx, mint.url).pending, live.sentSat);
   // Once its caller gives it up, it is reclaimed.
   assert.equal((await payments.reclaim('in-flight')).action, 'reclaimed');

@@ -3,10 +3,10 @@
 // refilled in the background by swapping a surplus proof into the missing denominations, and
 // change received at the mint is split into the missing denominations first, which keeps most
 // refills from ever being needed.
-import type { WalletContext } from './context.ts';
-import type { StoredProof } from './store.ts';
-import { ProofStateError } from './errors.ts';
-import type { SwapOutcome, SwapService } from './swaps.ts';
+import type { WalletContext } from '../context.ts';
+import type { StoredProof } from '../store.ts';
+import { ProofStateError } from '../errors.ts';
+import type { SwapOutcome, SwapService } from '../swap/service.ts';
 
 export interface ReserveConfig {
   /** Target count per denomination (powers of two). */

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { countByAmount, defaultReserve, fillDenominations, needsRefill, planRefill, reserveDeficit, type ReserveConfig } from '../../wallet/reserve.ts';
-import type { StoredProof } from '../../wallet/store.ts';
+import { countByAmount, defaultReserve, fillDenominations, needsRefill, planRefill, reserveDeficit, type ReserveConfig } from '../../../wallet/payments/reserve.ts';
+import type { StoredProof } from '../../../wallet/store.ts';
 
 let n = 0;
 const proof = (amount: number, keysetId = 'k'): StoredProof => ({

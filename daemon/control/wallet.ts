@@ -1,12 +1,11 @@
-// The wallet's methods on the daemon's control socket. The CLI calls the same handlers
-// in-process when no daemon runs, so both paths answer with the same JSON.
+// The wallet's methods on the daemon's control socket (daemon/control/server.ts). The CLI calls
+// the same handlers in-process when no daemon runs, so both paths answer with the same JSON.
 import { z } from 'zod';
-import type { CashuWallet, FundingQuote, WithdrawResult } from './index.ts';
-import { LEDGER_KINDS } from './ledger.ts';
+import type { CashuWallet, FundingQuote, WithdrawResult } from '../../wallet/index.ts';
+import { LEDGER_KINDS } from '../../wallet/ledger.ts';
+import { unitToSatFloor as toSat } from '../../protocol/units.ts';
 
 type Handlers = Record<string, (params: unknown) => Promise<unknown>>;
-
-const toSat = (amount: number, unit: string) => (unit === 'msat' ? Math.floor(amount / 1000) : amount);
 
 export function quoteJson(q: FundingQuote) {
   return { quote_id: q.quoteId, mint: q.mint, unit: q.unit, amount_sat: toSat(q.amount, q.unit), bolt11: q.bolt11, expiry: q.expiry, state: q.state, error: q.error };

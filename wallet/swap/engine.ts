@@ -1,7 +1,8 @@
 // Where swap crypto runs: in a worker thread (the default, so ~65 ms of DLEQ work per swap never
 // blocks request handling), or inline (tests, benchmarks' baseline).
 import { Worker } from 'node:worker_threads';
-import { runSwapRequest, SwapStepError, type CompleteRequest, type CompleteResult, type PrepareRequest, type PrepareResult, type SwapFailure, type SwapRequest } from './swap-ops.ts';
+import { SwapStepError, type SwapFailure } from '../errors.ts';
+import { runSwapRequest, type CompleteRequest, type CompleteResult, type PrepareRequest, type PrepareResult, type SwapRequest } from './steps.ts';
 
 export interface SwapEngine {
   prepare(req: Omit<PrepareRequest, 'op'>): Promise<PrepareResult>;
@@ -79,7 +80,7 @@ export class WorkerSwapEngine implements SwapEngine {
 
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(new URL('./change-worker.mjs', import.meta.url), { workerData: { requestTimeoutMs: this.opts.requestTimeoutMs } });
+    const worker = new Worker(new URL('./worker.mjs', import.meta.url), { workerData: { requestTimeoutMs: this.opts.requestTimeoutMs } });
     worker.unref();
     worker.on('message', (reply: Reply) => {
       const w = this.waiting.get(reply.id);

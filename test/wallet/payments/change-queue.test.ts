@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getTokenMetadata, Wallet } from '@cashu/cashu-ts';
-import { outsideToken } from './world.ts';
-import { paymentsWorld, newPayments, testProvider, payProvider, requiredSat, assertBooksBalance, balanceOf, mintCallsSince } from './payments-fixture.ts';
-import type { WalletContext } from '../../wallet/context.ts';
-import { Payments } from '../../wallet/payments.ts';
-import { WorkerSwapEngine } from '../../wallet/swap-engine.ts';
+import { outsideToken } from '../world.ts';
+import { take, paymentsWorld, newPayments, testProvider, payProvider, requiredSat, assertBooksBalance, balanceOf, mintCallsSince } from './fixture.ts';
+import type { WalletContext } from '../../../wallet/context.ts';
+import { Payments } from '../../../wallet/payments/index.ts';
+import { WorkerSwapEngine } from '../../../wallet/swap/engine.ts';
 
 /** The same context with a clock the test moves by hand. */
 function manualClock(ctx: WalletContext) {
@@ -55,7 +55,7 @@ test('double-spent change is refused and flagged, and the rest of its batch stil
 test('garbage change from a provider is refused at once and the request is flagged change_invalid', async (t) => {
   const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 1000 });
   const provider = await testProvider(t, mint.url, { invalidChange: 'garbage' });
-  const taken = await payments.takeToken(mint.url, requiredSat(), 'g1', { providerUrl: provider.url });
+  const taken = await take(payments, mint.url, requiredSat(), 'g1', { providerUrl: provider.url });
   const res = await payProvider(provider, taken.token);
   assert.equal(res.status, 200);
   const outcome = payments.settle('g1', res.change);
@@ -70,7 +70,7 @@ test('garbage change from a provider is refused at once and the request is flagg
 test('change the provider already spent is refused with the mint\'s answer as evidence, and is the provider\'s money, not ours', async (t) => {
   const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 1000 });
   const provider = await testProvider(t, mint.url, { invalidChange: 'spent' });
-  const taken = await payments.takeToken(mint.url, requiredSat(), 's1', { providerUrl: provider.url });
+  const taken = await take(payments, mint.url, requiredSat(), 's1', { providerUrl: provider.url });
   const res = await payProvider(provider, taken.token);
   payments.settle('s1', res.change);
   const seen: string[][] = [];
@@ -164,7 +164,7 @@ test('a token a provider hands back with a 402 is banked like change', async (t)
   const { ln, mint, ctx, payments } = await paymentsWorld(t, { fundSat: 500 });
   const provider = await testProvider(t, mint.url);
   await payments.reserve.refill(mint.url);
-  const taken = await payments.takeToken(mint.url, 1, 'small', { providerUrl: provider.url });
+  const taken = await take(payments, mint.url, 1, 'small', { providerUrl: provider.url });
   assert.equal((await payProvider(provider, taken.token)).status, 402);
   // Some nodes send an X-Cashu token with a 402 (ROUTSTR.md section 3); this one does not, so bank a stand-in.
   payments.bankToken('small', await outsideToken(ln, mint.url, 4));
@@ -191,7 +191,7 @@ test('a mint that hangs does not hold the change queue: the swap times out and w
 test('a refund_token banked after the reclaim already fetched the same token from the refund endpoint is received once, not flagged invalid', async (t) => {
   const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 500 });
   const provider = await testProvider(t, mint.url, { failureRate: 1 });
-  const taken = await payments.takeToken(mint.url, requiredSat(), 'upstream-502', { providerUrl: provider.url });
+  const taken = await take(payments, mint.url, requiredSat(), 'upstream-502', { providerUrl: provider.url });
   const res = await payProvider(provider, taken.token);
   assert.equal(res.status, 502);
   const refundToken = (res.body as { error: { refund_token: string } }).error.refund_token;

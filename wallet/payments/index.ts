@@ -1,0 +1,394 @@
+// The router's view of the wallet: take a token for one payment (one attempt of a request at one
+// provider), settle it with the provider's change, or reclaim it when the attempt failed.
+// DESIGN.md "The life of one request" steps 4-7.
+//
+// takeToken selects proofs offline (wallet/select.ts) and moves them unspent -> pending(payment)
+// in the same transaction that records the exact token string and the provider URL (and runs the
+// caller's `inTransaction`, where the router writes its attempt row), before any byte goes out. A
+// token pays the provider `amountSat` NET: the mint's input fee (NUT-02) that the provider pays
+// when it redeems the token is added on top, because a Routstr node credits `token value - input
+// fee`. Only when no offline selection fits does it swap at the mint (a "round trip"); the
+// small-denomination reserve (reserve.ts) keeps that rare.
+import { getEncodedToken } from '@cashu/cashu-ts';
+import type { FetchLike } from '../../protocol/refund.ts';
+import { sat, type Sat, type SatIn } from '../../protocol/units.ts';
+import type { WalletContext } from '../context.ts';
+import { InsufficientFundsError, PaymentError, PaymentStateError } from '../errors.ts';
+import { mintKey } from '../mints.ts';
+import { defaultPolicy, inputFeeSat, selectOffline, splitAmount, type Coin, type Selection, type SelectPolicy } from '../select.ts';
+import { toCashuProof, type StoredProof } from '../store.ts';
+import { WorkerSwapEngine, type SwapEngine } from '../swap/engine.ts';
+import { SwapService } from '../swap/service.ts';
+import { ChangeQueue, type ChangeQueueOptions } from './change-queue.ts';
+import { toOutcome, type PaymentOutcome } from './outcome.ts';
+import { recoverPayments, resolvePayment, retryRefunds, type PaymentsRecoveryReport, type RecoveryDeps, type ResolveOptions, type ResolveResult } from './recovery.ts';
+import { defaultReserve, Reserve, type ReserveConfig } from './reserve.ts';
+import { PaymentRows } from './rows.ts';
+import { reclaimHandler, settleSpent } from './settle.ts';
+import { migratePayments } from './schema.ts';
+
+export type { PaymentOutcome, ChangeSummary } from './outcome.ts';
+export type { PaymentState, PaymentRow } from './rows.ts';
+export type { ResolveAction, ResolveResult, ResolveOptions, PaymentsRecoveryReport } from './recovery.ts';
+export { toOutcome } from './outcome.ts';
+export { PaymentError, PaymentStateError } from '../errors.ts';
+
+export interface PaymentsOptions {
+  /** The wallet's swap service (CashuWallet passes its own); default a new one on `engine`. */
+  swaps?: SwapService;
+  /** Where swap crypto runs when this creates its swap service; default a worker thread. */
+  engine?: SwapEngine;
+  reserve?: ReserveConfig;
+  /** Offline selection policy per amount; default exact first, else overpay by max(4, amount/8). */
+  policy?: (amountSat: number) => SelectPolicy;
+  /** Start a background reserve refill after each token when it runs low; default true. */
+  autoRefill?: boolean;
+  changeQueue?: Omit<ChangeQueueOptions, 'onSettled'>;
+  /** For the provider refund endpoint (e.g. through the SOCKS proxy for .onion); default global fetch. */
+  fetch?: FetchLike;
+  refund?: ResolveOptions;
+}
+
+export interface TakeTokenRequest {
+  /** One payment per attempt: the router passes `<requestId>.<n>`. */
+  paymentId: string;
+  /** Our wallet's mint (normalised; it must be trusted). */
+  mint: string;
+  /**
+   * The mint URL exactly as the provider lists it (a node compares mint URLs as exact strings);
+   * written into the token. It must normalise to `mint`. Default: `mint`.
+   */
+  tokenMint?: string;
+  /** What the provider should net, in whole sats. */
+  amountSat: SatIn;
+  /** Base URL of the provider the token goes to: its refund endpoint is asked for lost change. */
+  providerUrl: string;
+  policy?: SelectPolicy;
+  /**
+   * Runs synchronously inside the transaction that moves the proofs to pending (write the
+   * attempt row here). Throwing rolls everything back; returning a promise throws.
+   */
+  inTransaction?: (taken: TakenToken) => void;
+}
+
+export interface TopUpOptions {
+  policy?: SelectPolicy;
+  inTransaction?: (taken: TakenToken) => void;
+}
+
+export interface TakenToken {
+  paymentId: string;
+  mint: string;
+  tokenMint: string;
+  unit: 'sat';
+  /** cashuB token to send in X-Cashu. */
+  token: string;
+  /** What the provider nets after paying the mint's input fee. */
+  amountSat: Sat;
+  /** Face value of the token: amountSat + feeSat + overpaySat. */
+  sentSat: Sat;
+  feeSat: Sat;
+  overpaySat: Sat;
+  proofCount: number;
+  /** A swap at the mint was needed to make this token. */
+  mintRoundTrip: boolean;
+}
+
+type Listener = (outcome: PaymentOutcome) => void;
+/** Take a token offline now (null if the proofs do not fit); `roundtrip`: a swap was needed first. */
+type Take = (roundtrip: boolean, policy?: SelectPolicy) => TakenToken | null;
+
+interface TakeSpec {
+  paymentId: string;
+  mint: string;
+  tokenMint: string;
+  amountSat: Sat;
+  providerUrl: string | null;
+  /** A top-up: the payment's pending proofs may be reused and its row is updated. */
+  replace: boolean;
+  inTransaction?: (taken: TakenToken) => void;
+}
+
+export class Payments implements RecoveryDeps {
+  readonly swaps: SwapService;
+  readonly reserve: Reserve;
+  readonly changeQueue: ChangeQueue;
+  readonly rows: PaymentRows;
+  readonly unit = 'sat' as const;
+  private readonly ownsSwaps: boolean;
+  private readonly listeners = new Set<Listener>();
+  private readonly policy: (amountSat: number) => SelectPolicy;
+  private readonly autoRefill: boolean;
+  private refundTimer: NodeJS.Timeout | null = null;
+  /** Payments of this process whose token is out: recovery leaves them to their caller. */
+  private readonly live = new Set<string>();
+  private readonly resolving = new Map<string, Promise<ResolveResult>>();
+
+  constructor(readonly ctx: WalletContext, readonly opts: PaymentsOptions = {}) {
+    migratePayments(ctx.db);
+    this.rows = new PaymentRows(ctx.db, ctx.clock);
+    this.ownsSwaps = !opts.swaps;
+    this.swaps = opts.swaps ?? new SwapService(ctx, opts.engine ?? new WorkerSwapEngine());
+    this.reserve = new Reserve(ctx, this.swaps, opts.reserve ?? defaultReserve(), this.unit);
+    this.changeQueue = new ChangeQueue(ctx, this.swaps, this.reserve, { ...opts.changeQueue, onSettled: (id) => this.emit(id) });
+    this.policy = opts.policy ?? defaultPolicy;
+    this.autoRefill = opts.autoRefill ?? true;
+    this.swaps.on('reclaim', reclaimHandler(ctx, this.rows));
+  }
+
+  /**
+   * A cashuB token from `mint` worth exactly `amountSat` to the provider (plus the mint's input
+   * fee it will pay), its proofs pending for `paymentId` before this returns. No mint call when
+   * the offline selection fits (the usual case); else one swap.
+   */
+  async takeToken(req: TakeTokenRequest): Promise<TakenToken> {
+    const mint = this.ctx.mints.assertTrusted(req.mint);
+    const tokenMint = req.tokenMint ?? mint;
+    if (tokenMint !== mint && mintKey(tokenMint) !== mint) throw new PaymentError(`the token's mint ${tokenMint} is not the wallet's mint ${mint}`);
+    if (!req.providerUrl) throw new PaymentError('a payment needs the URL of the provider it goes to');
+    const spec: TakeSpec = { paymentId: req.paymentId, mint, tokenMint, amountSat: positive(req.amountSat), providerUrl: req.providerUrl, replace: false, inTransaction: req.inTransaction };
+    return this.take(spec, req.policy);
+  }
+
+  /**
+   * For the node's own `minimum_balance_required` 402/413 only (the token was NOT redeemed):
+   * replace the payment's token by one worth `amountSat`, reusing its proofs where they fit.
+   * Same payment, same provider. Returns the new token.
+   */
+  async topUp(paymentId: string, amountSat: SatIn, opts: TopUpOptions = {}): Promise<TakenToken> {
+    const row = this.rows.require(paymentId, 'pending');
+    const spec: TakeSpec = { paymentId, mint: row.mint, tokenMint: row.tokenMint, amountSat: positive(amountSat), providerUrl: row.providerUrl, replace: true, inTransaction: opts.inTransaction };
+    return this.take(spec, opts.policy);
+  }
+
+  /**
+   * The provider took the token: its proofs are spent (ledger: payment_sent) and the change
+   * token, if any, waits in the queue to be swapped in. Synchronous; may run inside the caller's
+   * transaction. While a reclaim holds the proofs, or after the payment was reclaimed, refunded
+   * or written off, the change is banked all the same (and the reclaim settles the proofs).
+   * Throws PaymentStateError only for a payment settled already.
+   */
+  settle(paymentId: string, changeToken?: string | null): PaymentOutcome {
+    const { ctx } = this;
+    const row = this.rows.require(paymentId);
+    if (row.state === 'settled') throw new PaymentStateError(`payment ${paymentId} is settled already`);
+    ctx.db.transaction(() => {
+      if (row.state === 'pending' || row.state === 'refund_wait') {
+        if (!settleSpent(ctx, this.rows, row)) this.rows.addFlag(paymentId, 'settled_during_reclaim'); // the reclaim swap holds the proofs: it settles them
+      } else if (changeToken) this.rows.addFlag(paymentId, 'late_change');
+      // The change is banked whatever state the payment is in: it is money either way.
+      if (changeToken) this.changeQueue.enqueue(paymentId, 'change', changeToken, row.mint, row.unit);
+    })();
+    this.live.delete(paymentId);
+    return this.outcome(paymentId)!;
+  }
+
+  /**
+   * Bank a token a provider handed back outside settle (e.g. an X-Cashu header on a 402, or a
+   * `refund_token` after the payment was reclaimed). Queued like change; counted once swapped.
+   */
+  bankToken(paymentId: string, token: string): void {
+    const row = this.rows.get(paymentId);
+    this.changeQueue.enqueue(paymentId, 'change', token, row?.mint ?? this.ctx.mints.defaultMint(), row?.unit ?? this.unit);
+  }
+
+  /** Is this payment's token out on behalf of a caller in this process (so recovery must not touch it)? */
+  isLive(paymentId: string): boolean {
+    return this.live.has(paymentId);
+  }
+
+  /**
+   * The attempt failed before the provider (we think) took the token: ask the mint (NUT-07).
+   * Unspent -> swapped back to fresh proofs (the provider saw the secrets); spent -> the
+   * provider's refund endpoint, else a loss with evidence. Throws MintUnavailableError if the
+   * mint cannot be asked; the payment stays pending and recovery tries again.
+   */
+  async reclaim(paymentId: string): Promise<ResolveResult> {
+    // The caller gives the token up: should the mint be unreachable now, recovery retries later.
+    this.live.delete(paymentId);
+    const result = await this.resolve(paymentId);
+    this.emit(paymentId);
+    return result;
+  }
+
+  /** Settle a payment whose outcome is unknown (one resolution at a time per payment). */
+  resolve(paymentId: string): Promise<ResolveResult> {
+    const running = this.resolving.get(paymentId);
+    if (running) return running;
+    const run = resolvePayment(this, paymentId).finally(() => this.resolving.delete(paymentId));
+    this.resolving.set(paymentId, run);
+    return run;
+  }
+
+  /** Resume unfinished swaps, resolve orphaned payments, swap in queued change (see recovery.ts). */
+  recover(): Promise<PaymentsRecoveryReport> {
+    return recoverPayments(this);
+  }
+
+  /** Run the change queue and the refund retries in the background. */
+  start(): void {
+    this.changeQueue.start();
+    if (!this.refundTimer) {
+      this.refundTimer = setInterval(() => void retryRefunds(this).catch((err) => this.ctx.logger.error('refund retry failed', { error: (err as Error).message })), 5_000);
+      this.refundTimer.unref();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.changeQueue.stop();
+    if (this.refundTimer) clearInterval(this.refundTimer);
+    this.refundTimer = null;
+    await this.changeQueue.idle();
+    // A swap cut off mid-call would have an unknown outcome: let the running ones finish.
+    await this.swaps.idle();
+    if (this.ownsSwaps) await this.swaps.engine.close();
+  }
+
+  /** The money story of one payment so far. */
+  outcome(paymentId: string): PaymentOutcome | undefined {
+    const row = this.rows.get(paymentId);
+    if (!row) return undefined;
+    return toOutcome(row, this.changeQueue.rowsOf(paymentId));
+  }
+
+  /** Called whenever a payment's outcome changes after takeToken (change received or refused, reclaimed, refunded, lost). */
+  onOutcome(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Tokens taken and how many needed a mint round trip (for mint_roundtrips_per_request). */
+  stats(): { tokens: number; roundtrips: number; mintCalls: number; refills: number; changeSwaps: number; changeTokens: number } {
+    return { ...this.rows.stats(), mintCalls: this.swaps.mintCalls, refills: this.reserve.refills, changeSwaps: this.changeQueue.swapsRun, changeTokens: this.changeQueue.tokensSwapped };
+  }
+
+  /** @internal tell the listeners */
+  emit(paymentId: string): void {
+    if (this.listeners.size === 0) return;
+    const o = this.outcome(paymentId);
+    if (o) for (const l of this.listeners) l(o);
+  }
+
+  /** @internal the refund endpoint options recovery uses */
+  get refund(): ResolveOptions & { fetch: FetchLike } {
+    return { ...this.opts.refund, fetch: this.opts.fetch ?? this.opts.refund?.fetch ?? ((url, init) => fetch(url, init)) };
+  }
+
+  /** @internal output denominations for proofs coming back (the reserve's missing ones first) */
+  denominationsFor(mint: string, amountSat: number): number[] {
+    return this.reserve.denominationsFor(mint, amountSat);
+  }
+
+  private async take(spec: TakeSpec, policy?: SelectPolicy): Promise<TakenToken> {
+    const fees = await this.feeMap(spec.mint);
+    const take: Take = (roundtrip, p) => this.takeOffline(spec, fees, p ?? policy ?? this.policy(spec.amountSat), roundtrip);
+    const taken = take(false) ?? (await this.takeWithSwap(spec.mint, spec.amountSat, fees, take));
+    this.afterTake(spec.mint);
+    return taken;
+  }
+
+  private async feeMap(mint: string): Promise<Map<string, number>> {
+    const wallet = await this.ctx.mints.wallet(mint, this.unit);
+    return new Map(wallet.keyChain.getKeysets().filter((k) => k.unit === this.unit).map((k) => [k.id, k.fee]));
+  }
+
+  /** Select, encode and record in one synchronous step, or null when no offline selection fits. */
+  private takeOffline(spec: TakeSpec, fees: ReadonlyMap<string, number>, policy: SelectPolicy, roundtrip: boolean): TakenToken | null {
+    const { ctx } = this;
+    const { paymentId, mint, replace } = spec;
+    const reusable = replace ? ctx.store.pendingOf(paymentId).map((p) => ({ secret: p.secret, keysetId: p.keysetId, amountSat: p.amount })) : [];
+    const chosen = this.choose(mint, spec.amountSat, fees, policy, reusable);
+    if (!chosen) return null;
+    const { sel, proofs } = chosen;
+    const token = getEncodedToken({ mint: spec.tokenMint, unit: this.unit, proofs: proofs.map(toCashuProof) });
+    const taken: TakenToken = {
+      paymentId, mint, tokenMint: spec.tokenMint, unit: this.unit, token, amountSat: spec.amountSat, sentSat: sat(sel.totalSat), feeSat: sat(sel.feeSat),
+      overpaySat: sat(sel.overpaySat), proofCount: proofs.length, mintRoundTrip: roundtrip,
+    };
+    ctx.db.transaction(() => {
+      if (replace) ctx.store.releasePending(paymentId);
+      ctx.store.movePending(proofs.map((p) => p.secret), 'request', paymentId);
+      const record = { token, amountSat: taken.amountSat, sentSat: taken.sentSat, feeSat: taken.feeSat, overpaySat: taken.overpaySat, roundtrip };
+      if (replace) this.rows.replaceToken(paymentId, record);
+      else this.rows.insert({ paymentId, mint, tokenMint: spec.tokenMint, unit: this.unit, providerUrl: spec.providerUrl, ...record });
+      // A callback that awaits would write outside this transaction: refuse it (and roll back).
+      const returned: unknown = spec.inTransaction?.(taken);
+      if (returned && typeof (returned as { then?: unknown }).then === 'function') {
+        throw new PaymentError('inTransaction must be synchronous: it runs inside the transaction that takes the proofs, and returned a promise');
+      }
+    })();
+    ctx.store.unspentTaken(mint, this.unit, chosen.version, proofs.map((p) => p.secret));
+    this.live.add(paymentId); // in the same synchronous step, so recovery can never see it as an orphan
+    return taken;
+  }
+
+  /**
+   * Offline selection over the unspent coins (kept in memory by the store between writes) plus
+   * `reusable` ones, then the chosen proofs read in full; null when nothing fits.
+   */
+  private choose(mint: string, amountSat: number, fees: ReadonlyMap<string, number>, policy: SelectPolicy, reusable: Coin[]):
+    { sel: Selection; proofs: StoredProof[]; version: number } | null {
+    const { store } = this.ctx;
+    const own = new Set(reusable.map((c) => c.secret));
+    for (let fresh = false; ; fresh = true) {
+      const unspent = store.unspentCoins(mint, this.unit, { fresh });
+      const coins: Coin[] = [...unspent.coins, ...reusable];
+      const sel = selectOffline(coins, amountSat, fees, policy);
+      if (!sel) {
+        const have = coins.reduce((a, c) => a + c.amountSat, 0);
+        if (have < amountSat) throw new InsufficientFundsError(amountSat, have, this.unit, mint);
+        return null;
+      }
+      const proofs = sel.coins.map((c) => store.get(c.secret)!);
+      const stale = proofs.some((p) => !p || (!own.has(p.secret) && (p.state !== 'unspent' || p.mint !== mint || p.unit !== this.unit)));
+      // A stale cache is never expected (the store follows every write); read again rather than
+      // fail. Should the DB itself disagree, movePending refuses the proofs.
+      if (!stale || fresh) return { sel, proofs, version: unspent.version };
+      this.ctx.logger.warn('cached unspent proofs were stale; reading them again', { mint });
+    }
+  }
+
+  /**
+   * Swap so that the token's exact denominations exist (refilling the reserve on the way), then
+   * take it. Swaps of one mint run one at a time; a payment that waited for another's swap first
+   * tries again offline, so concurrent shortfalls cost one swap, not one each.
+   */
+  private async takeWithSwap(mint: string, amountSat: number, fees: ReadonlyMap<string, number>, take: Take): Promise<TakenToken> {
+    const wallet = await this.ctx.mints.wallet(mint, this.unit);
+    const ppk = fees.get(wallet.keysetId) ?? 0;
+    // The token will be the standard split of amount + fee(its own proof count).
+    let total = amountSat;
+    for (let i = 0; i < 16; i++) {
+      const next = amountSat + inputFeeSat(splitAmount(total).length, ppk);
+      if (next === total) break;
+      total = next;
+    }
+    const result = await this.reserve.exclusive(mint, async () => {
+      // Another payment's swap (or a refill) may have made the proofs while this one waited for
+      // it; it still waited on the mint, so it counts as a round trip.
+      const waited = take(true);
+      if (waited) return { taken: waited };
+      const outcome = await this.reserve.split(mint, splitAmount(total));
+      if (outcome?.status !== 'done') return { outcome };
+      // The swap made the exact split; should a concurrent payment have taken part of it, any overpayment will do.
+      return { taken: take(true) ?? take(true, { allowOverpay: true, maxOverpaySat: Number.MAX_SAFE_INTEGER }), outcome };
+    });
+    if (result.taken) return result.taken;
+    const outcome = result.outcome;
+    if (outcome?.status === 'retry') throw new PaymentStateError(`mint ${mint} did not answer the swap needed for this token; try again shortly (${outcome.failure.message})`);
+    const have = this.ctx.store.selectUnspent(mint, this.unit).reduce((a, p) => a + p.amount, 0);
+    if (outcome === null || outcome === undefined || outcome.status === 'done') throw new InsufficientFundsError(total, have, this.unit, mint);
+    throw new PaymentStateError(`could not make a token of ${amountSat} sat at ${mint}: ${outcome.status}`);
+  }
+
+  private afterTake(mint: string): void {
+    if (!this.autoRefill) return;
+    this.reserve.maybeRefill(mint)?.catch((err) => this.ctx.logger.warn('reserve refill failed', { mint, error: (err as Error).message }));
+  }
+}
+
+/** A payment amount: a positive whole number of sats (PaymentError otherwise). */
+function positive(amountSat: SatIn): Sat {
+  if (!Number.isSafeInteger(amountSat) || amountSat <= 0) throw new PaymentError(`a payment must be a positive whole number of sats, got ${amountSat}`);
+  return sat(amountSat);
+}

@@ -1,0 +1,45 @@
+// How a payment's proofs end once a provider redeemed them, and the reclaim purpose's
+// bookkeeping (the swap that takes back a token a provider saw but, we think, never redeemed).
+// Synchronous: both run inside the transaction of the settle or of the reclaim swap.
+import type { WalletContext } from '../context.ts';
+import { NUT_CODE } from '../mints.ts';
+import type { PurposeHandler } from '../swap/service.ts';
+import type { PaymentRow, PaymentRows } from './rows.ts';
+
+/** The provider redeemed the token: its proofs pending for the payment are spent (ledger: payment_sent). False when none are pending. */
+export function settleSpent(ctx: WalletContext, rows: PaymentRows, row: PaymentRow): boolean {
+  if (ctx.store.markSpentIfPending(row.paymentId).count === 0) return false;
+  ctx.ledger.record({ kind: 'payment_sent', mint: row.mint, unit: row.unit, amount: -row.sentSat, ref: row.paymentId,
+    evidence: { provider: row.providerUrl, amount: row.amountSat, input_fee: row.feeSat, overpay: row.overpaySat } });
+  rows.setState(row.paymentId, 'settled');
+  return true;
+}
+
+/** The 'reclaim' purpose: the swap's ref is the payment id. */
+export function reclaimHandler(ctx: WalletContext, rows: PaymentRows): PurposeHandler {
+  return {
+    done: (swap, r) => {
+      ctx.ledger.record({ kind: 'mint_fee', mint: swap.mint, unit: swap.unit, amount: -r.fee, ref: swap.id, evidence: { purpose: 'reclaim', payment: swap.ref } });
+      if (swap.ref) rows.setState(swap.ref, 'reclaimed', { swap: swap.id, fee: r.fee, restored: r.restored });
+    },
+    rejected: (swap, failure, own) => {
+      // Nothing happened at the mint: the proofs go back to the payment; resolving it again
+      // (NUT-07 first) decides between another reclaim and the refund path.
+      ctx.store.releaseSecrets(own);
+      if (swap.ref) ctx.store.movePending(own, 'request', swap.ref);
+      const payment = swap.ref ? rows.get(swap.ref) : undefined;
+      // The provider's answer settled it while this swap was out, and the mint says it spent them.
+      if (payment?.flags.includes('settled_during_reclaim') && failure.kind === 'rejected' && failure.mintCode === NUT_CODE.PROOFS_ALREADY_SPENT) {
+        settleSpent(ctx, rows, payment);
+        return;
+      }
+      ctx.logger.warn('reclaim refused by the mint', { payment: swap.ref, error: failure.message });
+    },
+    lost: (swap, evidence) => {
+      if (swap.ref) {
+        rows.setState(swap.ref, 'lost', evidence);
+        rows.addFlag(swap.ref, 'lost');
+      }
+    },
+  };
+}
