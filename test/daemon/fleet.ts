@@ -75,6 +75,8 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     requests: () => requests,
     async announce(relayUrl) {
       const relay = await Relay.connect(relayUrl);
+      // 200 events at once on a busy machine can take longer than nostr-tools' 4.4 s default.
+      relay.publishTimeout = 60_000;
       try {
         const now = Math.floor(Date.now() / 1000);
         await Promise.all(
