@@ -258,14 +258,18 @@ export class Client {
     this.ws.send(typeof m === 'string' ? m : JSON.stringify(m));
   }
 
-  /** Resolves with the first message (from `from` on) matching `pred`; rejects if the socket closes first. */
+  /**
+   * Resolves with the first message (from index `from` on) matching `pred`, which sees each
+   * message once, in order; rejects if the socket closes first.
+   */
   next(pred: (m: Msg) => boolean, from = 0): Promise<Msg> {
+    let i = from;
     return new Promise((resolve, reject) => {
       const check = () => {
-        const found = this.messages.slice(from).find(pred);
-        if (found) {
+        for (; i < this.messages.length; i++) {
+          if (!pred(this.messages[i])) continue;
           this.waiters.delete(check);
-          return resolve(found);
+          return resolve(this.messages[i]);
         }
         if (this.ws.readyState === WebSocket.CLOSED) {
           this.waiters.delete(check);
