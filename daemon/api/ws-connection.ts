@@ -9,6 +9,7 @@
 // events are dropped while the buffer is over its high-water mark and counted, the count sent
 // as `{"type":"event","topic","dropped":N}` once the client reads again; replies to a client
 // that sends but does not read stop our reading its messages until it does.
+import type { Socket } from 'node:net';
 import type { RawData, WebSocket } from 'ws';
 import type { Logger } from '../../protocol/logger.ts';
 import type { ApiRequest, DaemonEvent, RequestHandler } from '../requests/contract.ts';
@@ -17,6 +18,7 @@ import { BadRequestError, CanceledError, DaemonError, toApiError, UnauthorizedEr
 import { isStreaming } from '../../protocol/openai.ts';
 import { droppedMessage, errorMessage, parseClientMessage, PONG, requestIdOf, type RequestMsg, type Topic } from './ws-messages.ts';
 import { WsRequest, type RequestChannel, type WsTimers } from './ws-request.ts';
+import type { Inbox, InboxOwner } from './ws-inbox.ts';
 
 export interface WsLimits {
   /** Without a Bearer header, the `auth` message must come within this (DESIGN: 5 s). */
@@ -51,13 +53,14 @@ export interface ConnectionContext {
   timers: WsTimers;
   limits: WsLimits;
   counters: WsCounters;
+  inbox: Inbox;
   /** New requests are refused (the daemon is shutting down). */
   draining: () => boolean;
 }
 
 const closeReason = { unauthorized: 1008, shutdown: 1001 } as const;
 
-export class WsConnection {
+export class WsConnection implements InboxOwner {
   client: ClientKey | null = null;
   /** Answered the last heartbeat ping (or sent anything since). */
   alive = true;
@@ -71,13 +74,21 @@ export class WsConnection {
   private readonly drainListeners = new Set<() => void>();
   private authTimer: unknown;
   private closed = false;
-  private inputPaused = false;
+  /** Why reading this client's messages is paused: its backlog in the inbox, or it not reading our replies. */
+  private readonly holds = new Set<'inbox' | 'output'>();
   private readonly channel: RequestChannel;
-  private readonly lowWaterBytes: number;
+  private corked = false;
+  /** The ws library's TCP socket (private there, `_socket` throughout ws 8): its 'drain' and cork. */
+  private readonly socket: Socket;
 
   constructor(private readonly ws: WebSocket, private readonly ctx: ConnectionContext, authorization: string | undefined) {
     const { limits, timers } = ctx;
-    this.lowWaterBytes = Math.floor(limits.highWaterBytes / 2);
+    const socket = (ws as unknown as { _socket?: Socket })._socket;
+    if (!socket || typeof socket.cork !== 'function') throw new Error('ws no longer exposes its socket as _socket; ws-connection.ts needs it for backpressure');
+    this.socket = socket;
+    // 'drain' comes when everything queued reached the kernel, after a write found the buffer
+    // over Node's 16 KiB mark - always the case past our high-water mark, so a waiter is woken.
+    socket.on('drain', this.onDrained);
     this.channel = {
       send: (text) => this.send(text),
       bufferedBytes: () => this.ws.bufferedAmount,
@@ -162,11 +173,33 @@ export class WsConnection {
     this.ws.terminate();
   }
 
+  pause(): void {
+    this.hold('inbox');
+  }
+
+  resume(): void {
+    this.unhold('inbox');
+  }
+
+  private hold(reason: 'inbox' | 'output'): void {
+    if (this.holds.size === 0) this.ws.pause();
+    this.holds.add(reason);
+  }
+
+  private unhold(reason: 'inbox' | 'output'): void {
+    if (!this.holds.delete(reason) || this.holds.size > 0) return;
+    this.ws.resume();
+  }
+
   // ---- input -------------------------------------------------------------------------------
 
   private onMessage(data: RawData, isBinary: boolean): void {
-    if (this.closed) return;
     this.alive = true;
+    this.ctx.inbox.push(this, () => this.handleMessage(data, isBinary));
+  }
+
+  private handleMessage(data: RawData, isBinary: boolean): void {
+    if (this.closed) return;
     const text = rawText(data, isBinary);
     const size = Buffer.byteLength(text);
     if (size > this.ctx.limits.maxMessageBytes) {
@@ -251,8 +284,13 @@ export class WsConnection {
     this.running.add(r);
     this.ctx.counters.requestsInFlight++;
     let outcome: { error?: unknown } = {};
-    Promise.resolve()
-      .then(() => this.ctx.handler.handle(req, r))
+    let handled: Promise<void>;
+    try {
+      handled = this.ctx.handler.handle(req, r); // its synchronous admission counts in the inbox's slice
+    } catch (err) {
+      handled = Promise.reject(err);
+    }
+    handled
       .catch((err: unknown) => {
         outcome = { error: err };
         if (!(err instanceof DaemonError)) this.ctx.logger.error('request handler failed', { client: client.name, id: m.id, error: err });
@@ -273,27 +311,34 @@ export class WsConnection {
 
   private send(text: string): void {
     if (this.closed) return;
-    this.ws.send(text, this.onWritten);
+    if (!this.corked) {
+      // Messages queued in one turn of the loop leave in one write (one syscall, not one each).
+      this.corked = true;
+      this.socket.cork();
+      setImmediate(this.uncork);
+    }
+    this.ws.send(text);
   }
+
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
 
   /** A reply to a client's own message: if the client is not reading, stop reading it too. */
   private reply(text: string): void {
     this.send(text);
-    if (!this.inputPaused && this.ws.bufferedAmount > this.ctx.limits.hardLimitBytes) {
-      this.inputPaused = true;
-      this.ws.pause();
-    }
+    if (this.ws.bufferedAmount > this.ctx.limits.hardLimitBytes) this.hold('output');
   }
 
-  /** A write reached the kernel: below the low-water mark, wake what waits for the client. */
-  private readonly onWritten = (err?: Error): void => {
-    if (err || this.ws.bufferedAmount > this.lowWaterBytes) return;
-    if (this.inputPaused) {
-      this.inputPaused = false;
-      this.ws.resume();
-    }
+  /** Everything queued reached the kernel: wake what waits for the client. */
+  private readonly onDrained = (): void => {
+    this.unhold('output');
     this.flushDropped();
-    for (const fn of [...this.drainListeners]) fn();
+    if (this.drainListeners.size === 0) return;
+    const listeners = [...this.drainListeners];
+    this.drainListeners.clear();
+    for (const fn of listeners) fn();
   };
 
   private flushDropped(): void {
@@ -305,6 +350,7 @@ export class WsConnection {
 
   private onClose(): void {
     this.closed = true;
+    this.ctx.inbox.drop(this);
     if (this.authTimer !== undefined) this.ctx.timers.clearTimeout(this.authTimer);
     this.authTimer = undefined;
     this.abandonAll(new CanceledError('the client disconnected'));

@@ -2,8 +2,8 @@
 // messages for the client's `id`, and the AbortController behind `ApiRequest.signal`.
 //
 // Every request ends with exactly one terminal message, `done` or `error`; after it the `id` is
-// free again and anything more the lifecycle writes is dropped. Backpressure: `chunk` returns a
-// promise that resolves once the connection's send buffer is back under its low-water mark, so
+// free again and anything more the lifecycle writes is dropped. Backpressure: past the high-water
+// mark `chunk` returns a promise that resolves once the connection's send buffer has drained, so
 // the lifecycle stops reading the upstream while the client is not reading. A request that
 // would push the buffer past the hard limit, or waits longer than the stall timeout, is failed
 // here (its error sent at once) and its signal aborted: the lifecycle stops the upstream call
@@ -31,7 +31,7 @@ export interface RequestChannel {
   send(text: string): void;
   /** Bytes queued on the socket, not yet handed to the kernel. */
   bufferedBytes(): number;
-  /** Call `fn` once the buffer is back under the low-water mark (or the socket closed); returns a remover. */
+  /** Call `fn` once everything queued has been written (or the socket closed); returns a remover. */
   onDrain(fn: () => void): () => void;
   /** The request ended for the client (terminal sent or nothing more can be): its `id` is free. */
   release(id: string): void;

@@ -13,6 +13,7 @@ import { DEFAULT_MAX_REQUEST_BYTES } from '../../protocol/openai.ts';
 import type { DaemonEvents, RequestHandler } from '../requests/contract.ts';
 import type { ClientKeys } from './auth.ts';
 import { WsConnection, type WsCounters, type WsLimits } from './ws-connection.ts';
+import { Inbox } from './ws-inbox.ts';
 import { eventMessage } from './ws-messages.ts';
 import { realTimers, type WsTimers } from './ws-request.ts';
 
@@ -24,6 +25,8 @@ export const WS_PATH = '/v1/ws';
 export interface WsServerLimits extends WsLimits {
   /** A ping every this often; a client that did not answer the previous one is dropped. 0: off. */
   heartbeatMs: number;
+  /** The clients' messages hold the event loop at most this long per turn (ws-inbox.ts). */
+  inboxSliceMs: number;
   /** On close, sockets that have not finished the closing handshake by then are cut. */
   closeGraceMs: number;
 }
@@ -38,6 +41,7 @@ export const DEFAULT_WS_LIMITS: WsServerLimits = {
   hardLimitBytes: 4 * 1024 * 1024,
   stallTimeoutMs: 30_000,
   heartbeatMs: 30_000,
+  inboxSliceMs: 5,
   closeGraceMs: 2_000,
 };
 
@@ -85,8 +89,9 @@ export function attachWebSocket(server: http.Server, deps: WsDeps): WebSocketApi
   const connections = new Map<WsConnection, Promise<void>>();
   let draining = false;
   let closing = false;
+  const inbox = new Inbox({ sliceMs: limits.inboxSliceMs, onError: (err) => logger.error('ws message handling failed', { error: err }) });
   const ctx = {
-    keys: deps.keys, handler: deps.handler, logger, clock: deps.clock ?? Date.now, timers, limits, counters,
+    keys: deps.keys, handler: deps.handler, logger, clock: deps.clock ?? Date.now, timers, limits, counters, inbox,
     draining: () => draining,
   };
   const options: ServerOptions & { closeTimeout: number } = {

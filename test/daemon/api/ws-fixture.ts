@@ -83,6 +83,8 @@ export interface StandInOptions {
   pace?: (seen: Seen, index: number) => Promise<void>;
   /** Bytes of a non-streaming answer's content. */
   responseBytes?: number;
+  /** Sample the daemon's send buffer after every chunk (Seen.bufferedAfterChunk); default true. */
+  recordBuffered?: boolean;
 }
 
 /**
@@ -125,7 +127,7 @@ export class StandInLifecycle implements RequestHandler {
         if (req.signal.aborted) return this.canceled(seen, sink);
         const wait = sink.chunk({ id: requestId, object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content } }] });
         seen.chunksSent++;
-        seen.bufferedAfterChunk.push(this.api?.stats().bufferedBytes ?? 0);
+        if (this.opts.recordBuffered !== false) seen.bufferedAfterChunk.push(this.api?.stats().bufferedBytes ?? 0);
         if (wait) {
           seen.backpressure++;
           seen.waiting = true;
