@@ -12,7 +12,7 @@
 import type { Socket } from 'node:net';
 import type { RawData, WebSocket } from 'ws';
 import type { Logger } from '../../protocol/logger.ts';
-import type { ApiRequest, DaemonEvent, RequestHandler } from '../requests/contract.ts';
+import type { ApiRequest, RequestHandler } from '../requests/contract.ts';
 import type { ClientKey, ClientKeys } from './auth.ts';
 import { BadRequestError, CanceledError, DaemonError, toApiError, UnauthorizedError } from './errors.ts';
 import { isStreaming } from '../../protocol/openai.ts';
@@ -121,11 +121,6 @@ export class WsConnection implements InboxOwner {
         if (!this.client) this.refuse(new UnauthorizedError(`no auth message within ${Math.round(ctx.limits.authTimeoutMs / 1000)} s (send {"type":"auth","key":"sr_..."} first, or the Authorization header)`));
       }, ctx.limits.authTimeoutMs);
     }
-  }
-
-  /** Requests running on this connection. */
-  get inFlight(): number {
-    return this.running.size;
   }
 
   get bufferedBytes(): number {
