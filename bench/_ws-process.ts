@@ -18,7 +18,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import readline from 'node:readline';
 import { ClientKeys } from '../daemon/api/auth.ts';
 import { attachWebSocket, type WebSocketApi } from '../daemon/api/ws.ts';
-import { openDatabase } from '../wallet/sqlite.ts';
+import { openDatabase } from '../db/sqlite.ts';
 import { EventHub, StandInLifecycle } from '../test/daemon/api/ws-fixture.ts';
 
 const opts = JSON.parse(process.argv[2] ?? '{}') as { intervalMs?: number; chunkBytes?: number; idle?: boolean };

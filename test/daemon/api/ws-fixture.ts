@@ -14,7 +14,7 @@ import { CanceledError, NoProviderError, toApiError } from '../../../daemon/api/
 import { attachWebSocket, type WebSocketApi, type WsServerLimits, type WsTimers } from '../../../daemon/api/ws.ts';
 import type { ApiRequest, DaemonEvent, DaemonEvents, Done, PaymentEvent, RequestHandler, ResponseSink } from '../../../daemon/requests/contract.ts';
 import { createLogger } from '../../../protocol/logger.ts';
-import { openDatabase } from '../../../wallet/sqlite.ts';
+import { openDatabase } from '../../../db/sqlite.ts';
 
 /** Timers fired by `advance`, never by the wall clock. */
 export class ManualTimers implements WsTimers {
