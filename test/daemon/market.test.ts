@@ -140,8 +140,10 @@ test('a forged announcement cannot move a known provider to another URL', async 
 
 test('a newer announcement replaces the older one: the provider is probed at its new address', async (t) => {
   const w = await world(t);
-  const p = await w.provider({ name: 'Mover' });
-  const newHome = await w.provider({ name: 'Mover (new host)', noAnnounce: true });
+  // The same node on a new host: same key, so its /v1/info there names it (daemon/market-claims.ts).
+  const secretKey = generateSecretKey();
+  const p = await w.provider({ name: 'Mover', secretKey });
+  const newHome = await w.provider({ name: 'Mover (new host)', noAnnounce: true, secretKey });
   await discovered(w, p);
   await w.market.tick();
   assert.equal(w.market.provider(idOf(p))?.url, p.url);
@@ -435,14 +437,14 @@ test('superseded price history older than the retention is pruned, the current r
 });
 
 test('a provider announced only at a .onion address is probed through the configured SOCKS proxy', async (t) => {
-  const hidden = await startProvider({ name: 'Hidden', relays: [], mints: [MINT], models: [LLAMA], noAnnounce: true });
+  const sk = generateSecretKey();
+  const hidden = await startProvider({ name: 'Hidden', relays: [], mints: [MINT], models: [LLAMA], noAnnounce: true, secretKey: sk });
   t.after(() => hidden.stop());
   const target = new URL(hidden.url);
   const proxy = await startSocksProxy({ host: target.hostname, port: Number(target.port) });
   t.after(() => proxy.stop());
   const w = await world(t, { socksProxy: proxy.url });
   const onion = 'http://hiddenabcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqr.onion';
-  const sk = generateSecretKey();
   await publishAnnouncement({ kind: 38421, created_at: Math.floor(w.clock.ms / 1000), tags: [['d', 'hidden'], ['u', onion], ['mint', MINT]], content: '{"name":"Hidden"}' }, sk, [w.relay.url]);
   await waitFor('the onion provider', () => w.market.providers().length === 1);
   await w.market.tick();
