@@ -9,7 +9,7 @@ import { getEncodedToken, sumProofs, Wallet, type Proof } from '@cashu/cashu-ts'
 import { LightningNetwork } from '../world/lightning.ts';
 import { startMint, type TestMint } from '../world/mint.ts';
 import { startProvider, type ModelSpec, type ProviderKnobs, type TestProvider } from '../world/provider.ts';
-import { callProvider, createProviderAgents, type CallOutcome, type CallRequest, type OkAnswer, type OkStream } from '../../protocol/provider-call.ts';
+import { callProvider, createProviderAgents, DEFAULT_MAX_STREAM_BYTES, type CallOutcome, type CallRequest, type OkAnswer, type OkStream } from '../../protocol/provider-call.ts';
 import { ProviderBodyTooLargeError, ProviderMalformedError, ProviderTimeoutError, type ProviderCallError } from '../../protocol/call-errors.ts';
 import { ProviderClient } from '../../protocol/provider-client.ts';
 import type { StreamItem } from '../../protocol/provider-stream.ts';
@@ -87,6 +87,15 @@ async function stream(p: TestProvider, over: Partial<CallRequest> = {}): Promise
   const r = await call(p, await pay(PAID), { body: { ...BODY, stream: true }, ...over });
   assert.ok(r.kind === 'ok' && r.stream, `a stream, not ${r.kind}`);
   return r;
+}
+
+/** Poll (real time, briefly) until the provider has caught up with a disconnect. */
+async function waitUntil(cond: () => Promise<boolean>, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 async function drain(events: AsyncIterable<StreamItem>): Promise<StreamItem[]> {
@@ -186,6 +195,26 @@ describe('answers that never end or never fit', () => {
     assert.equal(await worth(err.changeToken!), OWED);
   });
 
+  test('a live (balance-mode) stream that never ends is stopped the same way; the node charges the balance nothing for it', async (t) => {
+    const p = await provider(t, { endlessMs: 5 });
+    const created = await fetch(`${p.url}/v1/balance/create`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ initial_balance_token: await pay(PAID) }) });
+    const { api_key: apiKey, balance } = (await created.json()) as { api_key: string; balance: number };
+    const r = await call(p, '', { payment: { kind: 'bearer', apiKey }, body: { ...BODY, stream: true }, timeouts: { totalMs: 400, idleMs: 200 } });
+    assert.ok(r.kind === 'ok' && r.stream);
+    let n = 0;
+    const err = await failure(
+      (async () => {
+        for await (const _ of r.events) n += 1;
+      })(),
+      ProviderTimeoutError,
+    );
+    assert.equal(err.timeout, 'total');
+    assert.ok(n > 3 && err.eventsDelivered === n && err.reported?.usage === null, 'chunks, never a usage');
+    const info = async () => (await (await fetch(`${p.url}/v1/balance/info`, { headers: { authorization: `Bearer ${apiKey}` } })).json()) as { balance: number; reserved: number };
+    await waitUntil(async () => (await info()).reserved === 0);
+    assert.equal((await info()).balance, balance);
+  });
+
   test('a JSON answer that never closes times out in total, never idle, with the change from its headers', async (t) => {
     const p = await provider(t, { endlessMs: 5 });
     const err = await failure(call(p, await pay(PAID), { timeouts: { totalMs: 300, idleMs: 200 } }), ProviderTimeoutError);
@@ -201,9 +230,9 @@ describe('answers that never end or never fit', () => {
     assert.equal(await worth(err.changeToken!), OWED);
   });
 
-  test('a 100 MB stream is cut at the stream limit after the events that fit, with its change', async (t) => {
+  test('a 100 MB stream is cut at the stream limit (64 MB) after the events that fit, with its change', async (t) => {
     const p = await provider(t, { hugeBodyBytes: 100 * 1024 * 1024 });
-    const s = await stream(p, { maxStreamBytes: 4 * 1024 * 1024 });
+    const s = await stream(p);
     let n = 0;
     const err = await failure(
       (async () => {
@@ -211,7 +240,8 @@ describe('answers that never end or never fit', () => {
       })(),
       ProviderBodyTooLargeError,
     );
-    assert.ok(n > 10 && err.eventsDelivered === n);
+    assert.equal(err.limitBytes, DEFAULT_MAX_STREAM_BYTES);
+    assert.ok(n > 500 && err.eventsDelivered === n);
     assert.equal(await worth(err.changeToken!), OWED);
   });
 });
