@@ -15,6 +15,7 @@ import { publishAnnouncement } from '../world/provider/announce.ts';
 import { startSocksProxy } from '../protocol/socks-server.ts';
 
 const MINT = 'http://127.0.0.1:3338';
+const ROGUE_MINT = 'http://127.0.0.1:3339';
 const GPT: ModelSpec = { id: 'gpt-x', aliasIds: ['openai/gpt-x'], promptSatsPerToken: 0.00002, completionSatsPerToken: 0.00006, maxCostSats: 40 };
 const LLAMA: ModelSpec = { id: 'llama-3', promptSatsPerToken: 0.000004, completionSatsPerToken: 0.000008, maxCostSats: 10 };
 
@@ -153,6 +154,24 @@ test('a newer announcement replaces the older one: the provider is probed at its
   await w.market.tick();
   assert.equal(w.market.provider(idOf(p))?.url, newHome.url);
   assert.equal(w.market.providers().length, 1);
+});
+
+test("an impostor announcing another provider's URL gets none of its offers; the owner its /v1/info names keeps them", async (t) => {
+  const w = await world(t);
+  const owner = await w.provider({ name: 'Owner' });
+  // Cheaper on paper, its own mint: what routing would pick if the URL were credited to it.
+  const impostor = await w.provider({ name: 'Mallory', mints: [ROGUE_MINT], models: [{ ...GPT, promptSatsPerToken: 0.000001 }], noAnnounce: true, knobs: { impersonate: owner.url } });
+  await impostor.publish();
+  await discovered(w, owner);
+  await discovered(w, impostor);
+  assert.deepEqual(w.market.provider(idOf(impostor))?.urls, [owner.url]);
+  await w.market.tick();
+  assert.deepEqual(w.market.providersFor('gpt-x').map((o) => [o.provider.id, o.mints]), [[idOf(owner), [MINT]]]);
+  const fake = w.market.provider(idOf(impostor))!;
+  assert.equal(fake.status, 'unreachable');
+  assert.match(fake.lastError ?? '', /belongs to another provider/);
+  assert.ok(fake.nextProbeAt - w.clock.ms >= 60 * 60_000, 'not re-probed for an hour');
+  assert.equal(w.market.providers().find((v) => v.id === idOf(owner))?.status, 'reachable');
 });
 
 test('future-dated and url-less announcements are dropped; invalid content is tolerated', async (t) => {
