@@ -13,6 +13,7 @@ import type { RelayStatus } from '../protocol/relays.ts';
 import type { Review } from '../protocol/reviews.ts';
 import type { Config } from './config.ts';
 import { catalogue, MarketIndex, providerView, type MarketProvider, type ModelView, type Offer, type ProviderView } from './market-index.ts';
+import { urlClaim } from './market-claims.ts';
 import { diffModels } from './market-diff.ts';
 import { Limiter } from './limiter.ts';
 import { MarketStore, type PriceChange, type StoredModel } from './market-store.ts';
@@ -36,6 +37,8 @@ export const PRICE_HISTORY_HOT_MS = 24 * 3_600_000;
 export const PRICE_HISTORY_RETENTION_MS = 90 * 24 * 3_600_000;
 /** Providers only reachable over .onion, with no proxy configured: looked at again this rarely. */
 const UNREACHABLE_ONION_RETRY_MS = 60 * 60_000;
+/** Announcements whose every URL belongs to another provider (market-claims.ts): looked at again this rarely. */
+const IMPOSTOR_RETRY_MS = 60 * 60_000;
 
 export type MarketChange =
   | { type: 'provider'; provider: ProviderView }
@@ -300,19 +303,27 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
       return;
     }
     let lastError = '';
+    let refuted = 0;
     for (const url of candidates) {
       try {
         const signal = this.stopping.signal;
         const [models, info] = await Promise.all([this.client.models(url, signal), this.client.info(url, signal).catch((err: unknown) => err as Error)]);
         if (this.index.get(providerId) !== p || this.stopped) return; // removed or stopped meanwhile
-        this.succeeded(p, url, models, info instanceof Error ? undefined : info);
+        const known = info instanceof Error ? undefined : info;
+        if (urlClaim(p.pubkey, known) === 'refuted') {
+          refuted++;
+          lastError = `${url} belongs to another provider (its /v1/info names ${known?.npub?.slice(0, 20)}...)`;
+          this.log.info('announced URL belongs to another provider', { provider: p.id, url });
+          continue;
+        }
+        this.succeeded(p, url, models, known);
         return;
       } catch (err) {
         lastError = err instanceof ProbeError ? err.message : String((err as Error)?.message ?? err);
       }
     }
     if (this.index.get(providerId) !== p || this.stopped) return;
-    this.failed(p, startedAt, lastError);
+    this.failed(p, startedAt, lastError, refuted === candidates.length ? IMPOSTOR_RETRY_MS : undefined);
   }
 
   private succeeded(p: MarketProvider, url: string, listed: ProviderModel[], info: ProviderInfo | undefined): void {

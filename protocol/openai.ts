@@ -146,6 +146,19 @@ export function answerShapeProblem(endpoint: PaidEndpoint, body: unknown): strin
   return `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'unexpected shape'}`;
 }
 
+/**
+ * Why one streamed data chunk is not a chunk of `endpoint`'s stream (null: it is one). Chat
+ * chunks carry a `choices` array (the usage chunk an empty one); Responses and Anthropic events
+ * a `type`. Error chunks and the balance mode's `event: cost` are told apart before this.
+ */
+export function chunkShapeProblem(endpoint: PaidEndpoint, chunk: unknown): string | null {
+  if (typeof chunk !== 'object' || chunk === null || Array.isArray(chunk)) return 'not an object';
+  const c = chunk as Record<string, unknown>;
+  if (endpoint === '/v1/chat/completions') return Array.isArray(c.choices) ? null : 'choices: not an array';
+  if (endpoint === '/v1/responses' || endpoint === '/v1/messages') return typeof c.type === 'string' ? null : 'type: not a string';
+  return null;
+}
+
 /** The `error` object of an OpenAI-style error or stream chunk, if it carries one. */
 export function errorObjectOf(body: unknown): Record<string, unknown> | undefined {
   if (typeof body !== 'object' || body === null) return undefined;

@@ -31,7 +31,9 @@ import {
   type Reach,
   type TimeoutKind,
 } from './call-errors.ts';
+import { checkChange, type ChangeCheck } from './change.ts';
 import { readReported, type Reported } from './cost.ts';
+import { parseNodeJson } from './json.ts';
 import { answerShapeProblem, withUsageRequested, type PaidEndpoint } from './openai.ts';
 import { classifyAnswer, type AnswerMeta, type PaidWith, type Refusal, type TokenFate } from './outcome.ts';
 import { ProviderStream, type StreamExchange } from './provider-stream.ts';
@@ -99,6 +101,8 @@ interface OkCommon extends AnswerMeta {
   token: TokenFate;
   /** The change token from the X-Cashu response header. */
   changeToken?: string;
+  /** That token read offline beside the one sent: its mint, unit, value and what is wrong with it (change.ts); read when first asked for. */
+  change?: ChangeCheck;
   timings: CallTimings;
 }
 export interface OkAnswer extends OkCommon {
@@ -152,22 +156,15 @@ export async function callProvider(req: CallRequest, deps: CallDeps = {}): Promi
   const contentType = (header('content-type') ?? '').toLowerCase();
 
   if (status === 200 && (contentType.includes('text/event-stream') || (streamWanted && !contentType.includes('json')))) {
-    const events = new ProviderStream(ex, ex.t0, req.maxStreamBytes ?? DEFAULT_MAX_STREAM_BYTES, header);
+    const events = new ProviderStream(ex, ex.t0, req.maxStreamBytes ?? DEFAULT_MAX_STREAM_BYTES, header, req.endpoint);
     const out: OkStream = { kind: 'ok', stream: true, status, token: okToken, events, timings };
-    if (requestId) out.requestId = requestId;
-    if (xCashu) out.changeToken = xCashu;
-    return out;
+    return withChange(out, requestId, xCashu, sentToken);
   }
 
   const limit = status === 200 ? (req.maxAnswerBytes ?? DEFAULT_MAX_ANSWER_BYTES) : MAX_ERROR_BODY_BYTES;
   const { text, failure } = await ex.readAll(limit, status !== 200);
   timings.doneMs = ex.now() - ex.t0;
-  let json: unknown;
-  try {
-    json = text.length ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
-  }
+  const json = text.length ? parseNodeJson(text) : undefined;
   // A transport failure mid-body stands unless what arrived is a whole JSON document.
   if (failure && json === undefined) throw failure;
 
@@ -180,8 +177,17 @@ export async function callProvider(req: CallRequest, deps: CallDeps = {}): Promi
   const problem = answerShapeProblem(req.endpoint, json);
   if (problem) throw new ProviderMalformedError(`provider answer is not a ${req.endpoint} answer (${problem})`, ctx);
   const out: OkAnswer = { kind: 'ok', stream: false, status, token: okToken, body: json as Record<string, unknown>, reported: readReported(json, header), timings };
+  return withChange(out, requestId, xCashu, sentToken);
+}
+
+function withChange<T extends OkCommon>(out: T, requestId: string | undefined, xCashu: string | undefined, sentToken: string | undefined): T {
   if (requestId) out.requestId = requestId;
   if (xCashu) out.changeToken = xCashu;
+  if (xCashu && sentToken) {
+    // Read on first use: two token decodes (~50 us) the request path need not pay for.
+    let memo: ChangeCheck | undefined;
+    Object.defineProperty(out, 'change', { get: () => (memo ??= checkChange(sentToken, xCashu)), enumerable: true, configurable: true });
+  }
   return out;
 }
 

@@ -2,15 +2,26 @@
 // the usage and cost they report collected on the way (the chat usage chunk, the Responses
 // `response.completed` event, the balance mode's `event: cost`, before or after `[DONE]`).
 // `[DONE]` itself is not handed over (the caller writes its own end). Non-JSON data lines are
-// skipped, as routstr passes them through (ROUTSTR.md section 4).
+// skipped, as routstr passes them through (ROUTSTR.md section 4); so are JSON chunks of the
+// wrong shape (an array, a chat chunk without `choices`), whose usage is still read as
+// evidence. A stream that ends having carried nothing but such chunks is malformed.
 //
 // Read it once, to the end, or call cancel(): an abandoned stream holds its connection until
 // the call's total timeout.
 import { StringDecoder } from 'node:string_decoder';
 import type { IncomingMessage } from 'node:http';
-import { ProviderBodyTooLargeError, ProviderCallCanceledError, ProviderConnectionLostError, ProviderTimeoutError, type CallErrorContext, type ProviderCallError } from './call-errors.ts';
+import {
+  ProviderBodyTooLargeError,
+  ProviderCallCanceledError,
+  ProviderConnectionLostError,
+  ProviderMalformedError,
+  ProviderTimeoutError,
+  type CallErrorContext,
+  type ProviderCallError,
+} from './call-errors.ts';
 import { ReportReader, type Reported } from './cost.ts';
-import { errorObjectOf } from './openai.ts';
+import { parseNodeJson } from './json.ts';
+import { chunkShapeProblem, errorObjectOf, type PaidEndpoint } from './openai.ts';
 import { SseLimitError, SseReader, type SseEvent } from './sse.ts';
 
 export interface StreamItem {
@@ -55,6 +66,8 @@ export class ProviderStream implements AsyncIterable<StreamItem> {
   delivered = 0;
   /** Data lines that were not JSON (skipped). */
   skipped = 0;
+  /** JSON chunks not of the endpoint's stream shape (skipped; their usage still read). */
+  malformed = 0;
   /** ms from the start of the call to the first event handed over. */
   firstEventMs: number | undefined;
   private readonly reader = new ReportReader();
@@ -66,6 +79,8 @@ export class ProviderStream implements AsyncIterable<StreamItem> {
     private readonly startedAt: number,
     private readonly maxBytes: number,
     headers: (name: string) => string | undefined,
+    /** Checks each chunk's shape when given. */
+    private readonly endpoint?: PaidEndpoint,
   ) {
     this.reader.addHeaders(headers);
     ex.setProgress(() => ({ eventsDelivered: this.delivered, reported: this.reported() }));
@@ -113,6 +128,7 @@ export class ProviderStream implements AsyncIterable<StreamItem> {
           for (const item of this.decode(ev)) yield this.hand(item);
         }
         clean = true;
+        if (this.delivered === 0 && this.malformed > 0) throw new ProviderMalformedError(`provider stream carried no ${this.endpoint} chunk (${this.malformed} of another shape)`, ex.errorContext());
       } catch (err) {
         if (err instanceof SseLimitError) throw ex.fail(new ProviderBodyTooLargeError(err.limitBytes, ex.errorContext()));
         throw err;
@@ -144,8 +160,8 @@ export class ProviderStream implements AsyncIterable<StreamItem> {
       this.sawDone = true;
       return [];
     }
-    const one = this.item(ev.event, ev.data);
-    if (one) return [one];
+    const one = this.parse(ev.event, ev.data);
+    if (one) return this.accept([one], ev.event);
     // Data lines written without blank lines between them arrive as one multi-line event:
     // read each line on its own when every line is JSON (or [DONE]).
     if (ev.data.indexOf('\n') !== -1) {
@@ -164,27 +180,28 @@ export class ProviderStream implements AsyncIterable<StreamItem> {
         }
         items.push(it);
       }
-      for (const it of items) this.reader.addBody(it.json, ev.event);
       if (done) this.sawDone = true;
-      return items;
+      return this.accept(items, ev.event);
     }
     this.skipped += 1;
     return [];
   }
 
-  private item(event: string | undefined, data: string): StreamItem | null {
-    const it = this.parse(event, data);
-    if (it) this.reader.addBody(it.json, event);
-    return it;
+  /** Read each item's report; hand over those of the stream's shape. */
+  private accept(items: StreamItem[], event: string | undefined): StreamItem[] {
+    const out: StreamItem[] = [];
+    for (const it of items) {
+      this.reader.addBody(it.json, event);
+      if (it.kind === 'data' && this.endpoint && chunkShapeProblem(this.endpoint, it.json) !== null) this.malformed += 1;
+      else out.push(it);
+    }
+    return out;
   }
 
   private parse(event: string | undefined, data: string): StreamItem | null {
-    let json: unknown;
-    try {
-      json = JSON.parse(data);
-    } catch {
-      return null;
-    }
+    // A Python node writes a NaN usage bare: read the chunk, refuse the value (json.ts).
+    const json = parseNodeJson(data);
+    if (json === undefined) return null;
     const kind: StreamItem['kind'] = event === 'cost' ? 'cost' : errorObjectOf(json) ? 'error' : 'data';
     const it: StreamItem = { kind, data, json };
     if (event) it.event = event;

@@ -15,6 +15,7 @@ import { publishAnnouncement } from '../world/provider/announce.ts';
 import { startSocksProxy } from '../protocol/socks-server.ts';
 
 const MINT = 'http://127.0.0.1:3338';
+const ROGUE_MINT = 'http://127.0.0.1:3339';
 const GPT: ModelSpec = { id: 'gpt-x', aliasIds: ['openai/gpt-x'], promptSatsPerToken: 0.00002, completionSatsPerToken: 0.00006, maxCostSats: 40 };
 const LLAMA: ModelSpec = { id: 'llama-3', promptSatsPerToken: 0.000004, completionSatsPerToken: 0.000008, maxCostSats: 10 };
 
@@ -140,8 +141,10 @@ test('a forged announcement cannot move a known provider to another URL', async 
 
 test('a newer announcement replaces the older one: the provider is probed at its new address', async (t) => {
   const w = await world(t);
-  const p = await w.provider({ name: 'Mover' });
-  const newHome = await w.provider({ name: 'Mover (new host)', noAnnounce: true });
+  // The same node on a new host: same key, so its /v1/info there names it (daemon/market-claims.ts).
+  const secretKey = generateSecretKey();
+  const p = await w.provider({ name: 'Mover', secretKey });
+  const newHome = await w.provider({ name: 'Mover (new host)', noAnnounce: true, secretKey });
   await discovered(w, p);
   await w.market.tick();
   assert.equal(w.market.provider(idOf(p))?.url, p.url);
@@ -151,6 +154,24 @@ test('a newer announcement replaces the older one: the provider is probed at its
   await w.market.tick();
   assert.equal(w.market.provider(idOf(p))?.url, newHome.url);
   assert.equal(w.market.providers().length, 1);
+});
+
+test("an impostor announcing another provider's URL gets none of its offers; the owner its /v1/info names keeps them", async (t) => {
+  const w = await world(t);
+  const owner = await w.provider({ name: 'Owner' });
+  // Cheaper on paper, its own mint: what routing would pick if the URL were credited to it.
+  const impostor = await w.provider({ name: 'Mallory', mints: [ROGUE_MINT], models: [{ ...GPT, promptSatsPerToken: 0.000001 }], noAnnounce: true, knobs: { impersonate: owner.url } });
+  await impostor.publish();
+  await discovered(w, owner);
+  await discovered(w, impostor);
+  assert.deepEqual(w.market.provider(idOf(impostor))?.urls, [owner.url]);
+  await w.market.tick();
+  assert.deepEqual(w.market.providersFor('gpt-x').map((o) => [o.provider.id, o.mints]), [[idOf(owner), [MINT]]]);
+  const fake = w.market.provider(idOf(impostor))!;
+  assert.equal(fake.status, 'unreachable');
+  assert.match(fake.lastError ?? '', /belongs to another provider/);
+  assert.ok(fake.nextProbeAt - w.clock.ms >= 60 * 60_000, 'not re-probed for an hour');
+  assert.equal(w.market.providers().find((v) => v.id === idOf(owner))?.status, 'reachable');
 });
 
 test('future-dated and url-less announcements are dropped; invalid content is tolerated', async (t) => {
@@ -435,14 +456,14 @@ test('superseded price history older than the retention is pruned, the current r
 });
 
 test('a provider announced only at a .onion address is probed through the configured SOCKS proxy', async (t) => {
-  const hidden = await startProvider({ name: 'Hidden', relays: [], mints: [MINT], models: [LLAMA], noAnnounce: true });
+  const sk = generateSecretKey();
+  const hidden = await startProvider({ name: 'Hidden', relays: [], mints: [MINT], models: [LLAMA], noAnnounce: true, secretKey: sk });
   t.after(() => hidden.stop());
   const target = new URL(hidden.url);
   const proxy = await startSocksProxy({ host: target.hostname, port: Number(target.port) });
   t.after(() => proxy.stop());
   const w = await world(t, { socksProxy: proxy.url });
   const onion = 'http://hiddenabcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqr.onion';
-  const sk = generateSecretKey();
   await publishAnnouncement({ kind: 38421, created_at: Math.floor(w.clock.ms / 1000), tags: [['d', 'hidden'], ['u', onion], ['mint', MINT]], content: '{"name":"Hidden"}' }, sk, [w.relay.url]);
   await waitFor('the onion provider', () => w.market.providers().length === 1);
   await w.market.tick();

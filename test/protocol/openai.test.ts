@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import {
   answerShapeProblem,
   checkRequestBody,
+  chunkShapeProblem,
   isPaidEndpoint,
   parseRequestBody,
   RequestBodyError,
@@ -69,4 +70,13 @@ test('a 200 answer is checked for the field its endpoint depends on', () => {
   assert.equal(answerShapeProblem('/v1/embeddings', { data: [{ embedding: [0.1] }] }), null);
   assert.equal(answerShapeProblem('/v1/responses', { object: 'response', output: [] }), null);
   assert.equal(answerShapeProblem('/v1/messages', { type: 'message', content: [] }), null);
+});
+
+test('a stream chunk is told apart from JSON of another shape, per endpoint', () => {
+  assert.equal(chunkShapeProblem('/v1/chat/completions', { choices: [] }), null, 'the usage chunk has an empty choices list');
+  assert.equal(chunkShapeProblem('/v1/chat/completions', { usage: {} }), 'choices: not an array');
+  assert.equal(chunkShapeProblem('/v1/chat/completions', { choices: {} }), 'choices: not an array');
+  for (const v of [[{ choices: [] }], 'text', 7, null]) assert.equal(chunkShapeProblem('/v1/chat/completions', v), 'not an object');
+  assert.equal(chunkShapeProblem('/v1/messages', { type: 'ping' }), null);
+  assert.equal(chunkShapeProblem('/v1/responses', { sequence_number: 1 }), 'type: not a string');
 });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { callProvider, type CallRequest, type OkStream } from '../../protocol/provider-call.ts';
-import { ProviderCallCanceledError } from '../../protocol/call-errors.ts';
+import { ProviderCallCanceledError, ProviderMalformedError } from '../../protocol/call-errors.ts';
 import type { StreamItem } from '../../protocol/provider-stream.ts';
 
 const BODY = { model: 'm', messages: [{ role: 'user', content: 'hi' }], stream: true };
@@ -78,6 +78,28 @@ test('data lines written without blank lines between them are still read one by 
   assert.equal(items.length, 2);
   assert.equal(st.events.sawDone, true);
   assert.deepEqual(st.events.reported().usage, { promptTokens: 2, completionTokens: 5 });
+});
+
+test('a chunk of the wrong shape in a chat stream is not handed over, but counted, and its usage still read', async (t) => {
+  const s = await streaming(t, (res) =>
+    res.end('data: {"choices":[{"delta":{"content":"a"}}]}\n\ndata: [1, 2]\n\ndata: {"delta":"no choices"}\n\ndata: {"usage":{"prompt_tokens":4,"completion_tokens":2}}\n\ndata: [DONE]\n\n'),
+  );
+  const st = await open(s.url);
+  const items = await drain(st);
+  assert.equal(items.length, 1);
+  assert.equal(st.events.malformed, 3);
+  assert.equal(st.events.skipped, 0);
+  assert.deepEqual(st.events.reported().usage, { promptTokens: 4, completionTokens: 2 });
+});
+
+test('a Responses or Anthropic stream needs a type on every event; a chat stream of nothing but wrong shapes fails as malformed', async (t) => {
+  const s = await streaming(t, (res) => res.end('event: response.created\ndata: {"type":"response.created"}\n\ndata: {"no":"type"}\n\n'));
+  const st = await open(s.url, { endpoint: '/v1/responses', body: { model: 'm', input: 'hi', stream: true } });
+  assert.deepEqual((await drain(st)).map((i) => i.event), ['response.created']);
+  assert.equal(st.events.malformed, 1);
+  const bad = await streaming(t, (res) => res.end('data: [{"choices":[]}]\n\ndata: "text"\n\ndata: [DONE]\n\n'));
+  const b = await open(bad.url);
+  await assert.rejects(drain(b), (err: unknown) => err instanceof ProviderMalformedError && err.eventsDelivered === 0 && err.reached === 'yes');
 });
 
 test('an error object in the middle of a stream is handed over as an error item', async (t) => {

@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
+import { getTokenMetadata } from '@cashu/cashu-ts';
 import { generateSecretKey, getPublicKey } from 'nostr-tools/pure';
 import { npubEncode } from 'nostr-tools/nip19';
 import { announcementTemplate, publishAnnouncement, type AnnounceOverrides, type PublishResult } from './provider/announce.ts';
@@ -21,7 +22,7 @@ import { defaultKnobs, type ModelSpec, type ProviderKnobs, type ProviderOptions,
 import { PAID_PATHS } from './provider/upstream.ts';
 import { behaviourOf } from './provider/version.ts';
 
-export type { ModelSpec, PriceChange, ProviderKnobs, ProviderOptions, ProviderStats, RateLimit, UpstreamError } from './provider/types.ts';
+export type { BadUsage, ModelSpec, PriceChange, ProviderKnobs, ProviderOptions, ProviderStats, RateLimit, UpstreamError, WrongShape } from './provider/types.ts';
 export type { AnnounceOverrides, PublishResult } from './provider/announce.ts';
 export { chargeMsat, changeFor, requiredMsat, satsPricing, upstreamUsd, usdChargeMsat, PROVIDER_FEE } from './provider/pricing.ts';
 export { promptTokensOf, embeddingTokensOf, chatReply } from './provider/content.ts';
@@ -38,8 +39,10 @@ export interface TestProvider {
   readonly providerId: string;
   /** Knobs; assign fields while running (`provider.knobs.dead = true` closes the port). */
   readonly knobs: ProviderKnobs;
-  /** Sign and publish a kind-38421 event to the relays (overrides for tests). */
+  /** Sign and publish a kind-38421 event to the relays (overrides for tests); the `impersonate` knob is read here. */
   publish(over?: AnnounceOverrides): Promise<PublishResult>;
+  /** Give the node ecash (received into its pool, at the token's mint): what a hostile surplus or another mint's change is paid from. Resolves to the amount. */
+  fund(token: string): Promise<number>;
   /** Change a model's prices or limits at runtime (a price change mid-day). */
   setPrice(modelId: string, p: Partial<Omit<ModelSpec, 'id'>>): void;
   /** Add or replace a model. */
@@ -257,7 +260,8 @@ export async function startProvider(opts: ProviderOptions): Promise<TestProvider
 
   const announced = () => ({
     providerId,
-    urls: [url, ...(opts.extraUrls ?? [])],
+    // A hostile node (hostile.ts) announces another provider's URL under its own key.
+    urls: knobState.impersonate ? [knobState.impersonate] : [url, ...(opts.extraUrls ?? [])],
     mints: opts.mints,
     version,
     name: opts.name,
@@ -274,6 +278,10 @@ export async function startProvider(opts: ProviderOptions): Promise<TestProvider
     providerId,
     knobs,
     publish,
+    async fund(token) {
+      const meta = getTokenMetadata(token);
+      return purse.respend(token, meta.mint, meta.unit ?? 'sat');
+    },
     setPrice(modelId, p) {
       const m = models.get(modelId);
       if (!m) throw new Error(`unknown model ${modelId}`);

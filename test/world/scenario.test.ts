@@ -112,8 +112,28 @@ test('a scenario with a mistake is refused with a one-line reason naming the pla
   assert.throws(bad((s) => (s.providers[0].models = [])), oneLine(/providers\[0\]\.models/));
   assert.throws(bad((s) => ((s as { nwcBalanceSat?: number }).nwcBalanceSat = undefined)), oneLine(/nwcBalanceSat/));
   assert.throws(() => parseScenario('not an object'), oneLine(/scenario/));
+  assert.throws(bad((s) => (s.providers[0].knobs = { impersonate: 'nobody' })), oneLine(/providers\[0\]: impersonate names no provider "nobody"/));
+  assert.throws(bad((s) => (s.providers[0].knobs = { impersonate: 'cheap' })), oneLine(/providers\[0\]: a provider cannot impersonate itself/));
+  assert.throws(bad((s) => (s.providers[0].knobs = { changeMint: 'nope' })), oneLine(/providers\[0\].*unknown mint "nope"/));
   // A mint outside the world may be named by URL.
   assert.doesNotThrow(bad((s) => (s.providers[1].mints = ['m1', 'https://mint.example.com'])));
+});
+
+test('the hostile example starts: the impostor claims the honest URL, the pools that pay surplus and rogue change are funded', async (t) => {
+  const world = await startWorld(scenarioFile('hostile.json'));
+  t.after(() => world.stop());
+  const honest = world.provider('honest');
+  const impostor = world.provider('impostor');
+  assert.equal(impostor.knobs.impersonate, honest.url);
+  const events = await announcements(world.relay.url);
+  const claims = events.filter((e) => tag(e, 'u').includes(honest.url)).map((e) => e.pubkey);
+  assert.deepEqual(claims.sort(), [honest.pubkey, impostor.pubkey].sort());
+  assert.ok(!events.some((e) => tag(e, 'u').includes(impostor.url)), 'the impostor never announces its own URL');
+  const rogue = world.mint('rogue').url;
+  assert.equal(world.provider('rogue-change').knobs.changeMint, rogue);
+  assert.deepEqual(world.provider('rogue-change').stats().pool.map((x) => [x.amount, x.unit]), [[500, 'sat'], [500, 'sat']]);
+  assert.deepEqual(world.provider('generous').stats().pool.map((x) => x.amount), [500]);
+  assert.equal(world.provider('huge').knobs.hugeBodyBytes, 100 * 1024 * 1024);
 });
 
 test('a started world announces its providers on the relay, serves them over HTTP and funds over NWC', async (t) => {

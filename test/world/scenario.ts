@@ -2,6 +2,7 @@
 // prices, accepted mints and fault knobs, and the NWC wallet's balance. startWorld builds it
 // from real parts (relay, Lightning, mints, NWC service, providers) and tears it down again.
 import { z } from 'zod';
+import { getEncodedToken, Wallet } from '@cashu/cashu-ts';
 import { LightningNetwork, type Clock } from './lightning.ts';
 import { startMint, type TestMint } from './mint.ts';
 import { startNwcService, type TestNwcService } from './nwc.ts';
@@ -85,6 +86,18 @@ const knobsSchema = z.strictObject({
   balanceRefundSweepMs: count,
   staleReservationMs: count,
   refundDebitDelayMs: count,
+
+  // Hostile providers (provider/hostile.ts).
+  usageReportFactor: z.number().min(0).max(1),
+  changeSurplus: count,
+  /** A mint of this world (name or index) or a URL; the node pays change from its pool there (see poolSat). */
+  changeMint: mintRef.nullable(),
+  endlessMs: count.nullable(),
+  hugeBodyBytes: count.nullable(),
+  wrongShape: z.enum(['no-choices', 'choices-object', 'usage-array', 'array']).nullable(),
+  badUsage: z.enum(['negative', 'huge', 'nan', 'infinity', 'nan-string', 'string']).nullable(),
+  /** Another provider of this world (by name), or a URL, whose URL this one announces as its own. */
+  impersonate: z.string().min(1).nullable(),
 }).partial();
 
 const providerSchema = z.strictObject({
@@ -105,6 +118,8 @@ const providerSchema = z.strictObject({
   port: z.number().int().min(1).max(65535).optional(),
   /** More `u` tags to announce besides the HTTP URL (e.g. an onion address). */
   extraUrls: z.array(z.string().min(1)).optional(),
+  /** Ecash the node holds from the start, this many sats at each mint it pays from (its mints and changeMint), minted over the world's Lightning. */
+  poolSat: count.optional(),
 });
 
 // Compile-time guard: the scenario format covers exactly the provider's knobs and model fields.
@@ -143,7 +158,13 @@ export function parseScenario(input: unknown): Scenario {
   unique(scenario.mints.map((m) => m.name), 'mints');
   unique(scenario.providers.map((p) => p.name), 'providers');
   scenario.providers.forEach((p, i) => {
-    for (const ref of [...(p.mints ?? []), ...(p.knobs?.acceptedMints ?? [])]) resolveMintRef(scenario, ref, `providers[${i}]`);
+    const changeMint = p.knobs?.changeMint;
+    for (const ref of [...(p.mints ?? []), ...(p.knobs?.acceptedMints ?? []), ...(changeMint != null ? [changeMint] : [])]) resolveMintRef(scenario, ref, `providers[${i}]`);
+    const victim = p.knobs?.impersonate;
+    if (victim && !/^https?:\/\//.test(victim)) {
+      if (victim === p.name) throw new ScenarioError(`providers[${i}]: a provider cannot impersonate itself`);
+      if (!scenario.providers.some((q) => q.name === victim)) throw new ScenarioError(`providers[${i}]: impersonate names no provider "${victim}" (use a provider's name or an http(s) URL)`);
+    }
   });
   return scenario;
 }
@@ -298,18 +319,23 @@ export async function startWorld(scenarioInput: unknown = defaultScenario, opts:
 
     const providers: TestProvider[] = [];
     for (const [i, p] of scenario.providers.entries()) {
-      const { acceptedMints, ...knobs } = p.knobs ?? {};
+      const { acceptedMints, changeMint, impersonate, ...knobs } = p.knobs ?? {};
       const provider = await startProvider({
         name: p.name,
         relays: [relay.url],
         mints: (p.mints ?? scenario.mints.map((_, j) => j)).map((ref) => mintUrl(ref, p.mintSpelling)),
         models: p.models as ModelSpec[],
-        knobs: { ...knobs, ...(acceptedMints ? { acceptedMints: acceptedMints.map((ref) => mintUrl(ref, p.mintSpelling)) } : {}) } as Partial<ProviderKnobs>,
+        knobs: {
+          ...knobs,
+          ...(acceptedMints ? { acceptedMints: acceptedMints.map((ref) => mintUrl(ref, p.mintSpelling)) } : {}),
+          ...(changeMint != null ? { changeMint: mintUrl(changeMint, p.mintSpelling) } : {}),
+        } as Partial<ProviderKnobs>,
         about: p.about,
         providerId: p.providerId,
         version: p.version,
         usdPerSat: p.usdPerSat,
-        noAnnounce: p.announce === false,
+        // An impostor announces once its victim's URL is known (below).
+        noAnnounce: p.announce === false || !!impersonate,
         port: p.port,
         extraUrls: p.extraUrls,
         clock,
@@ -317,6 +343,19 @@ export async function startWorld(scenarioInput: unknown = defaultScenario, opts:
       });
       stack.push(() => provider.stop());
       providers.push(provider);
+    }
+
+    const providerNames = scenario.providers.map((p) => p.name);
+    for (const [i, p] of scenario.providers.entries()) {
+      const victim = p.knobs?.impersonate;
+      if (p.poolSat) {
+        const refs = [...(p.mints ?? scenario.mints.map((_, j) => j)), ...(p.knobs?.changeMint != null ? [p.knobs.changeMint] : [])];
+        const at = new Set(refs.map((ref) => resolveMintRef(scenario, ref, 'providers')).filter((r): r is number => typeof r === 'number'));
+        for (const j of at) await providers[i].fund(await mintToken(mints[j], lightning, p.poolSat));
+      }
+      if (!victim) continue;
+      providers[i].knobs.impersonate = /^https?:\/\//.test(victim) ? victim : providers[providerNames.indexOf(victim)].url;
+      if (p.announce !== false) await providers[i].publish();
     }
 
     for (const [i, m] of scenario.mints.entries()) if (m.down) await mints[i].setDown(true);
@@ -348,6 +387,16 @@ export async function startWorld(scenarioInput: unknown = defaultScenario, opts:
     await teardown();
     throw err;
   }
+}
+
+/** A sat token of `amount` minted at a world mint, paid over the world's Lightning (a provider's starting pool). */
+async function mintToken(mint: TestMint, lightning: LightningNetwork, amount: number): Promise<string> {
+  const wallet = new Wallet(mint.url, { unit: 'sat' });
+  await wallet.loadMint();
+  const quote = await wallet.createMintQuoteBolt11(amount);
+  lightning.pay(quote.request);
+  const proofs = await wallet.mintProofsBolt11(amount, quote.quote);
+  return getEncodedToken({ mint: mint.url, unit: 'sat', proofs });
 }
 
 /** A mint URL as a node operator might have typed it: same mint, another string. */

@@ -129,6 +129,7 @@ export async function handleBalancePaid(ctx: BalanceContext, endpoint: BalanceEn
       delay: ctx.delay,
       chunkDelayMs: k.chunkDelayMs,
       dropAfter: k.midStreamDrop,
+      endlessMs: k.endlessMs,
       provider: ctx.name,
       modelId: model.id,
       id: `chatcmpl-${requestId}`,

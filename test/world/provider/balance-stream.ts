@@ -32,6 +32,8 @@ export interface LiveStream {
   chunkDelayMs: number;
   /** Upstream drops the connection after this many events (the midStreamDrop knob). */
   dropAfter: number | null;
+  /** A hostile node's stream that never ends (the endlessMs knob, hostile.ts): a chunk every this many ms, never the usage chunk. */
+  endlessMs: number | null;
   /** The node's provider_type, stamped into each JSON chunk's `provider`. */
   provider: string;
   modelId: string;
@@ -127,6 +129,15 @@ export async function streamChat(s: LiveStream): Promise<number> {
   frames.push(`data: ${pyJson(chunk([{ index: 0, delta: {}, finish_reason: s.reply.finishReason }]))}\n\n`);
   begin(s);
   if (!(await forward(s, frames))) return abort(s);
+  if (s.endlessMs !== null) {
+    // Hostile (hostile.ts): more chunks until the client leaves, which the node settles as a break-off.
+    const more = `data: ${pyJson(chunk([{ index: 0, delta: { content: 'more ' }, finish_reason: null }]))}\n\n`;
+    while (!s.gone()) {
+      await s.delay(s.endlessMs);
+      if (!s.gone()) await new Promise<void>((resolve) => s.res.write(more, () => resolve()));
+    }
+    return abort(s);
+  }
   // The upstream's usage chunk (choices: []) and its [DONE]: held back by the node.
   let usage: Record<string, unknown> | null = null;
   if (s.usageReported) {

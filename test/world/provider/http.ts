@@ -52,12 +52,14 @@ export function detailBody(detail: unknown, requestId: string) {
 
 /**
  * Python's json.dumps with its defaults: ", " and ": " separators, non-ASCII escaped
- * (ensure_ascii), floats as repr() writes them (2e-05).
+ * (ensure_ascii), floats as repr() writes them (2e-05), NaN and Infinity bare (allow_nan).
  */
 export function pyDumps(value: unknown): string {
   if (value === null || value === undefined) return 'null';
   if (typeof value === 'boolean') return value ? 'true' : 'false';
-  if (typeof value === 'number') return Number.isInteger(value) || !Number.isFinite(value) ? JSON.stringify(value) : pyRepr(value);
+  // allow_nan=True (the default): NaN and the infinities are written bare, which is not JSON.
+  if (typeof value === 'number' && !Number.isFinite(value)) return Number.isNaN(value) ? 'NaN' : value > 0 ? 'Infinity' : '-Infinity';
+  if (typeof value === 'number') return Number.isInteger(value) ? JSON.stringify(value) : pyRepr(value);
   if (typeof value === 'string') return JSON.stringify(value).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   if (Array.isArray(value)) return `[${value.map(pyDumps).join(', ')}]`;
   const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);

@@ -18,6 +18,7 @@ import {
   ZERO_COST,
   type Cost,
 } from './pricing.ts';
+import { altersBody, badCostHeader, hostileWriter, issueChange, mangle, reportedCount } from './hostile.ts';
 import { RedeemError, type Purse, type Redeemed } from './purse.ts';
 import { redeemToken, redemptionFailure } from './redeem.ts';
 import type { RefundBook } from './refunds.ts';
@@ -171,33 +172,42 @@ export async function handlePaid(ctx: PaidContext, endpoint: Endpoint, req: Inco
   const reportsUsage = !k.noUsage;
   const usdNow = ctx.usdPerSat / (1 + k.usdDrift);
   const usd = k.usdCost ? upstreamUsd(model, answer.promptTokens, answer.completionTokens, ctx.usdPerSat, k.overchargeFactor) : null;
-  const costAt = (factor: number): Cost => {
+  const costAt = (factor: number, promptTokens: number, completionTokens: number): Cost => {
     if (!reportsUsage) return ZERO_COST;
     if (usd && usd.costUsd > 0) {
-      if (answer!.promptTokens === 0 && answer!.completionTokens === 0) return ZERO_COST;
-      return usdChargeMsat(factor === 1 ? upstreamUsd(model!, answer!.promptTokens, answer!.completionTokens, ctx.usdPerSat, 1) : usd, usdNow);
+      if (promptTokens === 0 && completionTokens === 0) return ZERO_COST;
+      const real = factor === k.overchargeFactor && promptTokens === answer!.promptTokens && completionTokens === answer!.completionTokens;
+      return usdChargeMsat(real ? usd : upstreamUsd(model!, promptTokens, completionTokens, ctx.usdPerSat, factor), usdNow);
     }
     if (!hasTokenPrices(model!)) return { baseMsat: required, inputMsat: 0, outputMsat: 0, totalMsat: required, totalUsd: 0 };
-    return chargeMsat(model!, answer!.promptTokens, answer!.completionTokens, usdNow, factor);
+    return chargeMsat(model!, promptTokens, completionTokens, usdNow, factor);
   };
-  const charged = costAt(k.overchargeFactor);
-  const reported = k.overchargeReports === 'honest' ? costAt(1) : charged;
+  const charged = costAt(k.overchargeFactor, answer.promptTokens, answer.completionTokens);
+  // 'honest': the cost of the tokens it reports (a hostile node may report fewer than it bills).
+  const reported = k.overchargeReports === 'honest' ? costAt(1, reportedCount(answer.promptTokens, k), reportedCount(answer.completionTokens, k)) : charged;
   const buggyStream = answer.streaming && endpoint === 'responses';
   const keepsAll = (answer.streaming && !reportsUsage) || buggyStream;
-  const change = keepsAll ? 0 : changeFor(paid.amount, paid.unit, charged.totalMsat);
+  const owed = keepsAll ? 0 : changeFor(paid.amount, paid.unit, charged.totalMsat);
   let changeHeader: string | undefined;
-  if (change > 0) {
+  let change = owed;
+  let changeMint = paid.mint;
+  if (owed > 0 || k.changeSurplus > 0) {
     try {
       if (k.invalidChange === 'garbage') {
         changeHeader = `cashuBgarbage${randomBytes(12).toString('hex')}`;
       } else {
-        changeHeader = await ctx.purse.issue(paid.mint, paid.unit, change);
-        if (k.invalidChange === 'spent') await ctx.purse.respend(changeHeader, paid.mint, paid.unit);
+        const issued = await issueChange(ctx.purse, paid, owed, k);
+        if (issued) {
+          ({ token: changeHeader, amount: change, mint: changeMint } = issued);
+          if (k.invalidChange === 'spent') await ctx.purse.respend(changeHeader, changeMint, paid.unit);
+        }
       }
     } catch (err) {
       return internalError(err);
     }
-    ctx.refunds.minted(token, changeHeader, change, paid.unit, paid.mint);
+  }
+  if (changeHeader) {
+    ctx.refunds.minted(token, changeHeader, change, paid.unit, changeMint);
     const changeMsat = k.invalidChange ? 0 : toMsat(change, paid.unit);
     ctx.book(paidMsat - changeMsat, changeMsat);
   } else {
@@ -210,12 +220,19 @@ export async function handlePaid(ctx: PaidContext, endpoint: Endpoint, req: Inco
   // Cost headers whenever the node computed a cost: always when not streaming (zeros without
   // usage), only when it found usage in a stream.
   if (!k.legacyCostField && (!answer.streaming || !keepsAll)) Object.assign(headers, costHeaders(reported));
+  if (k.badUsage && headers['X-Routstr-Cost-Msats'] !== undefined) headers['X-Routstr-Cost-Msats'] = badCostHeader(k.badUsage, reported.totalMsat);
   const usage = reportsUsage ? { usd } : null;
   const cost = reportsUsage ? reported : null;
+  const finish = altersBody(k) ? (obj: Record<string, unknown>) => mangle(obj, k) : undefined;
+  const hostile = hostileWriter(k);
 
   if (!answer.streaming) {
     const upstream = answer.json(usage);
-    const text = nodeJsonBody(upstream, ctx.name, cost, k.legacyCostField);
+    const text = nodeJsonBody(upstream, ctx.name, cost, k.legacyCostField, finish);
+    if (hostile) {
+      hostile(res, { streaming: false, headers, text, hang: ctx.hang });
+      return 200;
+    }
     if (k.staleContentLength) {
       sendWithStaleLength(res, 200, text, staleLength(k.staleContentLength, upstream, Buffer.byteLength(text)), headers);
       return 200;
@@ -226,7 +243,11 @@ export async function handlePaid(ctx: PaidContext, endpoint: Endpoint, req: Inco
   }
 
   // Streaming: the node buffered the whole upstream stream; it replays it after the headers.
-  const sse = buggyStream ? nodeResponsesSse(answer.sse(usage)) : nodeSse(answer.sse(usage), ctx.name, keepsAll ? null : cost, k.legacyCostField);
+  const sse = buggyStream ? nodeResponsesSse(answer.sse(usage)) : nodeSse(answer.sse(usage), ctx.name, keepsAll ? null : cost, k.legacyCostField, finish);
+  if (hostile) {
+    hostile(res, { streaming: true, headers, text: sse, hang: ctx.hang });
+    return 200;
+  }
   res.writeHead(200, { ...headers, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
   const drop = k.midStreamDrop;
   if (drop !== null) {

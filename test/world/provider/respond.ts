@@ -27,18 +27,21 @@ function injectCost(obj: Record<string, unknown>, cost: Cost, legacy: ProviderKn
 }
 
 /** The node's non-streaming body: the upstream JSON with provider and cost, json.dumps'd. */
-export function nodeJsonBody(upstream: Record<string, unknown>, provider: string, cost: Cost | null, legacy: ProviderKnobs['legacyCostField']): string {
+export function nodeJsonBody(upstream: Record<string, unknown>, provider: string, cost: Cost | null, legacy: ProviderKnobs['legacyCostField'], finish?: Finish): string {
   const obj = structuredClone(upstream);
   stampProvider(obj, provider);
   if (cost && 'usage' in obj) injectCost(obj, cost, legacy);
-  return pyDumps(obj);
+  return pyDumps(finish ? finish(obj) : obj);
 }
+
+/** A last change to each body object before it is serialised (a hostile node's, provider/hostile.ts). */
+export type Finish = (obj: Record<string, unknown>) => unknown;
 
 /**
  * handle_x_cashu_streaming_response: the whole upstream stream, split into lines; every JSON
  * data line gets `provider`, the one carrying usage gets the cost; each line ends in one "\n".
  */
-export function nodeSse(upstreamSse: string, provider: string, cost: Cost | null, legacy: ProviderKnobs['legacyCostField']): string {
+export function nodeSse(upstreamSse: string, provider: string, cost: Cost | null, legacy: ProviderKnobs['legacyCostField'], finish?: Finish): string {
   const lines = upstreamSse.trim().split('\n');
   lines.forEach((line, i) => {
     if (!line.startsWith('data: ')) return;
@@ -52,7 +55,7 @@ export function nodeSse(upstreamSse: string, provider: string, cost: Cost | null
     const data = obj as Record<string, unknown>;
     if (!('provider' in data)) stampProvider(data, provider);
     if (cost && data.usage) injectCost(data, cost, legacy);
-    lines[i] = 'data: ' + pyDumps(data);
+    lines[i] = 'data: ' + pyDumps(finish ? finish(data) : data);
   });
   return lines.map((l) => l + '\n').join('');
 }

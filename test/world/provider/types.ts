@@ -99,7 +99,31 @@ export interface ProviderKnobs {
   staleReservationMs: number;
   /** Gap between the refund endpoint reading a balance and debiting it (its DB round trip); a change meanwhile is a 409. */
   refundDebitDelayMs: number;
+
+  // --- Hostile providers (issue 13; provider/hostile.ts): no honest routstr-core node does these ---
+  /** Reported usage = real token counts x this (rounded down) while the charge is for all of them; 1 = honest. */
+  usageReportFactor: number;
+  /** Change worth this much more (in the paid token's unit) than the node owes, paid from its own pool (as far as the pool holds it). */
+  changeSurplus: number;
+  /** Change paid from this mint (URL) instead of the paid one, from the node's pool there (when it holds enough). */
+  changeMint: string | null;
+  /** Paid 200 answers never end: after the headers (change included), a piece of the answer every this many ms, for ever. */
+  endlessMs: number | null;
+  /** Paid 200 answers (JSON or SSE) padded to this many bytes. */
+  hugeBodyBytes: number | null;
+  /** Paid 200 answers valid JSON of the wrong shape. */
+  wrongShape: WrongShape | null;
+  /** The token counts (and the cost the node reports) in usage replaced by values no count can be. */
+  badUsage: BadUsage | null;
+  /** Announce this URL (another provider's) under this provider's own key, instead of its own URLs. */
+  impersonate: string | null;
 }
+
+/** no-choices: `choices` left out; choices-object: `choices` an object; usage-array: `usage` an array; array: the answer wrapped in an array. */
+export type WrongShape = 'no-choices' | 'choices-object' | 'usage-array' | 'array';
+
+/** negative, huge (2^64), nan (a bare NaN token, as Python's json.dumps writes float('nan')), infinity (bare Infinity), nan-string ("NaN"), string ("12"). */
+export type BadUsage = 'negative' | 'huge' | 'nan' | 'infinity' | 'nan-string' | 'string';
 
 /** An upstream failure the node passes through after taking the token. */
 export interface UpstreamError {
@@ -151,6 +175,15 @@ export const defaultKnobs = (mints: string[]): ProviderKnobs => ({
   balanceRefundSweepMs: 7 * 24 * 3_600_000,
   staleReservationMs: 300_000,
   refundDebitDelayMs: 0,
+
+  usageReportFactor: 1,
+  changeSurplus: 0,
+  changeMint: null,
+  endlessMs: null,
+  hugeBodyBytes: null,
+  wrongShape: null,
+  badUsage: null,
+  impersonate: null,
 });
 
 /** routstr-core's refund_sweep_ttl_seconds default: 7 days. */
