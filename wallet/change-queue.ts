@@ -132,7 +132,11 @@ export class ChangeQueue {
       claimed = meta.amount.toNumber();
       if (!this.ctx.mints.isTrusted(mint)) refusal = { error: 'token from an untrusted mint', evidence: { reason: 'untrusted_mint', mint } };
       else mint = this.ctx.mints.assertTrusted(mint);
-      if (claimed <= 0) refusal = { error: 'token has no value', evidence: { reason: 'empty' } };
+      // A node returns change in the unit of the token it was paid with; another unit is not
+      // our change (and a unit the mint has no keyset for would be retried forever).
+      if (!refusal && unit !== fallbackUnit) refusal = { error: `token in unit ${JSON.stringify(String(unit).slice(0, 40))}, not ${fallbackUnit}`, evidence: { reason: 'wrong_unit', unit: String(unit).slice(0, 40) } };
+      if (!Number.isSafeInteger(claimed)) refusal = { error: 'token amount out of range', evidence: { reason: 'amount_out_of_range' } };
+      else if (claimed <= 0) refusal = { error: 'token has no value', evidence: { reason: 'empty' } };
     } catch (err) {
       refusal = { error: 'not a Cashu token', evidence: { reason: 'undecodable', detail: (err as Error).message, length: token.length } };
     }
