@@ -65,6 +65,12 @@ export class NwcError extends WalletError {
   override readonly code = 'nwc_failed';
 }
 
+/** A Lightning invoice that is not one, or that does not match its quote: nothing was paid. */
+export class InvoiceError extends WalletError {
+  override name = 'InvoiceError';
+  override readonly code = 'invalid_invoice';
+}
+
 export class WithdrawError extends WalletError {
   override name = 'WithdrawError';
   override readonly code = 'withdraw_failed';

@@ -3,6 +3,7 @@
 import { setGlobalRequestOptions } from '@cashu/cashu-ts';
 import { nullLogger, type Logger } from '../protocol/logger.ts';
 import type { WalletContext } from './context.ts';
+import { assertFundingInvoice } from './bolt11.ts';
 import { FundingError, NwcError } from './errors.ts';
 import {
   checkFunding, createFundingQuote, getFundingQuote, resumeFunding, waitForFunding,
@@ -162,6 +163,7 @@ export class CashuWallet {
     const uri = loadNwcUri(this.dataDir);
     if (!uri) throw new NwcError('no NWC wallet connected: run `satroute wallet nwc <uri>` first');
     const q = getFundingQuote(this.ctx, quoteId);
+    assertFundingInvoice(q.bolt11, q.amount, q.unit); // a quote stored before this check existed, too
     try {
       await withNwc(uri, (w) => w.payInvoice(q.bolt11));
     } catch (err) {
