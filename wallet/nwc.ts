@@ -80,7 +80,13 @@ export function saveNwc(dataDir: string, uri: string, alias?: string, now = Date
 export function loadNwcUri(dataDir: string): string | null {
   const file = nwcFilePath(dataDir);
   if (!fs.existsSync(file)) return null;
-  const parsed = NwcFile.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    raw = undefined; // unreadable or not JSON: the same answer as a wrong shape (and the secret is never quoted)
+  }
+  const parsed = NwcFile.safeParse(raw);
   if (!parsed.success) throw new NwcError(`${file} is not a valid NWC connection file`);
   return parsed.data.uri;
 }
