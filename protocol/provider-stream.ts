@@ -10,7 +10,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type { IncomingMessage } from 'node:http';
 import { ProviderBodyTooLargeError, ProviderCallCanceledError, ProviderConnectionLostError, ProviderTimeoutError, type CallErrorContext, type ProviderCallError } from './call-errors.ts';
 import { ReportReader, type Reported } from './cost.ts';
-import { errorObjectOf } from './openai.ts';
+import { errorObjectOf, MAX_BODY_DEPTH, nestedDeeperThan } from './openai.ts';
 import { SseLimitError, SseReader, type SseEvent } from './sse.ts';
 
 export interface StreamItem {
@@ -185,6 +185,8 @@ export class ProviderStream implements AsyncIterable<StreamItem> {
     } catch {
       return null;
     }
+    // JSON too deep to be written back out (JSON.stringify would overflow the stack): skipped like a non-JSON line.
+    if (nestedDeeperThan(json, MAX_BODY_DEPTH)) return null;
     const kind: StreamItem['kind'] = event === 'cost' ? 'cost' : errorObjectOf(json) ? 'error' : 'data';
     const it: StreamItem = { kind, data, json };
     if (event) it.event = event;
