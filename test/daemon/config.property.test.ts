@@ -87,7 +87,7 @@ test('any satroute.json and any environment give a usable config or one ConfigEr
         assertClearError(err, file);
       }
     }),
-    { seed: 1401, numRuns: 250 },
+    { seed: 1401, numRuns: 150 },
   );
 });
 

@@ -108,7 +108,7 @@ test('signed, forged and tampered announcements and reviews in any order: the bo
         if (v) assert.ok(v.verdict === undefined || v.verdict === 'good' || v.verdict === 'bad');
       }
     }),
-    { seed: 1351, numRuns: 60 },
+    { seed: 1351, numRuns: 40 },
   );
 });
 
