@@ -11,6 +11,7 @@
 import { getTokenMetadata } from '@cashu/cashu-ts';
 import type { WalletContext } from './context.ts';
 import type { LedgerKind } from './ledger.ts';
+import { UnsupportedUnitError } from './errors.ts';
 import { NUT_CODE } from './mints.ts';
 import { backoffMs, type SwapRow, type SwapService } from './swaps.ts';
 import { toProofJson, type ProofJson, type SwapFailure } from './swap-ops.ts';
@@ -233,6 +234,12 @@ export class ChangeQueue {
     try {
       wallet = await ctx.mints.wallet(mint, unit);
     } catch (err) {
+      if (err instanceof UnsupportedUnitError) {
+        // Retrying cannot help: no keyset of this unit to swap into.
+        this.refuseRows(batch.map((b) => b.row), 'invalid', err.message, { reason: 'wrong_unit', unit });
+        report.invalid += batch.length;
+        return report;
+      }
       this.later(batch.map((b) => b.row), (err as Error).message);
       report.retrying += batch.length;
       return report;
