@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { checkValues, ConfigError, parseConfigJson, readConfigText } from './config-check.ts';
 
 export const DEFAULT_RELAYS = ['wss://relay.damus.io', 'wss://nos.lol', 'wss://relay.routstr.com', 'wss://relay.nostr.band'];
 export const DEFAULT_LISTEN = '127.0.0.1:8340';
@@ -60,28 +61,27 @@ function splitList(value: string | undefined): string[] | undefined {
   return value.split(',').map((s) => s.trim()).filter(Boolean);
 }
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+export { ConfigError };
 
-/** Load the config for a data directory, creating the directory (0700) if needed. */
+const ENV_OF: Partial<Record<string, string>> = { listen: 'SATROUTE_LISTEN', relays: 'SATROUTE_RELAYS', mints: 'SATROUTE_MINTS', providers: 'SATROUTE_PROVIDERS' };
+
+/** Load the config for a data directory, creating the directory (0700) if needed. Throws ConfigError. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const dataDir = resolveDataDir(env);
-  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  try {
+    fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new ConfigError(`data directory ${dataDir} cannot be created: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
   const file = path.join(dataDir, 'satroute.json');
   let parsed: ConfigFile = {};
-  if (fs.existsSync(file)) {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(fs.readFileSync(file, 'utf8'));
-    } catch (err) {
-      throw new ConfigError(`${file} is not valid JSON: ${(err as Error).message}`);
-    }
-    const result = ConfigFile.safeParse(raw);
-    if (!result.success) throw new ConfigError(`${file}: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  const text = readConfigText(file);
+  if (text !== undefined) {
+    const result = ConfigFile.safeParse(parseConfigJson(file, text));
+    if (!result.success) throw new ConfigError(`${file}: ${result.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ')}`);
     parsed = result.data;
   }
-  return {
+  const config: Config = {
     ...parsed,
     dataDir,
     listen: env.SATROUTE_LISTEN ?? parsed.listen ?? DEFAULT_LISTEN,
@@ -89,12 +89,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     mints: splitList(env.SATROUTE_MINTS) ?? parsed.mints ?? [],
     providers: splitList(env.SATROUTE_PROVIDERS) ?? parsed.providers ?? [],
   };
+  checkValues(config, (key) => (ENV_OF[key] && env[ENV_OF[key]!] !== undefined ? ENV_OF[key]! : `${file}: ${key}`));
+  return config;
 }
 
 /** Persist changes to satroute.json (mode 0600), keeping keys this version does not know. */
 export function saveConfigFile(dataDir: string, patch: Partial<ConfigFile>): void {
   const file = path.join(dataDir, 'satroute.json');
-  const current = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as ConfigFile) : {};
+  const text = readConfigText(file);
+  const current = text === undefined ? {} : (parseConfigJson(file, text) as ConfigFile);
   const tmp = `${file}.tmp`;
   fs.writeFileSync(tmp, JSON.stringify({ ...current, ...patch }, null, 2) + '\n', { mode: 0o600 });
   fs.renameSync(tmp, file);

@@ -59,6 +59,13 @@ const rawOf = (v: unknown): string => {
   }
 };
 
+/**
+ * The most tokens one answer may report (the most a request may ask for too, protocol/openai.ts):
+ * ten times the largest context window offered today. More is a lie, refused like a negative
+ * count; the bound keeps usage x any safe per-token price (protocol/pricing.ts) a safe integer.
+ */
+export const MAX_REPORTED_TOKENS = 100_000_000;
+
 /** A JSON value as a safe non-negative integer, or why not. */
 export function countValue(v: unknown): number | ValueProblem {
   if (v === undefined || v === null) return 'missing';
@@ -67,18 +74,25 @@ export function countValue(v: unknown): number | ValueProblem {
   if (v < 0) return 'negative';
   if (!Number.isFinite(v) || v > Number.MAX_SAFE_INTEGER) return 'too_large';
   if (!Number.isInteger(v)) return 'not_integer';
-  return v;
+  return v === 0 ? 0 : v; // JSON's -0 is 0
+}
+
+/** A reported token count, or why not. */
+export function tokenCountValue(v: unknown): number | ValueProblem {
+  const n = countValue(v);
+  return typeof n === 'number' && n > MAX_REPORTED_TOKENS ? 'too_large' : n;
 }
 
 /** The X-Routstr-Cost-Msats header value (decimal digits) as msat, or why not. */
 export function headerMsatValue(v: string): number | ValueProblem {
   const s = v.trim();
   if (s === '') return 'missing';
-  if (/^-\d+(\.\d+)?$/.test(s)) return 'negative';
-  if (/^\d+\.\d*[1-9]\d*$/.test(s)) return 'not_integer';
-  const m = /^(\d+)(?:\.0*)?$/.exec(s);
+  // One linear pattern: a backtracking one over a header of digits took quadratic time.
+  const m = /^(-?)(\d+)(?:\.(\d*))?$/.exec(s);
   if (!m) return 'not_a_number';
-  const n = Number(m[1]);
+  if (m[1]) return 'negative';
+  if (m[3] && /[1-9]/.test(m[3])) return 'not_integer';
+  const n = Number(m[2]);
   return Number.isSafeInteger(n) ? n : 'too_large';
 }
 
@@ -136,12 +150,12 @@ export class ReportReader {
     const promptKey = 'prompt_tokens' in usage ? 'prompt_tokens' : 'input_tokens' in usage ? 'input_tokens' : undefined;
     const completionKey = 'completion_tokens' in usage ? 'completion_tokens' : 'output_tokens' in usage ? 'output_tokens' : undefined;
     if (promptKey) {
-      const n = countValue(usage[promptKey]);
+      const n = tokenCountValue(usage[promptKey]);
       if (typeof n === 'number') this.prompt = n;
       else this.reject(`${field}.${promptKey}`, n, usage[promptKey]);
     }
     if (completionKey) {
-      const n = countValue(usage[completionKey]);
+      const n = tokenCountValue(usage[completionKey]);
       if (typeof n === 'number') this.completion = n;
       else this.reject(`${field}.${completionKey}`, n, usage[completionKey]);
     }

@@ -30,6 +30,16 @@ export interface Announcement {
 
 export type Rejection = 'malformed' | 'wrong_kind' | 'future' | 'no_url' | 'bad_signature';
 
+/**
+ * Bounds on what one announcement may make us do or keep. A node announces one `u` per endpoint
+ * (clearnet, onion) and its few mints; a probe tries every URL in turn, each with its own
+ * timeout, so an event with thousands of dead URLs would hold a probe slot for hours.
+ */
+export const MAX_ANNOUNCED_URLS = 8;
+export const MAX_ANNOUNCED_MINTS = 20;
+const MAX_D_CHARS = 256;
+const MAX_VERSION_CHARS = 64;
+
 const ContentSchema = z.object({ name: z.string().max(200).optional().catch(undefined), about: z.string().max(2000).optional().catch(undefined) });
 
 /**
@@ -68,11 +78,13 @@ export function readAnnouncement(raw: unknown, nowMs: number): Announcement | Re
   const ev = parsed.data;
   if (ev.kind !== PROVIDER_KIND) return 'wrong_kind';
   if (isFutureDated(ev.created_at, nowMs)) return 'future';
-  const urls = unique(tagValues(ev.tags, 'u').map(normalizeProviderUrl));
+  const urls = unique(tagValues(ev.tags, 'u').map(normalizeProviderUrl)).slice(0, MAX_ANNOUNCED_URLS);
   if (urls.length === 0) return 'no_url';
   // Mint URLs exactly as announced: a node compares a token's mint with its list as exact strings.
-  const mints = unique(tagValues(ev.tags, 'mint').filter((m) => normalizeProviderUrl(m) !== undefined));
+  const mints = unique(tagValues(ev.tags, 'mint').filter((m) => normalizeProviderUrl(m) !== undefined)).slice(0, MAX_ANNOUNCED_MINTS);
   const d = tagValues(ev.tags, 'd')[0] ?? '';
+  if (d.length > MAX_D_CHARS) return 'malformed';
+  const version = tagValues(ev.tags, 'version')[0];
   let content: z.infer<typeof ContentSchema> = {};
   try {
     const r = ContentSchema.safeParse(JSON.parse(ev.content));
@@ -88,7 +100,7 @@ export function readAnnouncement(raw: unknown, nowMs: number): Announcement | Re
     createdAt: ev.created_at,
     urls,
     mints,
-    version: tagValues(ev.tags, 'version')[0],
+    version: version !== undefined && version.length <= MAX_VERSION_CHARS ? version : undefined,
     name: content.name?.trim() || undefined,
     about: content.about,
   };

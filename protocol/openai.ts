@@ -95,8 +95,32 @@ export function parseRequestBody(endpoint: PaidEndpoint, raw: string | Uint8Arra
   return checkRequestBody(endpoint, json);
 }
 
+/**
+ * The deepest nesting a body may have (tool schemas need a dozen levels). Deeper bodies are
+ * refused before anything walks them recursively: JSON.stringify of a 100,000-deep array,
+ * which JSON.parse reads happily, overflows the stack.
+ */
+export const MAX_BODY_DEPTH = 100;
+
+/** Whether objects and arrays nest deeper than `max` (walked without recursion). */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v as object)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
 /** Check an already-parsed body (e.g. from a WebSocket message). Throws RequestBodyError. */
 export function checkRequestBody(endpoint: PaidEndpoint, json: unknown): RequestBody {
+  if (nestedDeeperThan(json, MAX_BODY_DEPTH)) {
+    throw new RequestBodyError('invalid_body', `request body nests deeper than ${MAX_BODY_DEPTH} levels`);
+  }
   const r = REQUEST_SCHEMAS[endpoint].safeParse(json);
   if (!r.success) {
     const issue = r.error.issues[0];

@@ -118,8 +118,9 @@ export function classifyAnswer(a: AnswerInput): Refusal | null {
   const xcashu = a.paidWith === 'xcashu';
   const echo = a.xCashu && xcashu ? a.xCashu : undefined;
 
-  // The node's own "too little" (before redemption), decided by its body whatever the status.
-  if (detailObj?.type === 'minimum_balance_required') {
+  // The node's own "too little" (before redemption): its body, with the status it is sent with
+  // (402; 413 before v0.4.2). The same body under another status is not the node's: no top-up.
+  if (detailObj?.type === 'minimum_balance_required' && (a.status === 402 || a.status === 413)) {
     const amount = detailObj.amount_required_msat;
     const out: Refusal = {
       ...base,
@@ -135,8 +136,9 @@ export function classifyAnswer(a: AnswerInput): Refusal | null {
   if (errorType === 'insufficient_quota') return { ...base, kind: 'insufficient_quota', token: xcashu ? 'unspent' : 'none' };
 
   if (errorType === 'upstream_error') {
-    const refund = str(err?.refund_token) ?? (echo && echo !== a.sentToken ? echo : undefined);
-    const upstreamStatus = typeof code === 'number' && Number.isInteger(code) ? code : a.status;
+    // Balance mode sent no token, so nothing can come back as its refund.
+    const refund = xcashu ? (str(err?.refund_token) ?? (echo && echo !== a.sentToken ? echo : undefined)) : undefined;
+    const upstreamStatus = typeof code === 'number' && Number.isInteger(code) && code >= 100 && code <= 599 ? code : a.status;
     const out: Refusal = {
       ...base,
       kind: 'upstream_error',
@@ -166,7 +168,7 @@ export function classifyAnswer(a: AnswerInput): Refusal | null {
   if (echo) return { ...base, kind: 'rejected_echo', token: 'unspent', echoedToken: echo, echoMatches: echo === a.sentToken };
 
   const evidence = () => clip(redact(a.bodyText), EVIDENCE_CHARS);
-  if (typeof code === 'string' && SPENT_CODES.has(code)) return { ...base, kind: 'rejected', token: 'spent' };
+  if (typeof code === 'string' && SPENT_CODES.has(code)) return { ...base, kind: 'rejected', token: xcashu ? 'spent' : 'none' };
   if (code === 'cashu_token_consumed' || errorType === 'token_consumed' || errorType === 'internal_error') {
     return { ...base, kind: 'internal_error', token: xcashu ? 'spent' : 'none', evidence: evidence() };
   }

@@ -76,7 +76,9 @@ export function divRound(numerator: bigint, denominator: bigint): bigint {
 
 /** A float amount of sats (a parsed provider price) as whole msat, rounded up. */
 export function satsToMsatCeil(sats: number): number {
-  return Number(divCeil(decimalToScaled(sats, 12), BigInt(NMSAT_PER_MSAT)));
+  const msat = Number(divCeil(decimalToScaled(sats, 12), BigInt(NMSAT_PER_MSAT)));
+  if (!Number.isSafeInteger(msat)) throw new PricingError(`${sats} sat is out of range`);
+  return msat;
 }
 
 // msat -> sat conversions live with the other unit conversions (units.ts); re-exported for callers of this module.

@@ -34,7 +34,7 @@ import {
 import { checkChange, type ChangeCheck } from './change.ts';
 import { readReported, type Reported } from './cost.ts';
 import { parseNodeJson } from './json.ts';
-import { answerShapeProblem, withUsageRequested, type PaidEndpoint } from './openai.ts';
+import { answerShapeProblem, MAX_BODY_DEPTH, nestedDeeperThan, withUsageRequested, type PaidEndpoint } from './openai.ts';
 import { classifyAnswer, type AnswerMeta, type PaidWith, type Refusal, type TokenFate } from './outcome.ts';
 import { ProviderStream, type StreamExchange } from './provider-stream.ts';
 
@@ -176,6 +176,7 @@ export async function callProvider(req: CallRequest, deps: CallDeps = {}): Promi
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ProviderMalformedError('provider answered 200 with JSON that is not an object', ctx);
   const problem = answerShapeProblem(req.endpoint, json);
   if (problem) throw new ProviderMalformedError(`provider answer is not a ${req.endpoint} answer (${problem})`, ctx);
+  if (nestedDeeperThan(json, MAX_BODY_DEPTH)) throw new ProviderMalformedError(`provider answer nests deeper than ${MAX_BODY_DEPTH} levels`, ctx);
   const out: OkAnswer = { kind: 'ok', stream: false, status, token: okToken, body: json as Record<string, unknown>, reported: readReported(json, header), timings };
   return withChange(out, requestId, xCashu, sentToken);
 }

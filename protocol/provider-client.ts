@@ -216,6 +216,11 @@ async function readLimited(res: Response, maxBytes: number, url: string, signal:
 }
 
 function describe(err: unknown): string {
-  const e = err as { message?: string; cause?: { code?: string; message?: string } };
-  return e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(err);
+  try {
+    const e = err as { message?: unknown; cause?: { code?: unknown; message?: unknown } };
+    const text = e?.cause?.code ?? e?.cause?.message ?? e?.message ?? err;
+    return typeof text === 'string' ? text : String(text);
+  } catch {
+    return 'unknown error'; // something thrown that cannot even be printed
+  }
 }

@@ -21,7 +21,7 @@ import {
 } from './call-errors.ts';
 import { ReportReader, type Reported } from './cost.ts';
 import { parseNodeJson } from './json.ts';
-import { chunkShapeProblem, errorObjectOf, type PaidEndpoint } from './openai.ts';
+import { chunkShapeProblem, errorObjectOf, MAX_BODY_DEPTH, nestedDeeperThan, type PaidEndpoint } from './openai.ts';
 import { SseLimitError, SseReader, type SseEvent } from './sse.ts';
 
 export interface StreamItem {
@@ -202,6 +202,8 @@ export class ProviderStream implements AsyncIterable<StreamItem> {
     // A Python node writes a NaN usage bare: read the chunk, refuse the value (json.ts).
     const json = parseNodeJson(data);
     if (json === undefined) return null;
+    // JSON too deep to be written back out (JSON.stringify would overflow the stack): skipped like a non-JSON line.
+    if (nestedDeeperThan(json, MAX_BODY_DEPTH)) return null;
     const kind: StreamItem['kind'] = event === 'cost' ? 'cost' : errorObjectOf(json) ? 'error' : 'data';
     const it: StreamItem = { kind, data, json };
     if (event) it.event = event;

@@ -84,6 +84,7 @@ class RelayLink {
   private lastError: string | undefined;
   private eose = false;
   private events = 0;
+  private junkFrames = 0;
   private readonly log: Logger;
   private readonly clock: () => number;
 
@@ -128,6 +129,7 @@ class RelayLink {
       return this.lost(undefined, err);
     }
     if (this.opts.pingIntervalMs) relay.pingFrequency = this.opts.pingIntervalMs;
+    this.quietJunk(relay);
     relay.onnotice = (msg) => this.log.debug('relay notice', { relay: this.url, notice: String(msg).slice(0, 200) });
     this.relay = relay;
     try {
@@ -172,6 +174,35 @@ class RelayLink {
         onclose: (reason) => this.lost(relay, `subscription closed: ${reason}`),
       },
     );
+  }
+
+  /**
+   * nostr-tools prints a stack trace with console.warn for every frame it cannot read (not
+   * JSON, an EVENT without a subscription, a null event); a relay sending junk would flood
+   * the daemon's stderr, which is its JSON log. Frames are read synchronously, so the warning
+   * is caught for just that call and counted as one debug line instead. Set before connect(),
+   * which binds the handler.
+   */
+  private quietJunk(relay: AbstractRelay): void {
+    const r = relay as unknown as { _onmessage?: (ev: unknown) => void };
+    const read = r._onmessage;
+    if (typeof read !== 'function') return;
+    r._onmessage = (ev: unknown) => {
+      const warn = console.warn;
+      let unreadable = false;
+      console.warn = () => {
+        unreadable = true;
+      };
+      try {
+        read.call(relay, ev);
+      } finally {
+        console.warn = warn;
+      }
+      if (unreadable) {
+        this.junkFrames++;
+        this.log.debug('relay sent a frame that is not a readable message', { relay: this.url, frames: this.junkFrames });
+      }
+    };
   }
 
   // Older events, one page at a time, until a page brings nothing new.

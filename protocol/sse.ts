@@ -27,7 +27,10 @@ export class SseLimitError extends Error {
 export const DEFAULT_MAX_EVENT_CHARS = 4 * 1024 * 1024;
 
 export class SseReader {
-  private buf = '';
+  /** The unfinished line, in the pieces it arrived in: joined only once a line end arrives, so a
+   * long line fed in many small pieces costs linear time, not a copy and a rescan per piece. */
+  private pending: string[] = [];
+  private pendingChars = 0;
   private data: string[] = [];
   private dataChars = 0;
   private eventName: string | undefined;
@@ -49,29 +52,44 @@ export class SseReader {
     if (!text.length) return [];
     if (this.afterCR && text.charCodeAt(0) === 10) text = text.slice(1);
     this.afterCR = false;
-    this.buf = this.buf.length ? this.buf + text : text;
+    if (!text.length) return [];
     const out: SseEvent[] = [];
-    this.drain(out);
-    if (this.buf.length > this.maxChars) throw new SseLimitError(this.maxChars);
+    if (text.indexOf('\n') === -1 && text.indexOf('\r') === -1) {
+      this.pending.push(text);
+      this.pendingChars += text.length;
+    } else {
+      // The pending pieces hold no line end: the search starts where the new text does.
+      const from = this.pendingChars;
+      const buf = from ? this.pending.join('') + text : text;
+      this.pending = [];
+      this.pendingChars = 0;
+      const rest = this.drain(buf, from, out);
+      if (rest.length) {
+        this.pending.push(rest);
+        this.pendingChars = rest.length;
+      }
+    }
+    if (this.pendingChars > this.maxChars) throw new SseLimitError(this.maxChars);
     return out;
   }
 
   /** The stream ended: whatever is pending (an unterminated line, an event without its blank line). */
   end(): SseEvent[] {
     const out: SseEvent[] = [];
-    if (this.buf.length) this.line(this.buf, out);
-    this.buf = '';
+    if (this.pendingChars) this.line(this.pending.join(''), out);
+    this.pending = [];
+    this.pendingChars = 0;
     this.dispatch(out);
     return out;
   }
 
-  private drain(out: SseEvent[]): void {
-    const buf = this.buf;
+  /** Read every complete line of `buf` (none before `from`); returns the unfinished rest. */
+  private drain(buf: string, from: number, out: SseEvent[]): string {
     let start = 0;
     // Each search position is kept until passed, so a burst of many lines is read in one pass
     // (-1 means "none up to the end" for good).
-    let nl = buf.indexOf('\n');
-    let cr = buf.indexOf('\r');
+    let nl = buf.indexOf('\n', from);
+    let cr = buf.indexOf('\r', from);
     for (;;) {
       if (nl !== -1 && nl < start) nl = buf.indexOf('\n', start);
       if (cr !== -1 && cr < start) cr = buf.indexOf('\r', start);
@@ -88,7 +106,7 @@ export class SseReader {
       this.line(buf.slice(start, end), out);
       start = next;
     }
-    this.buf = start ? buf.slice(start) : buf;
+    return start ? buf.slice(start) : buf;
   }
 
   private line(line: string, out: SseEvent[]): void {

@@ -65,6 +65,21 @@ export class NwcError extends WalletError {
   override readonly code = 'nwc_failed';
 }
 
+/** The mint signs in no keyset of this unit (a token or a quote in a unit it does not keep). */
+export class UnsupportedUnitError extends WalletError {
+  override name = 'UnsupportedUnitError';
+  override readonly code = 'unsupported_unit';
+  constructor(readonly mintUrl: string, readonly unit: string) {
+    super(`mint ${mintUrl} has no active keyset for unit ${JSON.stringify(String(unit).slice(0, 40))}`);
+  }
+}
+
+/** A Lightning invoice that is not one, or that does not match its quote: nothing was paid. */
+export class InvoiceError extends WalletError {
+  override name = 'InvoiceError';
+  override readonly code = 'invalid_invoice';
+}
+
 export class WithdrawError extends WalletError {
   override name = 'WithdrawError';
   override readonly code = 'withdraw_failed';

@@ -11,6 +11,7 @@
 // recorded as `funding` + `loss` with the evidence (never silently dropped).
 import type { MintPreview, Proof } from '@cashu/cashu-ts';
 import type { WalletContext } from './context.ts';
+import { assertFundingInvoice } from './bolt11.ts';
 import { FundingError, MintRejectedError, WalletError } from './errors.ts';
 import { deserializeOutputs, mapMintError, NUT_CODE, serializeOutputs } from './mints.ts';
 import { sumAmounts } from './store.ts';
@@ -63,6 +64,8 @@ export async function createFundingQuote(ctx: WalletContext, amount: number, opt
   const mint = ctx.mints.assertTrusted(opts.mint ?? ctx.mints.defaultMint());
   const unit = opts.unit ?? 'sat';
   const q = await ctx.mints.call(mint, unit, (w) => w.createMintQuoteBolt11(amount));
+  // Never show or pay an invoice for another amount than the one asked for.
+  assertFundingInvoice(q.request, amount, unit);
   const now = ctx.clock();
   ctx.db.prepare(`INSERT INTO wallet_mint_quotes (quote_id, mint, unit, amount, request, expiry, state, pay_via, created_at, updated_at)
     VALUES (?,?,?,?,?,?, 'unpaid', ?,?,?)`).run(q.quote, mint, unit, amount, q.request, q.expiry ?? null, opts.payVia ?? null, now, now);

@@ -6,6 +6,7 @@ import { setGlobalRequestOptions } from '@cashu/cashu-ts';
 import type { DB } from '../db/sqlite.ts';
 import type { Logger } from '../protocol/logger.ts';
 import { createWalletContext, type WalletContext } from './context.ts';
+import { assertFundingInvoice } from './bolt11.ts';
 import { FundingError, NwcError } from './errors.ts';
 import {
   checkFunding, createFundingQuote, getFundingQuote, resumeFunding, waitForFunding,
@@ -203,6 +204,7 @@ export class CashuWallet {
     const uri = loadNwcUri(this.dataDir);
     if (!uri) throw new NwcError('no NWC wallet connected: run `satroute wallet nwc <uri>` first');
     const q = getFundingQuote(this.ctx, quoteId);
+    assertFundingInvoice(q.bolt11, q.amount, q.unit); // a quote stored before this check existed, too
     try {
       await withNwc(uri, (w) => w.payInvoice(q.bolt11));
     } catch (err) {

@@ -6,7 +6,7 @@ import {
   type OutputDataLike, type Proof, type SerializedOutputData,
 } from '@cashu/cashu-ts';
 import { nullLogger, type Logger } from '../protocol/logger.ts';
-import { MintRejectedError, MintUnavailableError, UntrustedMintError, WalletError } from './errors.ts';
+import { MintRejectedError, MintUnavailableError, UnsupportedUnitError, UntrustedMintError, WalletError } from './errors.ts';
 import type { Clock } from './store.ts';
 
 /** NUT error codes the wallet branches on. */
@@ -43,6 +43,15 @@ export interface KeysetSummary {
 /** Canonical form of a mint URL (what the database stores). */
 export function mintKey(url: string): string {
   return normalizeMintUrl(url);
+}
+
+/** mintKey, or null for a string cashu-ts does not take as a mint URL (a token may name anything). */
+function keyOrNull(url: string): string | null {
+  try {
+    return mintKey(url);
+  } catch {
+    return null;
+  }
 }
 
 /** Did the mint certainly refuse (nothing happened), as opposed to an unknown outcome? */
@@ -90,19 +99,21 @@ export class MintRegistry {
   }
 
   isTrusted(url: string): boolean {
-    return this.trustedSet.has(mintKey(url));
+    const key = keyOrNull(url);
+    return key !== null && this.trustedSet.has(key);
   }
 
-  /** The canonical URL of a trusted mint; throws UntrustedMintError otherwise. */
+  /** The canonical URL of a trusted mint; throws UntrustedMintError otherwise (a string that is no URL included). */
   assertTrusted(url: string): string {
-    const key = mintKey(url);
-    if (!this.trustedSet.has(key)) throw new UntrustedMintError(key);
+    const key = keyOrNull(url);
+    if (key === null || !this.trustedSet.has(key)) throw new UntrustedMintError(key ?? JSON.stringify(String(url).slice(0, 200)));
     return key;
   }
 
   /** Trust a mint from now on (the caller persists the config). */
   trust(url: string): string {
-    const key = mintKey(url);
+    const key = keyOrNull(url);
+    if (key === null) throw new WalletError(`not a mint URL: ${JSON.stringify(String(url).slice(0, 200))}`);
     this.trustedSet.add(key);
     return key;
   }
@@ -146,7 +157,13 @@ export class MintRegistry {
     } catch (err) {
       throw mapMintError(mint, err);
     }
-    this.logger.debug('mint loaded', { mint, unit, keyset: wallet.keysetId });
+    let keyset: string;
+    try {
+      keyset = wallet.keysetId; // cashu-ts throws here when the mint has no active keyset in this unit
+    } catch {
+      throw new UnsupportedUnitError(mint, unit);
+    }
+    this.logger.debug('mint loaded', { mint, unit, keyset });
     return wallet;
   }
 

@@ -5,7 +5,8 @@
 // persisted blanks and the quote's signatures; UNPAID -> inputs back to unspent.
 import { Amount, type MeltPreview, type MeltQuoteBolt11Response, type Proof, type Wallet } from '@cashu/cashu-ts';
 import type { WalletContext } from './context.ts';
-import { InsufficientFundsError, MintRejectedError, WithdrawError } from './errors.ts';
+import { assertMeltQuote, parseBolt11 } from './bolt11.ts';
+import { InsufficientFundsError, InvoiceError, MintRejectedError, WithdrawError } from './errors.ts';
 import { deserializeOutputs, mapMintError, NUT_CODE, serializeOutputs } from './mints.ts';
 import { amountOf, sumAmounts, toCashuProof } from './store.ts';
 
@@ -44,7 +45,11 @@ function richestMint(ctx: WalletContext, unit: string): string {
 export async function withdraw(ctx: WalletContext, bolt11: string, opts: { mint?: string; unit?: string } = {}): Promise<WithdrawResult> {
   const unit = opts.unit ?? 'sat';
   const mint = ctx.mints.assertTrusted(opts.mint ?? richestMint(ctx, unit));
+  // Read before any mint call: junk and amountless invoices stop here, and the quote must be for what the invoice pays.
+  const invoice = parseBolt11(bolt11);
+  if (invoice.amountMsat === null) throw new InvoiceError('the invoice has no amount: ask for one with an amount');
   const quote = await ctx.mints.call(mint, unit, (w) => w.createMeltQuoteBolt11(bolt11.trim()));
+  assertMeltQuote(invoice, amountOf(quote), unit);
   for (let attempt = 0; ; attempt++) {
     const w = attempt ? await ctx.mints.refresh(mint, unit, true) : await ctx.mints.wallet(mint, unit);
     try {
@@ -185,6 +190,8 @@ export async function resumeMelts(ctx: WalletContext): Promise<WithdrawResult[]>
 export async function quoteWithdrawal(ctx: WalletContext, bolt11: string, opts: { mint?: string; unit?: string } = {}): Promise<{ mint: string; amount: number; feeReserve: number }> {
   const unit = opts.unit ?? 'sat';
   const mint = ctx.mints.assertTrusted(opts.mint ?? richestMint(ctx, unit));
+  const invoice = parseBolt11(bolt11);
   const q = await ctx.mints.call(mint, unit, (w) => w.createMeltQuoteBolt11(bolt11.trim()));
+  assertMeltQuote(invoice, amountOf(q), unit);
   return { mint, amount: amountOf(q), feeReserve: Amount.from(q.fee_reserve).toNumber() };
 }

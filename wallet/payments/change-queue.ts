@@ -10,7 +10,7 @@
 // the mint's answer as evidence.
 import { getTokenMetadata } from '@cashu/cashu-ts';
 import type { WalletContext } from '../context.ts';
-import type { SwapFailure } from '../errors.ts';
+import { UnsupportedUnitError, type SwapFailure } from '../errors.ts';
 import type { LedgerKind } from '../ledger.ts';
 import { NUT_CODE } from '../mints.ts';
 import { backoffMs, type SwapRecord, type SwapService } from '../swap/service.ts';
@@ -133,7 +133,11 @@ export class ChangeQueue {
       claimed = meta.amount.toNumber();
       if (!this.ctx.mints.isTrusted(mint)) refusal = { error: 'token from an untrusted mint', evidence: { reason: 'untrusted_mint', mint } };
       else mint = this.ctx.mints.assertTrusted(mint);
-      if (claimed <= 0) refusal = { error: 'token has no value', evidence: { reason: 'empty' } };
+      // A node returns change in the unit of the token it was paid with; another unit is not
+      // our change (and a unit the mint has no keyset for would be retried forever).
+      if (!refusal && unit !== fallbackUnit) refusal = { error: `token in unit ${JSON.stringify(String(unit).slice(0, 40))}, not ${fallbackUnit}`, evidence: { reason: 'wrong_unit', unit: String(unit).slice(0, 40) } };
+      if (!Number.isSafeInteger(claimed)) refusal = { error: 'token amount out of range', evidence: { reason: 'amount_out_of_range' } };
+      else if (claimed <= 0) refusal = { error: 'token has no value', evidence: { reason: 'empty' } };
     } catch (err) {
       refusal = { error: 'not a Cashu token', evidence: { reason: 'undecodable', detail: (err as Error).message, length: token.length } };
     }
@@ -230,6 +234,12 @@ export class ChangeQueue {
     try {
       wallet = await ctx.mints.wallet(mint, unit);
     } catch (err) {
+      if (err instanceof UnsupportedUnitError) {
+        // Retrying cannot help: no keyset of this unit to swap into.
+        this.refuseRows(batch.map((b) => b.row), 'invalid', err.message, { reason: 'wrong_unit', unit });
+        report.invalid += batch.length;
+        return report;
+      }
       this.later(batch.map((b) => b.row), (err as Error).message);
       report.retrying += batch.length;
       return report;
