@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { requestRefund, pollRefund, RefundUnavailableError, RefundProtocolError, type FetchLike } from '../../protocol/refund.ts';
+import { startProvider } from '../world/provider.ts';
 
 const TOKEN = 'cashuBexampletoken';
 const CHANGE = 'cashuBchangetoken';
@@ -36,11 +37,26 @@ test('an msat refund is reported in msat', async (t) => {
   assert.deepEqual(await requestRefund(n.url, TOKEN, { fetch: fetchLike }), { kind: 'refunded', token: CHANGE, amount: 21500, unit: 'msat' });
 });
 
-test('a node older than v0.4.3 is asked on the /v1/wallet/refund alias', async (t) => {
-  const n = await node(t, (path) => (path === '/v1/wallet/refund' ? { status: 200, body: { token: CHANGE, sats: '3' } } : { status: 404, body: { detail: 'Not Found' } }));
-  const answer = await requestRefund(n.url, TOKEN, { fetch: fetchLike });
-  assert.equal(answer.kind, 'refunded');
-  assert.deepEqual(n.calls, ['POST /v1/balance/refund', 'POST /v1/wallet/refund']);
+test('a node older than v0.4.3 cannot refund by token: its route wants Authorization (FastAPI 422), so the answer is final, not an error to retry', async (t) => {
+  // The world's pre-0.4.3 node: refund_wallet_endpoint takes only `authorization: Header(...)`.
+  const p = await startProvider({ name: 'old', relays: [], mints: ['http://127.0.0.1:9'], models: [], noAnnounce: true, version: '0.4.2' });
+  t.after(() => p.stop());
+  assert.deepEqual(await requestRefund(p.url, TOKEN, { fetch: fetchLike }), { kind: 'unsupported', status: 422 });
+  // Polling does not ask again: nothing will change.
+  let asked = 0;
+  const counting: FetchLike = (url, init) => { asked++; return fetch(url, init); };
+  assert.deepEqual(await pollRefund(p.url, TOKEN, { fetch: counting, maxAttempts: 3, sleep: async () => {} }), { kind: 'unsupported', status: 422 });
+  assert.equal(asked, 1);
+});
+
+test('a current node that never saw the token says "Refund not found" (404), told apart from a missing route', async (t) => {
+  const p = await startProvider({ name: 'new', relays: [], mints: ['http://127.0.0.1:9'], models: [], noAnnounce: true });
+  t.after(() => p.stop());
+  assert.deepEqual(await requestRefund(p.url, TOKEN, { fetch: fetchLike }), { kind: 'not_found' });
+  // Something that is not a Routstr node (no such route at all) is a protocol error, not "not found".
+  const other = await node(t, () => ({ status: 404, body: { detail: 'Not Found' } }));
+  await assert.rejects(requestRefund(other.url, TOKEN, { fetch: fetchLike }), RefundProtocolError);
+  assert.deepEqual(other.calls, ['POST /v1/balance/refund']);
 });
 
 test('refund not found, swept, and still pending are told apart', async (t) => {
