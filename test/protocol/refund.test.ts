@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { requestRefund, pollRefund, RefundUnavailableError, RefundProtocolError, type FetchLike } from '../../protocol/refund.ts';
+import { requestRefund, pollRefund, notFoundPendingMs, NOT_FOUND_PENDING_MS, RefundUnavailableError, RefundProtocolError, type FetchLike } from '../../protocol/refund.ts';
 import { startProvider } from '../world/provider.ts';
 
 const TOKEN = 'cashuBexampletoken';
@@ -104,4 +104,15 @@ test('a malformed refund body, an unexpected status, and a dead provider are typ
   reply = { status: 502 };
   await assert.rejects(requestRefund(n.url, TOKEN, { fetch: fetchLike }), RefundUnavailableError);
   await assert.rejects(requestRefund('http://127.0.0.1:1', TOKEN, { fetch: fetchLike }), RefundUnavailableError);
+});
+
+test('how long a 404 may still mean "not recorded yet" depends on the node version', () => {
+  assert.equal(notFoundPendingMs('0.4.5'), NOT_FOUND_PENDING_MS.recording);
+  assert.equal(notFoundPendingMs('v0.4.4-beta'), NOT_FOUND_PENDING_MS.recording);
+  assert.equal(notFoundPendingMs('1.0'), NOT_FOUND_PENDING_MS.recording);
+  assert.equal(notFoundPendingMs('0.4.3'), NOT_FOUND_PENDING_MS.running);
+  assert.equal(notFoundPendingMs('0.3.0'), NOT_FOUND_PENDING_MS.running);
+  assert.equal(notFoundPendingMs(null), NOT_FOUND_PENDING_MS.running, 'unknown: the longer wait');
+  assert.equal(notFoundPendingMs('nightly'), NOT_FOUND_PENDING_MS.running);
+  assert.ok(NOT_FOUND_PENDING_MS.recording < NOT_FOUND_PENDING_MS.running);
 });

@@ -63,6 +63,8 @@ export interface TakeTokenRequest {
   amountSat: SatIn;
   /** Base URL of the provider the token goes to: its refund endpoint is asked for lost change. */
   providerUrl: string;
+  /** The provider's node version, if known: how long its refund endpoint may say 404 for "not yet" (protocol/refund.ts). */
+  providerVersion?: string | null;
   policy?: SelectPolicy;
   /**
    * Runs synchronously inside the transaction that moves the proofs to pending (write the
@@ -104,6 +106,7 @@ interface TakeSpec {
   tokenMint: string;
   amountSat: Sat;
   providerUrl: string | null;
+  providerVersion: string | null;
   /** A top-up: the payment's pending proofs may be reused and its row is updated. */
   replace: boolean;
   inTransaction?: (taken: TakenToken) => void;
@@ -146,7 +149,7 @@ export class Payments implements RecoveryDeps {
     const tokenMint = req.tokenMint ?? mint;
     if (tokenMint !== mint && mintKey(tokenMint) !== mint) throw new PaymentError(`the token's mint ${tokenMint} is not the wallet's mint ${mint}`);
     if (!req.providerUrl) throw new PaymentError('a payment needs the URL of the provider it goes to');
-    const spec: TakeSpec = { paymentId: req.paymentId, mint, tokenMint, amountSat: positive(req.amountSat), providerUrl: req.providerUrl, replace: false, inTransaction: req.inTransaction };
+    const spec: TakeSpec = { paymentId: req.paymentId, mint, tokenMint, amountSat: positive(req.amountSat), providerUrl: req.providerUrl, providerVersion: req.providerVersion ?? null, replace: false, inTransaction: req.inTransaction };
     return this.take(spec, req.policy);
   }
 
@@ -157,7 +160,7 @@ export class Payments implements RecoveryDeps {
    */
   async topUp(paymentId: string, amountSat: SatIn, opts: TopUpOptions = {}): Promise<TakenToken> {
     const row = this.rows.require(paymentId, 'pending');
-    const spec: TakeSpec = { paymentId, mint: row.mint, tokenMint: row.tokenMint, amountSat: positive(amountSat), providerUrl: row.providerUrl, replace: true, inTransaction: opts.inTransaction };
+    const spec: TakeSpec = { paymentId, mint: row.mint, tokenMint: row.tokenMint, amountSat: positive(amountSat), providerUrl: row.providerUrl, providerVersion: row.providerVersion, replace: true, inTransaction: opts.inTransaction };
     return this.take(spec, opts.policy);
   }
 
@@ -310,7 +313,7 @@ export class Payments implements RecoveryDeps {
       ctx.store.movePending(proofs.map((p) => p.secret), 'request', paymentId);
       const record = { token, amountSat: taken.amountSat, sentSat: taken.sentSat, feeSat: taken.feeSat, overpaySat: taken.overpaySat, roundtrip };
       if (replace) this.rows.replaceToken(paymentId, record);
-      else this.rows.insert({ paymentId, mint, tokenMint: spec.tokenMint, unit: this.unit, providerUrl: spec.providerUrl, ...record });
+      else this.rows.insert({ paymentId, mint, tokenMint: spec.tokenMint, unit: this.unit, providerUrl: spec.providerUrl, providerVersion: spec.providerVersion, ...record });
       // A callback that awaits would write outside this transaction: refuse it (and roll back).
       const returned: unknown = spec.inTransaction?.(taken);
       if (returned && typeof (returned as { then?: unknown }).then === 'function') {

@@ -77,6 +77,13 @@ export const PAYMENTS_MIGRATIONS: readonly string[] = [
     FROM payment_swaps p WHERE p.swap_id = wallet_swaps.id;
   DROP TABLE payment_swaps;
   `,
+  `
+  -- What a refund 404 means depends on the node's version and on how long ago the token went out
+  -- (protocol/refund.ts notFoundPendingMs): the version the router knew, and when the token (or
+  -- its top-up) was sent (NULL on older rows: created_at).
+  ALTER TABLE payments ADD COLUMN provider_version TEXT;
+  ALTER TABLE payments ADD COLUMN token_at INTEGER;
+  `,
 ];
 
 /** Create or upgrade the payment tables (and the wallet's, which they refer to). Idempotent. */
