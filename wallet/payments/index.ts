@@ -2,24 +2,23 @@
 // provider), settle it with the provider's change, or reclaim it when the attempt failed.
 // DESIGN.md "The life of one request" steps 4-7.
 //
-// takeToken selects proofs offline (wallet/select.ts) and moves them unspent -> pending(payment)
-// in the same transaction that records the exact token string and the provider URL (and runs the
-// caller's `inTransaction`, where the router writes its attempt row), before any byte goes out. A
-// token pays the provider `amountSat` NET: the mint's input fee (NUT-02) that the provider pays
-// when it redeems the token is added on top, because a Routstr node credits `token value - input
-// fee`. Only when no offline selection fits does it swap at the mint (a "round trip"); the
-// small-denomination reserve (reserve.ts) keeps that rare.
-import { getEncodedToken } from '@cashu/cashu-ts';
+// takeToken (take.ts) selects proofs offline (wallet/select.ts) and moves them unspent ->
+// pending(payment) in the same transaction that records the exact token string and the provider
+// URL (and runs the caller's `inTransaction`, where the router writes its attempt row), before any
+// byte goes out. A token pays the provider `amountSat` NET: the mint's input fee (NUT-02) that the
+// provider pays when it redeems the token is added on top, because a Routstr node credits `token
+// value - input fee`. Only when no offline selection fits does it swap at the mint (a "round
+// trip"); the small-denomination reserve (reserve.ts) keeps that rare.
 import type { FetchLike } from '../../protocol/refund.ts';
 import { sat, type Sat, type SatIn } from '../../protocol/units.ts';
 import type { WalletContext } from '../context.ts';
-import { InsufficientFundsError, PaymentError, PaymentStateError } from '../errors.ts';
+import { PaymentError, PaymentStateError } from '../errors.ts';
 import { mintKey } from '../mints.ts';
-import { defaultPolicy, inputFeeSat, selectOffline, splitAmount, type Coin, type Selection, type SelectPolicy } from '../select.ts';
-import { toCashuProof, type StoredProof } from '../store.ts';
+import { defaultPolicy, type SelectPolicy } from '../select.ts';
 import { WorkerSwapEngine, type SwapEngine } from '../swap/engine.ts';
 import { SwapService } from '../swap/service.ts';
 import { ChangeQueue, type ChangeQueueOptions } from './change-queue.ts';
+import { TokenTaker, type TakeSpec, type TakenToken } from './take.ts';
 import { toOutcome, type PaymentOutcome } from './outcome.ts';
 import { recoverPayments, resolvePayment, retryRefunds, type PaymentsRecoveryReport, type RecoveryDeps, type ResolveOptions, type ResolveResult } from './recovery.ts';
 import { defaultReserve, Reserve, type ReserveConfig } from './reserve.ts';
@@ -28,6 +27,7 @@ import { reclaimHandler, settleSpent } from './settle.ts';
 import { migratePayments } from './schema.ts';
 
 export type { PaymentOutcome, ChangeSummary } from './outcome.ts';
+export type { TakenToken } from './take.ts';
 export type { PaymentState, PaymentRow } from './rows.ts';
 export type { ResolveAction, ResolveResult, ResolveOptions, PaymentsRecoveryReport } from './recovery.ts';
 export { toOutcome } from './outcome.ts';
@@ -78,39 +78,7 @@ export interface TopUpOptions {
   inTransaction?: (taken: TakenToken) => void;
 }
 
-export interface TakenToken {
-  paymentId: string;
-  mint: string;
-  tokenMint: string;
-  unit: 'sat';
-  /** cashuB token to send in X-Cashu. */
-  token: string;
-  /** What the provider nets after paying the mint's input fee. */
-  amountSat: Sat;
-  /** Face value of the token: amountSat + feeSat + overpaySat. */
-  sentSat: Sat;
-  feeSat: Sat;
-  overpaySat: Sat;
-  proofCount: number;
-  /** A swap at the mint was needed to make this token. */
-  mintRoundTrip: boolean;
-}
-
 type Listener = (outcome: PaymentOutcome) => void;
-/** Take a token offline now (null if the proofs do not fit); `roundtrip`: a swap was needed first. */
-type Take = (roundtrip: boolean, policy?: SelectPolicy) => TakenToken | null;
-
-interface TakeSpec {
-  paymentId: string;
-  mint: string;
-  tokenMint: string;
-  amountSat: Sat;
-  providerUrl: string | null;
-  providerVersion: string | null;
-  /** A top-up: the payment's pending proofs may be reused and its row is updated. */
-  replace: boolean;
-  inTransaction?: (taken: TakenToken) => void;
-}
 
 export class Payments implements RecoveryDeps {
   readonly swaps: SwapService;
@@ -120,8 +88,7 @@ export class Payments implements RecoveryDeps {
   readonly unit = 'sat' as const;
   private readonly ownsSwaps: boolean;
   private readonly listeners = new Set<Listener>();
-  private readonly policy: (amountSat: number) => SelectPolicy;
-  private readonly autoRefill: boolean;
+  private readonly taker: TokenTaker;
   private refundTimer: NodeJS.Timeout | null = null;
   /** Payments of this process whose token is out: recovery leaves them to their caller. */
   private readonly live = new Set<string>();
@@ -134,9 +101,8 @@ export class Payments implements RecoveryDeps {
     this.swaps = opts.swaps ?? new SwapService(ctx, opts.engine ?? new WorkerSwapEngine());
     this.reserve = new Reserve(ctx, this.swaps, opts.reserve ?? defaultReserve(), this.unit);
     this.changeQueue = new ChangeQueue(ctx, this.swaps, this.reserve, { ...opts.changeQueue, onSettled: (id) => this.emit(id) });
-    this.policy = opts.policy ?? defaultPolicy;
-    this.autoRefill = opts.autoRefill ?? true;
     this.swaps.on('reclaim', reclaimHandler(ctx, this.rows));
+    this.taker = new TokenTaker(ctx, this.reserve, this.rows, { policy: opts.policy ?? defaultPolicy, autoRefill: opts.autoRefill ?? true, onTaken: (id) => this.live.add(id) });
   }
 
   /**
@@ -150,7 +116,7 @@ export class Payments implements RecoveryDeps {
     if (tokenMint !== mint && mintKey(tokenMint) !== mint) throw new PaymentError(`the token's mint ${tokenMint} is not the wallet's mint ${mint}`);
     if (!req.providerUrl) throw new PaymentError('a payment needs the URL of the provider it goes to');
     const spec: TakeSpec = { paymentId: req.paymentId, mint, tokenMint, amountSat: positive(req.amountSat), providerUrl: req.providerUrl, providerVersion: req.providerVersion ?? null, replace: false, inTransaction: req.inTransaction };
-    return this.take(spec, req.policy);
+    return this.taker.take(spec, req.policy);
   }
 
   /**
@@ -161,7 +127,7 @@ export class Payments implements RecoveryDeps {
   async topUp(paymentId: string, amountSat: SatIn, opts: TopUpOptions = {}): Promise<TakenToken> {
     const row = this.rows.require(paymentId, 'pending');
     const spec: TakeSpec = { paymentId, mint: row.mint, tokenMint: row.tokenMint, amountSat: positive(amountSat), providerUrl: row.providerUrl, providerVersion: row.providerVersion, replace: true, inTransaction: opts.inTransaction };
-    return this.take(spec, opts.policy);
+    return this.taker.take(spec, opts.policy);
   }
 
   /**
@@ -280,113 +246,6 @@ export class Payments implements RecoveryDeps {
   /** @internal output denominations for proofs coming back (the reserve's missing ones first) */
   denominationsFor(mint: string, amountSat: number): number[] {
     return this.reserve.denominationsFor(mint, amountSat);
-  }
-
-  private async take(spec: TakeSpec, policy?: SelectPolicy): Promise<TakenToken> {
-    const fees = await this.feeMap(spec.mint);
-    const take: Take = (roundtrip, p) => this.takeOffline(spec, fees, p ?? policy ?? this.policy(spec.amountSat), roundtrip);
-    const taken = take(false) ?? (await this.takeWithSwap(spec.mint, spec.amountSat, fees, take));
-    this.afterTake(spec.mint);
-    return taken;
-  }
-
-  private async feeMap(mint: string): Promise<Map<string, number>> {
-    const wallet = await this.ctx.mints.wallet(mint, this.unit);
-    return new Map(wallet.keyChain.getKeysets().filter((k) => k.unit === this.unit).map((k) => [k.id, k.fee]));
-  }
-
-  /** Select, encode and record in one synchronous step, or null when no offline selection fits. */
-  private takeOffline(spec: TakeSpec, fees: ReadonlyMap<string, number>, policy: SelectPolicy, roundtrip: boolean): TakenToken | null {
-    const { ctx } = this;
-    const { paymentId, mint, replace } = spec;
-    const reusable = replace ? ctx.store.pendingOf(paymentId).map((p) => ({ secret: p.secret, keysetId: p.keysetId, amountSat: p.amount })) : [];
-    const chosen = this.choose(mint, spec.amountSat, fees, policy, reusable);
-    if (!chosen) return null;
-    const { sel, proofs } = chosen;
-    const token = getEncodedToken({ mint: spec.tokenMint, unit: this.unit, proofs: proofs.map(toCashuProof) });
-    const taken: TakenToken = {
-      paymentId, mint, tokenMint: spec.tokenMint, unit: this.unit, token, amountSat: spec.amountSat, sentSat: sat(sel.totalSat), feeSat: sat(sel.feeSat),
-      overpaySat: sat(sel.overpaySat), proofCount: proofs.length, mintRoundTrip: roundtrip,
-    };
-    ctx.db.transaction(() => {
-      if (replace) ctx.store.releasePending(paymentId);
-      ctx.store.movePending(proofs.map((p) => p.secret), 'request', paymentId);
-      const record = { token, amountSat: taken.amountSat, sentSat: taken.sentSat, feeSat: taken.feeSat, overpaySat: taken.overpaySat, roundtrip };
-      if (replace) this.rows.replaceToken(paymentId, record);
-      else this.rows.insert({ paymentId, mint, tokenMint: spec.tokenMint, unit: this.unit, providerUrl: spec.providerUrl, providerVersion: spec.providerVersion, ...record });
-      // A callback that awaits would write outside this transaction: refuse it (and roll back).
-      const returned: unknown = spec.inTransaction?.(taken);
-      if (returned && typeof (returned as { then?: unknown }).then === 'function') {
-        throw new PaymentError('inTransaction must be synchronous: it runs inside the transaction that takes the proofs, and returned a promise');
-      }
-    })();
-    ctx.store.unspentTaken(mint, this.unit, chosen.version, proofs.map((p) => p.secret));
-    this.live.add(paymentId); // in the same synchronous step, so recovery can never see it as an orphan
-    return taken;
-  }
-
-  /**
-   * Offline selection over the unspent coins (kept in memory by the store between writes) plus
-   * `reusable` ones, then the chosen proofs read in full; null when nothing fits.
-   */
-  private choose(mint: string, amountSat: number, fees: ReadonlyMap<string, number>, policy: SelectPolicy, reusable: Coin[]):
-    { sel: Selection; proofs: StoredProof[]; version: number } | null {
-    const { store } = this.ctx;
-    const own = new Set(reusable.map((c) => c.secret));
-    for (let fresh = false; ; fresh = true) {
-      const unspent = store.unspentCoins(mint, this.unit, { fresh });
-      const coins: Coin[] = [...unspent.coins, ...reusable];
-      const sel = selectOffline(coins, amountSat, fees, policy);
-      if (!sel) {
-        const have = coins.reduce((a, c) => a + c.amountSat, 0);
-        if (have < amountSat) throw new InsufficientFundsError(amountSat, have, this.unit, mint);
-        return null;
-      }
-      const proofs = sel.coins.map((c) => store.get(c.secret)!);
-      const stale = proofs.some((p) => !p || (!own.has(p.secret) && (p.state !== 'unspent' || p.mint !== mint || p.unit !== this.unit)));
-      // A stale cache is never expected (the store follows every write); read again rather than
-      // fail. Should the DB itself disagree, movePending refuses the proofs.
-      if (!stale || fresh) return { sel, proofs, version: unspent.version };
-      this.ctx.logger.warn('cached unspent proofs were stale; reading them again', { mint });
-    }
-  }
-
-  /**
-   * Swap so that the token's exact denominations exist (refilling the reserve on the way), then
-   * take it. Swaps of one mint run one at a time; a payment that waited for another's swap first
-   * tries again offline, so concurrent shortfalls cost one swap, not one each.
-   */
-  private async takeWithSwap(mint: string, amountSat: number, fees: ReadonlyMap<string, number>, take: Take): Promise<TakenToken> {
-    const wallet = await this.ctx.mints.wallet(mint, this.unit);
-    const ppk = fees.get(wallet.keysetId) ?? 0;
-    // The token will be the standard split of amount + fee(its own proof count).
-    let total = amountSat;
-    for (let i = 0; i < 16; i++) {
-      const next = amountSat + inputFeeSat(splitAmount(total).length, ppk);
-      if (next === total) break;
-      total = next;
-    }
-    const result = await this.reserve.exclusive(mint, async () => {
-      // Another payment's swap (or a refill) may have made the proofs while this one waited for
-      // it; it still waited on the mint, so it counts as a round trip.
-      const waited = take(true);
-      if (waited) return { taken: waited };
-      const outcome = await this.reserve.split(mint, splitAmount(total));
-      if (outcome?.status !== 'done') return { outcome };
-      // The swap made the exact split; should a concurrent payment have taken part of it, any overpayment will do.
-      return { taken: take(true) ?? take(true, { allowOverpay: true, maxOverpaySat: Number.MAX_SAFE_INTEGER }), outcome };
-    });
-    if (result.taken) return result.taken;
-    const outcome = result.outcome;
-    if (outcome?.status === 'retry') throw new PaymentStateError(`mint ${mint} did not answer the swap needed for this token; try again shortly (${outcome.failure.message})`);
-    const have = this.ctx.store.selectUnspent(mint, this.unit).reduce((a, p) => a + p.amount, 0);
-    if (outcome === null || outcome === undefined || outcome.status === 'done') throw new InsufficientFundsError(total, have, this.unit, mint);
-    throw new PaymentStateError(`could not make a token of ${amountSat} sat at ${mint}: ${outcome.status}`);
-  }
-
-  private afterTake(mint: string): void {
-    if (!this.autoRefill) return;
-    this.reserve.maybeRefill(mint)?.catch((err) => this.ctx.logger.warn('reserve refill failed', { mint, error: (err as Error).message }));
   }
 }
 
