@@ -15,6 +15,7 @@ import type { WalletContext } from '../context.ts';
 import { PaymentError, PaymentStateError } from '../errors.ts';
 import { mintKey } from '../mints.ts';
 import { defaultPolicy, type SelectPolicy } from '../select.ts';
+import { toCashuProof } from '../store.ts';
 import { WorkerSwapEngine, type SwapEngine } from '../swap/engine.ts';
 import { SwapService } from '../swap/service.ts';
 import { ChangeQueue, type ChangeQueueOptions } from './change-queue.ts';
@@ -121,12 +122,23 @@ export class Payments implements RecoveryDeps {
 
   /**
    * For the node's own `minimum_balance_required` 402/413 only (the token was NOT redeemed):
-   * replace the payment's token by one worth `amountSat`, reusing its proofs where they fit.
-   * Same payment, same provider. Returns the new token.
+   * replace the payment's token by one worth `amountSat` that keeps every proof of the old one (the
+   * provider has seen them) and adds fresh ones. Same payment, same provider. Asks the mint first
+   * (NUT-07): a token the mint says is spent or in flight was redeemed (an upstream 402 after
+   * redemption) and is refused with PaymentStateError, as is a payment with a banked refund -
+   * call `refunded` instead. MintUnavailableError if the mint cannot be asked. Returns the new token.
    */
   async topUp(paymentId: string, amountSat: SatIn, opts: TopUpOptions = {}): Promise<TakenToken> {
     const row = this.rows.require(paymentId, 'pending');
-    const spec: TakeSpec = { paymentId, mint: row.mint, tokenMint: row.tokenMint, amountSat: positive(amountSat), providerUrl: row.providerUrl, providerVersion: row.providerVersion, replace: true, inTransaction: opts.inTransaction };
+    const amount = positive(amountSat);
+    const refunds = this.changeQueue.rowsOf(paymentId).filter((c) => c.kind === 'refund' && c.state !== 'invalid');
+    if (refunds.length) throw new PaymentStateError(`payment ${paymentId} has a refund banked: its token was redeemed, so it cannot be topped up`);
+    const proofs = this.ctx.store.pendingOf(paymentId);
+    if (proofs.length === 0) throw new PaymentStateError(`payment ${paymentId} has no pending token (a reclaim holds it)`);
+    const states = await this.ctx.mints.checkStates(row.mint, row.unit, proofs.map(toCashuProof));
+    const redeemed = states.filter((st) => st !== 'UNSPENT').length;
+    if (redeemed > 0) throw new PaymentStateError(`payment ${paymentId}: the mint says ${redeemed} of its ${proofs.length} proofs are spent or in flight; the token was redeemed and cannot be topped up`);
+    const spec: TakeSpec = { paymentId, mint: row.mint, tokenMint: row.tokenMint, amountSat: amount, providerUrl: row.providerUrl, providerVersion: row.providerVersion, replace: true, inTransaction: opts.inTransaction };
     return this.taker.take(spec, opts.policy);
   }
 
@@ -153,8 +165,30 @@ export class Payments implements RecoveryDeps {
   }
 
   /**
-   * Bank a token a provider handed back outside settle (e.g. an X-Cashu header on a 402, or a
-   * `refund_token` after the payment was reclaimed). Queued like change; counted once swapped.
+   * The provider redeemed the token and handed back `refundToken` as its refund (an upstream
+   * error's `refund_token`, e.g. the upstream's 402/413/429/5xx after redemption): the proofs are
+   * spent (ledger: payment_sent) and never reused, the refund waits in the change queue as THIS
+   * payment's refund (kind 'refund'), and the payment is 'refunded'. Synchronous; may run inside
+   * the caller's transaction. After the payment ended otherwise, the token is banked all the same.
+   */
+  refunded(paymentId: string, refundToken: string): PaymentOutcome {
+    const { ctx } = this;
+    const row = this.rows.require(paymentId);
+    ctx.db.transaction(() => {
+      if (row.state === 'pending' || row.state === 'refund_wait') {
+        if (!settleSpent(ctx, this.rows, row, 'refunded')) this.rows.addFlag(paymentId, 'refunded_during_reclaim'); // the reclaim swap holds the proofs: it settles them
+      } else this.rows.addFlag(paymentId, 'late_refund');
+      this.changeQueue.enqueue(paymentId, 'refund', refundToken, row.mint, row.unit);
+    })();
+    this.live.delete(paymentId);
+    return this.outcome(paymentId)!;
+  }
+
+  /**
+   * Bank a token a provider handed back that is not known to be this payment's refund (e.g. an
+   * X-Cashu header on the node's own 402). Queued like change; counted once swapped. It never
+   * stands in for the refund: recovery still asks the provider's refund endpoint. A token whose
+   * proofs are our own (an echo of what we sent) is recognised and not counted.
    */
   bankToken(paymentId: string, token: string): void {
     const row = this.rows.get(paymentId);

@@ -7,7 +7,7 @@ import { getEncodedToken } from '@cashu/cashu-ts';
 import { sat, type Sat } from '../../protocol/units.ts';
 import type { WalletContext } from '../context.ts';
 import { InsufficientFundsError, PaymentError, PaymentStateError } from '../errors.ts';
-import { inputFeeSat, selectOffline, splitAmount, type Coin, type Selection, type SelectPolicy } from '../select.ts';
+import { inputFeeSat, selectIncluding, splitAmount, type Coin, type Selection, type SelectPolicy } from '../select.ts';
 import { toCashuProof, type StoredProof } from '../store.ts';
 import type { Reserve } from './reserve.ts';
 import type { PaymentRows } from './rows.ts';
@@ -67,9 +67,17 @@ export class TokenTaker {
   async take(spec: TakeSpec, policy?: SelectPolicy): Promise<TakenToken> {
     const fees = await this.feeMap(spec.mint);
     const take: Take = (roundtrip, p) => this.takeOffline(spec, fees, p ?? policy ?? this.opts.policy(spec.amountSat), roundtrip);
-    const taken = take(false) ?? (await this.takeWithSwap(spec.mint, spec.amountSat, fees, take));
+    const taken = take(false) ?? (await this.takeWithSwap(spec.mint, this.stillNeededSat(spec, fees), fees, take));
     this.afterTake(spec.mint);
     return taken;
+  }
+
+  /** What new proofs must add: the whole amount, or for a top-up what its kept proofs do not cover. */
+  private stillNeededSat(spec: TakeSpec, fees: ReadonlyMap<string, number>): number {
+    const kept = spec.replace ? this.ctx.store.pendingOf(spec.paymentId) : [];
+    if (kept.length === 0) return spec.amountSat;
+    const keptSat = kept.reduce((a, p) => a + p.amount, 0);
+    return Math.max(1, spec.amountSat + inputFeeSat(kept.length, fees.get(kept[0].keysetId) ?? 0) - keptSat);
   }
 
   private async feeMap(mint: string): Promise<Map<string, number>> {
@@ -81,18 +89,21 @@ export class TokenTaker {
   private takeOffline(spec: TakeSpec, fees: ReadonlyMap<string, number>, policy: SelectPolicy, roundtrip: boolean): TakenToken | null {
     const { ctx } = this;
     const { paymentId, mint, replace } = spec;
-    const reusable = replace ? ctx.store.pendingOf(paymentId).map((p) => ({ secret: p.secret, keysetId: p.keysetId, amountSat: p.amount })) : [];
-    const chosen = this.choose(mint, spec.amountSat, fees, policy, reusable);
+    // A top-up keeps every proof of the token it replaces: the provider has seen them.
+    const kept = replace ? ctx.store.pendingOf(paymentId) : [];
+    const chosen = this.choose(mint, spec.amountSat, fees, policy, kept.map((p) => ({ secret: p.secret, keysetId: p.keysetId, amountSat: p.amount })));
     if (!chosen) return null;
     const { sel, proofs } = chosen;
+    const keptSecrets = new Set(kept.map((p) => p.secret));
+    const added = proofs.filter((p) => !keptSecrets.has(p.secret)).map((p) => p.secret);
     const token = getEncodedToken({ mint: spec.tokenMint, unit: this.unit, proofs: proofs.map(toCashuProof) });
     const taken: TakenToken = {
       paymentId, mint, tokenMint: spec.tokenMint, unit: this.unit, token, amountSat: spec.amountSat, sentSat: sat(sel.totalSat), feeSat: sat(sel.feeSat),
       overpaySat: sat(sel.overpaySat), proofCount: proofs.length, mintRoundTrip: roundtrip,
     };
     ctx.db.transaction(() => {
-      if (replace) ctx.store.releasePending(paymentId);
-      ctx.store.movePending(proofs.map((p) => p.secret), 'request', paymentId);
+      if (replace && ctx.store.pendingOf(paymentId).length !== kept.length) throw new PaymentStateError(`payment ${paymentId} changed while its top-up was made`);
+      ctx.store.movePending(added, 'request', paymentId);
       const record = { token, amountSat: taken.amountSat, sentSat: taken.sentSat, feeSat: taken.feeSat, overpaySat: taken.overpaySat, roundtrip };
       if (replace) this.rows.replaceToken(paymentId, record);
       else this.rows.insert({ paymentId, mint, tokenMint: spec.tokenMint, unit: this.unit, providerUrl: spec.providerUrl, providerVersion: spec.providerVersion, ...record });
@@ -102,25 +113,24 @@ export class TokenTaker {
         throw new PaymentError('inTransaction must be synchronous: it runs inside the transaction that takes the proofs, and returned a promise');
       }
     })();
-    ctx.store.unspentTaken(mint, this.unit, chosen.version, proofs.map((p) => p.secret));
+    ctx.store.unspentTaken(mint, this.unit, chosen.version, added);
     this.opts.onTaken(paymentId); // in the same synchronous step, so recovery can never see it as an orphan
     return taken;
   }
 
   /**
-   * Offline selection over the unspent coins (kept in memory by the store between writes) plus
-   * `reusable` ones, then the chosen proofs read in full; null when nothing fits.
+   * Offline selection over the unspent coins (kept in memory by the store between writes), always
+   * including the `kept` ones (a top-up's), then the chosen proofs read in full; null when nothing fits.
    */
-  private choose(mint: string, amountSat: number, fees: ReadonlyMap<string, number>, policy: SelectPolicy, reusable: Coin[]):
+  private choose(mint: string, amountSat: number, fees: ReadonlyMap<string, number>, policy: SelectPolicy, kept: Coin[]):
     { sel: Selection; proofs: StoredProof[]; version: number } | null {
     const { store } = this.ctx;
-    const own = new Set(reusable.map((c) => c.secret));
+    const own = new Set(kept.map((c) => c.secret));
     for (let fresh = false; ; fresh = true) {
       const unspent = store.unspentCoins(mint, this.unit, { fresh });
-      const coins: Coin[] = [...unspent.coins, ...reusable];
-      const sel = selectOffline(coins, amountSat, fees, policy);
+      const sel = selectIncluding(kept, unspent.coins, amountSat, fees, policy);
       if (!sel) {
-        const have = coins.reduce((a, c) => a + c.amountSat, 0);
+        const have = unspent.coins.reduce((a, c) => a + c.amountSat, 0) + kept.reduce((a, c) => a + c.amountSat, 0);
         if (have < amountSat) throw new InsufficientFundsError(amountSat, have, this.unit, mint);
         return null;
       }
