@@ -318,3 +318,30 @@ test('a node before v0.4.4 says 404 while the request runs: for such a node the 
   await payments.changeQueue.drain();
   await assertBooksBalance(w.ctx);
 });
+
+test('a token banked on the node\'s own 402 is not this payment\'s refund: after a top-up and a lost answer the refund endpoint is still asked, and the real change comes home', async (t) => {
+  const w = await paymentsWorld(t, { fundSat: 2000 });
+  const provider = await testProvider(t, w.mint.url);
+  const payments = newPayments(t, w.ctx, { payments: { refund: { pollAttempts: 2, sleep: async () => {} } } });
+  const small = await take(payments, w.mint.url, 1, 'banked.1', { providerUrl: provider.url });
+  const first = await payProvider(provider, small.token);
+  assert.equal(first.status, 402);
+  // Some clients have seen an X-Cashu header come with the node's 402 (ROUTSTR.md): the router banks it.
+  const stray = await outsideToken(w.ln, w.mint.url, 5);
+  payments.bankToken('banked.1', stray);
+  const required = Math.ceil((first.body.detail as { amount_required_msat: number }).amount_required_msat / 1000);
+  const bigger = await payments.topUp('banked.1', required);
+  await sendAndDrop(provider, bigger.token);
+  await until(() => provider.stats().succeeded === 1); // the node served it and minted the change
+  const r = await payments.reclaim('banked.1');
+  assert.equal(r.action, 'refunded');
+  await payments.changeQueue.drain();
+  const change = bigger.sentSat - provider.stats().earnedSat;
+  assert.ok(change > 0);
+  const outcome = payments.outcome('banked.1')!;
+  assert.deepEqual(outcome.changes.map((c) => c.kind), ['change', 'refund'], 'the refund endpoint was asked');
+  assert.equal(outcome.changeReceivedSat, 5 + change);
+  assert.deepEqual(w.ctx.ledger.list({ kind: 'loss' }), []);
+  assert.deepEqual(balanceOf(w.ctx, w.mint.url), { unspent: 2000 - bigger.sentSat + 5 + change, pending: 0 });
+  await assertBooksBalance(w.ctx);
+});
