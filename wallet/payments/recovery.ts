@@ -130,9 +130,10 @@ async function askRefund(p: RecoveryDeps, row: PaymentRow, mintEvidence: unknown
   const { ctx } = p;
   const opts = p.refund;
   const paymentId = row.paymentId;
-  // The provider already handed a token back for this payment (a refund_token or X-Cashu the
-  // caller banked): that is its refund, waiting in the change queue, not a loss.
-  const banked = p.changeQueue.rowsOf(paymentId).filter((c) => c.state !== 'invalid');
+  // The provider already handed back this payment's refund (the caller's `refunded`, or the refund
+  // endpoint's answer for this very token): it waits in the change queue, not a loss. Any other
+  // token banked for the payment (e.g. an X-Cashu header on the node's own 402) is not it.
+  const banked = p.changeQueue.rowsOf(paymentId).filter((c) => c.kind === 'refund' && c.state !== 'invalid');
   if (banked.length > 0) {
     const evidence = { mint: mintEvidence, provider: row.providerUrl, refund: { banked: banked.map((c) => ({ kind: c.kind, claimed: c.claimed, state: c.state })) } };
     ctx.db.transaction(() => {

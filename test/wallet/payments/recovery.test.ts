@@ -206,12 +206,12 @@ test('a refund_token already banked is not written off as a loss when the provid
   const taken = await take(payments, mint.url, requiredSat(), 'banked-refund', { providerUrl: provider.url });
   const res = await payProvider(provider, taken.token);
   assert.equal(res.status, 502);
-  payments.bankToken('banked-refund', (res.body as { error: { refund_token: string } }).error.refund_token);
+  payments.refunded('banked-refund', (res.body as { error: { refund_token: string } }).error.refund_token);
   provider.knobs.dead = true; // the refund endpoint cannot be asked any more
   const r = await payments.reclaim('banked-refund');
   await payments.changeQueue.drain();
   assert.deepEqual(ctx.ledger.list({ kind: 'loss' }), [], 'nothing was lost');
-  assert.equal(r.action, 'refunded');
+  assert.equal(r.action, 'unchanged', 'refunded already: nothing to reclaim');
   const outcome = payments.outcome('banked-refund')!;
   assert.deepEqual(outcome.flags, []);
   assert.equal(outcome.changeReceivedSat, taken.sentSat);
