@@ -244,8 +244,9 @@ export class CashuWallet {
     return info;
   }
 
+  /** The money invariant (wallet/invariant.ts); payments in flight here explain their proofs spent at the mint. */
   verify(opts: { checkMints?: boolean } = {}): Promise<InvariantReport> {
-    return verifyInvariant(this.ctx, opts);
+    return verifyInvariant(this.ctx, { ...opts, explainPending: (kind, ref) => this.payments.explainPending(kind, ref) });
   }
 
   trustMint(url: string): string {

@@ -7,7 +7,9 @@
 // exact outputs, so a retry can never mint twice). Refused by the mint (already spent, bad
 // signature) or failing our checks -> a batch is split and each token retried alone; a token
 // refused alone is 'invalid': the provider's money, not ours, flagged `change_invalid` with
-// the mint's answer as evidence.
+// the mint's answer as evidence. A token whose proofs are our own (a node echoes the token we sent
+// on 400/422/503) is never swapped in: the row is 'own' and the payment those proofs belong to is
+// resolved (NUT-07, then reclaimed) - counting it as change would count the same sats twice.
 import { getTokenMetadata } from '@cashu/cashu-ts';
 import type { WalletContext } from '../context.ts';
 import type { SwapFailure } from '../errors.ts';
@@ -18,7 +20,7 @@ import { toProofJson, type ProofJson } from '../swap/steps.ts';
 import type { Reserve } from './reserve.ts';
 
 export type ChangeKind = 'change' | 'refund';
-export type ChangeState = 'queued' | 'swapping' | 'received' | 'invalid' | 'lost';
+export type ChangeState = 'queued' | 'swapping' | 'received' | 'invalid' | 'lost' | 'own';
 
 export interface ChangeRow {
   id: number;
@@ -44,6 +46,8 @@ export interface ChangeQueueOptions {
   pollMs?: number;
   /** Called (after commit) when a payment's change is received, refused or lost. */
   onSettled?: (paymentId: string) => void;
+  /** Tokens made of our own proofs were handed back for these payments (the proofs' owners): resolve them. */
+  onOwnProofs?: (paymentIds: string[]) => Promise<void>;
 }
 
 export interface DrainReport {
@@ -238,6 +242,7 @@ export class ChangeQueue {
     // and any proof seen twice (a provider handing out the same change twice).
     const members: { row: ChangeRow; proofs: ProofJson[] }[] = [];
     const seen = new Set<string>();
+    const ownRefs = new Set<string>();
     for (const b of batch) {
       let proofs: ProofJson[];
       try {
@@ -249,6 +254,14 @@ export class ChangeQueue {
         report.invalid++;
         continue;
       }
+      const ours = proofs.map((p) => ctx.store.get(p.secret)).filter((p) => p !== undefined);
+      if (ours.length > 0) {
+        this.refuseRows([b.row], 'own', 'our own proofs handed back (an echo of the token we sent), not change', {
+          reason: 'own_token', proofs: proofs.length, ours: ours.length, owners: [...new Set(ours.map((p) => `${p.reasonKind ?? 'unspent'}:${p.reasonRef ?? ''}`))],
+        });
+        for (const p of ours) if (p.reasonKind === 'request' && p.reasonRef) ownRefs.add(p.reasonRef);
+        continue;
+      }
       if (proofs.some((p) => seen.has(p.secret))) {
         this.refuseRows([b.row], 'invalid', 'token repeats proofs of another token', { reason: 'duplicate_proofs' });
         report.invalid++;
@@ -257,6 +270,7 @@ export class ChangeQueue {
       for (const p of proofs) seen.add(p.secret);
       members.push({ row: b.row, proofs });
     }
+    if (ownRefs.size > 0) await this.opts.onOwnProofs?.([...ownRefs]);
     if (members.length === 0) return report;
     const foreign = members.flatMap((m) => m.proofs);
     const total = foreign.reduce((a, p) => a + p.amount, 0);
@@ -366,7 +380,7 @@ export class ChangeQueue {
     this.refuseRows(rows, 'invalid', failure.message, evidence);
   }
 
-  private refuseRows(rows: ChangeRow[], state: 'invalid' | 'lost', error: string, evidence: unknown): void {
+  private refuseRows(rows: ChangeRow[], state: 'invalid' | 'lost' | 'own', error: string, evidence: unknown): void {
     for (const r of rows) this.s.refuse.run(state, error, JSON.stringify(evidence), this.ctx.clock(), r.id);
     this.notify(rows);
   }

@@ -15,7 +15,7 @@ import type { WalletContext } from '../context.ts';
 import { PaymentError, PaymentStateError } from '../errors.ts';
 import { mintKey } from '../mints.ts';
 import { defaultPolicy, type SelectPolicy } from '../select.ts';
-import { toCashuProof } from '../store.ts';
+import { toCashuProof, type PendingKind } from '../store.ts';
 import { WorkerSwapEngine, type SwapEngine } from '../swap/engine.ts';
 import { SwapService } from '../swap/service.ts';
 import { ChangeQueue, type ChangeQueueOptions } from './change-queue.ts';
@@ -101,7 +101,16 @@ export class Payments implements RecoveryDeps {
     this.ownsSwaps = !opts.swaps;
     this.swaps = opts.swaps ?? new SwapService(ctx, opts.engine ?? new WorkerSwapEngine());
     this.reserve = new Reserve(ctx, this.swaps, opts.reserve ?? defaultReserve(), this.unit);
-    this.changeQueue = new ChangeQueue(ctx, this.swaps, this.reserve, { ...opts.changeQueue, onSettled: (id) => this.emit(id) });
+    this.changeQueue = new ChangeQueue(ctx, this.swaps, this.reserve, {
+      ...opts.changeQueue,
+      onSettled: (id) => this.emit(id),
+      // Our own token came back as "change": settle the payment it belongs to instead (NUT-07, then reclaim).
+      onOwnProofs: async (ids) => {
+        for (const id of ids) {
+          await this.resolve(id).then(() => this.emit(id), (err) => ctx.logger.warn('resolving a payment whose token came back failed', { payment: id, error: (err as Error).message }));
+        }
+      },
+    });
     this.swaps.on('reclaim', reclaimHandler(ctx, this.rows));
     this.taker = new TokenTaker(ctx, this.reserve, this.rows, { policy: opts.policy ?? defaultPolicy, autoRefill: opts.autoRefill ?? true, onTaken: (id) => this.live.add(id) });
   }
@@ -147,14 +156,19 @@ export class Payments implements RecoveryDeps {
    * token, if any, waits in the queue to be swapped in. Synchronous; may run inside the caller's
    * transaction. While a reclaim holds the proofs, or after the payment was reclaimed, refunded
    * or written off, the change is banked all the same (and the reclaim settles the proofs).
+   * A "change" token that is our own token echoed back settles nothing: the payment is reclaimed.
    * Throws PaymentStateError only for a payment settled already.
    */
   settle(paymentId: string, changeToken?: string | null): PaymentOutcome {
     const { ctx } = this;
     const row = this.rows.require(paymentId);
     if (row.state === 'settled') throw new PaymentStateError(`payment ${paymentId} is settled already`);
+    // Our own token echoed back (a node does that when it did NOT redeem it): nothing was spent;
+    // the change queue recognises it and the payment is reclaimed instead.
+    const echo = changeToken?.trim() === row.token;
     ctx.db.transaction(() => {
-      if (row.state === 'pending' || row.state === 'refund_wait') {
+      if (echo) this.rows.addFlag(paymentId, 'settled_with_own_token');
+      else if (row.state === 'pending' || row.state === 'refund_wait') {
         if (!settleSpent(ctx, this.rows, row)) this.rows.addFlag(paymentId, 'settled_during_reclaim'); // the reclaim swap holds the proofs: it settles them
       } else if (changeToken) this.rows.addFlag(paymentId, 'late_change');
       // The change is banked whatever state the payment is in: it is money either way.
@@ -193,6 +207,18 @@ export class Payments implements RecoveryDeps {
   bankToken(paymentId: string, token: string): void {
     const row = this.rows.get(paymentId);
     this.changeQueue.enqueue(paymentId, 'change', token, row?.mint ?? this.ctx.mints.defaultMint(), row?.unit ?? this.unit);
+  }
+
+  /**
+   * Why proofs pending for this reason may already be spent at the mint (for `audit verify`):
+   * a payment in flight in this process, one awaiting its provider's refund, a swap running now;
+   * null when nothing explains it.
+   */
+  explainPending(kind: PendingKind, ref: string): string | null {
+    if (kind === 'swap') return this.swaps.isRunning(ref) ? 'swap running' : null;
+    if (kind !== 'request') return null;
+    if (this.live.has(ref) || this.resolving.has(ref)) return 'payment in flight';
+    return this.rows.get(ref)?.state === 'refund_wait' ? 'refund awaited from the provider' : null;
   }
 
   /** Is this payment's token out on behalf of a caller in this process (so recovery must not touch it)? */

@@ -226,6 +226,14 @@ test('our own token echoed back by the node and banked is recognised: not counte
   assert.ok(outcome.flags.includes('own_token_echoed'), JSON.stringify(outcome.flags));
   assert.deepEqual(ctx.ledger.list({ kind: 'change_received' }), []);
   assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 1000, pending: 0 }, 'the same sats are counted once');
+  // A router that "settles" with the echo as change spends nothing either: the payment is reclaimed.
+  const again = await take(payments, mint.url, requiredSat(), 'echo.2', { providerUrl: provider.url, tokenMint: `${mint.url}/` });
+  const echoed = await payProvider(provider, again.token);
+  assert.equal(payments.settle('echo.2', echoed.change).state, 'pending');
+  await payments.changeQueue.drain();
+  assert.equal(payments.outcome('echo.2')!.state, 'reclaimed');
+  assert.deepEqual(ctx.ledger.list({ kind: 'payment_sent' }), []);
+  assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 1000, pending: 0 });
   const audit = await verifyInvariant(ctx, { checkMints: true });
   assert.deepEqual(audit.differences, []);
 });

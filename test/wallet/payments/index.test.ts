@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getTokenMetadata, Wallet } from '@cashu/cashu-ts';
 import { take, paymentsWorld, newPayments, testProvider, payProvider, chatBody, requiredSat, assertBooksBalance, balanceOf, mintCallsSince, GatedEngine } from './fixture.ts';
-import { outsideToken } from '../world.ts';
+import { outsideToken, walletOn } from '../world.ts';
+import { verifyInvariant } from '../../../wallet/invariant.ts';
 import { InsufficientFundsError } from '../../../wallet/errors.ts';
 import { Payments, PaymentError, PaymentStateError } from '../../../wallet/payments/index.ts';
 import { defaultReserve } from '../../../wallet/payments/reserve.ts';
@@ -263,4 +264,20 @@ test('an attempt row written with await (a callback that returns a promise) is r
 test('a payment without the provider it goes to is refused (its lost change could never be asked for)', async (t) => {
   const { mint, payments } = await paymentsWorld(t, { fundSat: 100 });
   await assert.rejects(payments.takeToken({ paymentId: 'nowhere.1', mint: mint.url, amountSat: 5, providerUrl: '' }), PaymentError);
+});
+
+test('audit verify while a provider has redeemed a token we have not settled yet: the payment in flight explains it; once orphaned, it is named', async (t) => {
+  const w = await paymentsWorld(t, { fundSat: 500 });
+  const wallet = walletOn(t, w);
+  const provider = await testProvider(t, w.mint.url);
+  const taken = await take(wallet.payments, w.mint.url, requiredSat(), 'inflight.1', { providerUrl: provider.url });
+  const res = await payProvider(provider, taken.token); // redeemed; the router has not settled it yet
+  assert.equal(res.status, 200);
+  assert.deepEqual((await wallet.verify({ checkMints: true })).differences, []);
+  // The same books seen by a process that does not hold the payment: nothing explains those spent proofs.
+  const orphan = await verifyInvariant(w.ctx, { checkMints: true });
+  assert.deepEqual(orphan.differences, [`${w.mint.url} (sat): ${taken.sentSat} sat pending for payment inflight.1 is spent at the mint (not settled in our books)`]);
+  wallet.payments.settle('inflight.1', res.change);
+  await wallet.payments.changeQueue.drain();
+  assert.deepEqual((await verifyInvariant(w.ctx, { checkMints: true })).differences, []);
 });
