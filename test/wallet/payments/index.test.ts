@@ -281,3 +281,21 @@ test('audit verify while a provider has redeemed a token we have not settled yet
   await wallet.payments.changeQueue.drain();
   assert.deepEqual((await verifyInvariant(w.ctx, { checkMints: true })).differences, []);
 });
+
+test('a stream that ended without usage (the node keeps the whole token) is a charge flagged usage_missing, not a loss', async (t) => {
+  const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 500 });
+  // routstr-core: no usage in a stream -> no cost computed -> no change, the whole token kept.
+  const provider = await testProvider(t, mint.url, { noUsage: true });
+  const taken = await take(payments, mint.url, requiredSat(), 'nousage.1', { providerUrl: provider.url });
+  const res = await fetch(`${provider.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'X-Cashu': taken.token }, body: JSON.stringify({ ...chatBody(), stream: true }) });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('x-cashu'), null, 'no change');
+  await res.text();
+  const outcome = payments.settle('nousage.1', null, { usageMissing: true });
+  assert.equal(outcome.state, 'settled');
+  assert.deepEqual(outcome.flags, ['usage_missing']);
+  assert.deepEqual(ctx.ledger.list({ kind: 'loss' }), []);
+  assert.deepEqual(ctx.ledger.list({ kind: 'payment_sent' }).map((r) => r.amount), [-taken.sentSat]);
+  assert.equal(provider.stats().earnedSat, taken.sentSat);
+  await assertBooksBalance(ctx);
+});
