@@ -74,6 +74,14 @@ export interface TakeTokenRequest {
   inTransaction?: (taken: TakenToken) => void;
 }
 
+export interface SettleOptions {
+  /**
+   * The answer carried no usage (a stream: the node keeps the whole token and mints no change):
+   * the payment is a charge flagged `usage_missing` - never reclaim it as a lost answer.
+   */
+  usageMissing?: boolean;
+}
+
 export interface TopUpOptions {
   policy?: SelectPolicy;
   inTransaction?: (taken: TakenToken) => void;
@@ -157,9 +165,10 @@ export class Payments implements RecoveryDeps {
    * transaction. While a reclaim holds the proofs, or after the payment was reclaimed, refunded
    * or written off, the change is banked all the same (and the reclaim settles the proofs).
    * A "change" token that is our own token echoed back settles nothing: the payment is reclaimed.
+   * `usageMissing`: the answer had no usage, so no change will come (flag `usage_missing`).
    * Throws PaymentStateError only for a payment settled already.
    */
-  settle(paymentId: string, changeToken?: string | null): PaymentOutcome {
+  settle(paymentId: string, changeToken?: string | null, opts: SettleOptions = {}): PaymentOutcome {
     const { ctx } = this;
     const row = this.rows.require(paymentId);
     if (row.state === 'settled') throw new PaymentStateError(`payment ${paymentId} is settled already`);
@@ -171,6 +180,8 @@ export class Payments implements RecoveryDeps {
       else if (row.state === 'pending' || row.state === 'refund_wait') {
         if (!settleSpent(ctx, this.rows, row)) this.rows.addFlag(paymentId, 'settled_during_reclaim'); // the reclaim swap holds the proofs: it settles them
       } else if (changeToken) this.rows.addFlag(paymentId, 'late_change');
+      // A stream that ended without usage: the node kept the whole token. A charge, flagged.
+      if (opts.usageMissing) this.rows.addFlag(paymentId, 'usage_missing');
       // The change is banked whatever state the payment is in: it is money either way.
       if (changeToken) this.changeQueue.enqueue(paymentId, 'change', changeToken, row.mint, row.unit);
     })();
