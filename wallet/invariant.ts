@@ -1,8 +1,12 @@
 // The money invariant, per mint and unit, to the unit:
-//   funded + received - withdrawn - withdrawal fees - paid to providers - mint fees - losses
-//     = unspent + pending
-// where paid to providers = payment_sent - change_received - refund (all from the ledger), and
-// unspent/pending are sums over wallet_proofs. Then, asking each mint (NUT-07):
+//   funded + received - withdrawn - withdrawal fees - paid to providers - charged in sessions
+//     - mint fees - losses - session losses
+//     = unspent + pending + held in sessions
+// where paid to providers = payment_sent - change_received - refund and the session figures come
+// from the ledger, unspent/pending are sums over wallet_proofs, and held in sessions is what
+// wallet_sessions says providers hold for us (deposited - charged - refunded - lost). Since the
+// ledger also records each deposit and refund, this checks the sessions' books against the
+// ledger's as well as the proofs'. Then, asking each mint (NUT-07):
 //   - every proof we count as unspent must be unspent at the mint;
 //   - a proof we count as pending that the mint reports spent is named, unless the reason it is
 //     pending explains it (a payment in flight in this process, a refund awaited, a swap running);
@@ -13,6 +17,7 @@ import type { WalletContext } from './context.ts';
 import type { LedgerKind } from './ledger.ts';
 import { toCashuProof, type PendingKind, type StoredProof } from './store.ts';
 import { SwapRecords } from './swap/records.ts';
+import { heldInSessions } from './payments/sessions.ts';
 
 export interface MintUnitTotals {
   mint: string;
@@ -25,11 +30,18 @@ export interface MintUnitTotals {
   paidToProviders: number;
   mintFees: number;
   losses: number;
-  /** What the ledger says we hold. */
+  /** Deposited into sessions (credited at providers), refunded from them, charged against them, lost with them. */
+  sessionDeposited: number;
+  sessionRefunded: number;
+  sessionCharged: number;
+  sessionLost: number;
+  /** What the ledger says we hold (in proofs and at providers). */
   expected: number;
   unspent: number;
   pending: number;
-  /** expected - (unspent + pending); zero when the books balance. */
+  /** What providers hold for us in sessions, by the sessions' own books. */
+  heldInSessions: number;
+  /** expected - (unspent + pending + heldInSessions); zero when the books balance. */
   difference: number;
   /** Set when the mint was asked (checkMints). */
   mintCheck?: {
@@ -69,17 +81,18 @@ function sum(rows: Map<LedgerKind, number>, kind: LedgerKind): number {
  * unspent and pending (an unreachable mint is reported as a difference: unverified).
  */
 export async function verifyInvariant(ctx: WalletContext, opts: VerifyOptions = {}): Promise<InvariantReport> {
-  const byKey = new Map<string, { mint: string; unit: string; kinds: Map<LedgerKind, number>; unspent: number; pending: number }>();
+  const byKey = new Map<string, { mint: string; unit: string; kinds: Map<LedgerKind, number>; unspent: number; pending: number; held: number }>();
   const entry = (mint: string, unit: string) => {
     const k = `${mint}\n${unit}`;
     let e = byKey.get(k);
-    if (!e) byKey.set(k, (e = { mint, unit, kinds: new Map(), unspent: 0, pending: 0 }));
+    if (!e) byKey.set(k, (e = { mint, unit, kinds: new Map(), unspent: 0, pending: 0, held: 0 }));
     return e;
   };
-  // Read both sides in one read transaction so a concurrent writer cannot split them.
+  // Read every side in one read transaction so a concurrent writer cannot split them.
   ctx.db.transaction(() => {
     for (const t of ctx.ledger.totals()) entry(t.mint, t.unit).kinds.set(t.kind, t.amount);
     for (const b of ctx.store.balances()) Object.assign(entry(b.mint, b.unit), { unspent: b.unspent, pending: b.pending });
+    for (const h of heldInSessions(ctx.db)) entry(h.mint, h.unit).held = h.heldSat;
   })();
 
   const totals: MintUnitTotals[] = [];
@@ -96,15 +109,21 @@ export async function verifyInvariant(ctx: WalletContext, opts: VerifyOptions = 
       paidToProviders: -(sum(k, 'payment_sent') + sum(k, 'change_received') + sum(k, 'refund')),
       mintFees: -sum(k, 'mint_fee'),
       losses: -sum(k, 'loss'),
+      sessionDeposited: -sum(k, 'session_deposit'),
+      sessionRefunded: sum(k, 'session_refund'),
+      sessionCharged: -sum(k, 'session_charge'),
+      sessionLost: -sum(k, 'session_loss'),
       expected: 0,
       unspent: e.unspent,
       pending: e.pending,
+      heldInSessions: e.held,
       difference: 0,
     };
-    t.expected = t.funded + t.received - t.withdrawn - t.withdrawalFees - t.paidToProviders - t.mintFees - t.losses;
-    t.difference = t.expected - (t.unspent + t.pending);
+    t.expected = t.funded + t.received - t.withdrawn - t.withdrawalFees - t.paidToProviders - t.sessionCharged - t.mintFees - t.losses - t.sessionLost;
+    t.difference = t.expected - (t.unspent + t.pending + t.heldInSessions);
     if (t.difference !== 0) {
-      differences.push(`${e.mint} (${e.unit}): the ledger says ${t.expected} ${e.unit} but proofs hold ${t.unspent} unspent + ${t.pending} pending (difference ${t.difference} ${e.unit})`);
+      const held = t.heldInSessions !== 0 || t.sessionDeposited !== 0 ? ` + ${t.heldInSessions} held in sessions` : '';
+      differences.push(`${e.mint} (${e.unit}): the ledger says ${t.expected} ${e.unit} but proofs hold ${t.unspent} unspent + ${t.pending} pending${held} (difference ${t.difference} ${e.unit})`);
     }
     totals.push(t);
   }

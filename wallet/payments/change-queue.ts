@@ -19,7 +19,8 @@ import { backoffMs, type SwapRecord, type SwapService } from '../swap/service.ts
 import { toProofJson, type ProofJson } from '../swap/steps.ts';
 import type { Reserve } from './reserve.ts';
 
-export type ChangeKind = 'change' | 'refund';
+/** change / refund: a payment's (payment_id: the payment); session_refund: a session's balance coming home (payment_id: the session). */
+export type ChangeKind = 'change' | 'refund' | 'session_refund';
 export type ChangeState = 'queued' | 'swapping' | 'received' | 'invalid' | 'lost' | 'own';
 
 export interface ChangeRow {
@@ -48,6 +49,8 @@ export interface ChangeQueueOptions {
   onSettled?: (paymentId: string) => void;
   /** Tokens made of our own proofs were handed back for these payments (the proofs' owners): resolve them. */
   onOwnProofs?: (paymentIds: string[]) => Promise<void>;
+  /** Synchronous, inside the transaction that receives (ledger rows written) or refuses these rows. */
+  inTransaction?: { received(rows: ChangeRow[]): void; refused(rows: ChangeRow[]): void };
 }
 
 export interface DrainReport {
@@ -63,7 +66,9 @@ interface DbRow {
   received: number | null; fee: number | null; error: string | null; evidence: string | null;
 }
 
-const KIND_LEDGER: Record<ChangeKind, LedgerKind> = { change: 'change_received', refund: 'refund' };
+const KIND_LEDGER: Record<ChangeKind, LedgerKind> = { change: 'change_received', refund: 'refund', session_refund: 'session_refund' };
+/** The swap purpose each kind is swapped in with (a session's refund is a refund at the mint). */
+const KIND_PURPOSE: Record<ChangeKind, 'change' | 'refund'> = { change: 'change', refund: 'refund', session_refund: 'refund' };
 
 export class ChangeQueue {
   private readonly s;
@@ -104,14 +109,11 @@ export class ChangeQueue {
       sameToken: db.prepare(`SELECT * FROM payment_change WHERE payment_id = ? AND token = ? AND state <> 'invalid' ORDER BY id LIMIT 1`),
       openCount: db.prepare(`SELECT COUNT(*) AS n FROM payment_change WHERE state IN ('queued', 'swapping')`),
     };
-    for (const kind of ['change', 'refund'] as const) {
-      swaps.on(kind, {
+    for (const purpose of ['change', 'refund'] as const) {
+      swaps.on(purpose, {
         done: (row, r) => this.onDone(row, r.fee),
         rejected: (row, failure) => this.onRejected(this.rowsOfSwap(row.id), failure),
-        lost: (row, evidence) => {
-          for (const c of this.rowsOfSwap(row.id)) this.s.refuse.run('lost', 'swap outcome unknown', JSON.stringify(evidence), ctx.clock(), c.id);
-          this.notify(this.rowsOfSwap(row.id));
-        },
+        lost: (row, evidence) => this.refuseRows(this.rowsOfSwap(row.id), 'lost', 'swap outcome unknown', evidence),
       });
     }
   }
@@ -280,7 +282,7 @@ export class ChangeQueue {
     let outcome;
     try {
       outcome = await this.swaps.start({
-        mint, unit, purpose: kind, ref: members.length === 1 ? members[0].row.paymentId : null, foreign,
+        mint, unit, purpose: KIND_PURPOSE[kind], ref: members.length === 1 ? members[0].row.paymentId : null, foreign,
         denominations: this.reserve?.denominationsFor(mint, total) ?? [],
         onPrepared: (swapId) => {
           for (const m of members) {
@@ -361,6 +363,7 @@ export class ChangeQueue {
       ctx.ledger.record({ kind: KIND_LEDGER[r.kind], mint: r.mint, unit: r.unit, amount: r.claimed, ref: r.paymentId, evidence: { swap: row.id } });
     });
     ctx.ledger.record({ kind: 'mint_fee', mint: row.mint, unit: row.unit, amount: -fee, ref: row.id, evidence: { purpose: row.purpose, tokens: rows.length } });
+    this.opts.inTransaction?.received(this.rowsOfSwap(row.id));
     this.notify(rows);
   }
 
@@ -381,7 +384,10 @@ export class ChangeQueue {
   }
 
   private refuseRows(rows: ChangeRow[], state: 'invalid' | 'lost' | 'own', error: string, evidence: unknown): void {
-    for (const r of rows) this.s.refuse.run(state, error, JSON.stringify(evidence), this.ctx.clock(), r.id);
+    this.ctx.db.transaction(() => {
+      for (const r of rows) this.s.refuse.run(state, error, JSON.stringify(evidence), this.ctx.clock(), r.id);
+      this.opts.inTransaction?.refused(rows.map((r) => this.get(r.id)));
+    })();
     this.notify(rows);
   }
 

@@ -23,12 +23,15 @@ import { TokenTaker, type TakeSpec, type TakenToken } from './take.ts';
 import { toOutcome, type PaymentOutcome } from './outcome.ts';
 import { recoverPayments, resolvePayment, retryRefunds, type PaymentsRecoveryReport, type RecoveryDeps, type ResolveOptions, type ResolveResult } from './recovery.ts';
 import { defaultReserve, Reserve, type ReserveConfig } from './reserve.ts';
-import { PaymentRows } from './rows.ts';
-import { reclaimHandler, settleSpent } from './settle.ts';
+import { PaymentRows, type PaymentRow } from './rows.ts';
+import { depositTaken, reclaimHandler, settleSpent } from './settle.ts';
+import { SessionBook, type SessionExposure, type SessionSummary } from './sessions.ts';
+import { newId } from '../ids.ts';
 import { migratePayments } from './schema.ts';
 
 export type { PaymentOutcome, ChangeSummary } from './outcome.ts';
 export type { TakenToken } from './take.ts';
+export type { SessionSummary, SessionExposure, SessionState } from './sessions.ts';
 export type { PaymentState, PaymentRow } from './rows.ts';
 export type { ResolveAction, ResolveResult, ResolveOptions, PaymentsRecoveryReport } from './recovery.ts';
 export { toOutcome } from './outcome.ts';
@@ -74,6 +77,22 @@ export interface TakeTokenRequest {
   inTransaction?: (taken: TakenToken) => void;
 }
 
+export interface SessionDepositRequest {
+  /** The session (one balance at one provider, per mint): created by its first deposit. */
+  sessionId: string;
+  /** Default `<sessionId>.deposit_<random>`. */
+  paymentId?: string;
+  providerUrl: string;
+  providerVersion?: string | null;
+  /** Our wallet's mint, and its spelling as the provider lists it (see TakeTokenRequest). */
+  mint: string;
+  tokenMint?: string;
+  /** What the session should be credited (the token also carries the input fee the node pays). */
+  amountSat: SatIn;
+  /** Runs inside the transaction that takes the proofs (the session manager's own row). */
+  inTransaction?: (taken: TakenToken) => void;
+}
+
 export interface SettleOptions {
   /**
    * The answer carried no usage (a stream: the node keeps the whole token and mints no change):
@@ -98,6 +117,7 @@ export class Payments implements RecoveryDeps {
   private readonly ownsSwaps: boolean;
   private readonly listeners = new Set<Listener>();
   private readonly taker: TokenTaker;
+  readonly sessions: SessionBook;
   private refundTimer: NodeJS.Timeout | null = null;
   /** Payments of this process whose token is out: recovery leaves them to their caller. */
   private readonly live = new Set<string>();
@@ -112,6 +132,20 @@ export class Payments implements RecoveryDeps {
     this.changeQueue = new ChangeQueue(ctx, this.swaps, this.reserve, {
       ...opts.changeQueue,
       onSettled: (id) => this.emit(id),
+      inTransaction: {
+        received: (rows) => {
+          for (const r of rows) {
+            if (r.kind !== 'session_refund') continue;
+            const more = this.changeQueue.rowsOf(r.paymentId).some((c) => c.id !== r.id && (c.state === 'queued' || c.state === 'swapping'));
+            this.sessions.refundReceived(r.paymentId, r.claimed, more);
+          }
+        },
+        refused: (rows) => {
+          for (const r of rows) {
+            if (r.kind === 'session_refund' && (r.state === 'invalid' || r.state === 'lost')) this.sessions.lose(r.paymentId, { refund_token: r.state, reason: r.error, detail: r.evidence });
+          }
+        },
+      },
       // Our own token came back as "change": settle the payment it belongs to instead (NUT-07, then reclaim).
       onOwnProofs: async (ids) => {
         for (const id of ids) {
@@ -120,6 +154,7 @@ export class Payments implements RecoveryDeps {
       },
     });
     this.swaps.on('reclaim', reclaimHandler(ctx, this.rows));
+    this.sessions = new SessionBook(ctx);
     this.taker = new TokenTaker(ctx, this.reserve, this.rows, { policy: opts.policy ?? defaultPolicy, autoRefill: opts.autoRefill ?? true, onTaken: (id) => this.live.add(id) });
   }
 
@@ -133,7 +168,7 @@ export class Payments implements RecoveryDeps {
     const tokenMint = req.tokenMint ?? mint;
     if (tokenMint !== mint && mintKey(tokenMint) !== mint) throw new PaymentError(`the token's mint ${tokenMint} is not the wallet's mint ${mint}`);
     if (!req.providerUrl) throw new PaymentError('a payment needs the URL of the provider it goes to');
-    const spec: TakeSpec = { paymentId: req.paymentId, mint, tokenMint, amountSat: positive(req.amountSat), providerUrl: req.providerUrl, providerVersion: req.providerVersion ?? null, replace: false, inTransaction: req.inTransaction };
+    const spec: TakeSpec = { paymentId: req.paymentId, mint, tokenMint, amountSat: positive(req.amountSat), providerUrl: req.providerUrl, providerVersion: req.providerVersion ?? null, sessionId: null, replace: false, inTransaction: req.inTransaction };
     return this.taker.take(spec, req.policy);
   }
 
@@ -155,7 +190,7 @@ export class Payments implements RecoveryDeps {
     const states = await this.ctx.mints.checkStates(row.mint, row.unit, proofs.map(toCashuProof));
     const redeemed = states.filter((st) => st !== 'UNSPENT').length;
     if (redeemed > 0) throw new PaymentStateError(`payment ${paymentId}: the mint says ${redeemed} of its ${proofs.length} proofs are spent or in flight; the token was redeemed and cannot be topped up`);
-    const spec: TakeSpec = { paymentId, mint: row.mint, tokenMint: row.tokenMint, amountSat: amount, providerUrl: row.providerUrl, providerVersion: row.providerVersion, replace: true, inTransaction: opts.inTransaction };
+    const spec: TakeSpec = { paymentId, mint: row.mint, tokenMint: row.tokenMint, amountSat: amount, providerUrl: row.providerUrl, providerVersion: row.providerVersion, sessionId: row.sessionId, replace: true, inTransaction: opts.inTransaction };
     return this.taker.take(spec, opts.policy);
   }
 
@@ -232,6 +267,77 @@ export class Payments implements RecoveryDeps {
     return this.rows.get(ref)?.state === 'refund_wait' ? 'refund awaited from the provider' : null;
   }
 
+  /**
+   * A token to deposit into a session at the provider's balance mode (`POST /v1/balance/create` or
+   * `/topup`): taken like any payment, its proofs pending until `sessionDeposited` (the node took
+   * it) or `reclaim` (it did not, or the answer was lost: the mint tells).
+   */
+  async sessionDeposit(req: SessionDepositRequest): Promise<TakenToken> {
+    const mint = this.ctx.mints.assertTrusted(req.mint);
+    const tokenMint = req.tokenMint ?? mint;
+    if (tokenMint !== mint && mintKey(tokenMint) !== mint) throw new PaymentError(`the token's mint ${tokenMint} is not the wallet's mint ${mint}`);
+    if (!req.providerUrl) throw new PaymentError('a deposit needs the URL of the provider it goes to');
+    this.sessions.openFor(req.sessionId, req.providerUrl, mint); // checked now, written with the token
+    const spec: TakeSpec = {
+      paymentId: req.paymentId ?? newId(`${req.sessionId}.deposit`), mint, tokenMint, amountSat: positive(req.amountSat), providerUrl: req.providerUrl,
+      providerVersion: req.providerVersion ?? null, sessionId: req.sessionId, replace: false,
+      inTransaction: (taken) => {
+        this.sessions.openFor(req.sessionId, req.providerUrl, mint);
+        req.inTransaction?.(taken);
+      },
+    };
+    return this.taker.take(spec);
+  }
+
+  /** The provider credited the deposit token: its proofs are spent and the session holds its value less the input fee. */
+  sessionDeposited(paymentId: string, evidence?: { balanceMsat?: number }): SessionSummary {
+    const row = this.rows.require(paymentId, 'pending');
+    if (!row.sessionId) throw new PaymentError(`payment ${paymentId} is not a session deposit`);
+    const sessionId = row.sessionId;
+    this.ctx.db.transaction(() => {
+      if (!depositTaken(this.ctx, this.rows, this.sessions, row, evidence ?? {})) throw new PaymentStateError(`deposit ${paymentId} has no pending proofs (a reclaim holds them)`);
+    })();
+    this.live.delete(paymentId);
+    return this.sessions.require(sessionId);
+  }
+
+  /** A request charged against the session (`costMsat` as the provider reported it; synchronous, may run in the caller's transaction). */
+  sessionCharge(sessionId: string, costMsat: number, requestId: string): SessionSummary {
+    this.ctx.db.transaction(() => this.sessions.charge(sessionId, costMsat, requestId))();
+    return this.sessions.require(sessionId);
+  }
+
+  /**
+   * The provider refunded the session's balance (`POST /v1/balance/refund`): the token waits in the
+   * change queue; once swapped in the session closes (what the node kept beyond the charges booked
+   * is charged, flagged). `null`: nothing to refund (the node says no balance): it closes now.
+   */
+  sessionRefund(sessionId: string, refundToken: string | null, evidence?: unknown): SessionSummary {
+    const s = this.sessions.require(sessionId, 'open', 'refunding', 'lost');
+    this.ctx.db.transaction(() => {
+      if (refundToken === null) return this.sessions.close(sessionId, evidence ?? { refund: 'nothing to refund' });
+      this.sessions.refunding(sessionId);
+      this.changeQueue.enqueue(sessionId, 'session_refund', refundToken, s.mint, s.unit);
+    })();
+    return this.sessions.require(sessionId);
+  }
+
+  /** The provider will not give the session's balance back (it vanished, or refuses): a loss with the evidence. */
+  sessionLost(sessionId: string, evidence: unknown): SessionSummary {
+    this.sessions.require(sessionId, 'open', 'refunding');
+    this.ctx.db.transaction(() => this.sessions.lose(sessionId, evidence))();
+    return this.sessions.require(sessionId);
+  }
+
+  session(sessionId: string): SessionSummary | undefined {
+    return this.sessions.get(sessionId);
+  }
+
+  /** Money held at providers in open sessions, per provider and mint. */
+  sessionExposure(): SessionExposure[] {
+    return this.sessions.exposure();
+  }
+
   /** Is this payment's token out on behalf of a caller in this process (so recovery must not touch it)? */
   isLive(paymentId: string): boolean {
     return this.live.has(paymentId);
@@ -300,6 +406,11 @@ export class Payments implements RecoveryDeps {
   /** Tokens taken and how many needed a mint round trip (for mint_roundtrips_per_request). */
   stats(): { tokens: number; roundtrips: number; mintCalls: number; refills: number; changeSwaps: number; changeTokens: number } {
     return { ...this.rows.stats(), mintCalls: this.swaps.mintCalls, refills: this.reserve.refills, changeSwaps: this.changeQueue.swapsRun, changeTokens: this.changeQueue.tokensSwapped };
+  }
+
+  /** @internal recovery: a session deposit the node redeemed */
+  depositTaken(row: PaymentRow, evidence: unknown): boolean {
+    return depositTaken(this.ctx, this.rows, this.sessions, row, evidence);
   }
 
   /** @internal tell the listeners */

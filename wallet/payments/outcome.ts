@@ -6,7 +6,7 @@ import type { ChangeRow } from './change-queue.ts';
 import type { PaymentRow, PaymentState } from './rows.ts';
 
 export interface ChangeSummary {
-  kind: 'change' | 'refund';
+  kind: ChangeRow['kind'];
   state: ChangeRow['state'];
   /** Face value the token claims (msat change rounded down). */
   claimedSat: Sat;

@@ -13,6 +13,8 @@
 //                          404 after that / 410 / 422 (no refund by token) / rounds used up:
 //                          loss with evidence
 //   pending at the mint -> leave it; ask again later
+// A session deposit (wallet/payments/sessions.ts) redeemed at the mint was credited to the
+// session's balance at the node (its key is derived from the token): held there, not refunded.
 // recoverPayments() resolves every payment-pending token except those a caller in this process
 // still holds (taken, not yet settled or reclaimed); run it on start before serving, and again
 // whenever convenient. A caller may settle a payment while it is being resolved: every step
@@ -53,12 +55,15 @@ export interface RecoveryDeps {
   resolve(paymentId: string): Promise<ResolveResult>;
   /** Tell the listeners the payment's outcome changed. */
   emit(paymentId: string): void;
+  /** A session deposit the node redeemed: credit its session (false if its proofs are not pending). */
+  depositTaken(row: PaymentRow, evidence: unknown): boolean;
 }
 
 export type ResolveAction =
   | 'reclaimed'       // swapped back to fresh proofs
   | 'reclaiming'      // the swap back is waiting for the mint; it resumes in the background
   | 'refunded'        // the provider returned change; it waits in the change queue
+  | 'deposited'       // a session deposit the node redeemed: held in the session
   | 'refund_wait'     // the provider has no answer yet; asked again later
   | 'lost'            // spent, nothing came back: a loss row with evidence
   | 'pending_at_mint' // the mint says the proofs are in flight; asked again later
@@ -83,7 +88,13 @@ export async function resolvePayment(p: RecoveryDeps, paymentId: string): Promis
   if (states.some((s) => s === 'PENDING')) return { paymentId, action: 'pending_at_mint' };
   const spent = proofs.filter((_, i) => states[i] === 'SPENT');
   const unspentSat = proofs.filter((_, i) => states[i] !== 'SPENT').reduce((a, q) => a + q.amount, 0);
-  if (spent.length === proofs.length) return askRefund(p, row, { mint: 'spent', proofs: proofs.length });
+  if (spent.length === proofs.length) {
+    if (!row.sessionId) return askRefund(p, row, { mint: 'spent', proofs: proofs.length });
+    const evidence = { mint: 'spent', proofs: proofs.length, answer: 'lost; the node redeemed the deposit' };
+    let credited = false;
+    ctx.db.transaction(() => { credited = p.depositTaken(row, evidence); })();
+    return { paymentId, action: credited ? 'deposited' : 'unchanged', detail: evidence };
+  }
   if (spent.length > 0) {
     // A node redeems whole tokens, so this should not happen; the spent part is gone.
     const spentSat = spent.reduce((a, q) => a + q.amount, 0);

@@ -116,6 +116,11 @@ export const PAYMENTS_MIGRATIONS: readonly string[] = [
   CREATE INDEX payment_change_payment ON payment_change (payment_id);
   CREATE INDEX payment_change_swap ON payment_change (swap_id) WHERE swap_id IS NOT NULL;
   `,
+  `
+  -- A deposit into a session at the provider's balance mode (wallet_sessions) is a payment too: a
+  -- token taken like any other, credited to the session once the node redeems it (NULL: X-Cashu).
+  ALTER TABLE payments ADD COLUMN session_id TEXT;
+  `,
 ];
 
 /** Create or upgrade the payment tables (and the wallet's, which they refer to). Idempotent. */

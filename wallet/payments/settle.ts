@@ -5,6 +5,7 @@ import type { WalletContext } from '../context.ts';
 import { NUT_CODE } from '../mints.ts';
 import type { PurposeHandler } from '../swap/service.ts';
 import type { PaymentRow, PaymentRows } from './rows.ts';
+import type { SessionBook } from './sessions.ts';
 
 /**
  * The provider redeemed the token: its proofs pending for the payment are spent (ledger:
@@ -16,6 +17,18 @@ export function settleSpent(ctx: WalletContext, rows: PaymentRows, row: PaymentR
   ctx.ledger.record({ kind: 'payment_sent', mint: row.mint, unit: row.unit, amount: -row.sentSat, ref: row.paymentId,
     evidence: { provider: row.providerUrl, amount: row.amountSat, input_fee: row.feeSat, overpay: row.overpaySat } });
   rows.setState(row.paymentId, state);
+  return true;
+}
+
+/**
+ * The provider credited a session deposit (the payment's token): its proofs pending for the
+ * payment are spent, the session holds their value less the input fee, the payment is 'settled'.
+ * False when none are pending (a reclaim swap holds them).
+ */
+export function depositTaken(ctx: WalletContext, rows: PaymentRows, sessions: SessionBook, row: PaymentRow, evidence: unknown): boolean {
+  if (!row.sessionId || ctx.store.markSpentIfPending(row.paymentId).count === 0) return false;
+  sessions.deposited(row.sessionId, row.paymentId, row.sentSat, row.feeSat, evidence);
+  rows.setState(row.paymentId, 'settled', { session: row.sessionId, ...(evidence && typeof evidence === 'object' ? evidence : {}) });
   return true;
 }
 

@@ -40,7 +40,9 @@ export interface TakeSpec {
   amountSat: Sat;
   providerUrl: string | null;
   providerVersion: string | null;
-  /** A top-up: the payment's pending proofs may be reused and its row is updated. */
+  /** A deposit into this session (null: an X-Cashu payment). */
+  sessionId: string | null;
+  /** A top-up: the payment's pending proofs are kept in the new token and its row is updated. */
   replace: boolean;
   inTransaction?: (taken: TakenToken) => void;
 }
@@ -106,7 +108,7 @@ export class TokenTaker {
       ctx.store.movePending(added, 'request', paymentId);
       const record = { token, amountSat: taken.amountSat, sentSat: taken.sentSat, feeSat: taken.feeSat, overpaySat: taken.overpaySat, roundtrip };
       if (replace) this.rows.replaceToken(paymentId, record);
-      else this.rows.insert({ paymentId, mint, tokenMint: spec.tokenMint, unit: this.unit, providerUrl: spec.providerUrl, providerVersion: spec.providerVersion, ...record });
+      else this.rows.insert({ paymentId, mint, tokenMint: spec.tokenMint, unit: this.unit, providerUrl: spec.providerUrl, providerVersion: spec.providerVersion, sessionId: spec.sessionId, ...record });
       // A callback that awaits would write outside this transaction: refuse it (and roll back).
       const returned: unknown = spec.inTransaction?.(taken);
       if (returned && typeof (returned as { then?: unknown }).then === 'function') {
