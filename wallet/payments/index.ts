@@ -25,13 +25,13 @@ import { recoverPayments, resolvePayment, retryRefunds, type PaymentsRecoveryRep
 import { defaultReserve, Reserve, type ReserveConfig } from './reserve.ts';
 import { PaymentRows, type PaymentRow } from './rows.ts';
 import { depositTaken, reclaimHandler, settleSpent } from './settle.ts';
-import { SessionBook, type SessionExposure, type SessionSummary } from './sessions.ts';
+import { refundHooks, SessionBook, type SessionDepositRequest, type SessionExposure, type SessionSummary } from './sessions.ts';
 import { newId } from '../ids.ts';
 import { migratePayments } from './schema.ts';
 
 export type { PaymentOutcome, ChangeSummary } from './outcome.ts';
 export type { TakenToken } from './take.ts';
-export type { SessionSummary, SessionExposure, SessionState } from './sessions.ts';
+export type { SessionSummary, SessionExposure, SessionState, SessionDepositRequest } from './sessions.ts';
 export type { PaymentState, PaymentRow } from './rows.ts';
 export type { ResolveAction, ResolveResult, ResolveOptions, PaymentsRecoveryReport } from './recovery.ts';
 export { toOutcome } from './outcome.ts';
@@ -77,22 +77,6 @@ export interface TakeTokenRequest {
   inTransaction?: (taken: TakenToken) => void;
 }
 
-export interface SessionDepositRequest {
-  /** The session (one balance at one provider, per mint): created by its first deposit. */
-  sessionId: string;
-  /** Default `<sessionId>.deposit_<random>`. */
-  paymentId?: string;
-  providerUrl: string;
-  providerVersion?: string | null;
-  /** Our wallet's mint, and its spelling as the provider lists it (see TakeTokenRequest). */
-  mint: string;
-  tokenMint?: string;
-  /** What the session should be credited (the token also carries the input fee the node pays). */
-  amountSat: SatIn;
-  /** Runs inside the transaction that takes the proofs (the session manager's own row). */
-  inTransaction?: (taken: TakenToken) => void;
-}
-
 export interface SettleOptions {
   /**
    * The answer carried no usage (a stream: the node keeps the whole token and mints no change):
@@ -132,20 +116,7 @@ export class Payments implements RecoveryDeps {
     this.changeQueue = new ChangeQueue(ctx, this.swaps, this.reserve, {
       ...opts.changeQueue,
       onSettled: (id) => this.emit(id),
-      inTransaction: {
-        received: (rows) => {
-          for (const r of rows) {
-            if (r.kind !== 'session_refund') continue;
-            const more = this.changeQueue.rowsOf(r.paymentId).some((c) => c.id !== r.id && (c.state === 'queued' || c.state === 'swapping'));
-            this.sessions.refundReceived(r.paymentId, r.claimed, more);
-          }
-        },
-        refused: (rows) => {
-          for (const r of rows) {
-            if (r.kind === 'session_refund' && (r.state === 'invalid' || r.state === 'lost')) this.sessions.lose(r.paymentId, { refund_token: r.state, reason: r.error, detail: r.evidence });
-          }
-        },
-      },
+      inTransaction: refundHooks(() => this.sessions, (id) => this.changeQueue.rowsOf(id)),
       // Our own token came back as "change": settle the payment it belongs to instead (NUT-07, then reclaim).
       onOwnProofs: async (ids) => {
         for (const id of ids) {
@@ -164,10 +135,7 @@ export class Payments implements RecoveryDeps {
    * the offline selection fits (the usual case); else one swap.
    */
   async takeToken(req: TakeTokenRequest): Promise<TakenToken> {
-    const mint = this.ctx.mints.assertTrusted(req.mint);
-    const tokenMint = req.tokenMint ?? mint;
-    if (tokenMint !== mint && mintKey(tokenMint) !== mint) throw new PaymentError(`the token's mint ${tokenMint} is not the wallet's mint ${mint}`);
-    if (!req.providerUrl) throw new PaymentError('a payment needs the URL of the provider it goes to');
+    const { mint, tokenMint } = this.mintsFor(req);
     const spec: TakeSpec = { paymentId: req.paymentId, mint, tokenMint, amountSat: positive(req.amountSat), providerUrl: req.providerUrl, providerVersion: req.providerVersion ?? null, sessionId: null, replace: false, inTransaction: req.inTransaction };
     return this.taker.take(spec, req.policy);
   }
@@ -273,10 +241,7 @@ export class Payments implements RecoveryDeps {
    * it) or `reclaim` (it did not, or the answer was lost: the mint tells).
    */
   async sessionDeposit(req: SessionDepositRequest): Promise<TakenToken> {
-    const mint = this.ctx.mints.assertTrusted(req.mint);
-    const tokenMint = req.tokenMint ?? mint;
-    if (tokenMint !== mint && mintKey(tokenMint) !== mint) throw new PaymentError(`the token's mint ${tokenMint} is not the wallet's mint ${mint}`);
-    if (!req.providerUrl) throw new PaymentError('a deposit needs the URL of the provider it goes to');
+    const { mint, tokenMint } = this.mintsFor(req);
     this.sessions.openFor(req.sessionId, req.providerUrl, mint); // checked now, written with the token
     const spec: TakeSpec = {
       paymentId: req.paymentId ?? newId(`${req.sessionId}.deposit`), mint, tokenMint, amountSat: positive(req.amountSat), providerUrl: req.providerUrl,
@@ -313,19 +278,13 @@ export class Payments implements RecoveryDeps {
    * is charged, flagged). `null`: nothing to refund (the node says no balance): it closes now.
    */
   sessionRefund(sessionId: string, refundToken: string | null, evidence?: unknown): SessionSummary {
-    const s = this.sessions.require(sessionId, 'open', 'refunding', 'lost');
-    this.ctx.db.transaction(() => {
-      if (refundToken === null) return this.sessions.close(sessionId, evidence ?? { refund: 'nothing to refund' });
-      this.sessions.refunding(sessionId);
-      this.changeQueue.enqueue(sessionId, 'session_refund', refundToken, s.mint, s.unit);
-    })();
+    this.ctx.db.transaction(() => this.sessions.refund(sessionId, refundToken, evidence, (s, token) => this.changeQueue.enqueue(sessionId, 'session_refund', token, s.mint, s.unit)))();
     return this.sessions.require(sessionId);
   }
 
   /** The provider will not give the session's balance back (it vanished, or refuses): a loss with the evidence. */
   sessionLost(sessionId: string, evidence: unknown): SessionSummary {
-    this.sessions.require(sessionId, 'open', 'refunding');
-    this.ctx.db.transaction(() => this.sessions.lose(sessionId, evidence))();
+    this.ctx.db.transaction(() => this.sessions.lose(sessionId, evidence, true))();
     return this.sessions.require(sessionId);
   }
 
@@ -406,6 +365,15 @@ export class Payments implements RecoveryDeps {
   /** Tokens taken and how many needed a mint round trip (for mint_roundtrips_per_request). */
   stats(): { tokens: number; roundtrips: number; mintCalls: number; refills: number; changeSwaps: number; changeTokens: number } {
     return { ...this.rows.stats(), mintCalls: this.swaps.mintCalls, refills: this.reserve.refills, changeSwaps: this.changeQueue.swapsRun, changeTokens: this.changeQueue.tokensSwapped };
+  }
+
+  /** Our mint (trusted) and its spelling in the token (as the provider lists it); the provider URL required. */
+  private mintsFor(req: { mint: string; tokenMint?: string; providerUrl: string }): { mint: string; tokenMint: string } {
+    const mint = this.ctx.mints.assertTrusted(req.mint);
+    const tokenMint = req.tokenMint ?? mint;
+    if (tokenMint !== mint && mintKey(tokenMint) !== mint) throw new PaymentError(`the token's mint ${tokenMint} is not the wallet's mint ${mint}`);
+    if (!req.providerUrl) throw new PaymentError('a payment needs the URL of the provider it goes to');
+    return { mint, tokenMint };
   }
 
   /** @internal recovery: a session deposit the node redeemed */

@@ -17,12 +17,31 @@
 //   held = deposited - charged - refunded - lost, per session; audit verify checks, per mint and
 //   unit, funded + received - withdrawn - charged - fees - losses = unspent + pending + held.
 import type { DB } from '../../db/sqlite.ts';
-import { sat, type Sat } from '../../protocol/units.ts';
+import { sat, type Sat, type SatIn } from '../../protocol/units.ts';
 import type { WalletContext } from '../context.ts';
 import { PaymentError, PaymentStateError } from '../errors.ts';
 import type { Clock } from '../store.ts';
+import type { ChangeRow } from './change-queue.ts';
+import type { TakenToken } from './take.ts';
 
 export type SessionState = 'open' | 'refunding' | 'closed' | 'lost';
+
+export interface SessionDepositRequest {
+  /** The session (one balance at one provider, per mint): created by its first deposit. */
+  sessionId: string;
+  /** Default `<sessionId>.deposit_<random>`. */
+  paymentId?: string;
+  providerUrl: string;
+  providerVersion?: string | null;
+  /** Our wallet's mint, and its spelling as the provider lists it (see TakeTokenRequest). */
+  mint: string;
+  tokenMint?: string;
+  /** What the session should be credited (the token also carries the input fee the node pays). */
+  amountSat: SatIn;
+  /** Runs inside the transaction that takes the proofs (the session manager's own row). */
+  inTransaction?: (taken: TakenToken) => void;
+}
+
 
 /** Where one session's money is. Amounts in whole sats except chargedMsat. */
 export interface SessionSummary {
@@ -158,9 +177,15 @@ export class SessionBook {
     this.add(sessionId, { chargedMsat: costMsat, charged: bookedSat });
   }
 
-  /** The balance is being refunded (the token waits in the change queue). */
-  refunding(sessionId: string): void {
-    this.s.state.run('refunding', null, this.clock(), sessionId);
+  /**
+   * The provider refunded the balance: `enqueue` puts the token in the change queue (the session
+   * closes once it is swapped in); null - nothing to refund (no balance) - closes it now.
+   */
+  refund(sessionId: string, token: string | null, evidence: unknown, enqueue: (s: SessionSummary, token: string) => void): void {
+    const s = this.require(sessionId, 'open', 'refunding', 'lost');
+    if (token === null) return this.close(sessionId, evidence ?? { refund: 'nothing to refund' });
+    if (s.state !== 'lost') this.s.state.run('refunding', null, this.clock(), sessionId);
+    enqueue(s, token);
   }
 
   /**
@@ -197,8 +222,8 @@ export class SessionBook {
   }
 
   /** The provider will not give the balance back (it vanished, or its refund token was refused): a loss with evidence. */
-  lose(sessionId: string, evidence: unknown): void {
-    const s = this.require(sessionId);
+  lose(sessionId: string, evidence: unknown, openOnly = false): void {
+    const s = openOnly ? this.require(sessionId, 'open', 'refunding') : this.require(sessionId);
     if (s.heldSat > 0) {
       this.ctx.ledger.record({ kind: 'session_loss', mint: s.mint, unit: s.unit, amount: -s.heldSat, ref: sessionId, evidence: { provider: s.providerUrl, ...obj(evidence) } });
       this.add(sessionId, { lost: s.heldSat });
@@ -215,6 +240,28 @@ export class SessionBook {
   private add(sessionId: string, d: { deposited?: number; chargedMsat?: number; charged?: number; refunded?: number; lost?: number }): void {
     this.s.add.run(d.deposited ?? 0, d.chargedMsat ?? 0, d.charged ?? 0, d.refunded ?? 0, d.lost ?? 0, this.clock(), sessionId);
   }
+}
+
+/**
+ * The change queue's hooks for session refunds (inside the transaction that receives or refuses
+ * the token): received -> the session closes once nothing else is on its way; refused or lost -> a
+ * loss with the mint's answer as evidence.
+ */
+export function refundHooks(book: () => SessionBook, rowsOf: (id: string) => ChangeRow[]): { received(rows: ChangeRow[]): void; refused(rows: ChangeRow[]): void } {
+  return {
+    received: (rows) => {
+      for (const r of rows) {
+        if (r.kind !== 'session_refund') continue;
+        const more = rowsOf(r.paymentId).some((c) => c.id !== r.id && (c.state === 'queued' || c.state === 'swapping'));
+        book().refundReceived(r.paymentId, r.claimed, more);
+      }
+    },
+    refused: (rows) => {
+      for (const r of rows) {
+        if (r.kind === 'session_refund' && (r.state === 'invalid' || r.state === 'lost')) book().lose(r.paymentId, { refund_token: r.state, reason: r.error, detail: r.evidence });
+      }
+    },
+  };
 }
 
 const obj = (v: unknown): Record<string, unknown> => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : v === undefined ? {} : { detail: v });
