@@ -16,7 +16,8 @@ import type { SwapFailure } from '../errors.ts';
 import type { LedgerKind } from '../ledger.ts';
 import { NUT_CODE } from '../mints.ts';
 import { backoffMs, type SwapRecord, type SwapService } from '../swap/service.ts';
-import { toProofJson, type ProofJson } from '../swap/steps.ts';
+import type { ProofJson } from '../swap/steps.ts';
+import { sortBatch } from './change-tokens.ts';
 import type { Reserve } from './reserve.ts';
 
 /** change / refund: a payment's (payment_id: the payment); session_refund: a session's balance coming home (payment_id: the session). */
@@ -240,39 +241,12 @@ export class ChangeQueue {
       report.retrying += batch.length;
       return report;
     }
-    // Decode with the mint's keysets (cashuB carries short keyset ids); drop what does not decode
-    // and any proof seen twice (a provider handing out the same change twice).
-    const members: { row: ChangeRow; proofs: ProofJson[] }[] = [];
-    const seen = new Set<string>();
-    const ownRefs = new Set<string>();
-    for (const b of batch) {
-      let proofs: ProofJson[];
-      try {
-        const token = wallet.decodeToken(b.token);
-        if (token.unit && token.unit !== unit) throw new Error(`token unit ${token.unit} is not ${unit}`);
-        proofs = token.proofs.map(toProofJson);
-      } catch (err) {
-        this.refuseRows([b.row], 'invalid', 'token does not decode for this mint', { reason: 'undecodable', detail: (err as Error).message });
-        report.invalid++;
-        continue;
-      }
-      const ours = proofs.map((p) => ctx.store.get(p.secret)).filter((p) => p !== undefined);
-      if (ours.length > 0) {
-        this.refuseRows([b.row], 'own', 'our own proofs handed back (an echo of the token we sent), not change', {
-          reason: 'own_token', proofs: proofs.length, ours: ours.length, owners: [...new Set(ours.map((p) => `${p.reasonKind ?? 'unspent'}:${p.reasonRef ?? ''}`))],
-        });
-        for (const p of ours) if (p.reasonKind === 'request' && p.reasonRef) ownRefs.add(p.reasonRef);
-        continue;
-      }
-      if (proofs.some((p) => seen.has(p.secret))) {
-        this.refuseRows([b.row], 'invalid', 'token repeats proofs of another token', { reason: 'duplicate_proofs' });
-        report.invalid++;
-        continue;
-      }
-      for (const p of proofs) seen.add(p.secret);
-      members.push({ row: b.row, proofs });
+    const { members, refused, ownPayments } = sortBatch(batch, unit, (token) => wallet.decodeToken(token), (secret) => ctx.store.get(secret));
+    for (const r of refused) {
+      this.refuseRows([r.row], r.state, r.error, r.evidence);
+      if (r.state === 'invalid') report.invalid++;
     }
-    if (ownRefs.size > 0) await this.opts.onOwnProofs?.([...ownRefs]);
+    if (ownPayments.length > 0) await this.opts.onOwnProofs?.(ownPayments);
     if (members.length === 0) return report;
     const foreign = members.flatMap((m) => m.proofs);
     const total = foreign.reduce((a, p) => a + p.amount, 0);
