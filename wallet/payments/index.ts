@@ -242,12 +242,12 @@ export class Payments implements RecoveryDeps {
    */
   async sessionDeposit(req: SessionDepositRequest): Promise<TakenToken> {
     const { mint, tokenMint } = this.mintsFor(req);
-    this.sessions.openFor(req.sessionId, req.providerUrl, mint); // checked now, written with the token
+    this.sessions.openFor(req.sessionId, req.providerUrl, mint, false); // checked now, written with the token
     const spec: TakeSpec = {
       paymentId: req.paymentId ?? newId(`${req.sessionId}.deposit`), mint, tokenMint, amountSat: positive(req.amountSat), providerUrl: req.providerUrl,
       providerVersion: req.providerVersion ?? null, sessionId: req.sessionId, replace: false,
       inTransaction: (taken) => {
-        this.sessions.openFor(req.sessionId, req.providerUrl, mint);
+        this.sessions.openFor(req.sessionId, req.providerUrl, mint, true);
         req.inTransaction?.(taken);
       },
     };

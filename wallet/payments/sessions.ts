@@ -123,12 +123,12 @@ export class SessionBook {
     return s;
   }
 
-  /** A session for a new deposit: created at this provider and mint, or the open one it must match. */
-  openFor(sessionId: string, providerUrl: string, mint: string): void {
+  /** A session for a new deposit: the open one it must match, or (`create`) a new one at this provider and mint. */
+  openFor(sessionId: string, providerUrl: string, mint: string, create: boolean): void {
     const s = this.get(sessionId);
     if (!s) {
       const now = this.clock();
-      this.s.insert.run(sessionId, providerUrl, mint, now, now);
+      if (create) this.s.insert.run(sessionId, providerUrl, mint, now, now);
       return;
     }
     if (s.providerUrl !== providerUrl || s.mint !== mint) throw new PaymentError(`session ${sessionId} is at ${s.providerUrl} (${s.mint}), not ${providerUrl} (${mint})`);

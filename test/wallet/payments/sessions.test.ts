@@ -10,6 +10,7 @@ import { paymentsWorld, testProvider, chatBody, balanceOf } from './fixture.ts';
 import { walletOn } from '../world.ts';
 import { verifyInvariant } from '../../../wallet/invariant.ts';
 import type { WalletContext } from '../../../wallet/context.ts';
+import { InsufficientFundsError, PaymentError } from '../../../wallet/errors.ts';
 import type { TestProvider } from '../../world/provider.ts';
 
 async function assertBooks(ctx: WalletContext): Promise<void> {
@@ -90,6 +91,10 @@ test('a provider that vanishes holding a session balance is a loss with evidence
   const dep = await payments.sessionDeposit({ sessionId: 's2', providerUrl: provider.url, mint: w.mint.url, amountSat: 64 });
   await createBalance(provider, dep.token);
   payments.sessionDeposited(dep.paymentId);
+  // One session is one balance at one provider; a deposit the wallet cannot afford opens nothing.
+  await assert.rejects(payments.sessionDeposit({ sessionId: 's2', providerUrl: 'http://127.0.0.1:9', mint: w.mint.url, amountSat: 8 }), PaymentError);
+  await assert.rejects(payments.sessionDeposit({ sessionId: 's2b', providerUrl: provider.url, mint: w.mint.url, amountSat: 100_000 }), InsufficientFundsError);
+  assert.equal(payments.session('s2b'), undefined);
   provider.knobs.vanished = true; // port closed for good, the balances gone
   const s = payments.sessionLost('s2', { reason: 'provider vanished', refund: 'connection refused' });
   assert.deepEqual([s.state, s.heldSat, s.lostSat], ['lost', 0, dep.sentSat - dep.feeSat]);
