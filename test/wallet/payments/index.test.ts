@@ -299,3 +299,30 @@ test('a stream that ended without usage (the node keeps the whole token) is a ch
   assert.equal(provider.stats().earnedSat, taken.sentSat);
   await assertBooksBalance(ctx);
 });
+
+test('a refund handed back while the payment\'s reclaim is out at the mint is banked as its refund, and the books balance', async (t) => {
+  const engine = new GatedEngine();
+  const w = await paymentsWorld(t, { fundSat: 1000 });
+  const payments = new Payments(w.ctx, { engine, autoRefill: false, fetch: (url, init) => fetch(url, init) });
+  t.after(() => payments.stop());
+  const provider = await testProvider(t, w.mint.url, { failureRate: 1 }); // redeemed, then the upstream fails: full refund
+  const taken = await take(payments, w.mint.url, requiredSat(), 'race-refund', { providerUrl: provider.url });
+  const gate = engine.hold();
+  const reclaiming = payments.reclaim('race-refund');
+  await gate.reached;
+  const res = await payProvider(provider, taken.token);
+  assert.equal(res.status, 502);
+  try {
+    payments.refunded('race-refund', (res.body as { error: { refund_token: string } }).error.refund_token);
+  } finally {
+    gate.release();
+  }
+  await reclaiming; // the mint refuses the swap back: the provider spent those proofs
+  await payments.changeQueue.drain();
+  const outcome = payments.outcome('race-refund')!;
+  assert.equal(outcome.state, 'refunded');
+  assert.deepEqual(outcome.changes.map((c) => [c.kind, c.state]), [['refund', 'received']]);
+  assert.deepEqual(w.ctx.ledger.list({ kind: 'loss' }), []);
+  assert.deepEqual(balanceOf(w.ctx, w.mint.url), { unspent: 1000, pending: 0 });
+  await assertBooksBalance(w.ctx);
+});
