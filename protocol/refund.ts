@@ -1,14 +1,17 @@
 // The Routstr "lost change" call: POST <provider>/v1/balance/refund with the exact token we
 // paid with in X-Cashu (ROUTSTR.md section 3). Pure I/O: fetch and the sleep are injected.
 //
-// Answers, by node version:
+// Answers, by node version (routstr-core balance.py refund_wallet_endpoint, X-Cashu branch):
 //   200 {"token","sats"|"msats"}  the change (repeat calls return the same token)
-//   425                           the request still runs, or no refund was ever minted (forever)
-//   404 "Refund not found"        the node never saw the token; nodes before v0.4.4 also say 404
-//                                 while the request runs, so 404 is only final when told so
+//   425                           v0.4.4 on: the request still runs, or no refund was ever minted (forever)
+//   404 "Refund not found"        the node has no record of the token - yet: v0.4.5 records it a
+//                                 moment after redeeming it, and nodes before v0.4.4 say 404 while
+//                                 the request runs (and forever when nothing was minted); so 404 is
+//                                 final only when the caller decides the window is over
 //   410                           swept after 180 days
-// Nodes before v0.4.3 have no such route: FastAPI answers 404 {"detail":"Not Found"}; then the
-// older alias /v1/wallet/refund is tried.
+//   422 (FastAPI: header authorization missing)  before v0.4.3 the route takes only
+//                                 `Authorization: Bearer`: this node cannot refund by token at all
+// The route has the same handler under /v1/wallet/refund on every version, so one path is asked.
 import { z } from 'zod';
 
 export type FetchLike = (url: string, init: { method: string; headers: Record<string, string>; signal?: AbortSignal }) => Promise<{
@@ -17,15 +20,17 @@ export type FetchLike = (url: string, init: { method: string; headers: Record<st
   text(): Promise<string>;
 }>;
 
-export const REFUND_PATHS = ['/v1/balance/refund', '/v1/wallet/refund'] as const;
+export const REFUND_PATH = '/v1/balance/refund';
 
 export type RefundAnswer =
   /** The provider handed back change; amounts are in `unit`. */
   | { kind: 'refunded'; token: string; amount: number; unit: 'sat' | 'msat' }
-  /** 425 (or 404 from a node that predates 425): ask again later. */
+  /** 425: ask again later. */
   | { kind: 'pending' }
   | { kind: 'not_found' }
-  | { kind: 'swept' };
+  | { kind: 'swept' }
+  /** The node has no refund by token (before v0.4.3): final, nothing will change. */
+  | { kind: 'unsupported'; status: number };
 
 export class RefundError extends Error {
   override name = 'RefundError';
@@ -57,35 +62,37 @@ export interface RefundOptions {
   timeoutMs?: number;
 }
 
-/** One refund request (trying the older alias when the route does not exist). */
+/** One refund request. */
 export async function requestRefund(providerUrl: string, token: string, opts: RefundOptions): Promise<RefundAnswer> {
-  const base = providerUrl.replace(/\/+$/, '');
-  let lastRouteMissing: RefundProtocolError | null = null;
-  for (const path of REFUND_PATHS) {
-    const res = await post(base + path, providerUrl, token, opts);
-    const text = await res.text().catch(() => '');
-    if (res.status === 200) {
-      const body = parseJson(text);
-      const parsed = RefundBody.safeParse(body);
-      if (!parsed.success) throw new RefundProtocolError(providerUrl, 200, `malformed refund body (${parsed.error.issues[0]?.message ?? 'invalid'})`);
-      return { kind: 'refunded', ...parsed.data };
-    }
-    if (res.status === 425) return { kind: 'pending' };
-    if (res.status === 410) return { kind: 'swept' };
-    if (res.status === 404) {
-      const detail = detailOf(text);
-      if (detail === 'Refund not found') return { kind: 'not_found' };
-      lastRouteMissing = new RefundProtocolError(providerUrl, 404, `no refund route at ${path}`);
-      continue; // route missing: older node, try the alias
-    }
-    if (res.status === 405) {
-      lastRouteMissing = new RefundProtocolError(providerUrl, 405, `no refund route at ${path}`);
-      continue;
-    }
-    if (res.status >= 500) throw new RefundUnavailableError(providerUrl, res.status);
-    throw new RefundProtocolError(providerUrl, res.status, detailOf(text) ?? 'unexpected status');
+  const res = await post(providerUrl.replace(/\/+$/, '') + REFUND_PATH, providerUrl, token, opts);
+  const text = await res.text().catch(() => '');
+  if (res.status === 200) {
+    const parsed = RefundBody.safeParse(parseJson(text));
+    if (!parsed.success) throw new RefundProtocolError(providerUrl, 200, `malformed refund body (${parsed.error.issues[0]?.message ?? 'invalid'})`);
+    return { kind: 'refunded', ...parsed.data };
   }
-  throw lastRouteMissing ?? new RefundProtocolError(providerUrl, 404, 'no refund route');
+  if (res.status === 425) return { kind: 'pending' };
+  if (res.status === 410) return { kind: 'swept' };
+  if (res.status === 404 && detailOf(text) === 'Refund not found') return { kind: 'not_found' };
+  if (res.status === 422 && wantsAuthorization(text)) return { kind: 'unsupported', status: 422 };
+  if (res.status >= 500) throw new RefundUnavailableError(providerUrl, res.status);
+  throw new RefundProtocolError(providerUrl, res.status, detailOf(text) ?? 'unexpected status');
+}
+
+/**
+ * How long after sending a token a 404 still means "not recorded yet" rather than "never": a node
+ * from v0.4.4 on says 404 only in the moment between redeeming the token and recording it (then
+ * 425 while the request runs); an older one (or one whose version we do not know) says 404 for as
+ * long as the request runs.
+ */
+export const NOT_FOUND_PENDING_MS = { recording: 2 * 60_000, running: 15 * 60_000 } as const;
+
+export function notFoundPendingMs(nodeVersion: string | null | undefined): number {
+  const m = nodeVersion ? /^v?(\d+)\.(\d+)(?:\.(\d+))?/.exec(nodeVersion.trim()) : null;
+  if (!m) return NOT_FOUND_PENDING_MS.running;
+  const [major, minor, patch] = [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)];
+  const atLeast044 = major > 0 || minor > 4 || (minor === 4 && patch >= 4);
+  return atLeast044 ? NOT_FOUND_PENDING_MS.recording : NOT_FOUND_PENDING_MS.running;
 }
 
 export interface PollOptions extends RefundOptions {
@@ -94,7 +101,7 @@ export interface PollOptions extends RefundOptions {
   /** Wait between attempts (the node means Retry-After: 2 s but never sends it). */
   delayMs?: number;
   sleep?: (ms: number) => Promise<void>;
-  /** Treat 404 as 'pending' too (a node before v0.4.4 answers 404 while the request runs). */
+  /** Treat 404 as 'pending' too: the token was sent so recently that the node may not have recorded it yet. */
   notFoundMeansPending?: boolean;
 }
 
@@ -128,6 +135,14 @@ function parseJson(text: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+const FastApiMissing = z.object({ detail: z.array(z.object({ type: z.string(), loc: z.array(z.union([z.string(), z.number()])) })) });
+
+/** FastAPI's 422 for a required `authorization` header: the pre-0.4.3 route, which refunds API keys only. */
+function wantsAuthorization(text: string): boolean {
+  const parsed = FastApiMissing.safeParse(parseJson(text));
+  return parsed.success && parsed.data.detail.some((d) => d.type === 'missing' && d.loc[0] === 'header' && d.loc[1] === 'authorization');
 }
 
 function detailOf(text: string): string | null {

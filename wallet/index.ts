@@ -16,7 +16,7 @@ import { verifyInvariant, type InvariantReport } from './invariant.ts';
 import type { Ledger, LedgerQuery, LedgerRow } from './ledger.ts';
 import type { MintRegistry } from './mints.ts';
 import { loadNwcUri, saveNwc, withNwc, type NwcInfo } from './nwc.ts';
-import { Payments, type PaymentsOptions } from './payments/index.ts';
+import { Payments, type PaymentsOptions, type SessionExposure } from './payments/index.ts';
 import { receiveHandler, receiveToken, type ReceiveResult } from './receive.ts';
 import type { BalanceRow, Clock, ProofStore } from './store.ts';
 import { WorkerSwapEngine, type SwapEngine } from './swap/engine.ts';
@@ -24,7 +24,7 @@ import { SwapService } from './swap/service.ts';
 import { AUTO_TOPUP_TAG, decideTopup, recentTopups, type TopupDecision, type TopupPolicy } from './topup.ts';
 import { resumeMelts, withdraw, type WithdrawResult } from './withdraw.ts';
 
-export type { FundingQuote, InvariantReport, LedgerRow, NwcInfo, ReceiveResult, WithdrawResult, TopupPolicy };
+export type { FundingQuote, InvariantReport, LedgerRow, NwcInfo, ReceiveResult, WithdrawResult, TopupPolicy, SessionExposure };
 export { WalletError } from './errors.ts';
 
 export interface CashuWalletOptions {
@@ -51,6 +51,9 @@ export interface BalanceSummary {
   totalSat: number;
   pendingSat: number;
   mints: (BalanceRow & { trusted: boolean })[];
+  /** Held at providers in open sessions (their promise, not our ecash), in all, and per provider. */
+  heldSat: number;
+  sessions: SessionExposure[];
 }
 
 export interface RecoveryReport {
@@ -172,7 +175,8 @@ export class CashuWallet {
 
   balance(): BalanceSummary {
     const rows = this.store.balances().map((b) => ({ ...b, trusted: this.mints.isTrusted(b.mint) }));
-    return { ...satTotals(rows), mints: rows };
+    const sessions = this.payments.sessionExposure();
+    return { ...satTotals(rows), mints: rows, heldSat: sessions.reduce((a, e) => a + e.heldSat, 0), sessions };
   }
 
   history(q: LedgerQuery = {}): LedgerRow[] {
@@ -246,8 +250,9 @@ export class CashuWallet {
     return info;
   }
 
+  /** The money invariant (wallet/invariant.ts); payments in flight here explain their proofs spent at the mint. */
   verify(opts: { checkMints?: boolean } = {}): Promise<InvariantReport> {
-    return verifyInvariant(this.ctx, opts);
+    return verifyInvariant(this.ctx, { ...opts, explainPending: (kind, ref) => this.payments.explainPending(kind, ref) });
   }
 
   trustMint(url: string): string {

@@ -1,6 +1,7 @@
 // The append-only money ledger: every credit (+) and debit (-) of the wallet with its cause.
 // Rows are written in the same db.transaction as the proof change they explain, so that for
-// each (mint, unit): SUM(ledger) = unspent + pending proofs (see wallet/invariant.ts).
+// each (mint, unit): SUM(ledger rows that move proofs) = unspent + pending proofs, and the session
+// rows account for the money held at providers (see wallet/invariant.ts).
 // SQLite triggers refuse UPDATE and DELETE on the table.
 import type { DB } from '../db/sqlite.ts';
 import type { Clock } from './store.ts';
@@ -16,14 +17,26 @@ import { WalletError } from './errors.ts';
  * - withdrawal       - the invoice amount of a melt (ref: melt quote id)
  * - withdrawal_fee   - the Lightning fee the mint actually spent on a melt (ref: melt quote id)
  * - loss             - money gone with evidence (spent proofs with no way back) (ref: what lost it)
+ * Sessions (money deposited at a provider's balance; wallet/payments/sessions.ts):
+ * - session_deposit  - proofs the provider redeemed into the session's balance, net of their input fee (ref: session id)
+ * - session_refund   + the session's refund token swapped in (ref: session id)
+ * - session_charge   - a request charged against the session, whole sats rounded up (ref: request id);
+ *                      at close, a correction either way (ref: session id). Moves no proofs.
+ * - session_loss     - a session balance gone with its provider, with evidence; + a correction should
+ *                      it come back after all (ref: session id). Moves no proofs.
  */
 export const LEDGER_KINDS = [
   'funding', 'receive', 'payment_sent', 'change_received', 'refund',
   'mint_fee', 'withdrawal', 'withdrawal_fee', 'loss',
+  'session_deposit', 'session_refund', 'session_charge', 'session_loss',
 ] as const;
 export type LedgerKind = (typeof LEDGER_KINDS)[number];
 
-const CREDIT: ReadonlySet<LedgerKind> = new Set(['funding', 'receive', 'change_received', 'refund']);
+const CREDIT: ReadonlySet<LedgerKind> = new Set(['funding', 'receive', 'change_received', 'refund', 'session_refund']);
+/** Kinds whose corrections go the other way (a debit by default). */
+const EITHER: ReadonlySet<LedgerKind> = new Set(['session_charge', 'session_loss']);
+/** Kinds that move no proofs: they say what became of money held at providers. */
+export const HELD_ONLY_KINDS: ReadonlySet<LedgerKind> = new Set(['session_charge', 'session_loss']);
 
 export interface LedgerEntry {
   kind: LedgerKind;
@@ -77,7 +90,7 @@ export class Ledger {
     if (!LEDGER_KINDS.includes(kind)) throw new WalletError(`unknown ledger kind ${kind}`);
     if (!Number.isSafeInteger(amount)) throw new WalletError(`ledger amount ${amount} is not an integer`);
     if (amount === 0) return null;
-    if (CREDIT.has(kind) ? amount < 0 : amount > 0) throw new WalletError(`ledger ${kind} must be ${CREDIT.has(kind) ? 'a credit (> 0)' : 'a debit (< 0)'}, got ${amount}`);
+    if (!EITHER.has(kind) && (CREDIT.has(kind) ? amount < 0 : amount > 0)) throw new WalletError(`ledger ${kind} must be ${CREDIT.has(kind) ? 'a credit (> 0)' : 'a debit (< 0)'}, got ${amount}`);
     const evidence = entry.evidence === undefined ? null : JSON.stringify(entry.evidence);
     return Number(this.insert.run(this.clock(), kind, entry.mint, entry.unit, amount, entry.ref ?? null, evidence).lastInsertRowid);
   }
@@ -102,10 +115,11 @@ export class Ledger {
     return this.totalsStmt.all() as LedgerTotal[];
   }
 
-  /** Net balance per (mint, unit) according to the ledger. */
+  /** What the ledger says the proofs of each (mint, unit) add up to (rows that move no proofs left out). */
   balances(): { mint: string; unit: string; amount: number }[] {
     const m = new Map<string, { mint: string; unit: string; amount: number }>();
     for (const t of this.totals()) {
+      if (HELD_ONLY_KINDS.has(t.kind)) continue;
       const k = `${t.mint}\n${t.unit}`;
       const cur = m.get(k) ?? { mint: t.mint, unit: t.unit, amount: 0 };
       cur.amount += t.amount;

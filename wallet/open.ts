@@ -7,6 +7,7 @@ import { createWalletContext } from './context.ts';
 import { CashuWallet, type CashuWalletOptions } from './index.ts';
 import { WalletLock } from './lock.ts';
 import type { BalanceRow } from './store.ts';
+import { SessionBook, type SessionExposure } from './payments/sessions.ts';
 
 export interface OpenWalletOptions extends Omit<CashuWalletOptions, 'db'> {
   synchronous?: OpenOptions['synchronous'];
@@ -58,6 +59,18 @@ export function readBalances(dataDir: string): BalanceRow[] {
   const db = openDatabase(file);
   try {
     return createWalletContext(db, { mints: [] }).store.balances();
+  } finally {
+    db.close();
+  }
+}
+
+/** Money held at providers in open sessions, read like readBalances (no lock), for `status` with no daemon. */
+export function readExposure(dataDir: string): SessionExposure[] {
+  const file = databaseFile(dataDir);
+  if (!fs.existsSync(file)) return [];
+  const db = openDatabase(file);
+  try {
+    return new SessionBook(createWalletContext(db, { mints: [] })).exposure();
   } finally {
     db.close();
   }

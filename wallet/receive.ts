@@ -71,13 +71,15 @@ export function receiveHandler(ctx: WalletContext): PurposeHandler {
 
 /**
  * Swap a token into the wallet. UntrustedMintError for a mint not in the trusted list;
- * InvalidTokenError for a malformed token or bad DLEQ; MintRejectedError (code 11001) if it was
+ * InvalidTokenError for a malformed token, bad DLEQ, or one made of our own proofs; MintRejectedError (code 11001) if it was
  * already spent; MintUnavailableError when the mint gave no answer (the swap stays prepared and
  * recovery finishes it).
  */
 export async function receiveToken(ctx: WalletContext, swaps: SwapService, token: string, opts: { ref?: string } = {}): Promise<ReceiveResult> {
   const t = await decodeToken(ctx, token);
   if (t.proofs.length === 0) throw new InvalidTokenError('the token holds no proofs');
+  // A token we sent out (or its echo) is already counted: receiving it would count it twice.
+  if (t.proofs.some((p) => ctx.store.get(p.secret))) throw new InvalidTokenError('this token is made of the wallet\'s own proofs (one it sent out); it is already counted');
   const outcome = await swaps.start({ mint: t.mint, unit: t.unit, purpose: 'receive', ref: opts.ref ?? null, foreign: t.proofs.map(toProofJson) });
   switch (outcome.status) {
     case 'done':

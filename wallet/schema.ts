@@ -1,9 +1,12 @@
 // The wallet's SQLite tables. Shipped migrations are never edited: append a new one.
 //
 // Money rule (checked by wallet/invariant.ts): for every (mint, unit),
-//   SUM(wallet_ledger.amount) = SUM(amount of wallet_proofs in state unspent or pending).
-// So any transaction that creates or destroys proofs writes the matching ledger rows in the
-// same db.transaction; moving a proof unspent <-> pending needs no ledger row.
+//   SUM(wallet_ledger.amount) over every kind but session_charge and session_loss
+//     = SUM(amount of wallet_proofs in state unspent or pending),
+// and the session rows (session_deposit, session_refund, session_charge, session_loss) account for
+// what wallet_sessions holds at providers. So any transaction that creates or destroys proofs
+// writes the matching ledger rows in the same db.transaction; moving a proof unspent <-> pending
+// needs no ledger row.
 import { migrate, type DB } from '../db/sqlite.ts';
 
 export const WALLET_MIGRATIONS: readonly string[] = [
@@ -118,6 +121,28 @@ export const WALLET_MIGRATIONS: readonly string[] = [
   -- A receive swap left prepared by the old code may have been sent: resume it as uncertain.
   UPDATE wallet_swaps SET uncertain = 1 WHERE state = 'prepared' AND purpose = 'receive';
   CREATE INDEX wallet_swaps_due ON wallet_swaps (next_at) WHERE state = 'prepared';
+  `,
+  `
+  -- Sessions: money deposited at a provider's balance (API-key) mode. Not proofs any more, still
+  -- ours: held = deposited - charged - refunded - lost (sat), which audit verify adds to the
+  -- proofs' side of the invariant. Rows and their bookkeeping: wallet/payments/sessions.ts.
+  CREATE TABLE wallet_sessions (
+    session_id    TEXT PRIMARY KEY,
+    provider_url  TEXT NOT NULL,
+    mint          TEXT NOT NULL,
+    unit          TEXT NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('open', 'refunding', 'closed', 'lost')),
+    deposited     INTEGER NOT NULL DEFAULT 0,   -- credited at the provider: token value - its input fee
+    charged_msat  INTEGER NOT NULL DEFAULT 0,   -- per-request charges as reported
+    charged       INTEGER NOT NULL DEFAULT 0,   -- booked (ledger session_charge): ceil(charged_msat / 1000) + corrections at close
+    refunded      INTEGER NOT NULL DEFAULT 0,   -- refund tokens received (swapped in)
+    lost          INTEGER NOT NULL DEFAULT 0,
+    flags         TEXT NOT NULL DEFAULT '[]',
+    evidence      TEXT,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+  );
+  CREATE INDEX wallet_sessions_open ON wallet_sessions (provider_url) WHERE state IN ('open', 'refunding');
   `,
 ];
 

@@ -75,6 +75,45 @@ export function selectOffline<C extends Coin>(
   return best;
 }
 
+/**
+ * A token that must contain every coin of `kept` (proofs a provider has seen: handing them to
+ * anyone else, or back to the unspent set, would trust that provider not to spend them) plus coins
+ * of the same keyset to reach `amountSat` + the input fee of the whole token. The overpayment that
+ * `kept` alone forces is accepted whatever the policy; null when nothing fits. Pure.
+ */
+export function selectIncluding<C extends Coin>(
+  kept: readonly C[],
+  coins: readonly C[],
+  amountSat: number,
+  feePpkByKeyset: ReadonlyMap<string, number>,
+  policy: SelectPolicy,
+): Selection<C> | null {
+  if (kept.length === 0) return selectOffline(coins, amountSat, feePpkByKeyset, policy);
+  if (!Number.isSafeInteger(amountSat) || amountSat <= 0) throw new RangeError(`amount must be a positive integer, got ${amountSat}`);
+  const keysetId = kept[0].keysetId;
+  const ppk = feePpkByKeyset.get(keysetId);
+  if (ppk === undefined || kept.some((c) => c.keysetId !== keysetId)) return null;
+  const keptSat = kept.reduce((a, c) => a + c.amountSat, 0);
+  const keptFee = inputFeeSat(kept.length, ppk);
+  if (keptSat >= amountSat + keptFee) {
+    return { coins: [...kept], keysetId, totalSat: keptSat, feeSat: keptFee, overpaySat: keptSat - amountSat - keptFee };
+  }
+  const same = coins.filter((c) => c.keysetId === keysetId);
+  const buckets = bucketByAmount(same);
+  const maxExtra = (policy.allowOverpay ? policy.maxOverpaySat : 0) + inputFeeSat(kept.length + same.length, ppk);
+  // extra = fee + overpay, as in selectInKeyset; the kept coins count towards the total and the fee.
+  for (let extra = 0; extra <= maxExtra; extra++) {
+    const picked = greedyExact(buckets, amountSat + extra - keptSat);
+    if (!picked) continue;
+    const feeSat = inputFeeSat(kept.length + picked.length, ppk);
+    if (feeSat > extra) continue;
+    const overpaySat = extra - feeSat;
+    if (overpaySat > 0 && !(policy.allowOverpay && overpaySat <= policy.maxOverpaySat)) continue;
+    return { coins: [...kept, ...picked], keysetId, totalSat: amountSat + extra, feeSat, overpaySat };
+  }
+  return null;
+}
+
 function better(a: Selection, b: Selection): boolean {
   if (a.totalSat !== b.totalSat) return a.totalSat < b.totalSat;
   return a.coins.length < b.coins.length;

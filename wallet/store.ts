@@ -127,6 +127,7 @@ export class ProofStore {
         reason_kind, reason_ref, source, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`),
       unspent: db.prepare(`SELECT * FROM wallet_proofs WHERE mint = ? AND unit = ? AND state = 'unspent' ORDER BY amount`),
       unspentAll: db.prepare(`SELECT * FROM wallet_proofs WHERE state = 'unspent' ORDER BY mint, unit, amount`),
+      pendingAt: db.prepare(`SELECT * FROM wallet_proofs WHERE mint = ? AND unit = ? AND state = 'pending' ORDER BY reason_ref, amount`),
       toPending: db.prepare(`UPDATE wallet_proofs SET state = 'pending', reason_kind = ?, reason_ref = ?, updated_at = ?
         WHERE secret = ? AND state = 'unspent'`),
       spentByRef: db.prepare(`UPDATE wallet_proofs SET state = 'spent', updated_at = ? WHERE reason_ref = ? AND state = 'pending'`),
@@ -220,6 +221,11 @@ export class ProofStore {
       return;
     }
     this.coinCache.set(k, { coins, version: this.epoch.n, dataVersion: cached.dataVersion });
+  }
+
+  /** Pending proofs of one mint and unit, grouped by reason. */
+  selectPending(mint: string, unit: string): StoredProof[] {
+    return (this.s.pendingAt.all(mint, unit) as Row[]).map(fromRow);
   }
 
   /** Every unspent proof, grouped by mint and unit. */

@@ -112,7 +112,7 @@ With no command, \`satroute audit\` is \`satroute audit list\`:
     });
 
   audit.command('verify')
-    .description('check the money invariant per mint (funded + received - withdrawn - fees - paid to providers - losses = unspent + pending, and the mint agrees our unspent ecash is unspent, NUT-07) and that every request adds up (charged = sent - change - fee for each attempt, matching the wallet\'s payments)')
+    .description('check the money invariant per mint (funded + received - withdrawn - fees - paid to providers - losses = unspent + pending + held in sessions at providers; the mint agrees our unspent ecash is unspent and our pending ecash is not spent behind our back, NUT-07; no token counted twice) and that every request adds up (charged = sent - change - fee for each attempt, matching the wallet\'s payments)')
     .option('--offline', 'do not ask the mints (checks the ledger against the proofs only)')
     .option('--json', 'print one JSON document')
     .action(async (o: { json?: boolean; offline?: boolean }) => {
@@ -120,7 +120,7 @@ With no command, \`satroute audit\` is \`satroute audit list\`:
       const differences = [...w.differences, ...q.differences];
       const report = { ...w, ok: w.ok && q.ok, differences, wallet_ok: w.ok, requests: q };
       output(o.json, report, () => {
-        const rows = w.totals.map((t) => [t.mint, t.unit, sat(t.funded + t.received, t.unit), sat(t.withdrawn + t.withdrawalFees, t.unit), sat(t.paidToProviders, t.unit), sat(t.mintFees, t.unit), sat(t.losses, t.unit), sat(t.expected, t.unit), sat(t.unspent + t.pending, t.unit)]);
+        const rows = w.totals.map((t) => [t.mint, t.unit, sat(t.funded + t.received, t.unit), sat(t.withdrawn + t.withdrawalFees, t.unit), sat(t.paidToProviders + (t.sessionCharged ?? 0), t.unit), sat(t.mintFees, t.unit), sat(t.losses + (t.sessionLost ?? 0), t.unit), sat(t.expected, t.unit), sat(t.unspent + t.pending + (t.heldInSessions ?? 0), t.unit)]);
         const head = rows.length ? table(['MINT', 'UNIT', 'IN', 'OUT', 'PAID', 'MINT FEES', 'LOST', 'EXPECTED', 'HELD'], rows) + '\n' : 'The wallet has no ledger entries yet.\n';
         const requests = `Requests: ${q.requests} checked, ${q.attempts} attempts${q.open ? ` (${q.open} still settling, not compared)` : ''}.\n`;
         return head + requests + (report.ok ? 'OK: every sat is accounted for.' : differences.map((d) => `DIFFERENCE: ${d}`).join('\n'));

@@ -78,7 +78,8 @@ export function registerWallet(program: Command): void {
   wallet.command('balance').description('balance per mint and unit').option('--json', 'print one JSON document')
     .action((o: { json?: boolean }) => run({ method: 'wallet.balance' }, (b) => output(o.json, b, () => {
       const rows = b.mints.map((m: any) => [m.mint + (m.trusted ? '' : ' (untrusted)'), m.unit, sat(m.unspent, m.unit), sat(m.pending, m.unit)]);
-      return `${rows.length ? table(['MINT', 'UNIT', 'SPENDABLE', 'PENDING'], rows) + '\n' : 'No ecash yet: fund the wallet with `satroute wallet fund <sats>`.\n'}Total: ${sat(b.total_sat)} spendable${b.pending_sat ? `, ${sat(b.pending_sat)} pending` : ''}`;
+      const held = b.held_sat ? `\nHeld at providers (session balances): ${b.sessions.map((e: any) => `${sat(e.held_sat)} at ${e.provider_url}`).join(', ')}` : '';
+      return `${rows.length ? table(['MINT', 'UNIT', 'SPENDABLE', 'PENDING'], rows) + '\n' : 'No ecash yet: fund the wallet with `satroute wallet fund <sats>`.\n'}Total: ${sat(b.total_sat)} spendable${b.pending_sat ? `, ${sat(b.pending_sat)} pending` : ''}${held}`;
     })));
 
   wallet.command('history').description('the money ledger (newest first)').option('--json', 'print one JSON document')

@@ -27,7 +27,10 @@ export function walletControlHandlers(wallet: CashuWallet): Handlers {
   return {
     'wallet.balance': async () => {
       const b = wallet.balance();
-      return { total_sat: b.totalSat, pending_sat: b.pendingSat, mints: b.mints, nwc: wallet.nwcConfigured() };
+      return {
+        total_sat: b.totalSat, pending_sat: b.pendingSat, mints: b.mints, nwc: wallet.nwcConfigured(),
+        held_sat: b.heldSat, sessions: b.sessions.map((e) => ({ provider_url: e.providerUrl, mint: e.mint, unit: e.unit, held_sat: e.heldSat, sessions: e.sessions })),
+      };
     },
     'wallet.history': async (p) => {
       const q = History.parse(p ?? {});

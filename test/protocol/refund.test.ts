@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { requestRefund, pollRefund, RefundUnavailableError, RefundProtocolError, type FetchLike } from '../../protocol/refund.ts';
+import { requestRefund, pollRefund, notFoundPendingMs, NOT_FOUND_PENDING_MS, RefundUnavailableError, RefundProtocolError, type FetchLike } from '../../protocol/refund.ts';
+import { startProvider } from '../world/provider.ts';
 
 const TOKEN = 'cashuBexampletoken';
 const CHANGE = 'cashuBchangetoken';
@@ -36,11 +37,26 @@ test('an msat refund is reported in msat', async (t) => {
   assert.deepEqual(await requestRefund(n.url, TOKEN, { fetch: fetchLike }), { kind: 'refunded', token: CHANGE, amount: 21500, unit: 'msat' });
 });
 
-test('a node older than v0.4.3 is asked on the /v1/wallet/refund alias', async (t) => {
-  const n = await node(t, (path) => (path === '/v1/wallet/refund' ? { status: 200, body: { token: CHANGE, sats: '3' } } : { status: 404, body: { detail: 'Not Found' } }));
-  const answer = await requestRefund(n.url, TOKEN, { fetch: fetchLike });
-  assert.equal(answer.kind, 'refunded');
-  assert.deepEqual(n.calls, ['POST /v1/balance/refund', 'POST /v1/wallet/refund']);
+test('a node older than v0.4.3 cannot refund by token: its route wants Authorization (FastAPI 422), so the answer is final, not an error to retry', async (t) => {
+  // The world's pre-0.4.3 node: refund_wallet_endpoint takes only `authorization: Header(...)`.
+  const p = await startProvider({ name: 'old', relays: [], mints: ['http://127.0.0.1:9'], models: [], noAnnounce: true, version: '0.4.2' });
+  t.after(() => p.stop());
+  assert.deepEqual(await requestRefund(p.url, TOKEN, { fetch: fetchLike }), { kind: 'unsupported', status: 422 });
+  // Polling does not ask again: nothing will change.
+  let asked = 0;
+  const counting: FetchLike = (url, init) => { asked++; return fetch(url, init); };
+  assert.deepEqual(await pollRefund(p.url, TOKEN, { fetch: counting, maxAttempts: 3, sleep: async () => {} }), { kind: 'unsupported', status: 422 });
+  assert.equal(asked, 1);
+});
+
+test('a current node that never saw the token says "Refund not found" (404), told apart from a missing route', async (t) => {
+  const p = await startProvider({ name: 'new', relays: [], mints: ['http://127.0.0.1:9'], models: [], noAnnounce: true });
+  t.after(() => p.stop());
+  assert.deepEqual(await requestRefund(p.url, TOKEN, { fetch: fetchLike }), { kind: 'not_found' });
+  // Something that is not a Routstr node (no such route at all) is a protocol error, not "not found".
+  const other = await node(t, () => ({ status: 404, body: { detail: 'Not Found' } }));
+  await assert.rejects(requestRefund(other.url, TOKEN, { fetch: fetchLike }), RefundProtocolError);
+  assert.deepEqual(other.calls, ['POST /v1/balance/refund']);
 });
 
 test('refund not found, swept, and still pending are told apart', async (t) => {
@@ -88,4 +104,15 @@ test('a malformed refund body, an unexpected status, and a dead provider are typ
   reply = { status: 502 };
   await assert.rejects(requestRefund(n.url, TOKEN, { fetch: fetchLike }), RefundUnavailableError);
   await assert.rejects(requestRefund('http://127.0.0.1:1', TOKEN, { fetch: fetchLike }), RefundUnavailableError);
+});
+
+test('how long a 404 may still mean "not recorded yet" depends on the node version', () => {
+  assert.equal(notFoundPendingMs('0.4.5'), NOT_FOUND_PENDING_MS.recording);
+  assert.equal(notFoundPendingMs('v0.4.4-beta'), NOT_FOUND_PENDING_MS.recording);
+  assert.equal(notFoundPendingMs('1.0'), NOT_FOUND_PENDING_MS.recording);
+  assert.equal(notFoundPendingMs('0.4.3'), NOT_FOUND_PENDING_MS.running);
+  assert.equal(notFoundPendingMs('0.3.0'), NOT_FOUND_PENDING_MS.running);
+  assert.equal(notFoundPendingMs(null), NOT_FOUND_PENDING_MS.running, 'unknown: the longer wait');
+  assert.equal(notFoundPendingMs('nightly'), NOT_FOUND_PENDING_MS.running);
+  assert.ok(NOT_FOUND_PENDING_MS.recording < NOT_FOUND_PENDING_MS.running);
 });

@@ -4,6 +4,7 @@ import { Wallet } from '@cashu/cashu-ts';
 import { verifyInvariant } from '../../wallet/invariant.ts';
 import { withdraw } from '../../wallet/withdraw.ts';
 import { toCashuProof } from '../../wallet/store.ts';
+import { toProofJson } from '../../wallet/swap/steps.ts';
 import { fundNow, outsideToken, walletOn, world } from './world.ts';
 
 test('after funding, receiving and withdrawing, the books balance to the sat and match the mint', async (t) => {
@@ -51,4 +52,23 @@ test('an unreachable mint makes the check fail as unverified rather than pass', 
   const r = await verifyInvariant(ctx, { checkMints: true });
   assert.equal(r.ok, false);
   assert.match(r.differences[0], /could not ask the mint.*unverified/);
+});
+
+test('a token counted twice is named: change swapped in from our own pending proofs, and those proofs spent at the mint', async (t) => {
+  const { ln, mint, ctx, dir } = await world(t);
+  await fundNow(ctx, ln, 200);
+  const wallet = walletOn(t, { ctx, dir, mint });
+  const taken = await wallet.payments.takeToken({ paymentId: 'twice.1', mint: mint.url, amountSat: 40, providerUrl: 'http://127.0.0.1:9' });
+  // What a wallet without the own-proof check did with an echo: swap our own token in as if it were someone else's.
+  const own = ctx.store.pendingOf('twice.1');
+  const done = await wallet.swaps.start({ mint: mint.url, unit: 'sat', purpose: 'receive', ref: 'echo', foreign: own.map((p) => toProofJson(toCashuProof(p))) });
+  assert.equal(done.status, 'done');
+  assert.equal(ctx.store.balances()[0].unspent + ctx.store.balances()[0].pending, 200 + taken.sentSat, 'the same sats, twice');
+  const r = await verifyInvariant(ctx, { checkMints: true });
+  assert.equal(r.ok, false);
+  assert.ok(r.differences.some((d) => d.includes(`${taken.sentSat} sat pending for payment twice.1 is spent at the mint`)), r.differences.join('\n'));
+  assert.ok(r.differences.some((d) => d.includes(`swapped in ${taken.sentSat} sat of our own proofs`) && d.includes('counted twice')), r.differences.join('\n'));
+  // Offline, the ledger still balances: only the mint and the swap records tell.
+  const offline = await verifyInvariant(ctx);
+  assert.ok(offline.differences.some((d) => d.includes('counted twice')), offline.differences.join('\n'));
 });

@@ -5,7 +5,7 @@ import { verifyInvariant } from '../../wallet/invariant.ts';
 import { InvalidTokenError, MintRejectedError, UntrustedMintError } from '../../wallet/errors.ts';
 import type { MintOptions } from '../world/mint.ts';
 import { CashuWallet } from '../../wallet/index.ts';
-import { outsideToken, testMint, walletOn, world } from './world.ts';
+import { fundNow, outsideToken, testMint, walletOn, world } from './world.ts';
 
 /** A test world with a wallet on it: `receive` swaps a token in through the wallet's swap service. */
 async function receiveWorld(t: TestContext, opts: Partial<MintOptions> = {}) {
@@ -126,4 +126,14 @@ test('a received token\'s DLEQ checks and swap run on the swap worker thread, of
   const r = await wallet.receive(await outsideToken(w.ln, w.mint.url, 21));
   assert.equal(r.received, 21);
   assert.ok(wallet.swaps.engine.busyMs() > 0, 'the swap worker did the work');
+});
+
+test('receiving a token made of the wallet\'s own proofs (one it sent out) is refused: the same sats would count twice', async (t) => {
+  const { ln, mint, ctx, wallet } = await receiveWorld(t);
+  await fundNow(ctx, ln, 100);
+  const sent = await wallet.payments.takeToken({ paymentId: 'mine.1', mint: mint.url, amountSat: 30, providerUrl: 'http://127.0.0.1:9' });
+  await assert.rejects(wallet.receive(sent.token), InvalidTokenError);
+  assert.deepEqual(ctx.ledger.list({ kind: 'receive' }), []);
+  assert.deepEqual([ctx.store.balances()[0].unspent, ctx.store.balances()[0].pending], [100 - sent.sentSat, sent.sentSat]);
+  assert.equal((await verifyInvariant(ctx, { checkMints: true })).ok, true);
 });

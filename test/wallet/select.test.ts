@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { selectOffline, inputFeeSat, splitAmount, defaultPolicy, EXACT_ONLY, type Coin, type SelectPolicy } from '../../wallet/select.ts';
+import { selectOffline, selectIncluding, inputFeeSat, splitAmount, defaultPolicy, EXACT_ONLY, type Coin, type SelectPolicy } from '../../wallet/select.ts';
 
 // A small seeded generator, so a failing case can be replayed from its seed.
 function rng(seed: number): () => number {
@@ -121,4 +121,49 @@ test('the standard split is powers of two adding up to the amount', () => {
   assert.deepEqual(splitAmount(0), []);
   for (let a = 1; a < 5000; a += 37) assert.equal(splitAmount(a).reduce((x, y) => x + y, 0), a);
   assert.throws(() => selectOffline([], 0, new Map(), EXACT_ONLY), RangeError);
+});
+
+test('a top-up token keeps every proof the provider saw and adds same-keyset coins to cover the amount and the whole token\'s fee', () => {
+  const fees = new Map([['k1', 400], ['k2', 0]]);
+  const kept: Coin[] = [{ secret: 'seen1', keysetId: 'k1', amountSat: 1 }, { secret: 'seen2', keysetId: 'k1', amountSat: 2 }];
+  const coins: Coin[] = [8, 4, 2, 1, 1, 16].map((a, i) => ({ secret: `c${i}`, keysetId: 'k1', amountSat: a }))
+    .concat([{ secret: 'other', keysetId: 'k2', amountSat: 11 }]);
+  const sel = selectIncluding(kept, coins, 12, fees, EXACT_ONLY)!;
+  assert.ok(sel);
+  for (const k of kept) assert.ok(sel.coins.includes(k), 'kept coin in the token');
+  assert.ok(sel.coins.every((c) => c.keysetId === 'k1'), 'one keyset per token');
+  assert.equal(sel.totalSat, sel.coins.reduce((a, c) => a + c.amountSat, 0));
+  assert.equal(sel.feeSat, inputFeeSat(sel.coins.length, 400));
+  assert.equal(sel.totalSat, 12 + sel.feeSat + sel.overpaySat);
+  assert.equal(sel.overpaySat, 0);
+  // When the kept coins alone are worth more than asked, the overpayment is unavoidable and accepted.
+  const over = selectIncluding([{ secret: 'big', keysetId: 'k2', amountSat: 32 }], coins, 5, fees, EXACT_ONLY)!;
+  assert.deepEqual([over.coins.map((c) => c.secret), over.overpaySat], [['big'], 27]);
+  // Nothing to keep: ordinary selection.
+  assert.deepEqual(selectIncluding([], coins, 11, fees, EXACT_ONLY), selectOffline(coins, 11, fees, EXACT_ONLY));
+  // Not enough of that keyset: null (the caller swaps).
+  assert.equal(selectIncluding(kept, coins, 100, fees, EXACT_ONLY), null);
+});
+
+test('top-up selection is exact or within the overpay policy for random wallets (seeded)', () => {
+  for (let seed = 1; seed <= 300; seed++) {
+    const rand = rng(seed);
+    const ppk = [0, 100, 600][seed % 3];
+    const fees = new Map([['k', ppk]]);
+    const all = randomCoins(rand, 14, ['k'], 6);
+    const kept = all.slice(0, 1 + Math.floor(rand() * 3));
+    const coins = all.slice(kept.length);
+    const amountSat = 1 + Math.floor(rand() * 120);
+    const policy = defaultPolicy(amountSat);
+    const sel = selectIncluding(kept, coins, amountSat, fees, policy);
+    if (!sel) continue;
+    const where = `seed ${seed}`;
+    for (const k of kept) assert.ok(sel.coins.includes(k), where);
+    assert.equal(new Set(sel.coins).size, sel.coins.length, where);
+    assert.equal(sel.totalSat, sel.coins.reduce((a, c) => a + c.amountSat, 0), where);
+    assert.equal(sel.feeSat, inputFeeSat(sel.coins.length, ppk), where);
+    assert.ok(sel.totalSat >= amountSat + sel.feeSat, where);
+    const keptSat = kept.reduce((a, c) => a + c.amountSat, 0);
+    if (keptSat < amountSat) assert.ok(sel.overpaySat <= policy.maxOverpaySat, where);
+  }
 });

@@ -7,18 +7,22 @@
 // exact outputs, so a retry can never mint twice). Refused by the mint (already spent, bad
 // signature) or failing our checks -> a batch is split and each token retried alone; a token
 // refused alone is 'invalid': the provider's money, not ours, flagged `change_invalid` with
-// the mint's answer as evidence.
+// the mint's answer as evidence. A token whose proofs are our own (a node echoes the token we sent
+// on 400/422/503) is never swapped in: the row is 'own' and the payment those proofs belong to is
+// resolved (NUT-07, then reclaimed) - counting it as change would count the same sats twice.
 import { getTokenMetadata } from '@cashu/cashu-ts';
 import type { WalletContext } from '../context.ts';
 import { UnsupportedUnitError, type SwapFailure } from '../errors.ts';
 import type { LedgerKind } from '../ledger.ts';
 import { NUT_CODE } from '../mints.ts';
 import { backoffMs, type SwapRecord, type SwapService } from '../swap/service.ts';
-import { toProofJson, type ProofJson } from '../swap/steps.ts';
+import type { ProofJson } from '../swap/steps.ts';
+import { sortBatch } from './change-tokens.ts';
 import type { Reserve } from './reserve.ts';
 
-export type ChangeKind = 'change' | 'refund';
-export type ChangeState = 'queued' | 'swapping' | 'received' | 'invalid' | 'lost';
+/** change / refund: a payment's (payment_id: the payment); session_refund: a session's balance coming home (payment_id: the session). */
+export type ChangeKind = 'change' | 'refund' | 'session_refund';
+export type ChangeState = 'queued' | 'swapping' | 'received' | 'invalid' | 'lost' | 'own';
 
 export interface ChangeRow {
   id: number;
@@ -44,6 +48,10 @@ export interface ChangeQueueOptions {
   pollMs?: number;
   /** Called (after commit) when a payment's change is received, refused or lost. */
   onSettled?: (paymentId: string) => void;
+  /** Tokens made of our own proofs were handed back for these payments (the proofs' owners): resolve them. */
+  onOwnProofs?: (paymentIds: string[]) => Promise<void>;
+  /** Synchronous, inside the transaction that receives (ledger rows written) or refuses these rows. */
+  inTransaction?: { received(rows: ChangeRow[]): void; refused(rows: ChangeRow[]): void };
 }
 
 export interface DrainReport {
@@ -59,7 +67,9 @@ interface DbRow {
   received: number | null; fee: number | null; error: string | null; evidence: string | null;
 }
 
-const KIND_LEDGER: Record<ChangeKind, LedgerKind> = { change: 'change_received', refund: 'refund' };
+const KIND_LEDGER: Record<ChangeKind, LedgerKind> = { change: 'change_received', refund: 'refund', session_refund: 'session_refund' };
+/** The swap purpose each kind is swapped in with (a session's refund is a refund at the mint). */
+const KIND_PURPOSE: Record<ChangeKind, 'change' | 'refund'> = { change: 'change', refund: 'refund', session_refund: 'refund' };
 
 export class ChangeQueue {
   private readonly s;
@@ -100,14 +110,11 @@ export class ChangeQueue {
       sameToken: db.prepare(`SELECT * FROM payment_change WHERE payment_id = ? AND token = ? AND state <> 'invalid' ORDER BY id LIMIT 1`),
       openCount: db.prepare(`SELECT COUNT(*) AS n FROM payment_change WHERE state IN ('queued', 'swapping')`),
     };
-    for (const kind of ['change', 'refund'] as const) {
-      swaps.on(kind, {
+    for (const purpose of ['change', 'refund'] as const) {
+      swaps.on(purpose, {
         done: (row, r) => this.onDone(row, r.fee),
         rejected: (row, failure) => this.onRejected(this.rowsOfSwap(row.id), failure),
-        lost: (row, evidence) => {
-          for (const c of this.rowsOfSwap(row.id)) this.s.refuse.run('lost', 'swap outcome unknown', JSON.stringify(evidence), ctx.clock(), c.id);
-          this.notify(this.rowsOfSwap(row.id));
-        },
+        lost: (row, evidence) => this.refuseRows(this.rowsOfSwap(row.id), 'lost', 'swap outcome unknown', evidence),
       });
     }
   }
@@ -244,29 +251,12 @@ export class ChangeQueue {
       report.retrying += batch.length;
       return report;
     }
-    // Decode with the mint's keysets (cashuB carries short keyset ids); drop what does not decode
-    // and any proof seen twice (a provider handing out the same change twice).
-    const members: { row: ChangeRow; proofs: ProofJson[] }[] = [];
-    const seen = new Set<string>();
-    for (const b of batch) {
-      let proofs: ProofJson[];
-      try {
-        const token = wallet.decodeToken(b.token);
-        if (token.unit && token.unit !== unit) throw new Error(`token unit ${token.unit} is not ${unit}`);
-        proofs = token.proofs.map(toProofJson);
-      } catch (err) {
-        this.refuseRows([b.row], 'invalid', 'token does not decode for this mint', { reason: 'undecodable', detail: (err as Error).message });
-        report.invalid++;
-        continue;
-      }
-      if (proofs.some((p) => seen.has(p.secret))) {
-        this.refuseRows([b.row], 'invalid', 'token repeats proofs of another token', { reason: 'duplicate_proofs' });
-        report.invalid++;
-        continue;
-      }
-      for (const p of proofs) seen.add(p.secret);
-      members.push({ row: b.row, proofs });
+    const { members, refused, ownPayments } = sortBatch(batch, unit, (token) => wallet.decodeToken(token), (secret) => ctx.store.get(secret));
+    for (const r of refused) {
+      this.refuseRows([r.row], r.state, r.error, r.evidence);
+      if (r.state === 'invalid') report.invalid++;
     }
+    if (ownPayments.length > 0) await this.opts.onOwnProofs?.(ownPayments);
     if (members.length === 0) return report;
     const foreign = members.flatMap((m) => m.proofs);
     const total = foreign.reduce((a, p) => a + p.amount, 0);
@@ -276,7 +266,7 @@ export class ChangeQueue {
     let outcome;
     try {
       outcome = await this.swaps.start({
-        mint, unit, purpose: kind, ref: members.length === 1 ? members[0].row.paymentId : null, foreign,
+        mint, unit, purpose: KIND_PURPOSE[kind], ref: members.length === 1 ? members[0].row.paymentId : null, foreign,
         denominations: this.reserve?.denominationsFor(mint, total) ?? [],
         onPrepared: (swapId) => {
           for (const m of members) {
@@ -357,6 +347,7 @@ export class ChangeQueue {
       ctx.ledger.record({ kind: KIND_LEDGER[r.kind], mint: r.mint, unit: r.unit, amount: r.claimed, ref: r.paymentId, evidence: { swap: row.id } });
     });
     ctx.ledger.record({ kind: 'mint_fee', mint: row.mint, unit: row.unit, amount: -fee, ref: row.id, evidence: { purpose: row.purpose, tokens: rows.length } });
+    this.opts.inTransaction?.received(this.rowsOfSwap(row.id));
     this.notify(rows);
   }
 
@@ -376,8 +367,11 @@ export class ChangeQueue {
     this.refuseRows(rows, 'invalid', failure.message, evidence);
   }
 
-  private refuseRows(rows: ChangeRow[], state: 'invalid' | 'lost', error: string, evidence: unknown): void {
-    for (const r of rows) this.s.refuse.run(state, error, JSON.stringify(evidence), this.ctx.clock(), r.id);
+  private refuseRows(rows: ChangeRow[], state: 'invalid' | 'lost' | 'own', error: string, evidence: unknown): void {
+    this.ctx.db.transaction(() => {
+      for (const r of rows) this.s.refuse.run(state, error, JSON.stringify(evidence), this.ctx.clock(), r.id);
+      this.opts.inTransaction?.refused(rows.map((r) => this.get(r.id)));
+    })();
     this.notify(rows);
   }
 

@@ -2,32 +2,36 @@
 // provider), settle it with the provider's change, or reclaim it when the attempt failed.
 // DESIGN.md "The life of one request" steps 4-7.
 //
-// takeToken selects proofs offline (wallet/select.ts) and moves them unspent -> pending(payment)
-// in the same transaction that records the exact token string and the provider URL (and runs the
-// caller's `inTransaction`, where the router writes its attempt row), before any byte goes out. A
-// token pays the provider `amountSat` NET: the mint's input fee (NUT-02) that the provider pays
-// when it redeems the token is added on top, because a Routstr node credits `token value - input
-// fee`. Only when no offline selection fits does it swap at the mint (a "round trip"); the
-// small-denomination reserve (reserve.ts) keeps that rare.
-import { getEncodedToken } from '@cashu/cashu-ts';
+// takeToken (take.ts) selects proofs offline (wallet/select.ts) and moves them unspent ->
+// pending(payment) in the same transaction that records the exact token string and the provider
+// URL (and runs the caller's `inTransaction`, where the router writes its attempt row), before any
+// byte goes out. A token pays the provider `amountSat` NET: the mint's input fee (NUT-02) that the
+// provider pays when it redeems the token is added on top, because a Routstr node credits `token
+// value - input fee`. Only when no offline selection fits does it swap at the mint (a "round
+// trip"); the small-denomination reserve (reserve.ts) keeps that rare.
 import type { FetchLike } from '../../protocol/refund.ts';
 import { sat, type Sat, type SatIn } from '../../protocol/units.ts';
 import type { WalletContext } from '../context.ts';
-import { InsufficientFundsError, PaymentError, PaymentStateError } from '../errors.ts';
+import { PaymentError, PaymentStateError } from '../errors.ts';
 import { mintKey } from '../mints.ts';
-import { defaultPolicy, inputFeeSat, selectOffline, splitAmount, type Coin, type Selection, type SelectPolicy } from '../select.ts';
-import { toCashuProof, type StoredProof } from '../store.ts';
+import { defaultPolicy, type SelectPolicy } from '../select.ts';
+import { toCashuProof, type PendingKind } from '../store.ts';
 import { WorkerSwapEngine, type SwapEngine } from '../swap/engine.ts';
 import { SwapService } from '../swap/service.ts';
 import { ChangeQueue, type ChangeQueueOptions } from './change-queue.ts';
+import { TokenTaker, type TakeSpec, type TakenToken } from './take.ts';
 import { toOutcome, type PaymentOutcome } from './outcome.ts';
 import { recoverPayments, resolvePayment, retryRefunds, type PaymentsRecoveryReport, type RecoveryDeps, type ResolveOptions, type ResolveResult } from './recovery.ts';
 import { defaultReserve, Reserve, type ReserveConfig } from './reserve.ts';
-import { PaymentRows } from './rows.ts';
-import { reclaimHandler, settleSpent } from './settle.ts';
+import { PaymentRows, type PaymentRow } from './rows.ts';
+import { depositTaken, reclaimHandler, settleSpent } from './settle.ts';
+import { refundHooks, SessionBook, type SessionDepositRequest, type SessionExposure, type SessionSummary } from './sessions.ts';
+import { newId } from '../ids.ts';
 import { migratePayments } from './schema.ts';
 
 export type { PaymentOutcome, ChangeSummary } from './outcome.ts';
+export type { TakenToken } from './take.ts';
+export type { SessionSummary, SessionExposure, SessionState, SessionDepositRequest } from './sessions.ts';
 export type { PaymentState, PaymentRow } from './rows.ts';
 export type { ResolveAction, ResolveResult, ResolveOptions, PaymentsRecoveryReport } from './recovery.ts';
 export { toOutcome } from './outcome.ts';
@@ -63,6 +67,8 @@ export interface TakeTokenRequest {
   amountSat: SatIn;
   /** Base URL of the provider the token goes to: its refund endpoint is asked for lost change. */
   providerUrl: string;
+  /** The provider's node version, if known: how long its refund endpoint may say 404 for "not yet" (protocol/refund.ts). */
+  providerVersion?: string | null;
   policy?: SelectPolicy;
   /**
    * Runs synchronously inside the transaction that moves the proofs to pending (write the
@@ -71,43 +77,20 @@ export interface TakeTokenRequest {
   inTransaction?: (taken: TakenToken) => void;
 }
 
+export interface SettleOptions {
+  /**
+   * The answer carried no usage (a stream: the node keeps the whole token and mints no change):
+   * the payment is a charge flagged `usage_missing` - never reclaim it as a lost answer.
+   */
+  usageMissing?: boolean;
+}
+
 export interface TopUpOptions {
   policy?: SelectPolicy;
   inTransaction?: (taken: TakenToken) => void;
 }
 
-export interface TakenToken {
-  paymentId: string;
-  mint: string;
-  tokenMint: string;
-  unit: 'sat';
-  /** cashuB token to send in X-Cashu. */
-  token: string;
-  /** What the provider nets after paying the mint's input fee. */
-  amountSat: Sat;
-  /** Face value of the token: amountSat + feeSat + overpaySat. */
-  sentSat: Sat;
-  feeSat: Sat;
-  overpaySat: Sat;
-  proofCount: number;
-  /** A swap at the mint was needed to make this token. */
-  mintRoundTrip: boolean;
-}
-
 type Listener = (outcome: PaymentOutcome) => void;
-/** Take a token offline now (null if the proofs do not fit); `roundtrip`: a swap was needed first. */
-type Take = (roundtrip: boolean, policy?: SelectPolicy) => TakenToken | null;
-
-interface TakeSpec {
-  paymentId: string;
-  mint: string;
-  tokenMint: string;
-  amountSat: Sat;
-  providerUrl: string | null;
-  /** A top-up: the payment's pending proofs may be reused and its row is updated. */
-  replace: boolean;
-  inTransaction?: (taken: TakenToken) => void;
-}
 
 export class Payments implements RecoveryDeps {
   readonly swaps: SwapService;
@@ -117,8 +100,8 @@ export class Payments implements RecoveryDeps {
   readonly unit = 'sat' as const;
   private readonly ownsSwaps: boolean;
   private readonly listeners = new Set<Listener>();
-  private readonly policy: (amountSat: number) => SelectPolicy;
-  private readonly autoRefill: boolean;
+  private readonly taker: TokenTaker;
+  readonly sessions: SessionBook;
   private refundTimer: NodeJS.Timeout | null = null;
   /** Payments of this process whose token is out: recovery leaves them to their caller. */
   private readonly live = new Set<string>();
@@ -130,10 +113,20 @@ export class Payments implements RecoveryDeps {
     this.ownsSwaps = !opts.swaps;
     this.swaps = opts.swaps ?? new SwapService(ctx, opts.engine ?? new WorkerSwapEngine());
     this.reserve = new Reserve(ctx, this.swaps, opts.reserve ?? defaultReserve(), this.unit);
-    this.changeQueue = new ChangeQueue(ctx, this.swaps, this.reserve, { ...opts.changeQueue, onSettled: (id) => this.emit(id) });
-    this.policy = opts.policy ?? defaultPolicy;
-    this.autoRefill = opts.autoRefill ?? true;
+    this.changeQueue = new ChangeQueue(ctx, this.swaps, this.reserve, {
+      ...opts.changeQueue,
+      onSettled: (id) => this.emit(id),
+      inTransaction: refundHooks(() => this.sessions, (id) => this.changeQueue.rowsOf(id)),
+      // Our own token came back as "change": settle the payment it belongs to instead (NUT-07, then reclaim).
+      onOwnProofs: async (ids) => {
+        for (const id of ids) {
+          await this.resolve(id).then(() => this.emit(id), (err) => ctx.logger.warn('resolving a payment whose token came back failed', { payment: id, error: (err as Error).message }));
+        }
+      },
+    });
     this.swaps.on('reclaim', reclaimHandler(ctx, this.rows));
+    this.sessions = new SessionBook(ctx);
+    this.taker = new TokenTaker(ctx, this.reserve, this.rows, { policy: opts.policy ?? defaultPolicy, autoRefill: opts.autoRefill ?? true, onTaken: (id) => this.live.add(id) });
   }
 
   /**
@@ -142,23 +135,31 @@ export class Payments implements RecoveryDeps {
    * the offline selection fits (the usual case); else one swap.
    */
   async takeToken(req: TakeTokenRequest): Promise<TakenToken> {
-    const mint = this.ctx.mints.assertTrusted(req.mint);
-    const tokenMint = req.tokenMint ?? mint;
-    if (tokenMint !== mint && mintKey(tokenMint) !== mint) throw new PaymentError(`the token's mint ${tokenMint} is not the wallet's mint ${mint}`);
-    if (!req.providerUrl) throw new PaymentError('a payment needs the URL of the provider it goes to');
-    const spec: TakeSpec = { paymentId: req.paymentId, mint, tokenMint, amountSat: positive(req.amountSat), providerUrl: req.providerUrl, replace: false, inTransaction: req.inTransaction };
-    return this.take(spec, req.policy);
+    const { mint, tokenMint } = this.mintsFor(req);
+    const spec: TakeSpec = { paymentId: req.paymentId, mint, tokenMint, amountSat: positive(req.amountSat), providerUrl: req.providerUrl, providerVersion: req.providerVersion ?? null, sessionId: null, replace: false, inTransaction: req.inTransaction };
+    return this.taker.take(spec, req.policy);
   }
 
   /**
    * For the node's own `minimum_balance_required` 402/413 only (the token was NOT redeemed):
-   * replace the payment's token by one worth `amountSat`, reusing its proofs where they fit.
-   * Same payment, same provider. Returns the new token.
+   * replace the payment's token by one worth `amountSat` that keeps every proof of the old one (the
+   * provider has seen them) and adds fresh ones. Same payment, same provider. Asks the mint first
+   * (NUT-07): a token the mint says is spent or in flight was redeemed (an upstream 402 after
+   * redemption) and is refused with PaymentStateError, as is a payment with a banked refund -
+   * call `refunded` instead. MintUnavailableError if the mint cannot be asked. Returns the new token.
    */
   async topUp(paymentId: string, amountSat: SatIn, opts: TopUpOptions = {}): Promise<TakenToken> {
     const row = this.rows.require(paymentId, 'pending');
-    const spec: TakeSpec = { paymentId, mint: row.mint, tokenMint: row.tokenMint, amountSat: positive(amountSat), providerUrl: row.providerUrl, replace: true, inTransaction: opts.inTransaction };
-    return this.take(spec, opts.policy);
+    const amount = positive(amountSat);
+    const refunds = this.changeQueue.rowsOf(paymentId).filter((c) => c.kind === 'refund' && c.state !== 'invalid');
+    if (refunds.length) throw new PaymentStateError(`payment ${paymentId} has a refund banked: its token was redeemed, so it cannot be topped up`);
+    const proofs = this.ctx.store.pendingOf(paymentId);
+    if (proofs.length === 0) throw new PaymentStateError(`payment ${paymentId} has no pending token (a reclaim holds it)`);
+    const states = await this.ctx.mints.checkStates(row.mint, row.unit, proofs.map(toCashuProof));
+    const redeemed = states.filter((st) => st !== 'UNSPENT').length;
+    if (redeemed > 0) throw new PaymentStateError(`payment ${paymentId}: the mint says ${redeemed} of its ${proofs.length} proofs are spent or in flight; the token was redeemed and cannot be topped up`);
+    const spec: TakeSpec = { paymentId, mint: row.mint, tokenMint: row.tokenMint, amountSat: amount, providerUrl: row.providerUrl, providerVersion: row.providerVersion, sessionId: row.sessionId, replace: true, inTransaction: opts.inTransaction };
+    return this.taker.take(spec, opts.policy);
   }
 
   /**
@@ -166,16 +167,24 @@ export class Payments implements RecoveryDeps {
    * token, if any, waits in the queue to be swapped in. Synchronous; may run inside the caller's
    * transaction. While a reclaim holds the proofs, or after the payment was reclaimed, refunded
    * or written off, the change is banked all the same (and the reclaim settles the proofs).
+   * A "change" token that is our own token echoed back settles nothing: the payment is reclaimed.
+   * `usageMissing`: the answer had no usage, so no change will come (flag `usage_missing`).
    * Throws PaymentStateError only for a payment settled already.
    */
-  settle(paymentId: string, changeToken?: string | null): PaymentOutcome {
+  settle(paymentId: string, changeToken?: string | null, opts: SettleOptions = {}): PaymentOutcome {
     const { ctx } = this;
     const row = this.rows.require(paymentId);
     if (row.state === 'settled') throw new PaymentStateError(`payment ${paymentId} is settled already`);
+    // Our own token echoed back (a node does that when it did NOT redeem it): nothing was spent;
+    // the change queue recognises it and the payment is reclaimed instead.
+    const echo = changeToken?.trim() === row.token;
     ctx.db.transaction(() => {
-      if (row.state === 'pending' || row.state === 'refund_wait') {
+      if (echo) this.rows.addFlag(paymentId, 'settled_with_own_token');
+      else if (row.state === 'pending' || row.state === 'refund_wait') {
         if (!settleSpent(ctx, this.rows, row)) this.rows.addFlag(paymentId, 'settled_during_reclaim'); // the reclaim swap holds the proofs: it settles them
       } else if (changeToken) this.rows.addFlag(paymentId, 'late_change');
+      // A stream that ended without usage: the node kept the whole token. A charge, flagged.
+      if (opts.usageMissing) this.rows.addFlag(paymentId, 'usage_missing');
       // The change is banked whatever state the payment is in: it is money either way.
       if (changeToken) this.changeQueue.enqueue(paymentId, 'change', changeToken, row.mint, row.unit);
     })();
@@ -184,12 +193,108 @@ export class Payments implements RecoveryDeps {
   }
 
   /**
-   * Bank a token a provider handed back outside settle (e.g. an X-Cashu header on a 402, or a
-   * `refund_token` after the payment was reclaimed). Queued like change; counted once swapped.
+   * The provider redeemed the token and handed back `refundToken` as its refund (an upstream
+   * error's `refund_token`, e.g. the upstream's 402/413/429/5xx after redemption): the proofs are
+   * spent (ledger: payment_sent) and never reused, the refund waits in the change queue as THIS
+   * payment's refund (kind 'refund'), and the payment is 'refunded'. Synchronous; may run inside
+   * the caller's transaction. After the payment ended otherwise, the token is banked all the same.
+   */
+  refunded(paymentId: string, refundToken: string): PaymentOutcome {
+    const { ctx } = this;
+    const row = this.rows.require(paymentId);
+    ctx.db.transaction(() => {
+      if (row.state === 'pending' || row.state === 'refund_wait') {
+        if (!settleSpent(ctx, this.rows, row, 'refunded')) this.rows.addFlag(paymentId, 'refunded_during_reclaim'); // the reclaim swap holds the proofs: it settles them
+      } else this.rows.addFlag(paymentId, 'late_refund');
+      this.changeQueue.enqueue(paymentId, 'refund', refundToken, row.mint, row.unit);
+    })();
+    this.live.delete(paymentId);
+    return this.outcome(paymentId)!;
+  }
+
+  /**
+   * Bank a token a provider handed back that is not known to be this payment's refund (e.g. an
+   * X-Cashu header on the node's own 402). Queued like change; counted once swapped. It never
+   * stands in for the refund: recovery still asks the provider's refund endpoint. A token whose
+   * proofs are our own (an echo of what we sent) is recognised and not counted.
    */
   bankToken(paymentId: string, token: string): void {
     const row = this.rows.get(paymentId);
     this.changeQueue.enqueue(paymentId, 'change', token, row?.mint ?? this.ctx.mints.defaultMint(), row?.unit ?? this.unit);
+  }
+
+  /**
+   * Why proofs pending for this reason may already be spent at the mint (for `audit verify`):
+   * a payment in flight in this process, one awaiting its provider's refund, a swap running now;
+   * null when nothing explains it.
+   */
+  explainPending(kind: PendingKind, ref: string): string | null {
+    if (kind === 'swap') return this.swaps.isRunning(ref) ? 'swap running' : null;
+    if (kind !== 'request') return null;
+    if (this.live.has(ref) || this.resolving.has(ref)) return 'payment in flight';
+    return this.rows.get(ref)?.state === 'refund_wait' ? 'refund awaited from the provider' : null;
+  }
+
+  /**
+   * A token to deposit into a session at the provider's balance mode (`POST /v1/balance/create` or
+   * `/topup`): taken like any payment, its proofs pending until `sessionDeposited` (the node took
+   * it) or `reclaim` (it did not, or the answer was lost: the mint tells).
+   */
+  async sessionDeposit(req: SessionDepositRequest): Promise<TakenToken> {
+    const { mint, tokenMint } = this.mintsFor(req);
+    this.sessions.openFor(req.sessionId, req.providerUrl, mint, false); // checked now, written with the token
+    const spec: TakeSpec = {
+      paymentId: req.paymentId ?? newId(`${req.sessionId}.deposit`), mint, tokenMint, amountSat: positive(req.amountSat), providerUrl: req.providerUrl,
+      providerVersion: req.providerVersion ?? null, sessionId: req.sessionId, replace: false,
+      inTransaction: (taken) => {
+        this.sessions.openFor(req.sessionId, req.providerUrl, mint, true);
+        req.inTransaction?.(taken);
+      },
+    };
+    return this.taker.take(spec);
+  }
+
+  /** The provider credited the deposit token: its proofs are spent and the session holds its value less the input fee. */
+  sessionDeposited(paymentId: string, evidence?: { balanceMsat?: number }): SessionSummary {
+    const row = this.rows.require(paymentId, 'pending');
+    if (!row.sessionId) throw new PaymentError(`payment ${paymentId} is not a session deposit`);
+    const sessionId = row.sessionId;
+    this.ctx.db.transaction(() => {
+      if (!depositTaken(this.ctx, this.rows, this.sessions, row, evidence ?? {})) throw new PaymentStateError(`deposit ${paymentId} has no pending proofs (a reclaim holds them)`);
+    })();
+    this.live.delete(paymentId);
+    return this.sessions.require(sessionId);
+  }
+
+  /** A request charged against the session (`costMsat` as the provider reported it; synchronous, may run in the caller's transaction). */
+  sessionCharge(sessionId: string, costMsat: number, requestId: string): SessionSummary {
+    this.ctx.db.transaction(() => this.sessions.charge(sessionId, costMsat, requestId))();
+    return this.sessions.require(sessionId);
+  }
+
+  /**
+   * The provider refunded the session's balance (`POST /v1/balance/refund`): the token waits in the
+   * change queue; once swapped in the session closes (what the node kept beyond the charges booked
+   * is charged, flagged). `null`: nothing to refund (the node says no balance): it closes now.
+   */
+  sessionRefund(sessionId: string, refundToken: string | null, evidence?: unknown): SessionSummary {
+    this.ctx.db.transaction(() => this.sessions.refund(sessionId, refundToken, evidence, (s, token) => this.changeQueue.enqueue(sessionId, 'session_refund', token, s.mint, s.unit)))();
+    return this.sessions.require(sessionId);
+  }
+
+  /** The provider will not give the session's balance back (it vanished, or refuses): a loss with the evidence. */
+  sessionLost(sessionId: string, evidence: unknown): SessionSummary {
+    this.ctx.db.transaction(() => this.sessions.lose(sessionId, evidence, true))();
+    return this.sessions.require(sessionId);
+  }
+
+  session(sessionId: string): SessionSummary | undefined {
+    return this.sessions.get(sessionId);
+  }
+
+  /** Money held at providers in open sessions, per provider and mint. */
+  sessionExposure(): SessionExposure[] {
+    return this.sessions.exposure();
   }
 
   /** Is this payment's token out on behalf of a caller in this process (so recovery must not touch it)? */
@@ -262,6 +367,20 @@ export class Payments implements RecoveryDeps {
     return { ...this.rows.stats(), mintCalls: this.swaps.mintCalls, refills: this.reserve.refills, changeSwaps: this.changeQueue.swapsRun, changeTokens: this.changeQueue.tokensSwapped };
   }
 
+  /** Our mint (trusted) and its spelling in the token (as the provider lists it); the provider URL required. */
+  private mintsFor(req: { mint: string; tokenMint?: string; providerUrl: string }): { mint: string; tokenMint: string } {
+    const mint = this.ctx.mints.assertTrusted(req.mint);
+    const tokenMint = req.tokenMint ?? mint;
+    if (tokenMint !== mint && mintKey(tokenMint) !== mint) throw new PaymentError(`the token's mint ${tokenMint} is not the wallet's mint ${mint}`);
+    if (!req.providerUrl) throw new PaymentError('a payment needs the URL of the provider it goes to');
+    return { mint, tokenMint };
+  }
+
+  /** @internal recovery: a session deposit the node redeemed */
+  depositTaken(row: PaymentRow, evidence: unknown): boolean {
+    return depositTaken(this.ctx, this.rows, this.sessions, row, evidence);
+  }
+
   /** @internal tell the listeners */
   emit(paymentId: string): void {
     if (this.listeners.size === 0) return;
@@ -277,113 +396,6 @@ export class Payments implements RecoveryDeps {
   /** @internal output denominations for proofs coming back (the reserve's missing ones first) */
   denominationsFor(mint: string, amountSat: number): number[] {
     return this.reserve.denominationsFor(mint, amountSat);
-  }
-
-  private async take(spec: TakeSpec, policy?: SelectPolicy): Promise<TakenToken> {
-    const fees = await this.feeMap(spec.mint);
-    const take: Take = (roundtrip, p) => this.takeOffline(spec, fees, p ?? policy ?? this.policy(spec.amountSat), roundtrip);
-    const taken = take(false) ?? (await this.takeWithSwap(spec.mint, spec.amountSat, fees, take));
-    this.afterTake(spec.mint);
-    return taken;
-  }
-
-  private async feeMap(mint: string): Promise<Map<string, number>> {
-    const wallet = await this.ctx.mints.wallet(mint, this.unit);
-    return new Map(wallet.keyChain.getKeysets().filter((k) => k.unit === this.unit).map((k) => [k.id, k.fee]));
-  }
-
-  /** Select, encode and record in one synchronous step, or null when no offline selection fits. */
-  private takeOffline(spec: TakeSpec, fees: ReadonlyMap<string, number>, policy: SelectPolicy, roundtrip: boolean): TakenToken | null {
-    const { ctx } = this;
-    const { paymentId, mint, replace } = spec;
-    const reusable = replace ? ctx.store.pendingOf(paymentId).map((p) => ({ secret: p.secret, keysetId: p.keysetId, amountSat: p.amount })) : [];
-    const chosen = this.choose(mint, spec.amountSat, fees, policy, reusable);
-    if (!chosen) return null;
-    const { sel, proofs } = chosen;
-    const token = getEncodedToken({ mint: spec.tokenMint, unit: this.unit, proofs: proofs.map(toCashuProof) });
-    const taken: TakenToken = {
-      paymentId, mint, tokenMint: spec.tokenMint, unit: this.unit, token, amountSat: spec.amountSat, sentSat: sat(sel.totalSat), feeSat: sat(sel.feeSat),
-      overpaySat: sat(sel.overpaySat), proofCount: proofs.length, mintRoundTrip: roundtrip,
-    };
-    ctx.db.transaction(() => {
-      if (replace) ctx.store.releasePending(paymentId);
-      ctx.store.movePending(proofs.map((p) => p.secret), 'request', paymentId);
-      const record = { token, amountSat: taken.amountSat, sentSat: taken.sentSat, feeSat: taken.feeSat, overpaySat: taken.overpaySat, roundtrip };
-      if (replace) this.rows.replaceToken(paymentId, record);
-      else this.rows.insert({ paymentId, mint, tokenMint: spec.tokenMint, unit: this.unit, providerUrl: spec.providerUrl, ...record });
-      // A callback that awaits would write outside this transaction: refuse it (and roll back).
-      const returned: unknown = spec.inTransaction?.(taken);
-      if (returned && typeof (returned as { then?: unknown }).then === 'function') {
-        throw new PaymentError('inTransaction must be synchronous: it runs inside the transaction that takes the proofs, and returned a promise');
-      }
-    })();
-    ctx.store.unspentTaken(mint, this.unit, chosen.version, proofs.map((p) => p.secret));
-    this.live.add(paymentId); // in the same synchronous step, so recovery can never see it as an orphan
-    return taken;
-  }
-
-  /**
-   * Offline selection over the unspent coins (kept in memory by the store between writes) plus
-   * `reusable` ones, then the chosen proofs read in full; null when nothing fits.
-   */
-  private choose(mint: string, amountSat: number, fees: ReadonlyMap<string, number>, policy: SelectPolicy, reusable: Coin[]):
-    { sel: Selection; proofs: StoredProof[]; version: number } | null {
-    const { store } = this.ctx;
-    const own = new Set(reusable.map((c) => c.secret));
-    for (let fresh = false; ; fresh = true) {
-      const unspent = store.unspentCoins(mint, this.unit, { fresh });
-      const coins: Coin[] = [...unspent.coins, ...reusable];
-      const sel = selectOffline(coins, amountSat, fees, policy);
-      if (!sel) {
-        const have = coins.reduce((a, c) => a + c.amountSat, 0);
-        if (have < amountSat) throw new InsufficientFundsError(amountSat, have, this.unit, mint);
-        return null;
-      }
-      const proofs = sel.coins.map((c) => store.get(c.secret)!);
-      const stale = proofs.some((p) => !p || (!own.has(p.secret) && (p.state !== 'unspent' || p.mint !== mint || p.unit !== this.unit)));
-      // A stale cache is never expected (the store follows every write); read again rather than
-      // fail. Should the DB itself disagree, movePending refuses the proofs.
-      if (!stale || fresh) return { sel, proofs, version: unspent.version };
-      this.ctx.logger.warn('cached unspent proofs were stale; reading them again', { mint });
-    }
-  }
-
-  /**
-   * Swap so that the token's exact denominations exist (refilling the reserve on the way), then
-   * take it. Swaps of one mint run one at a time; a payment that waited for another's swap first
-   * tries again offline, so concurrent shortfalls cost one swap, not one each.
-   */
-  private async takeWithSwap(mint: string, amountSat: number, fees: ReadonlyMap<string, number>, take: Take): Promise<TakenToken> {
-    const wallet = await this.ctx.mints.wallet(mint, this.unit);
-    const ppk = fees.get(wallet.keysetId) ?? 0;
-    // The token will be the standard split of amount + fee(its own proof count).
-    let total = amountSat;
-    for (let i = 0; i < 16; i++) {
-      const next = amountSat + inputFeeSat(splitAmount(total).length, ppk);
-      if (next === total) break;
-      total = next;
-    }
-    const result = await this.reserve.exclusive(mint, async () => {
-      // Another payment's swap (or a refill) may have made the proofs while this one waited for
-      // it; it still waited on the mint, so it counts as a round trip.
-      const waited = take(true);
-      if (waited) return { taken: waited };
-      const outcome = await this.reserve.split(mint, splitAmount(total));
-      if (outcome?.status !== 'done') return { outcome };
-      // The swap made the exact split; should a concurrent payment have taken part of it, any overpayment will do.
-      return { taken: take(true) ?? take(true, { allowOverpay: true, maxOverpaySat: Number.MAX_SAFE_INTEGER }), outcome };
-    });
-    if (result.taken) return result.taken;
-    const outcome = result.outcome;
-    if (outcome?.status === 'retry') throw new PaymentStateError(`mint ${mint} did not answer the swap needed for this token; try again shortly (${outcome.failure.message})`);
-    const have = this.ctx.store.selectUnspent(mint, this.unit).reduce((a, p) => a + p.amount, 0);
-    if (outcome === null || outcome === undefined || outcome.status === 'done') throw new InsufficientFundsError(total, have, this.unit, mint);
-    throw new PaymentStateError(`could not make a token of ${amountSat} sat at ${mint}: ${outcome.status}`);
-  }
-
-  private afterTake(mint: string): void {
-    if (!this.autoRefill) return;
-    this.reserve.maybeRefill(mint)?.catch((err) => this.ctx.logger.warn('reserve refill failed', { mint, error: (err as Error).message }));
   }
 }
 

@@ -6,7 +6,7 @@ import type { ChangeRow } from './change-queue.ts';
 import type { PaymentRow, PaymentState } from './rows.ts';
 
 export interface ChangeSummary {
-  kind: 'change' | 'refund';
+  kind: ChangeRow['kind'];
   state: ChangeRow['state'];
   /** Face value the token claims (msat change rounded down). */
   claimedSat: Sat;
@@ -49,8 +49,11 @@ export interface PaymentOutcome {
 }
 
 /** A payment's row and its change rows as one outcome. */
-export function toOutcome(row: PaymentRow, changes: readonly ChangeRow[]): PaymentOutcome {
+export function toOutcome(row: PaymentRow, all: readonly ChangeRow[]): PaymentOutcome {
   const flags = new Set(row.flags);
+  // Our own token handed back is not change: it is left out (the payment was resolved instead).
+  if (all.some((c) => c.state === 'own')) flags.add('own_token_echoed');
+  const changes = all.filter((c) => c.state !== 'own');
   if (changes.some((c) => c.state === 'invalid')) flags.add('change_invalid');
   if (changes.some((c) => c.state === 'lost')) flags.add('change_lost');
   const valid = changes.filter((c) => c.state !== 'invalid');

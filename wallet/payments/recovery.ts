@@ -8,13 +8,18 @@
 //   spent               -> POST <provider>/v1/balance/refund with the exact token:
 //                          200: payment_sent + the refund token into the change queue
 //                          425 / unreachable: ask again later, a bounded number of rounds
-//                          404 / 410 / rounds used up: loss with evidence
+//                          404 soon after sending (by node version, protocol/refund.ts
+//                          notFoundPendingMs): not recorded yet - ask again later, as 425
+//                          404 after that / 410 / 422 (no refund by token) / rounds used up:
+//                          loss with evidence
 //   pending at the mint -> leave it; ask again later
+// A session deposit (wallet/payments/sessions.ts) redeemed at the mint was credited to the
+// session's balance at the node (its key is derived from the token): held there, not refunded.
 // recoverPayments() resolves every payment-pending token except those a caller in this process
 // still holds (taken, not yet settled or reclaimed); run it on start before serving, and again
 // whenever convenient. A caller may settle a payment while it is being resolved: every step
 // after a mint or provider call checks that it is still open.
-import { pollRefund, type FetchLike, type RefundAnswer } from '../../protocol/refund.ts';
+import { notFoundPendingMs, pollRefund, type FetchLike, type RefundAnswer } from '../../protocol/refund.ts';
 import type { WalletContext } from '../context.ts';
 import { MintUnavailableError, PaymentStateError, ProofStateError } from '../errors.ts';
 import { toCashuProof } from '../store.ts';
@@ -31,6 +36,8 @@ export interface ResolveOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Rounds (spread out with backoff) before a missing refund becomes a loss; default 8. */
   maxRefundRounds?: number;
+  /** How long after sending a 404 still means "not recorded yet"; default by node version (protocol/refund.ts notFoundPendingMs). */
+  notFoundPendingMs?: (providerVersion: string | null) => number;
 }
 
 /** What recovery needs of the payment path (wallet/payments/index.ts), and nothing more. */
@@ -48,12 +55,15 @@ export interface RecoveryDeps {
   resolve(paymentId: string): Promise<ResolveResult>;
   /** Tell the listeners the payment's outcome changed. */
   emit(paymentId: string): void;
+  /** A session deposit the node redeemed: credit its session (false if its proofs are not pending). */
+  depositTaken(row: PaymentRow, evidence: unknown): boolean;
 }
 
 export type ResolveAction =
   | 'reclaimed'       // swapped back to fresh proofs
   | 'reclaiming'      // the swap back is waiting for the mint; it resumes in the background
   | 'refunded'        // the provider returned change; it waits in the change queue
+  | 'deposited'       // a session deposit the node redeemed: held in the session
   | 'refund_wait'     // the provider has no answer yet; asked again later
   | 'lost'            // spent, nothing came back: a loss row with evidence
   | 'pending_at_mint' // the mint says the proofs are in flight; asked again later
@@ -78,7 +88,13 @@ export async function resolvePayment(p: RecoveryDeps, paymentId: string): Promis
   if (states.some((s) => s === 'PENDING')) return { paymentId, action: 'pending_at_mint' };
   const spent = proofs.filter((_, i) => states[i] === 'SPENT');
   const unspentSat = proofs.filter((_, i) => states[i] !== 'SPENT').reduce((a, q) => a + q.amount, 0);
-  if (spent.length === proofs.length) return askRefund(p, row, { mint: 'spent', proofs: proofs.length });
+  if (spent.length === proofs.length) {
+    if (!row.sessionId) return askRefund(p, row, { mint: 'spent', proofs: proofs.length });
+    const evidence = { mint: 'spent', proofs: proofs.length, answer: 'lost; the node redeemed the deposit' };
+    let credited = false;
+    ctx.db.transaction(() => { credited = p.depositTaken(row, evidence); })();
+    return { paymentId, action: credited ? 'deposited' : 'unchanged', detail: evidence };
+  }
   if (spent.length > 0) {
     // A node redeems whole tokens, so this should not happen; the spent part is gone.
     const spentSat = spent.reduce((a, q) => a + q.amount, 0);
@@ -125,9 +141,10 @@ async function askRefund(p: RecoveryDeps, row: PaymentRow, mintEvidence: unknown
   const { ctx } = p;
   const opts = p.refund;
   const paymentId = row.paymentId;
-  // The provider already handed a token back for this payment (a refund_token or X-Cashu the
-  // caller banked): that is its refund, waiting in the change queue, not a loss.
-  const banked = p.changeQueue.rowsOf(paymentId).filter((c) => c.state !== 'invalid');
+  // The provider already handed back this payment's refund (the caller's `refunded`, or the refund
+  // endpoint's answer for this very token): it waits in the change queue, not a loss. Any other
+  // token banked for the payment (e.g. an X-Cashu header on the node's own 402) is not it.
+  const banked = p.changeQueue.rowsOf(paymentId).filter((c) => c.kind === 'refund' && c.state !== 'invalid');
   if (banked.length > 0) {
     const evidence = { mint: mintEvidence, provider: row.providerUrl, refund: { banked: banked.map((c) => ({ kind: c.kind, claimed: c.claimed, state: c.state })) } };
     ctx.db.transaction(() => {
@@ -138,15 +155,19 @@ async function askRefund(p: RecoveryDeps, row: PaymentRow, mintEvidence: unknown
     return { paymentId, action: 'refunded', detail: evidence };
   }
   if (!row.providerUrl) return lose(p, row, { reason: 'no_refund_path', mint: mintEvidence, provider: row.providerUrl });
+  // A 404 this soon after sending may only mean the node has not recorded the token yet.
+  const sinceSentMs = ctx.clock() - row.tokenAt;
+  const notFoundMeansPending = sinceSentMs < (opts.notFoundPendingMs ?? notFoundPendingMs)(row.providerVersion);
   let answer: RefundAnswer | { kind: 'error'; message: string };
   try {
     answer = await pollRefund(row.providerUrl, row.token, {
-      fetch: opts.fetch, maxAttempts: opts.pollAttempts ?? 3, delayMs: opts.pollDelayMs ?? 2_000, sleep: opts.sleep,
+      fetch: opts.fetch, maxAttempts: opts.pollAttempts ?? 3, delayMs: opts.pollDelayMs ?? 2_000, sleep: opts.sleep, notFoundMeansPending,
     });
   } catch (err) {
     answer = { kind: 'error', message: (err as Error).message };
   }
-  const evidence = { mint: mintEvidence, provider: row.providerUrl, refund: answer.kind === 'refunded' ? { amount: answer.amount, unit: answer.unit } : answer };
+  const refundEvidence = answer.kind === 'refunded' ? { amount: answer.amount, unit: answer.unit } : answer;
+  const evidence = { mint: mintEvidence, provider: row.providerUrl, version: row.providerVersion, since_sent_ms: sinceSentMs, refund: refundEvidence };
   if (!stillOpen(p, paymentId)) {
     // Settled by its caller while the provider answered; a refund token is banked all the same.
     if (answer.kind === 'refunded') p.changeQueue.enqueue(paymentId, 'refund', answer.token, row.mint, row.unit);
@@ -164,16 +185,24 @@ async function askRefund(p: RecoveryDeps, row: PaymentRow, mintEvidence: unknown
       return { paymentId, action: 'refunded', detail: evidence };
     }
     case 'not_found':
+      if (!notFoundMeansPending) return lose(p, row, evidence);
+      return waitForRefund(p, row, evidence);
     case 'swept':
+    case 'unsupported':
       return lose(p, row, evidence);
     case 'pending':
-    case 'error': {
-      const rounds = row.attempts + 1;
-      if (rounds >= (opts.maxRefundRounds ?? 8)) return lose(p, row, { ...evidence, rounds });
-      ctx.db.transaction(() => p.rows.waitForRefund(paymentId, ctx.clock() + backoffMs(rounds) * 10, { ...evidence, rounds }))();
-      return { paymentId, action: 'refund_wait', detail: evidence };
-    }
+    case 'error':
+      return waitForRefund(p, row, evidence);
   }
+}
+
+/** No answer yet: ask again later (with backoff), a bounded number of rounds, then a loss. */
+function waitForRefund(p: RecoveryDeps, row: PaymentRow, evidence: Record<string, unknown>): ResolveResult {
+  const { ctx } = p;
+  const rounds = row.attempts + 1;
+  if (rounds >= (p.refund.maxRefundRounds ?? 8)) return lose(p, row, { ...evidence, rounds });
+  ctx.db.transaction(() => p.rows.waitForRefund(row.paymentId, ctx.clock() + backoffMs(rounds) * 10, { ...evidence, rounds }))();
+  return { paymentId: row.paymentId, action: 'refund_wait', detail: evidence };
 }
 
 /** Spent at the mint and nothing came back: the proofs are gone, with the evidence why. */

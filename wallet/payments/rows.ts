@@ -19,6 +19,10 @@ export interface NewPayment {
   unit: 'sat';
   /** Base URL of the provider the token went to (null only on rows from before it was required). */
   providerUrl: string | null;
+  /** The provider's node version as the router knew it (what its refund answers mean), if known. */
+  providerVersion: string | null;
+  /** A deposit into this session (wallet/payments/sessions.ts); null for an X-Cashu payment. */
+  sessionId: string | null;
   /** The exact token string sent (the refund endpoint matches it byte for byte). */
   token: string;
   /** What the provider should net. */
@@ -40,10 +44,12 @@ export interface PaymentRow extends NewPayment {
   attempts: number;
   nextAt: number | null;
   createdAt: number;
+  /** When the current token was taken (a top-up replaces it). */
+  tokenAt: number;
 }
 
 interface DbRow {
-  payment_id: string; mint: string; token_mint: string | null; unit: string; provider_url: string | null; token: string; amount: number; sent: number;
+  payment_id: string; mint: string; token_mint: string | null; unit: string; provider_url: string | null; provider_version: string | null; token_at: number | null; session_id: string | null; token: string; amount: number; sent: number;
   fee: number; overpay: number; roundtrip: number; state: PaymentState; flags: string; evidence: string | null;
   attempts: number; next_at: number | null; created_at: number;
 }
@@ -53,9 +59,9 @@ export class PaymentRows {
 
   constructor(db: DB, private readonly clock: Clock) {
     this.s = {
-      insert: db.prepare(`INSERT INTO payments (payment_id, mint, token_mint, unit, provider_url, token, amount, sent, fee, overpay, roundtrip, state, created_at, updated_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`),
-      replaceToken: db.prepare(`UPDATE payments SET token = ?, amount = ?, sent = ?, fee = ?, overpay = ?, roundtrip = MAX(roundtrip, ?), updated_at = ?
+      insert: db.prepare(`INSERT INTO payments (payment_id, mint, token_mint, unit, provider_url, provider_version, session_id, token, amount, sent, fee, overpay, roundtrip, state, token_at, created_at, updated_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`),
+      replaceToken: db.prepare(`UPDATE payments SET token = ?, amount = ?, sent = ?, fee = ?, overpay = ?, roundtrip = MAX(roundtrip, ?), token_at = ?, updated_at = ?
         WHERE payment_id = ? AND state = 'pending'`),
       get: db.prepare('SELECT * FROM payments WHERE payment_id = ?'),
       setState: db.prepare('UPDATE payments SET state = ?, evidence = COALESCE(?, evidence), updated_at = ? WHERE payment_id = ?'),
@@ -69,7 +75,7 @@ export class PaymentRows {
   insert(p: NewPayment): void {
     const now = this.clock();
     try {
-      this.s.insert.run(p.paymentId, p.mint, p.tokenMint === p.mint ? null : p.tokenMint, p.unit, p.providerUrl, p.token, p.amountSat, p.sentSat, p.feeSat, p.overpaySat, p.roundtrip ? 1 : 0, now, now);
+      this.s.insert.run(p.paymentId, p.mint, p.tokenMint === p.mint ? null : p.tokenMint, p.unit, p.providerUrl, p.providerVersion, p.sessionId, p.token, p.amountSat, p.sentSat, p.feeSat, p.overpaySat, p.roundtrip ? 1 : 0, now, now, now);
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new PaymentStateError(`payment ${p.paymentId} already has a token`);
       throw err;
@@ -78,7 +84,8 @@ export class PaymentRows {
 
   /** A new token for a pending payment (after a 402 asked for more). */
   replaceToken(paymentId: string, p: Pick<NewPayment, 'token' | 'amountSat' | 'sentSat' | 'feeSat' | 'overpaySat' | 'roundtrip'>): void {
-    const n = this.s.replaceToken.run(p.token, p.amountSat, p.sentSat, p.feeSat, p.overpaySat, p.roundtrip ? 1 : 0, this.clock(), paymentId).changes;
+    const now = this.clock();
+    const n = this.s.replaceToken.run(p.token, p.amountSat, p.sentSat, p.feeSat, p.overpaySat, p.roundtrip ? 1 : 0, now, now, paymentId).changes;
     if (n !== 1) throw new PaymentStateError(`payment ${paymentId} has no pending token`);
   }
 
@@ -123,9 +130,9 @@ export class PaymentRows {
 function fromDb(r: DbRow): PaymentRow {
   if (r.unit !== 'sat') throw new PaymentStateError(`payment ${r.payment_id} is in ${r.unit}; payments are made in sat`);
   return {
-    paymentId: r.payment_id, mint: r.mint, tokenMint: r.token_mint ?? r.mint, unit: 'sat', providerUrl: r.provider_url, token: r.token,
+    paymentId: r.payment_id, mint: r.mint, tokenMint: r.token_mint ?? r.mint, unit: 'sat', providerUrl: r.provider_url, providerVersion: r.provider_version, sessionId: r.session_id, token: r.token,
     amountSat: sat(r.amount), sentSat: sat(r.sent), feeSat: sat(r.fee), overpaySat: sat(r.overpay), roundtrip: r.roundtrip === 1,
     state: r.state, flags: JSON.parse(r.flags) as string[], evidence: r.evidence ? JSON.parse(r.evidence) : null,
-    attempts: r.attempts, nextAt: r.next_at, createdAt: r.created_at,
+    attempts: r.attempts, nextAt: r.next_at, createdAt: r.created_at, tokenAt: r.token_at ?? r.created_at,
   };
 }

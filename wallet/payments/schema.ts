@@ -77,6 +77,50 @@ export const PAYMENTS_MIGRATIONS: readonly string[] = [
     FROM payment_swaps p WHERE p.swap_id = wallet_swaps.id;
   DROP TABLE payment_swaps;
   `,
+  `
+  -- What a refund 404 means depends on the node's version and on how long ago the token went out
+  -- (protocol/refund.ts notFoundPendingMs): the version the router knew, and when the token (or
+  -- its top-up) was sent (NULL on older rows: created_at).
+  ALTER TABLE payments ADD COLUMN provider_version TEXT;
+  ALTER TABLE payments ADD COLUMN token_at INTEGER;
+  `,
+  `
+  -- payment_change gains a kind (session_refund: a session balance coming home, payment_id = the
+  -- session id) and a state (own: a token whose proofs are our own - an echo of what we sent -
+  -- never swapped in as change). SQLite cannot alter a CHECK: the table is rebuilt, rows kept.
+  CREATE TABLE payment_change_v4 (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    payment_id  TEXT NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN ('change', 'refund', 'session_refund')),
+    mint        TEXT NOT NULL,
+    unit        TEXT NOT NULL,
+    token       TEXT NOT NULL,
+    claimed     INTEGER NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('queued', 'swapping', 'received', 'invalid', 'lost', 'own')),
+    swap_id     TEXT,
+    solo        INTEGER NOT NULL DEFAULT 0,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    next_at     INTEGER NOT NULL,
+    received    INTEGER,
+    fee         INTEGER,
+    error       TEXT,
+    evidence    TEXT,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+  );
+  INSERT INTO payment_change_v4 (id, payment_id, kind, mint, unit, token, claimed, state, swap_id, solo, attempts, next_at, received, fee, error, evidence, created_at, updated_at)
+    SELECT id, payment_id, kind, mint, unit, token, claimed, state, swap_id, solo, attempts, next_at, received, fee, error, evidence, created_at, updated_at FROM payment_change;
+  DROP TABLE payment_change;
+  ALTER TABLE payment_change_v4 RENAME TO payment_change;
+  CREATE INDEX payment_change_due ON payment_change (mint, unit, next_at) WHERE state = 'queued';
+  CREATE INDEX payment_change_payment ON payment_change (payment_id);
+  CREATE INDEX payment_change_swap ON payment_change (swap_id) WHERE swap_id IS NOT NULL;
+  `,
+  `
+  -- A deposit into a session at the provider's balance mode (wallet_sessions) is a payment too: a
+  -- token taken like any other, credited to the session once the node redeems it (NULL: X-Cashu).
+  ALTER TABLE payments ADD COLUMN session_id TEXT;
+  `,
 ];
 
 /** Create or upgrade the payment tables (and the wallet's, which they refer to). Idempotent. */

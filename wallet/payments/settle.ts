@@ -5,13 +5,30 @@ import type { WalletContext } from '../context.ts';
 import { NUT_CODE } from '../mints.ts';
 import type { PurposeHandler } from '../swap/service.ts';
 import type { PaymentRow, PaymentRows } from './rows.ts';
+import type { SessionBook } from './sessions.ts';
 
-/** The provider redeemed the token: its proofs pending for the payment are spent (ledger: payment_sent). False when none are pending. */
-export function settleSpent(ctx: WalletContext, rows: PaymentRows, row: PaymentRow): boolean {
+/**
+ * The provider redeemed the token: its proofs pending for the payment are spent (ledger:
+ * payment_sent) and the payment is `state` ('settled', or 'refunded' when it handed the token
+ * back as a refund). False when none are pending.
+ */
+export function settleSpent(ctx: WalletContext, rows: PaymentRows, row: PaymentRow, state: 'settled' | 'refunded' = 'settled'): boolean {
   if (ctx.store.markSpentIfPending(row.paymentId).count === 0) return false;
   ctx.ledger.record({ kind: 'payment_sent', mint: row.mint, unit: row.unit, amount: -row.sentSat, ref: row.paymentId,
     evidence: { provider: row.providerUrl, amount: row.amountSat, input_fee: row.feeSat, overpay: row.overpaySat } });
-  rows.setState(row.paymentId, 'settled');
+  rows.setState(row.paymentId, state);
+  return true;
+}
+
+/**
+ * The provider credited a session deposit (the payment's token): its proofs pending for the
+ * payment are spent, the session holds their value less the input fee, the payment is 'settled'.
+ * False when none are pending (a reclaim swap holds them).
+ */
+export function depositTaken(ctx: WalletContext, rows: PaymentRows, sessions: SessionBook, row: PaymentRow, evidence: unknown): boolean {
+  if (!row.sessionId || ctx.store.markSpentIfPending(row.paymentId).count === 0) return false;
+  sessions.deposited(row.sessionId, row.paymentId, row.sentSat, row.feeSat, evidence);
+  rows.setState(row.paymentId, 'settled', { session: row.sessionId, ...(evidence && typeof evidence === 'object' ? evidence : {}) });
   return true;
 }
 
@@ -28,9 +45,10 @@ export function reclaimHandler(ctx: WalletContext, rows: PaymentRows): PurposeHa
       ctx.store.releaseSecrets(own);
       if (swap.ref) ctx.store.movePending(own, 'request', swap.ref);
       const payment = swap.ref ? rows.get(swap.ref) : undefined;
-      // The provider's answer settled it while this swap was out, and the mint says it spent them.
-      if (payment?.flags.includes('settled_during_reclaim') && failure.kind === 'rejected' && failure.mintCode === NUT_CODE.PROOFS_ALREADY_SPENT) {
-        settleSpent(ctx, rows, payment);
+      // The provider's answer settled (or refunded) it while this swap was out, and the mint says it spent them.
+      const answered = payment?.flags.includes('settled_during_reclaim') ? 'settled' : payment?.flags.includes('refunded_during_reclaim') ? 'refunded' : null;
+      if (payment && answered && failure.kind === 'rejected' && failure.mintCode === NUT_CODE.PROOFS_ALREADY_SPENT) {
+        settleSpent(ctx, rows, payment, answered);
         return;
       }
       ctx.logger.warn('reclaim refused by the mint', { payment: swap.ref, error: failure.message });

@@ -92,6 +92,18 @@ function fromRow(r: Row): SwapRecord {
   };
 }
 
+/** A done swap whose "foreign" inputs (a token someone gave us) were in fact our own proofs. */
+export interface OwnInputsSwap {
+  swapId: string;
+  purpose: SwapPurpose;
+  ref: string | null;
+  mint: string;
+  unit: string;
+  /** Value of our own proofs among its inputs. */
+  amount: number;
+  count: number;
+}
+
 export class SwapRecords {
   private readonly s;
 
@@ -107,6 +119,12 @@ export class SwapRecords {
       answered: db.prepare('UPDATE wallet_swaps SET in_flight = 0, uncertain = MAX(uncertain, ?), next_at = ?, error = ?, updated_at = ? WHERE id = ?'),
       due: db.prepare(`SELECT id FROM wallet_swaps WHERE state = 'prepared' AND next_at <= ? ORDER BY next_at, created_at`),
       open: db.prepare(`SELECT id FROM wallet_swaps WHERE state = 'prepared' ORDER BY created_at`),
+      ownInputs: db.prepare(`SELECT s.id AS swapId, s.purpose, s.ref, s.mint, s.unit, SUM(p.amount) AS amount, COUNT(*) AS count
+        FROM wallet_swaps s, json_each(s.foreign_inputs) j JOIN wallet_proofs p ON p.secret = json_extract(j.value, '$.secret')
+        WHERE s.state = 'done' AND s.foreign_inputs IS NOT NULL GROUP BY s.id ORDER BY s.created_at`),
+      foreignTwice: db.prepare(`SELECT json_extract(j.value, '$.secret') AS secret, COUNT(DISTINCT s.id) AS swaps, GROUP_CONCAT(s.id) AS ids
+        FROM wallet_swaps s, json_each(s.foreign_inputs) j WHERE s.state = 'done' AND s.foreign_inputs IS NOT NULL
+        GROUP BY secret HAVING COUNT(DISTINCT s.id) > 1`),
     };
   }
 
@@ -144,6 +162,16 @@ export class SwapRecords {
   /** The call came back (answered, refused or failed); try again at `nextAt` if still prepared. */
   answered(id: string, a: { uncertain: boolean; nextAt: number; error?: string | null }): void {
     this.s.answered.run(a.uncertain ? 1 : 0, a.nextAt, a.error ?? null, this.clock(), id);
+  }
+
+  /** Done swaps that took our own proofs in as someone else's: those sats were counted twice. */
+  ownInputsSwappedIn(): OwnInputsSwap[] {
+    return this.s.ownInputs.all() as OwnInputsSwap[];
+  }
+
+  /** Foreign proofs that went into more than one done swap (a mint would refuse the second: counted twice). */
+  foreignSwappedTwice(): { swaps: number; ids: string }[] {
+    return (this.s.foreignTwice.all() as { secret: string; swaps: number; ids: string }[]).map((r) => ({ swaps: r.swaps, ids: r.ids }));
   }
 
   /** Ids of prepared swaps whose retry time has come (every prepared one when `all`). */

@@ -6,6 +6,7 @@ import { take, paymentsWorld, newPayments, testProvider, payProvider, requiredSa
 import type { WalletContext } from '../../../wallet/context.ts';
 import { Payments } from '../../../wallet/payments/index.ts';
 import { WorkerSwapEngine } from '../../../wallet/swap/engine.ts';
+import { verifyInvariant } from '../../../wallet/invariant.ts';
 
 /** The same context with a clock the test moves by hand. */
 function manualClock(ctx: WalletContext) {
@@ -205,4 +206,34 @@ test('a refund_token banked after the reclaim already fetched the same token fro
   assert.equal(outcome.changeReceivedSat, taken.sentSat);
   assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 500, pending: 0 });
   await assertBooksBalance(ctx);
+});
+
+test('our own token echoed back by the node and banked is recognised: not counted as change, and the payment is reclaimed', async (t) => {
+  const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 1000 });
+  // routstr-core wallet.py: a token from a mint it does not list (an exact-string compare) whose
+  // swap over Lightning fails is refused with 422 and echoed back in X-Cashu, still spendable.
+  const provider = await testProvider(t, mint.url, { foreignMint: 'refuse' });
+  const taken = await take(payments, mint.url, requiredSat(), 'echo.1', { providerUrl: provider.url, tokenMint: `${mint.url}/` });
+  const res = await payProvider(provider, taken.token);
+  assert.equal(res.status, 422);
+  assert.equal(res.change, taken.token, 'the node echoed our token');
+  payments.bankToken('echo.1', res.change!); // a router that takes any X-Cashu for change
+  await payments.changeQueue.drain();
+  const outcome = payments.outcome('echo.1')!;
+  assert.equal(outcome.state, 'reclaimed');
+  assert.equal(outcome.changeReceivedSat, 0, 'the echo is not change');
+  assert.deepEqual(outcome.changes, []);
+  assert.ok(outcome.flags.includes('own_token_echoed'), JSON.stringify(outcome.flags));
+  assert.deepEqual(ctx.ledger.list({ kind: 'change_received' }), []);
+  assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 1000, pending: 0 }, 'the same sats are counted once');
+  // A router that "settles" with the echo as change spends nothing either: the payment is reclaimed.
+  const again = await take(payments, mint.url, requiredSat(), 'echo.2', { providerUrl: provider.url, tokenMint: `${mint.url}/` });
+  const echoed = await payProvider(provider, again.token);
+  assert.equal(payments.settle('echo.2', echoed.change).state, 'pending');
+  await payments.changeQueue.drain();
+  assert.equal(payments.outcome('echo.2')!.state, 'reclaimed');
+  assert.deepEqual(ctx.ledger.list({ kind: 'payment_sent' }), []);
+  assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 1000, pending: 0 });
+  const audit = await verifyInvariant(ctx, { checkMints: true });
+  assert.deepEqual(audit.differences, []);
 });

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getTokenMetadata, Wallet } from '@cashu/cashu-ts';
 import { take, paymentsWorld, newPayments, testProvider, payProvider, chatBody, requiredSat, assertBooksBalance, balanceOf, mintCallsSince, GatedEngine } from './fixture.ts';
-import { outsideToken } from '../world.ts';
+import { outsideToken, walletOn } from '../world.ts';
+import { verifyInvariant } from '../../../wallet/invariant.ts';
 import { InsufficientFundsError } from '../../../wallet/errors.ts';
 import { Payments, PaymentError, PaymentStateError } from '../../../wallet/payments/index.ts';
 import { defaultReserve } from '../../../wallet/payments/reserve.ts';
@@ -263,4 +264,65 @@ test('an attempt row written with await (a callback that returns a promise) is r
 test('a payment without the provider it goes to is refused (its lost change could never be asked for)', async (t) => {
   const { mint, payments } = await paymentsWorld(t, { fundSat: 100 });
   await assert.rejects(payments.takeToken({ paymentId: 'nowhere.1', mint: mint.url, amountSat: 5, providerUrl: '' }), PaymentError);
+});
+
+test('audit verify while a provider has redeemed a token we have not settled yet: the payment in flight explains it; once orphaned, it is named', async (t) => {
+  const w = await paymentsWorld(t, { fundSat: 500 });
+  const wallet = walletOn(t, w);
+  const provider = await testProvider(t, w.mint.url);
+  const taken = await take(wallet.payments, w.mint.url, requiredSat(), 'inflight.1', { providerUrl: provider.url });
+  const res = await payProvider(provider, taken.token); // redeemed; the router has not settled it yet
+  assert.equal(res.status, 200);
+  assert.deepEqual((await wallet.verify({ checkMints: true })).differences, []);
+  // The same books seen by a process that does not hold the payment: nothing explains those spent proofs.
+  const orphan = await verifyInvariant(w.ctx, { checkMints: true });
+  assert.deepEqual(orphan.differences, [`${w.mint.url} (sat): ${taken.sentSat} sat pending for payment inflight.1 is spent at the mint (not settled in our books)`]);
+  wallet.payments.settle('inflight.1', res.change);
+  await wallet.payments.changeQueue.drain();
+  assert.deepEqual((await verifyInvariant(w.ctx, { checkMints: true })).differences, []);
+});
+
+test('a stream that ended without usage (the node keeps the whole token) is a charge flagged usage_missing, not a loss', async (t) => {
+  const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 500 });
+  // routstr-core: no usage in a stream -> no cost computed -> no change, the whole token kept.
+  const provider = await testProvider(t, mint.url, { noUsage: true });
+  const taken = await take(payments, mint.url, requiredSat(), 'nousage.1', { providerUrl: provider.url });
+  const res = await fetch(`${provider.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'X-Cashu': taken.token }, body: JSON.stringify({ ...chatBody(), stream: true }) });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('x-cashu'), null, 'no change');
+  await res.text();
+  const outcome = payments.settle('nousage.1', null, { usageMissing: true });
+  assert.equal(outcome.state, 'settled');
+  assert.deepEqual(outcome.flags, ['usage_missing']);
+  assert.deepEqual(ctx.ledger.list({ kind: 'loss' }), []);
+  assert.deepEqual(ctx.ledger.list({ kind: 'payment_sent' }).map((r) => r.amount), [-taken.sentSat]);
+  assert.equal(provider.stats().earnedSat, taken.sentSat);
+  await assertBooksBalance(ctx);
+});
+
+test('a refund handed back while the payment\'s reclaim is out at the mint is banked as its refund, and the books balance', async (t) => {
+  const engine = new GatedEngine();
+  const w = await paymentsWorld(t, { fundSat: 1000 });
+  const payments = new Payments(w.ctx, { engine, autoRefill: false, fetch: (url, init) => fetch(url, init) });
+  t.after(() => payments.stop());
+  const provider = await testProvider(t, w.mint.url, { failureRate: 1 }); // redeemed, then the upstream fails: full refund
+  const taken = await take(payments, w.mint.url, requiredSat(), 'race-refund', { providerUrl: provider.url });
+  const gate = engine.hold();
+  const reclaiming = payments.reclaim('race-refund');
+  await gate.reached;
+  const res = await payProvider(provider, taken.token);
+  assert.equal(res.status, 502);
+  try {
+    payments.refunded('race-refund', (res.body as { error: { refund_token: string } }).error.refund_token);
+  } finally {
+    gate.release();
+  }
+  await reclaiming; // the mint refuses the swap back: the provider spent those proofs
+  await payments.changeQueue.drain();
+  const outcome = payments.outcome('race-refund')!;
+  assert.equal(outcome.state, 'refunded');
+  assert.deepEqual(outcome.changes.map((c) => [c.kind, c.state]), [['refund', 'received']]);
+  assert.deepEqual(w.ctx.ledger.list({ kind: 'loss' }), []);
+  assert.deepEqual(balanceOf(w.ctx, w.mint.url), { unspent: 1000, pending: 0 });
+  await assertBooksBalance(w.ctx);
 });

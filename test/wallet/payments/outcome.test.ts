@@ -7,7 +7,7 @@ import { sat } from '../../../protocol/units.ts';
 
 const ROW: PaymentRow = {
   paymentId: 'r1.1', mint: 'http://mint', tokenMint: 'http://mint/', unit: 'sat', providerUrl: 'http://p', token: 'cashuB...',
-  amountSat: sat(100), sentSat: sat(128), feeSat: sat(0), overpaySat: sat(28), roundtrip: false, state: 'settled', flags: [], evidence: null, attempts: 0, nextAt: null, createdAt: 0,
+  amountSat: sat(100), sentSat: sat(128), feeSat: sat(0), overpaySat: sat(28), roundtrip: false, state: 'settled', flags: [], evidence: null, attempts: 0, nextAt: null, createdAt: 0, tokenAt: 0, providerVersion: null, sessionId: null,
 };
 const change = (c: Partial<ChangeRow>): ChangeRow => ({ id: 1, paymentId: 'r1.1', kind: 'change', mint: 'http://mint', unit: 'sat', claimed: 0, state: 'received', received: 0, fee: 0, attempts: 1, error: null, evidence: null, ...c });
 

@@ -4,8 +4,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { getTokenMetadata } from '@cashu/cashu-ts';
 import { outsideToken } from '../world.ts';
-import { take, paymentsWorld, newPayments, openContext, testProvider, payProvider, requiredSat, assertBooksBalance, balanceOf } from './fixture.ts';
-import { recoverPayments } from '../../../wallet/payments/recovery.ts';
+import { take, paymentsWorld, newPayments, openContext, testProvider, payProvider, requiredSat, assertBooksBalance, balanceOf, chatBody, MODEL } from './fixture.ts';
+import { recoverPayments, retryRefunds } from '../../../wallet/payments/recovery.ts';
+import { startProvider } from '../../world/provider.ts';
 import { InlineSwapEngine } from '../../../wallet/swap/engine.ts';
 import { CashuWallet } from '../../../wallet/index.ts';
 
@@ -205,12 +206,12 @@ test('a refund_token already banked is not written off as a loss when the provid
   const taken = await take(payments, mint.url, requiredSat(), 'banked-refund', { providerUrl: provider.url });
   const res = await payProvider(provider, taken.token);
   assert.equal(res.status, 502);
-  payments.bankToken('banked-refund', (res.body as { error: { refund_token: string } }).error.refund_token);
+  payments.refunded('banked-refund', (res.body as { error: { refund_token: string } }).error.refund_token);
   provider.knobs.dead = true; // the refund endpoint cannot be asked any more
   const r = await payments.reclaim('banked-refund');
   await payments.changeQueue.drain();
   assert.deepEqual(ctx.ledger.list({ kind: 'loss' }), [], 'nothing was lost');
-  assert.equal(r.action, 'refunded');
+  assert.equal(r.action, 'unchanged', 'refunded already: nothing to reclaim');
   const outcome = payments.outcome('banked-refund')!;
   assert.deepEqual(outcome.flags, []);
   assert.equal(outcome.changeReceivedSat, taken.sentSat);
@@ -233,4 +234,114 @@ test('recovery leaves alone a payment this process is still serving, and runs as
   assert.equal((await payments.reclaim('in-flight')).action, 'reclaimed');
   assert.deepEqual(balanceOf(ctx, mint.url), { unspent: 200, pending: 0 });
   await assertBooksBalance(ctx);
+});
+
+/** Wait (polling the event loop) until `cond` holds: for something another part does, never for time. */
+async function until(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setTimeout(r, 2));
+}
+
+/** Send a paid request and drop the connection once the node has redeemed the token (its answer never reaches us). */
+async function sendAndDrop(provider: Awaited<ReturnType<typeof startProvider>>, token: string): Promise<void> {
+  const before = provider.stats().redeemed;
+  const ac = new AbortController();
+  const sent = fetch(`${provider.url}/v1/chat/completions`, { method: 'POST', signal: ac.signal, headers: { 'content-type': 'application/json', 'X-Cashu': token }, body: JSON.stringify(chatBody()) }).catch(() => null);
+  await until(() => provider.stats().redeemed > before);
+  ac.abort();
+  await sent;
+}
+
+test('a refund asked before the node recorded the token (404) is asked again later, and the change it mints then comes home', async (t) => {
+  const w = await paymentsWorld(t, { fundSat: 1000 });
+  let now = 1_700_000_000_000;
+  const clock = () => now;
+  // routstr-core v0.4.5 records the redeemed token (store_cashu_transaction) a moment after
+  // redeeming it; a refund asked in between answers 404.
+  const provider = await startProvider({ name: 'p404', relays: [], mints: [w.mint.url], models: [MODEL], noAnnounce: true, clock, knobs: { refundRecordDelayMs: 5_000 } });
+  t.after(() => provider.stop());
+  const payments = newPayments(t, { ...w.ctx, clock }, { payments: { refund: { pollAttempts: 2, sleep: async () => {} } } });
+  const taken = await take(payments, w.mint.url, requiredSat(), 'rec-404', { providerUrl: provider.url });
+  await sendAndDrop(provider, taken.token);
+  const first = await payments.reclaim('rec-404');
+  assert.equal(first.action, 'refund_wait', JSON.stringify(first.detail));
+  assert.deepEqual(w.ctx.ledger.list({ kind: 'loss' }), [], 'a 404 so soon after sending is "not yet", not a loss');
+  now += 5_000; // the node records the token, serves the request and mints the change
+  await until(() => provider.stats().succeeded === 1);
+  now = payments.rows.get('rec-404')!.nextAt!;
+  const [second] = await retryRefunds(payments);
+  assert.equal(second.action, 'refunded');
+  await payments.changeQueue.drain();
+  const outcome = payments.outcome('rec-404')!;
+  const change = taken.sentSat - provider.stats().earnedSat;
+  assert.ok(change > 0);
+  assert.equal(outcome.changeReceivedSat, change);
+  assert.deepEqual(balanceOf(w.ctx, w.mint.url), { unspent: 1000 - taken.sentSat + change, pending: 0 });
+  await assertBooksBalance(w.ctx);
+});
+
+test('a 404 that outlasts the window for the node\'s version is final: a loss with the answers as evidence', async (t) => {
+  const w = await paymentsWorld(t, { fundSat: 1000 });
+  let now = 1_700_000_000_000;
+  // The node never records the token (its clock stands still): every refund answer is 404.
+  const provider = await startProvider({ name: 'p404f', relays: [], mints: [w.mint.url], models: [MODEL], noAnnounce: true, clock: () => 0, knobs: { refundRecordDelayMs: 1 } });
+  t.after(() => provider.stop());
+  const payments = newPayments(t, { ...w.ctx, clock: () => now }, { payments: { refund: { pollAttempts: 1, sleep: async () => {} } } });
+  const taken = await take(payments, w.mint.url, requiredSat(), 'rec-404f', { providerUrl: provider.url, providerVersion: '0.4.5' });
+  await sendAndDrop(provider, taken.token);
+  assert.equal((await payments.reclaim('rec-404f')).action, 'refund_wait');
+  now += 10 * 60_000; // well past a v0.4.5 node's record window
+  const last = await payments.resolve('rec-404f');
+  assert.equal(last.action, 'lost');
+  const [loss] = w.ctx.ledger.list({ kind: 'loss', ref: 'rec-404f' });
+  assert.equal(loss.amount, -taken.sentSat);
+  assert.match(JSON.stringify(loss.evidence), /not_found/);
+  await assertBooksBalance(w.ctx);
+});
+
+test('a node before v0.4.4 says 404 while the request runs: for such a node the wait is longer', async (t) => {
+  const w = await paymentsWorld(t, { fundSat: 1000 });
+  let now = 1_700_000_000_000;
+  const clock = () => now;
+  // routstr-core v0.4.3: 404 "Refund not found" until the "out" row exists (the request runs 4 minutes here).
+  const provider = await startProvider({ name: 'p043', relays: [], mints: [w.mint.url], models: [MODEL], noAnnounce: true, clock, version: '0.4.3', knobs: { refundRecordDelayMs: 4 * 60_000 } });
+  t.after(() => provider.stop());
+  const payments = newPayments(t, { ...w.ctx, clock }, { payments: { refund: { pollAttempts: 1, sleep: async () => {} } } });
+  const taken = await take(payments, w.mint.url, requiredSat(), 'rec-043', { providerUrl: provider.url, providerVersion: '0.4.3' });
+  await sendAndDrop(provider, taken.token);
+  assert.equal((await payments.reclaim('rec-043')).action, 'refund_wait');
+  now += 3 * 60_000; // longer than a current node's window, still 404
+  assert.equal((await payments.resolve('rec-043')).action, 'refund_wait');
+  now += 60_000;
+  await until(() => provider.stats().succeeded === 1);
+  assert.equal((await payments.resolve('rec-043')).action, 'refunded');
+  assert.deepEqual(w.ctx.ledger.list({ kind: 'loss' }), []);
+  await payments.changeQueue.drain();
+  await assertBooksBalance(w.ctx);
+});
+
+test('a token banked on the node\'s own 402 is not this payment\'s refund: after a top-up and a lost answer the refund endpoint is still asked, and the real change comes home', async (t) => {
+  const w = await paymentsWorld(t, { fundSat: 2000 });
+  const provider = await testProvider(t, w.mint.url);
+  const payments = newPayments(t, w.ctx, { payments: { refund: { pollAttempts: 2, sleep: async () => {} } } });
+  const small = await take(payments, w.mint.url, 1, 'banked.1', { providerUrl: provider.url });
+  const first = await payProvider(provider, small.token);
+  assert.equal(first.status, 402);
+  // Some clients have seen an X-Cashu header come with the node's 402 (ROUTSTR.md): the router banks it.
+  const stray = await outsideToken(w.ln, w.mint.url, 5);
+  payments.bankToken('banked.1', stray);
+  const required = Math.ceil((first.body.detail as { amount_required_msat: number }).amount_required_msat / 1000);
+  const bigger = await payments.topUp('banked.1', required);
+  await sendAndDrop(provider, bigger.token);
+  await until(() => provider.stats().succeeded === 1); // the node served it and minted the change
+  const r = await payments.reclaim('banked.1');
+  assert.equal(r.action, 'refunded');
+  await payments.changeQueue.drain();
+  const change = bigger.sentSat - provider.stats().earnedSat;
+  assert.ok(change > 0);
+  const outcome = payments.outcome('banked.1')!;
+  assert.deepEqual(outcome.changes.map((c) => c.kind), ['change', 'refund'], 'the refund endpoint was asked');
+  assert.equal(outcome.changeReceivedSat, 5 + change);
+  assert.deepEqual(w.ctx.ledger.list({ kind: 'loss' }), []);
+  assert.deepEqual(balanceOf(w.ctx, w.mint.url), { unspent: 2000 - bigger.sentSat + 5 + change, pending: 0 });
+  await assertBooksBalance(w.ctx);
 });

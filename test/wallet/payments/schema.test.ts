@@ -39,5 +39,9 @@ test('a data directory from before payment ids keeps its payments, their change 
   assert.equal(change.outputs[0].blindedMessage.B_, '02ab', 'outputs stored the old way still read');
   assert.equal(swaps.get('swap_receive')!.uncertain, true, 'a receive left prepared may have been sent');
   assert.equal(db.prepare(`SELECT name FROM sqlite_master WHERE name = 'payment_swaps'`).get(), undefined);
+  // The rebuilt change table takes the new kind and state, and goes on numbering after the old rows.
+  const id = db.prepare(`INSERT INTO payment_change (payment_id, kind, mint, unit, token, claimed, state, next_at, created_at, updated_at)
+    VALUES ('sess-1', 'session_refund', 'http://mint', 'sat', 'cashuBrefund', 9, 'own', 0, 2, 2)`).run().lastInsertRowid;
+  assert.equal(Number(id), 2);
   migratePayments(db); // idempotent
 });

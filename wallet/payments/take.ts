@@ -1,0 +1,185 @@
+// Taking a token for a payment: offline selection over the proofs we hold (wallet/select.ts),
+// else one swap at the mint; then, in one synchronous step, the token encoded and the proofs
+// moved unspent -> pending(payment) in the same transaction as the payment's row and the
+// caller's `inTransaction` (the router's attempt row), before any byte goes out.
+// DESIGN.md "The life of one request" step 4.
+import { getEncodedToken } from '@cashu/cashu-ts';
+import { sat, type Sat } from '../../protocol/units.ts';
+import type { WalletContext } from '../context.ts';
+import { InsufficientFundsError, PaymentError, PaymentStateError } from '../errors.ts';
+import { inputFeeSat, selectIncluding, splitAmount, type Coin, type Selection, type SelectPolicy } from '../select.ts';
+import { toCashuProof, type StoredProof } from '../store.ts';
+import type { Reserve } from './reserve.ts';
+import type { PaymentRows } from './rows.ts';
+
+export interface TakenToken {
+  paymentId: string;
+  mint: string;
+  tokenMint: string;
+  unit: 'sat';
+  /** cashuB token to send in X-Cashu. */
+  token: string;
+  /** What the provider nets after paying the mint's input fee. */
+  amountSat: Sat;
+  /** Face value of the token: amountSat + feeSat + overpaySat. */
+  sentSat: Sat;
+  feeSat: Sat;
+  overpaySat: Sat;
+  proofCount: number;
+  /** A swap at the mint was needed to make this token. */
+  mintRoundTrip: boolean;
+}
+
+/** Take a token offline now (null if the proofs do not fit); `roundtrip`: a swap was needed first. */
+type Take = (roundtrip: boolean, policy?: SelectPolicy) => TakenToken | null;
+
+export interface TakeSpec {
+  paymentId: string;
+  mint: string;
+  tokenMint: string;
+  amountSat: Sat;
+  providerUrl: string | null;
+  providerVersion: string | null;
+  /** A deposit into this session (null: an X-Cashu payment). */
+  sessionId: string | null;
+  /** A top-up: the payment's pending proofs are kept in the new token and its row is updated. */
+  replace: boolean;
+  inTransaction?: (taken: TakenToken) => void;
+}
+
+export interface TakerOptions {
+  /** Offline selection policy per amount. */
+  policy: (amountSat: number) => SelectPolicy;
+  /** Start a background reserve refill after each token when it runs low. */
+  autoRefill: boolean;
+  /** Called synchronously once a token is out for `paymentId` (so recovery leaves it alone). */
+  onTaken: (paymentId: string) => void;
+}
+
+export class TokenTaker {
+  readonly unit = 'sat' as const;
+
+  constructor(
+    private readonly ctx: WalletContext,
+    private readonly reserve: Reserve,
+    private readonly rows: PaymentRows,
+    private readonly opts: TakerOptions,
+  ) {}
+
+  async take(spec: TakeSpec, policy?: SelectPolicy): Promise<TakenToken> {
+    const fees = await this.feeMap(spec.mint);
+    const take: Take = (roundtrip, p) => this.takeOffline(spec, fees, p ?? policy ?? this.opts.policy(spec.amountSat), roundtrip);
+    const taken = take(false) ?? (await this.takeWithSwap(spec.mint, this.stillNeededSat(spec, fees), fees, take));
+    this.afterTake(spec.mint);
+    return taken;
+  }
+
+  /** What new proofs must add: the whole amount, or for a top-up what its kept proofs do not cover. */
+  private stillNeededSat(spec: TakeSpec, fees: ReadonlyMap<string, number>): number {
+    const kept = spec.replace ? this.ctx.store.pendingOf(spec.paymentId) : [];
+    if (kept.length === 0) return spec.amountSat;
+    const keptSat = kept.reduce((a, p) => a + p.amount, 0);
+    return Math.max(1, spec.amountSat + inputFeeSat(kept.length, fees.get(kept[0].keysetId) ?? 0) - keptSat);
+  }
+
+  private async feeMap(mint: string): Promise<Map<string, number>> {
+    const wallet = await this.ctx.mints.wallet(mint, this.unit);
+    return new Map(wallet.keyChain.getKeysets().filter((k) => k.unit === this.unit).map((k) => [k.id, k.fee]));
+  }
+
+  /** Select, encode and record in one synchronous step, or null when no offline selection fits. */
+  private takeOffline(spec: TakeSpec, fees: ReadonlyMap<string, number>, policy: SelectPolicy, roundtrip: boolean): TakenToken | null {
+    const { ctx } = this;
+    const { paymentId, mint, replace } = spec;
+    // A top-up keeps every proof of the token it replaces: the provider has seen them.
+    const kept = replace ? ctx.store.pendingOf(paymentId) : [];
+    const chosen = this.choose(mint, spec.amountSat, fees, policy, kept.map((p) => ({ secret: p.secret, keysetId: p.keysetId, amountSat: p.amount })));
+    if (!chosen) return null;
+    const { sel, proofs } = chosen;
+    const keptSecrets = new Set(kept.map((p) => p.secret));
+    const added = proofs.filter((p) => !keptSecrets.has(p.secret)).map((p) => p.secret);
+    const token = getEncodedToken({ mint: spec.tokenMint, unit: this.unit, proofs: proofs.map(toCashuProof) });
+    const taken: TakenToken = {
+      paymentId, mint, tokenMint: spec.tokenMint, unit: this.unit, token, amountSat: spec.amountSat, sentSat: sat(sel.totalSat), feeSat: sat(sel.feeSat),
+      overpaySat: sat(sel.overpaySat), proofCount: proofs.length, mintRoundTrip: roundtrip,
+    };
+    ctx.db.transaction(() => {
+      if (replace && ctx.store.pendingOf(paymentId).length !== kept.length) throw new PaymentStateError(`payment ${paymentId} changed while its top-up was made`);
+      ctx.store.movePending(added, 'request', paymentId);
+      const record = { token, amountSat: taken.amountSat, sentSat: taken.sentSat, feeSat: taken.feeSat, overpaySat: taken.overpaySat, roundtrip };
+      if (replace) this.rows.replaceToken(paymentId, record);
+      else this.rows.insert({ paymentId, mint, tokenMint: spec.tokenMint, unit: this.unit, providerUrl: spec.providerUrl, providerVersion: spec.providerVersion, sessionId: spec.sessionId, ...record });
+      // A callback that awaits would write outside this transaction: refuse it (and roll back).
+      const returned: unknown = spec.inTransaction?.(taken);
+      if (returned && typeof (returned as { then?: unknown }).then === 'function') {
+        throw new PaymentError('inTransaction must be synchronous: it runs inside the transaction that takes the proofs, and returned a promise');
+      }
+    })();
+    ctx.store.unspentTaken(mint, this.unit, chosen.version, added);
+    this.opts.onTaken(paymentId); // in the same synchronous step, so recovery can never see it as an orphan
+    return taken;
+  }
+
+  /**
+   * Offline selection over the unspent coins (kept in memory by the store between writes), always
+   * including the `kept` ones (a top-up's), then the chosen proofs read in full; null when nothing fits.
+   */
+  private choose(mint: string, amountSat: number, fees: ReadonlyMap<string, number>, policy: SelectPolicy, kept: Coin[]):
+    { sel: Selection; proofs: StoredProof[]; version: number } | null {
+    const { store } = this.ctx;
+    const own = new Set(kept.map((c) => c.secret));
+    for (let fresh = false; ; fresh = true) {
+      const unspent = store.unspentCoins(mint, this.unit, { fresh });
+      const sel = selectIncluding(kept, unspent.coins, amountSat, fees, policy);
+      if (!sel) {
+        const have = unspent.coins.reduce((a, c) => a + c.amountSat, 0) + kept.reduce((a, c) => a + c.amountSat, 0);
+        if (have < amountSat) throw new InsufficientFundsError(amountSat, have, this.unit, mint);
+        return null;
+      }
+      const proofs = sel.coins.map((c) => store.get(c.secret)!);
+      const stale = proofs.some((p) => !p || (!own.has(p.secret) && (p.state !== 'unspent' || p.mint !== mint || p.unit !== this.unit)));
+      // A stale cache is never expected (the store follows every write); read again rather than
+      // fail. Should the DB itself disagree, movePending refuses the proofs.
+      if (!stale || fresh) return { sel, proofs, version: unspent.version };
+      this.ctx.logger.warn('cached unspent proofs were stale; reading them again', { mint });
+    }
+  }
+
+  /**
+   * Swap so that the token's exact denominations exist (refilling the reserve on the way), then
+   * take it. Swaps of one mint run one at a time; a payment that waited for another's swap first
+   * tries again offline, so concurrent shortfalls cost one swap, not one each.
+   */
+  private async takeWithSwap(mint: string, amountSat: number, fees: ReadonlyMap<string, number>, take: Take): Promise<TakenToken> {
+    const wallet = await this.ctx.mints.wallet(mint, this.unit);
+    const ppk = fees.get(wallet.keysetId) ?? 0;
+    // The token will be the standard split of amount + fee(its own proof count).
+    let total = amountSat;
+    for (let i = 0; i < 16; i++) {
+      const next = amountSat + inputFeeSat(splitAmount(total).length, ppk);
+      if (next === total) break;
+      total = next;
+    }
+    const result = await this.reserve.exclusive(mint, async () => {
+      // Another payment's swap (or a refill) may have made the proofs while this one waited for
+      // it; it still waited on the mint, so it counts as a round trip.
+      const waited = take(true);
+      if (waited) return { taken: waited };
+      const outcome = await this.reserve.split(mint, splitAmount(total));
+      if (outcome?.status !== 'done') return { outcome };
+      // The swap made the exact split; should a concurrent payment have taken part of it, any overpayment will do.
+      return { taken: take(true) ?? take(true, { allowOverpay: true, maxOverpaySat: Number.MAX_SAFE_INTEGER }), outcome };
+    });
+    if (result.taken) return result.taken;
+    const outcome = result.outcome;
+    if (outcome?.status === 'retry') throw new PaymentStateError(`mint ${mint} did not answer the swap needed for this token; try again shortly (${outcome.failure.message})`);
+    const have = this.ctx.store.selectUnspent(mint, this.unit).reduce((a, p) => a + p.amount, 0);
+    if (outcome === null || outcome === undefined || outcome.status === 'done') throw new InsufficientFundsError(total, have, this.unit, mint);
+    throw new PaymentStateError(`could not make a token of ${amountSat} sat at ${mint}: ${outcome.status}`);
+  }
+
+  private afterTake(mint: string): void {
+    if (!this.opts.autoRefill) return;
+    this.reserve.maybeRefill(mint)?.catch((err) => this.ctx.logger.warn('reserve refill failed', { mint, error: (err as Error).message }));
+  }
+}
