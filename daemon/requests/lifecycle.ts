@@ -206,7 +206,7 @@ export class RequestLifecycle implements RequestHandler {
       plan = this.plan(req, model, maxSats, this.budgetLeftSats(req.client));
     } catch (err) {
       const error = this.admissionError(err, req, model, maxSats);
-      this.recordRefused(requestId, req, model, err);
+      this.recordRefused(requestId, req, model, err, error);
       this.finishMetrics(t0, 'error', error, null, null);
       return reply.error(error, requestId);
     }
@@ -404,7 +404,7 @@ export class RequestLifecycle implements RequestHandler {
     this.d.router.report(planned, {
       breaker: changeInvalid ? { kind: 'failure', scope: 'provider', error: 'invalid change' } : { kind: 'success' },
       latencyMs: r.providerMs,
-      ...(attempt.expectedMsat !== null ? { expectedMsat: attempt.expectedMsat, chargedMsat: attempt.chargedMsat } : {}),
+      ...(attempt.expectedMsat !== null ? { expectedMsat: attempt.expectedMsat, chargedMsat: chargeBeyondRounding(attempt.chargedMsat, attempt.expectedMsat) } : {}),
       changeInvalid,
       ...(attempt.promptTokens !== null ? { usage: { promptTokens: attempt.promptTokens, completionTokens: attempt.completionTokens ?? 0 } } : {}),
     });
@@ -465,12 +465,12 @@ export class RequestLifecycle implements RequestHandler {
   }
 
   /** A request refused before any candidate: its row, for the audit (no reservation, nothing paid). */
-  private recordRefused(requestId: string, req: ApiRequest, model: string, err: unknown): void {
+  private recordRefused(requestId: string, req: ApiRequest, model: string, err: unknown, error: Error): void {
     const skipped = err instanceof RouteNoProvider || err instanceof NoQualifyingModelError ? err.skipped : [];
     try {
       this.d.db.transaction(() => {
         this.d.ledger.open({ id: requestId, client: req.client.name, endpoint: req.endpoint, modelRequested: model, stream: req.stream, payment: 'xcashu', skipped: skipped.map((s) => ({ provider: s.providerId, reason: s.reason })), time: this.clock() });
-        this.d.ledger.finishRequest(requestId, { status: 'failed', errorCode: toApiError(err).code, error: (err as Error).message });
+        this.d.ledger.finishRequest(requestId, { status: 'failed', errorCode: toApiError(error).code, error: error.message });
       })();
     } catch (e) {
       this.logger.warn('a refused request could not be recorded', { request: requestId, error: (e as Error).message });
@@ -545,6 +545,17 @@ export class RequestLifecycle implements RequestHandler {
 /** `req_` + 17 random letters and digits (~100 bits): unique, safe in payment ids, headers and file names. */
 export function newRequestId(): string {
   return `req_${randomBytes(13).toString('base64url').slice(0, 17).replace(/[-_]/g, 'x')}`;
+}
+
+/**
+ * What the statistics should see as charged: the charge less the whole-sat rounding an honest node
+ * adds (it returns change in whole sats, so it keeps ceil(cost / 1000) sats). Without this a
+ * request costing 470 msat "costs" 1000 - a ratio of 2.1 that says nothing about the provider
+ * and would mark every honest one an overcharger on small requests.
+ */
+export function chargeBeyondRounding(chargedMsat: number, expectedMsat: number): number {
+  const rounding = Math.ceil(expectedMsat / 1000) * 1000 - expectedMsat;
+  return Math.max(0, chargedMsat - rounding);
 }
 
 function minDefined(a: number | undefined, b: number | undefined): number | undefined {

@@ -114,7 +114,8 @@ test('an overcharging provider is flagged with the figures and, once it has show
   for (let i = 0; i < 6; i++) providers.push(servedBy((await h.ask('m-over', { maxTokens: 200 })).requestId)!);
   assert.equal(providers.at(-1), 'o2', `served by ${providers.join(', ')}`);
   const health = h.routing.stats.views().find((v) => v.provider_id === served(first.requestId).provider);
-  assert.ok(health && health.charge_ratio! > 1.5, `o1's charge ratio ${health?.charge_ratio}`);
+  // (its observed ratio, from a neutral prior, is what ranked it below o2's real cost)
+  assert.ok(health && health.charge_ratio! > 1.3, `o1's charge ratio ${health?.charge_ratio}`);
   await h.accounted();
 });
 
