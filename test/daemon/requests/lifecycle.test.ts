@@ -283,3 +283,20 @@ test('change that turns out spent is flagged late and the provider is demoted', 
   assert.equal(a.chargedMsat, (a.sentSat - a.feeSat) * 1000);
   assert.equal(by.at(-1), 'i2', `served by ${by.join(', ')}`);
 });
+
+test('stopping: a request that outlives the grace is canceled, its token settled, and new requests are refused', async () => {
+  const lifecycle = h.lifecycleWith({});
+  const before = P('t1').stats().redeemed;
+  const running = h.ask('m-timeout', { lifecycle, provider: P('t1').url });
+  while (P('t1').stats().redeemed === before) await new Promise((r) => setTimeout(r, 5));
+  const drained = await lifecycle.drain(50);
+  assert.equal(drained.canceled, 1);
+  const r = await running;
+  assert.equal(r.errorWith!.code, 'canceled');
+  const row = served(r.requestId);
+  assert.equal(row.status, 'canceled');
+  assert.equal(h.ledger.attempts(r.requestId)[0].status, 'failed');
+  const refused = await h.ask('m-timeout', { lifecycle });
+  assert.equal(refused.errorWith!.status, 503);
+  await h.accounted();
+});
