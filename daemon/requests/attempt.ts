@@ -63,6 +63,8 @@ export interface AttemptInput {
   /** The caller's cap for this request, sats. */
   maxSats?: number;
   signal: AbortSignal;
+  /** Run first inside the token's transaction (admission's write with the first token); throwing takes nothing. */
+  open?: () => void;
 }
 
 export type AttemptOutcome =
@@ -91,8 +93,9 @@ export async function runAttempt(d: AttemptDeps, a: AttemptInput): Promise<Attem
   let taken: TakenToken;
   try {
     taken = await d.payments.takeToken({
-      paymentId, mint: p.mint, tokenMint: p.tokenMint, amountSat: p.tokenSat, providerUrl: p.providerUrl,
+      paymentId, mint: p.mint, tokenMint: p.tokenMint, amountSat: p.tokenSat, providerUrl: p.providerUrl, policy: overpayPolicy(p.tokenSat),
       inTransaction: (t) => {
+        a.open?.();
         d.ledger.startAttempt({
           requestId: a.requestId, n: a.n, providerId: p.providerId, providerUrl: p.providerUrl, modelId: p.model, mint: t.tokenMint,
           paymentId, price: p.price, sentSat: t.sentSat, feeSat: t.feeSat, startedAt: d.clock(),
@@ -139,6 +142,15 @@ export async function runAttempt(d: AttemptDeps, a: AttemptInput): Promise<Attem
     }
     return failed(d, a, paymentId, refusalFailure(outcome), providerMs);
   }
+}
+
+/**
+ * When the exact denominations are not at hand, a token may carry up to its own value again (at
+ * least 8 sat) on top of what the node checks: the node returns it with the change, while a swap
+ * at the mint on the request path would cost a round trip (100 ms to seconds under load).
+ */
+export function overpayPolicy(tokenSat: number): { allowOverpay: true; maxOverpaySat: number } {
+  return { allowOverpay: true, maxOverpaySat: Math.max(8, tokenSat) };
 }
 
 /** Why the node's "too little" is not answered with a top-up, or null when it is (the window's allowance is taken). */

@@ -4,7 +4,9 @@
 //
 //   admission   plan (the wallet's spendable sats per mint, the caller's max sats and remaining
 //               budget, policy, pin), then ONE transaction: the budget reservation at the plan's
-//               worst case (its largest token plus the mint's input fee) and the request row
+//               worst case (its largest token plus the mint's input fee), the request row, and -
+//               in the same commit, since every commit is an fsync - the first token's proofs
+//               going pending with its attempt row
 //   attempts    at most 3, each its own payment `<requestId>.<n>` with fresh proofs (attempt.ts);
 //               failover only before the first byte reaches the client
 //   settle      ONE transaction: the wallet's settle (proofs spent, change queued), the attempt
@@ -108,6 +110,8 @@ interface Ctx {
   plan: RoutePlan;
   maxSats?: number;
   reservedMsat: number;
+  /** The request row and its reservation are written (with the first token taken). */
+  opened: boolean;
   providerMs: number;
   tried: { provider: string; outcome: string }[];
 }
@@ -211,29 +215,29 @@ export class RequestLifecycle implements RequestHandler {
       return reply.error(error, requestId);
     }
 
-    // The plan's worst case: its largest token plus the mint's input fee on it.
+    // The plan's worst case: its largest token plus the mint's input fee on it. Reserved with the
+    // request row in the transaction that takes the first token (one commit, not two).
     const reservedMsat = Math.max(...plan.attempts.map((a) => (a.tokenSat + this.feeSat(a.mint)) * 1000));
-    try {
-      this.d.db.transaction(() => {
-        this.d.budgets.reserve(requestId, req.client, reservedMsat);
-        this.d.ledger.open({
-          id: requestId, client: req.client.name, endpoint: req.endpoint, modelRequested: model, stream: req.stream, payment: 'xcashu',
-          reservedMsat, priceSnapshot: plan.attempts[0].price, skipped: plan.skipped.map((s) => ({ provider: s.providerId, reason: s.reason })),
-          time: this.clock(),
-        });
-      }).immediate();
-    } catch (err) {
-      this.d.router.release(plan);
-      this.finishMetrics(t0, 'error', err, null, null);
-      return reply.error(err as Error, requestId);
-    }
-
-    const ctx: Ctx = { req, requestId, model, signal, reply, t0, plan, maxSats, reservedMsat, providerMs: 0, tried: [] };
+    const ctx: Ctx = { req, requestId, model, signal, reply, t0, plan, maxSats, reservedMsat, opened: false, providerMs: 0, tried: [] };
     try {
       await this.attempts(ctx);
     } finally {
       this.d.router.release(plan);
     }
+  }
+
+  /**
+   * Admission's write, run inside the first token's transaction: the budget reservation at the
+   * worst case and the request row. A budget that does not fit throws, and nothing is taken.
+   */
+  private openRequest(ctx: Ctx): void {
+    const { req, plan } = ctx;
+    this.d.budgets.reserve(ctx.requestId, req.client, ctx.reservedMsat);
+    this.d.ledger.open({
+      id: ctx.requestId, client: req.client.name, endpoint: req.endpoint, modelRequested: ctx.model, stream: req.stream, payment: 'xcashu',
+      reservedMsat: ctx.reservedMsat, priceSnapshot: plan.attempts[0].price, skipped: plan.skipped.map((s) => ({ provider: s.providerId, reason: s.reason })),
+      time: this.clock(),
+    });
   }
 
   private async attempts(ctx: Ctx): Promise<void> {
@@ -246,7 +250,15 @@ export class RequestLifecycle implements RequestHandler {
       const body = { ...(ctx.req.body as Record<string, unknown>), model: planned.model };
       const r: AttemptOutcome = await runAttempt(this.attemptDeps, {
         requestId: ctx.requestId, n: i + 1, planned, endpoint: ctx.req.endpoint, body, client: ctx.req.client, maxSats: ctx.maxSats, signal: ctx.signal,
+        open: ctx.opened ? undefined : () => this.openRequest(ctx),
       });
+      if (r.kind !== 'unpaid') ctx.opened = true;
+      if (r.kind === 'unpaid' && r.error instanceof BudgetExceededError) {
+        // The reservation did not fit (a concurrent request took the rest): nothing was taken.
+        this.d.router.report(planned, { breaker: { kind: 'neutral' } });
+        lastError = r.error;
+        break;
+      }
       if (r.kind === 'unpaid') {
         this.d.router.report(planned, { breaker: { kind: 'neutral' } });
         this.logger.warn('no token could be taken for an attempt', { request: ctx.requestId, provider: planned.providerId, error: (r.error as Error)?.message });
@@ -267,6 +279,12 @@ export class RequestLifecycle implements RequestHandler {
     }
     // Nothing served: the request fails with the last attempt's error (money is settled or being reclaimed).
     const canceled = lastError instanceof CanceledError || ctx.signal.aborted;
+    if (!ctx.opened) {
+      // No token was ever taken: no reservation, no money; the request is in the audit as refused.
+      this.recordRefused(ctx.requestId, ctx.req, ctx.model, lastError, lastError);
+      this.finishMetrics(ctx.t0, 'error', lastError, null, null);
+      return ctx.reply.error(lastError, ctx.requestId);
+    }
     const row = this.finishUnserved(ctx, canceled ? 'canceled' : 'failed', lastError);
     this.finishMetrics(ctx.t0, 'error', lastError, row, null);
     this.publish(row, null, false);
