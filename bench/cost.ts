@@ -48,14 +48,14 @@ const BODY = {
 };
 
 /**
- * 20 providers, list prices spread 1x-3x. The cheapest on paper misbehave: the two cheapest are
+ * 20 providers, list prices spread 1x-4x. The cheapest on paper misbehave: the two cheapest are
  * announced but dead, the next ones overcharge 20-50 % or fail 30 % (refunded), with the first
  * honest provider among them at 1.2x; the rest are honest (a third bill their upstream's USD cost,
  * BTC/USD having moved +-1 %).
  */
 function scenario(): Scenario {
   const list = [1.0, 1.05, 1.1, 1.12, 1.15, 1.2, 1.25, 1.3];
-  for (let i = list.length; i < 20; i++) list.push(Number((1.35 + ((i - 8) * 1.65) / 11).toFixed(4)));
+  for (let i = list.length; i < 20; i++) list.push(Number((1.35 + ((i - 8) * 2.65) / 11).toFixed(4)));
   const faults: Record<number, Record<string, unknown>> = {
     2: { overchargeFactor: 1.5 }, 3: { failureRate: 0.3 }, 4: { overchargeFactor: 1.3 }, 6: { overchargeFactor: 1.2 }, 7: { failureRate: 0.3 },
   };
