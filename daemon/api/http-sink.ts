@@ -67,17 +67,11 @@ export class HttpSink implements ResponseSink {
     if (this.endpoint === '/v1/chat/completions' && isObject(data)) {
       this.last = data;
       if (isObject(data.usage)) {
-        // At most one held; an earlier one goes out first, so the order is kept.
+        // Held back to the end (usage closes a chat stream); an earlier one goes out first, so
+        // a provider reporting usage in every chunk still has its chunks in order.
         const earlier = this.held;
         this.held = data;
         return earlier ? this.write(formatSseEvent(JSON.stringify(earlier))) : undefined;
-      }
-      if (this.held) {
-        const earlier = this.held;
-        this.held = undefined;
-        const first = this.write(formatSseEvent(JSON.stringify(earlier)));
-        const second = this.write(formatSseEvent(JSON.stringify(data), event));
-        return first || second ? Promise.all([first, second]).then(() => undefined) : undefined;
       }
     }
     return this.write(formatSseEvent(JSON.stringify(data), event));
