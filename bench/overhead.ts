@@ -129,7 +129,10 @@ export async function run(): Promise<Figure[]> {
         const batch = Math.min(200, count - made); // the mint reads bodies up to a limit
         const each = parts.reduce((a, b) => a + b, 0);
         // (a keep-alive socket the mint closed while the last batch was being verified fails once: ask again)
-        const quote = await w.createMintQuoteBolt11(batch * each).catch(() => w.createMintQuoteBolt11(batch * each));
+        const quote = await w.createMintQuoteBolt11(batch * each).catch((err) => {
+          process.stderr.write(`overhead: mint quote failed once (${(err as { cause?: Error }).cause?.message ?? (err as Error).message}); asking again\n`);
+          return w.createMintQuoteBolt11(batch * each);
+        });
         await world.pay(quote.request);
         const proofs: Proof[] = await w.mintProofsBolt11(batch * each, quote.quote, undefined, { type: 'random', denominations: Array.from({ length: batch }, () => parts).flat() });
         const byAmount = new Map<number, Proof[]>();

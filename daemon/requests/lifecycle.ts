@@ -24,17 +24,19 @@ import type { Usage } from '../../protocol/cost.ts';
 import { callProvider, type CallDeps, type CallOutcome, type CallRequest, type CallTimeouts, type OkAnswer, type OkStream } from '../../protocol/provider-call.ts';
 import type { DB } from '../../db/sqlite.ts';
 import type { PaymentOutcome } from '../../wallet/payments/index.ts';
-import { BudgetExceededError, CanceledError, NoProviderError, PaymentFailedError, ProviderFailedError, toApiError, type DaemonError } from '../api/errors.ts';
+import { BudgetExceededError, CanceledError, PaymentFailedError, ProviderFailedError, toApiError, type DaemonError } from '../api/errors.ts';
 import type { DaemonMetrics, RequestOutcome } from '../api/metrics.ts';
-import { NoProviderError as RouteNoProvider, NoQualifyingModelError, type PlannedAttempt, type RoutePlan, type Router, type Skip } from '../route/index.ts';
+import type { PlannedAttempt, RoutePlan, Router } from '../route/index.ts';
 import { runAttempt, type AttemptDeps, type AttemptOutcome, type PaymentPath } from './attempt.ts';
-import type { BudgetLimits, Budgets } from './budgets.ts';
-import type { Accepted, ApiRequest, Done, PaymentEvent, RequestHandler, ResponseSink } from './contract.ts';
+import type { Budgets } from './budgets.ts';
+import { Admission } from './admission.ts';
+import type { Accepted, ApiRequest, Done, RequestHandler, ResponseSink } from './contract.ts';
 import { ShuttingDownError } from './errors.ts';
 import type { EventHub } from './events.ts';
 import { applyLateOutcome } from './late.ts';
-import { requestCostMsat, type RequestLedger, type RequestRow } from './ledger.ts';
-import { paymentFacts } from './payment-facts.ts';
+import type { AttemptRow, RequestLedger, RequestRow } from './ledger.ts';
+import { doneOf, paymentEvent, Reply } from './reply.ts';
+import { chargeBeyondRounding, finishUnserved, settleBrokenEarly, settleServed, type ServedAttempt } from './settle.ts';
 import { TOPUP_CAP_DEFAULTS, TopUpCap, type TopUpCapOptions } from './topup-cap.ts';
 
 export interface LifecycleOptions {
@@ -67,39 +69,6 @@ export interface LifecycleDeps {
   options?: LifecycleOptions;
 }
 
-/** Proofs per token the fee estimate allows for (a token is a handful of powers of two). */
-const FEE_PROOFS = 8;
-
-/** Sink calls guarded: each at most in the order the contract says; a throwing sink means the client is gone. */
-class Reply {
-  accepted = false;
-  ended = false;
-  constructor(readonly sink: ResponseSink) {}
-  accept(a: Accepted): void {
-    if (this.accepted) return;
-    this.accepted = true;
-    this.sink.accepted(a);
-  }
-  async error(err: DaemonError | Error, requestId?: string): Promise<void> {
-    if (this.ended) return;
-    this.ended = true;
-    try {
-      await this.sink.error(toApiError(err), requestId);
-    } catch {
-      // the client is gone; the request is settled all the same
-    }
-  }
-  async end(f: () => void | Promise<void>): Promise<void> {
-    if (this.ended) return;
-    this.ended = true;
-    try {
-      await f();
-    } catch {
-      // the client is gone; the request is settled all the same
-    }
-  }
-}
-
 interface Ctx {
   req: ApiRequest;
   requestId: string;
@@ -124,6 +93,7 @@ export class RequestLifecycle implements RequestHandler {
   private readonly topUps: TopUpCap;
   private readonly maxAttempts: number;
   private readonly attemptDeps: AttemptDeps;
+  private readonly admission: Admission;
   private readonly inflight = new Map<AbortController, Promise<void>>();
   private readonly work = new Set<Promise<unknown>>();
   private draining = false;
@@ -136,9 +106,10 @@ export class RequestLifecycle implements RequestHandler {
     this.call = d.call ?? callProvider;
     this.topUps = new TopUpCap({ ...TOPUP_CAP_DEFAULTS, ...d.options?.topUp }, this.clock);
     this.maxAttempts = Math.max(1, Math.min(d.options?.maxAttempts ?? 3, 3));
+    this.admission = new Admission({ db: d.db, router: d.router, ledger: d.ledger, budgets: d.budgets, balances: () => d.balances(), feePpk: d.feePpk && ((m) => d.feePpk!(m)), clock: this.clock, logger: this.logger, maxAttempts: this.maxAttempts });
     this.attemptDeps = {
       db: d.db, ledger: d.ledger, budgets: d.budgets, payments: d.payments, call: this.call, callDeps: d.callDeps, timeouts: d.options?.timeouts,
-      topUps: this.topUps, feeSat: (mint) => this.feeSat(mint), background: (what, w) => this.background(what, w),
+      topUps: this.topUps, feeSat: (mint) => this.admission.feeSat(mint), background: (what, w) => this.background(what, w),
       now: this.now, clock: this.clock, logger: this.logger,
     };
     this.unsubscribe = d.payments.onOutcome((o) => this.onLate(o));
@@ -207,37 +178,22 @@ export class RequestLifecycle implements RequestHandler {
 
     let plan: RoutePlan;
     try {
-      plan = this.plan(req, model, maxSats, this.budgetLeftSats(req.client));
+      plan = this.admission.plan(req, model, maxSats);
     } catch (err) {
-      const error = this.admissionError(err, req, model, maxSats);
-      this.recordRefused(requestId, req, model, err, error);
+      const error = this.admission.refusal(err, req, model, maxSats);
+      this.admission.recordRefused(requestId, req, model, err, error);
       this.finishMetrics(t0, 'error', error, null, null);
       return reply.error(error, requestId);
     }
 
-    // The plan's worst case: its largest token plus the mint's input fee on it. Reserved with the
-    // request row in the transaction that takes the first token (one commit, not two).
-    const reservedMsat = Math.max(...plan.attempts.map((a) => (a.tokenSat + this.feeSat(a.mint)) * 1000));
+    // Reserved with the request row in the transaction that takes the first token (one commit, not two).
+    const reservedMsat = this.admission.worstCaseMsat(plan);
     const ctx: Ctx = { req, requestId, model, signal, reply, t0, plan, maxSats, reservedMsat, opened: false, providerMs: 0, tried: [] };
     try {
       await this.attempts(ctx);
     } finally {
       this.d.router.release(plan);
     }
-  }
-
-  /**
-   * Admission's write, run inside the first token's transaction: the budget reservation at the
-   * worst case and the request row. A budget that does not fit throws, and nothing is taken.
-   */
-  private openRequest(ctx: Ctx): void {
-    const { req, plan } = ctx;
-    this.d.budgets.reserve(ctx.requestId, req.client, ctx.reservedMsat);
-    this.d.ledger.open({
-      id: ctx.requestId, client: req.client.name, endpoint: req.endpoint, modelRequested: ctx.model, stream: req.stream, payment: 'xcashu',
-      reservedMsat: ctx.reservedMsat, priceSnapshot: plan.attempts[0].price, skipped: plan.skipped.map((s) => ({ provider: s.providerId, reason: s.reason })),
-      time: this.clock(),
-    });
   }
 
   private async attempts(ctx: Ctx): Promise<void> {
@@ -250,7 +206,7 @@ export class RequestLifecycle implements RequestHandler {
       const body = { ...(ctx.req.body as Record<string, unknown>), model: planned.model };
       const r: AttemptOutcome = await runAttempt(this.attemptDeps, {
         requestId: ctx.requestId, n: i + 1, planned, endpoint: ctx.req.endpoint, body, client: ctx.req.client, maxSats: ctx.maxSats, signal: ctx.signal,
-        open: ctx.opened ? undefined : () => this.openRequest(ctx),
+        open: ctx.opened ? undefined : () => this.admission.open(ctx),
       });
       if (r.kind !== 'unpaid') ctx.opened = true;
       if (r.kind === 'unpaid' && r.error instanceof BudgetExceededError) {
@@ -281,11 +237,11 @@ export class RequestLifecycle implements RequestHandler {
     const canceled = lastError instanceof CanceledError || ctx.signal.aborted;
     if (!ctx.opened) {
       // No token was ever taken: no reservation, no money; the request is in the audit as refused.
-      this.recordRefused(ctx.requestId, ctx.req, ctx.model, lastError, lastError);
+      this.admission.recordRefused(ctx.requestId, ctx.req, ctx.model, lastError, lastError);
       this.finishMetrics(ctx.t0, 'error', lastError, null, null);
       return ctx.reply.error(lastError, ctx.requestId);
     }
-    const row = this.finishUnserved(ctx, canceled ? 'canceled' : 'failed', lastError);
+    const row = finishUnserved(this.d, ctx.requestId, canceled ? 'canceled' : 'failed', lastError, this.clock);
     this.finishMetrics(ctx.t0, 'error', lastError, row, null);
     this.publish(row, null, false);
     await ctx.reply.error(canceled && !(lastError instanceof CanceledError) ? new CanceledError() : lastError, ctx.requestId);
@@ -293,8 +249,8 @@ export class RequestLifecycle implements RequestHandler {
 
   /** A JSON answer: settle (one commit), report, then answer the client. */
   private async serveAnswer(ctx: Ctx, planned: PlannedAttempt, r: Extract<AttemptOutcome, { kind: 'ok' }>, call: OkAnswer): Promise<void> {
-    const settled = this.settleServed(ctx, planned, r, call.reported.usage, call.reported.costMsat, 'succeeded');
-    this.reportServed(planned, r, settled.attemptFlags, settled.attempt);
+    const settled = settleServed(this.d, this.served(ctx, planned, r), call.reported.usage, call.reported.costMsat, 'succeeded', null, this.clock);
+    this.reportServed(planned, r, settled.attempt);
     const done = this.doneOf(ctx, settled.request, call.reported.usage);
     this.finishMetrics(ctx.t0, 'ok', null, settled.request, null, done.overheadMs);
     this.publish(settled.request, call.reported.usage, false);
@@ -349,17 +305,17 @@ export class RequestLifecycle implements RequestHandler {
     if (delivered === 0 && broken && !canceled) {
       // Nothing reached the client: the attempt failed (the node kept the token; its change is
       // banked) and the next candidate may serve.
-      const settled = this.settleBrokenEarly(ctx, planned, r, broken);
+      settleBrokenEarly(this.d, this.served(ctx, planned, r), broken, this.clock);
       this.d.router.report(planned, { breaker: { kind: 'failure', scope: 'provider', error: 'stream broke before its first event' }, latencyMs: r.providerMs });
       this.d.metrics?.attemptFinished(planned.providerId, 'failed');
-      ctx.tried.push({ provider: planned.providerId, outcome: `stream_broken (${settled})` });
+      ctx.tried.push({ provider: planned.providerId, outcome: 'stream_broken' });
       return 'failover';
     }
 
     const status = canceled ? 'canceled' : broken ? 'failed' : 'succeeded';
     const err = canceled ? new CanceledError() : broken ? new ProviderFailedError(`the provider's stream broke after ${delivered} events: ${broken.message}`) : null;
-    const settled = this.settleServed(ctx, planned, r, reported.usage, reported.costMsat, status, err);
-    if (status === 'succeeded') this.reportServed(planned, r, settled.attemptFlags, settled.attempt);
+    const settled = settleServed(this.d, this.served(ctx, planned, r), reported.usage, reported.costMsat, status, err, this.clock);
+    if (status === 'succeeded') this.reportServed(planned, r, settled.attempt);
     else this.d.router.report(planned, { breaker: canceled ? { kind: 'neutral' } : { kind: 'failure', scope: 'provider', error: 'stream broke' }, latencyMs: r.providerMs });
     if (status !== 'succeeded') this.d.metrics?.attemptFinished(planned.providerId, 'failed');
     const done = this.doneOf(ctx, settled.request, reported.usage);
@@ -378,47 +334,12 @@ export class RequestLifecycle implements RequestHandler {
 
   // ---- settlement ------------------------------------------------------------------------------
 
-  /** ONE commit: the wallet's settle, the attempt reconciled, the request finished, the budget settled. */
-  private settleServed(ctx: Ctx, planned: PlannedAttempt, r: Extract<AttemptOutcome, { kind: 'ok' }>, usage: Usage | null, reportedMsat: number | null, status: 'succeeded' | 'failed' | 'canceled', err: Error | null = null) {
-    const { ledger, budgets, payments } = this.d;
-    return this.d.db.transaction(() => {
-      const facts = paymentFacts(payments.settle(r.paymentId, r.call.changeToken ?? null));
-      const attempt = ledger.finishAttempt(ctx.requestId, planned.n, {
-        status: 'succeeded', httpStatus: r.call.status, usage, reportedMsat, changeSat: facts.returnedSat, lostSat: facts.lostSat, facts: facts.facts,
-        errorCode: err ? (err instanceof CanceledError ? 'canceled' : 'stream_broken') : null, error: err?.message ?? null, endedAt: this.clock(),
-      });
-      const request = ledger.finishRequest(ctx.requestId, {
-        status, modelServed: planned.model, errorCode: err ? toApiError(err).code : null, error: err?.message ?? null, endedAt: this.clock(),
-      });
-      budgets.settle(ctx.requestId, requestCostMsat(request));
-      return { attempt, request, attemptFlags: attempt.flags };
-    }).immediate();
+  private served(ctx: Ctx, planned: PlannedAttempt, r: Extract<AttemptOutcome, { kind: 'ok' }>): ServedAttempt {
+    return { requestId: ctx.requestId, n: planned.n, paymentId: r.paymentId, model: planned.model, httpStatus: r.call.status, changeToken: r.call.changeToken };
   }
 
-  /** A stream that broke before its first event: the attempt fails, its change banked. */
-  private settleBrokenEarly(ctx: Ctx, planned: PlannedAttempt, r: Extract<AttemptOutcome, { kind: 'ok' }>, err: Error): string {
-    const { ledger, payments } = this.d;
-    this.d.db.transaction(() => {
-      const facts = paymentFacts(payments.settle(r.paymentId, r.call.changeToken ?? null));
-      ledger.finishAttempt(ctx.requestId, planned.n, {
-        status: 'failed', httpStatus: r.call.status, errorCode: 'stream_broken', error: err.message, changeSat: facts.returnedSat, lostSat: facts.lostSat,
-        facts: facts.facts, endedAt: this.clock(),
-      });
-    }).immediate();
-    return err.message;
-  }
-
-  /** No attempt served: finish the request (its attempts are finished) and settle its budget. */
-  private finishUnserved(ctx: Ctx, status: 'failed' | 'canceled', err: Error): RequestRow {
-    return this.d.db.transaction(() => {
-      const request = this.d.ledger.finishRequest(ctx.requestId, { status, errorCode: toApiError(err).code, error: err.message, endedAt: this.clock() });
-      this.d.budgets.settle(ctx.requestId, requestCostMsat(request));
-      return request;
-    }).immediate();
-  }
-
-  private reportServed(planned: PlannedAttempt, r: Extract<AttemptOutcome, { kind: 'ok' }>, flags: readonly string[], attempt: { expectedMsat: number | null; chargedMsat: number; promptTokens: number | null; completionTokens: number | null }): void {
-    const changeInvalid = flags.includes('change_invalid');
+  private reportServed(planned: PlannedAttempt, r: Extract<AttemptOutcome, { kind: 'ok' }>, attempt: AttemptRow): void {
+    const changeInvalid = attempt.flags.includes('change_invalid');
     this.d.router.report(planned, {
       breaker: changeInvalid ? { kind: 'failure', scope: 'provider', error: 'invalid change' } : { kind: 'success' },
       latencyMs: r.providerMs,
@@ -453,58 +374,6 @@ export class RequestLifecycle implements RequestHandler {
 
   // ---- helpers ---------------------------------------------------------------------------------
 
-  private plan(req: ApiRequest, model: string, maxSats: number | undefined, budgetSats: number | undefined): RoutePlan {
-    return this.d.router.plan({
-      model, body: req.body as Record<string, unknown>, endpoint: req.endpoint, balances: this.d.balances(), maxSats, budgetSats,
-      policy: req.policy, provider: req.provider, feeSat: (mint) => this.feeSat(mint), explain: req.explain, maxAttempts: this.maxAttempts,
-    });
-  }
-
-  /** What a refusal at admission means to the client: the budget, or no provider with the reasons. */
-  private admissionError(err: unknown, req: ApiRequest, model: string, maxSats: number | undefined): Error {
-    if (!(err instanceof RouteNoProvider) && !(err instanceof NoQualifyingModelError)) return err as Error;
-    const skipped: readonly Skip[] = err.skipped;
-    const limits = skipped.filter((s) => s.reason === 'over_budget' || s.reason === 'over_max_sats');
-    if (skipped.length > 0 && limits.length === skipped.length) {
-      // Every candidate is beyond the caller's limits: say by how much, from the cheapest token without them.
-      try {
-        const unlimited = this.plan(req, model, undefined, undefined);
-        this.d.router.release(unlimited);
-        const neededMsat = Math.min(...unlimited.attempts.map((a) => (a.tokenSat + this.feeSat(a.mint)) * 1000));
-        const perRequest = maxSats !== undefined && neededMsat > maxSats * 1000;
-        return new BudgetExceededError(perRequest ? 'per_request' : 'daily', neededMsat, perRequest ? maxSats! * 1000 : (this.budgetLeftSats(req.client) ?? 0) * 1000);
-      } catch {
-        // fall through to no_provider
-      }
-    }
-    const reasons = [...new Set(skipped.map((s) => `${s.name}: ${s.reason} (${s.detail})`))].slice(0, 8).join('; ');
-    const retryable = skipped.some((s) => s.reason === 'breaker_open' || s.reason === 'probe_in_flight' || s.reason === 'rate_limited' || s.reason === 'insufficient_balance');
-    return new NoProviderError(reasons ? `${err.message}: ${reasons}` : err.message, { retryable });
-  }
-
-  /** A request refused before any candidate: its row, for the audit (no reservation, nothing paid). */
-  private recordRefused(requestId: string, req: ApiRequest, model: string, err: unknown, error: Error): void {
-    const skipped = err instanceof RouteNoProvider || err instanceof NoQualifyingModelError ? err.skipped : [];
-    try {
-      this.d.db.transaction(() => {
-        this.d.ledger.open({ id: requestId, client: req.client.name, endpoint: req.endpoint, modelRequested: model, stream: req.stream, payment: 'xcashu', skipped: skipped.map((s) => ({ provider: s.providerId, reason: s.reason })), time: this.clock() });
-        this.d.ledger.finishRequest(requestId, { status: 'failed', errorCode: toApiError(error).code, error: error.message });
-      })();
-    } catch (e) {
-      this.logger.warn('a refused request could not be recorded', { request: requestId, error: (e as Error).message });
-    }
-  }
-
-  private budgetLeftSats(client: BudgetLimits): number | undefined {
-    if (client.dailySats === null) return undefined;
-    return Math.max(0, Math.floor((client.dailySats * 1000 - this.d.budgets.spentTodayMsat(client.name)) / 1000));
-  }
-
-  private feeSat(mint: string): number {
-    const ppk = this.d.feePpk?.(mint) ?? 0;
-    return Math.ceil((FEE_PROOFS * ppk) / 1000);
-  }
-
   private background(what: string, work: () => Promise<unknown>): void {
     const p = work().catch((err) => this.logger.warn(`${what} did not finish; recovery resumes it`, { error: (err as Error).message }));
     this.work.add(p);
@@ -523,13 +392,7 @@ export class RequestLifecycle implements RequestHandler {
   }
 
   private doneOf(ctx: Ctx, request: RequestRow, usage: Usage | null): Done {
-    return {
-      requestId: ctx.requestId, provider: request.provider ?? '', model: request.modelServed ?? ctx.model,
-      usage: usage && { prompt_tokens: usage.promptTokens, completion_tokens: usage.completionTokens, total_tokens: usage.promptTokens + usage.completionTokens },
-      cost: { sent_sats: request.sentSat, change_sats: request.changeSat, charged_msat: request.chargedMsat, expected_msat: request.expectedMsat, reported_msat: request.reportedMsat },
-      flags: [...request.flags],
-      overheadMs: Math.max(0, this.now() - ctx.t0 - ctx.providerMs),
-    };
+    return doneOf(request, usage, Math.max(0, this.now() - ctx.t0 - ctx.providerMs));
   }
 
   private sinkOf(ctx: Ctx): ResponseSink {
@@ -547,33 +410,13 @@ export class RequestLifecycle implements RequestHandler {
   }
 
   private publish(row: RequestRow, usage: Usage | null, late: boolean): void {
-    if (!this.d.events) return;
-    const e: PaymentEvent = {
-      topic: 'payments', request_id: row.id, time: new Date(this.clock()).toISOString(), client: row.client, endpoint: row.endpoint,
-      model: row.modelServed ?? row.modelRequested, provider: row.provider, status: row.status, payment: row.payment,
-      usage: usage ? { prompt_tokens: usage.promptTokens, completion_tokens: usage.completionTokens, total_tokens: usage.promptTokens + usage.completionTokens }
-        : row.promptTokens !== null ? { prompt_tokens: row.promptTokens, completion_tokens: row.completionTokens ?? 0, total_tokens: row.promptTokens + (row.completionTokens ?? 0) } : null,
-      cost: { sent_sats: row.sentSat, change_sats: row.changeSat, charged_msat: row.chargedMsat, expected_msat: row.expectedMsat, reported_msat: row.reportedMsat },
-      flags: [...row.flags], attempts: row.attempts, late,
-    };
-    this.d.events.publish(e);
+    this.d.events?.publish(paymentEvent(row, usage, late, this.clock()));
   }
 }
 
 /** `req_` + 17 random letters and digits (~100 bits): unique, safe in payment ids, headers and file names. */
 export function newRequestId(): string {
   return `req_${randomBytes(13).toString('base64url').slice(0, 17).replace(/[-_]/g, 'x')}`;
-}
-
-/**
- * What the statistics should see as charged: the charge less the whole-sat rounding an honest node
- * adds (it returns change in whole sats, so it keeps ceil(cost / 1000) sats). Without this a
- * request costing 470 msat "costs" 1000 - a ratio of 2.1 that says nothing about the provider
- * and would mark every honest one an overcharger on small requests.
- */
-export function chargeBeyondRounding(chargedMsat: number, expectedMsat: number): number {
-  const rounding = Math.ceil(expectedMsat / 1000) * 1000 - expectedMsat;
-  return Math.max(0, chargedMsat - rounding);
 }
 
 function minDefined(a: number | undefined, b: number | undefined): number | undefined {
