@@ -29,6 +29,29 @@ const ConfigFile = z
         timeoutMs: z.number().int().positive().optional(),
       })
       .optional(),
+    /** The request path (daemon/requests/lifecycle.ts); every key optional. */
+    requests: z
+      .object({
+        /** Providers tried per request, 1-3. */
+        maxAttempts: z.number().int().min(1).max(3).optional(),
+        /** Provider call timeouts, ms: connect, first byte (an X-Cashu stream is buffered by the node: the whole generation), idle between body pieces, total. */
+        timeouts: z
+          .object({ connectMs: z.number().int().positive(), firstByteMs: z.number().int().positive(), idleMs: z.number().int().positive(), totalMs: z.number().int().positive() })
+          .partial()
+          .optional(),
+        /** Top-ups answering a node's minimum_balance_required, capped per provider and window. */
+        topUp: z.object({ maxCount: z.number().int().nonnegative(), maxSat: z.number().int().nonnegative(), windowMs: z.number().int().positive() }).partial().optional(),
+        /** On SIGTERM: how long requests in flight may run on before they are canceled (and settled), ms. */
+        shutdownGraceMs: z.number().int().nonnegative().optional(),
+        /** Largest request body accepted, bytes. */
+        maxBodyBytes: z.number().int().positive().optional(),
+      })
+      .strict()
+      .optional(),
+    /** Router tuning (breaker, stats): validated by daemon/route/index.ts. */
+    routing: z.unknown().optional(),
+    /** `model: "auto"`: validated by daemon/route/auto.ts. */
+    auto: z.unknown().optional(),
     autoTopup: z
       .object({
         thresholdSat: z.number().int().nonnegative(),

@@ -1,29 +1,49 @@
 // The running process: one data directory, one writer. Composes the market (discovery and
-// prices), the wallet with its payment path, the control socket for the CLI, and the HTTP
-// listener; stops them in reverse order.
+// prices), the wallet with its payment path, routing (breakers, statistics, router), the request
+// books and the request lifecycle, the control socket for the CLI, and the HTTP API.
+//
+// Start: everything is opened, then RECOVERY RUNS BEFORE THE DAEMON LISTENS - the wallet settles
+// every token a crash left out (NUT-07, refund endpoints, losses with evidence) and the request
+// rows a crash left pending are finished from those facts - so no request is admitted beside
+// unresolved money. Stop (SIGTERM): stop accepting, let requests in flight finish (bounded by
+// `requests.shutdownGraceMs`) or cancel and settle them, then stop the rest in reverse order,
+// the wallet last. Nothing is lost: `audit verify` passes after.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from './config.ts';
 import { startControlServer, type ControlServer } from './control/server.ts';
 import { marketControlHandlers } from './control/market.ts';
 import { walletControlHandlers } from './control/wallet.ts';
-import { startHttp, type HttpListener } from './http.ts';
 import { Market } from './market.ts';
 import { isOnionUrl } from '../protocol/discovery.ts';
 import { nullLogger, type Logger } from '../protocol/logger.ts';
 import { socksFetch } from '../protocol/socks.ts';
 import type { CashuWallet } from '../wallet/index.ts';
 import { openWallet } from '../wallet/open.ts';
+import type { DB } from '../db/sqlite.ts';
 import type { Payments } from '../wallet/payments/index.ts';
 import { ClientKeys } from './api/auth.ts';
+import { startHttpApi, type HttpApi } from './api/http.ts';
+import { DaemonMetrics } from './api/metrics.ts';
 import { booksControlHandlers } from './control/books.ts';
+import { auditReport } from './requests/audit.ts';
 import { Budgets } from './requests/budgets.ts';
+import { EventHub } from './requests/events.ts';
+import { RequestLedger } from './requests/ledger.ts';
+import { RequestLifecycle } from './requests/lifecycle.ts';
+import { MintFees } from './requests/mint-fees.ts';
 import { paymentFactsLookup } from './requests/payment-facts.ts';
+import { recoverInterrupted } from './requests/recover.ts';
+import { openRouting, routeControlHandlers, type Routing } from './route/index.ts';
+import { providerHealth } from './route/health.ts';
 
 export const VERSION = '0.1.0';
 
 /** `<dataDir>/daemon.json`: how other processes find the running daemon. */
 export const daemonFile = (dataDir: string) => path.join(dataDir, 'daemon.json');
+
+/** Default time requests in flight get to finish on SIGTERM before they are canceled and settled. */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 20_000;
 
 export interface DaemonInfo {
   pid: number;
@@ -35,6 +55,12 @@ export interface DaemonInfo {
 export interface DaemonOptions {
   logger?: Logger;
   clock?: () => number;
+  /** Monotonic ms for durations (overhead, latency); default performance.now. */
+  now?: () => number;
+  /** Wallet options for tests (e.g. an inline swap engine, refund polling). */
+  wallet?: Pick<Parameters<typeof openWallet>[0], 'engine' | 'payments' | 'synchronous'>;
+  /** Breaker jitter and the like (tests). */
+  random?: () => number;
 }
 
 export interface Daemon {
@@ -42,6 +68,16 @@ export interface Daemon {
   readonly market: Market;
   readonly wallet: CashuWallet;
   readonly payments: Payments;
+  readonly routing: Routing;
+  readonly lifecycle: RequestLifecycle;
+  readonly ledger: RequestLedger;
+  readonly keys: ClientKeys;
+  readonly budgets: Budgets;
+  readonly events: EventHub;
+  readonly metrics: DaemonMetrics;
+  readonly http: HttpApi;
+  /** The data directory's database (the wallet's, the market's and the books' tables). */
+  readonly db: DB;
   stop(): Promise<void>;
 }
 
@@ -64,8 +100,8 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     const onionFetch = config.socksProxy ? socksFetch(config.socksProxy) : undefined;
     // The writer lock, the database and the wallet with its payment path, opened as the CLI opens them.
     const opened = openWallet({
-      dataDir: config.dataDir, mints: config.mints, logger, clock, autoTopup: config.autoTopup,
-      payments: { fetch: (url, init) => (onionFetch && isOnionUrl(url) ? onionFetch : fetch)(url, init) },
+      dataDir: config.dataDir, mints: config.mints, logger, clock, autoTopup: config.autoTopup, ...opts.wallet,
+      payments: { fetch: (url, init) => (onionFetch && isOnionUrl(url) ? onionFetch : fetch)(url, init), ...opts.wallet?.payments },
     });
     stack.push(() => opened.close());
     const { wallet, db } = opened;
@@ -73,40 +109,114 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
 
     const market = new Market({ db, config, logger, clock });
     stack.push(() => market.stop());
+    const routing = openRouting({ db, market, config, clock, random: opts.random, logger });
+    stack.push(() => routing.stop());
 
-    const startedAt = new Date(clock()).toISOString();
-    let info: DaemonInfo = { pid: process.pid, listen: config.listen, startedAt, version: VERSION };
-    const control: ControlServer = await startControlServer(config.dataDir, {
-      ...marketControlHandlers(market),
-      ...walletControlHandlers(wallet),
-      ...booksControlHandlers({ db, keys: new ClientKeys(db, clock), budgets: new Budgets(db, clock), paymentFacts: paymentFactsLookup(payments) }),
-      'daemon.status': () => ({ ...info, data_dir: config.dataDir, wallet: wallet.balance(), providers: market.providers().length, models: market.models().length, payments: payments.stats() }),
+    const keys = new ClientKeys(db, clock);
+    const budgets = new Budgets(db, clock);
+    const ledger = new RequestLedger(db, clock);
+    const events = new EventHub(logger);
+    const fees = new MintFees(wallet.mints, clock, logger);
+    const paymentFacts = paymentFactsLookup(payments);
+    const metrics = new DaemonMetrics({
+      version: VERSION,
+      sources: {
+        balances: () => wallet.balance().mints.map((b) => ({ mint: b.mint, unit: b.unit, unspent: b.unspent, pending: b.pending })),
+        pendingSettlements: () => (db.prepare(`SELECT COUNT(*) FROM payments WHERE state IN ('pending', 'refund_wait')`).pluck().get() as number) ?? 0,
+      },
     });
-    stack.push(() => control.close());
+    // Subscribed before the wallet's recovery runs: its outcomes reach the request books.
+    const lifecycle = new RequestLifecycle({
+      db, router: routing.router, ledger, budgets, payments, balances: () => spendable(wallet), feePpk: (m) => fees.feePpk(m),
+      metrics, events, logger, clock, now: opts.now, options: config.requests,
+    });
+    stack.push(() => lifecycle.close());
+    wireProviderEvents(routing, market, events, metrics, clock);
 
-    const httpListener: HttpListener = await startHttp(config.listen, () => ({ version: VERSION, providers: market.providers().length }));
-    stack.push(() => httpListener.close());
-    info = { ...info, listen: httpListener.address };
-
+    await routing.start();
     await market.start();
     const recovery = await wallet.start();
     for (const step of recovery.steps) if (step.error) logger.warn('recovery step failed; retried on the next tick', { step: step.name, error: step.error });
+    const recovered = recoverInterrupted({ db, ledger, budgets }, paymentFacts, clock);
+    if (recovered.requests) logger.warn('requests interrupted by the last stop were settled from the wallet', { ...recovered });
+    await fees.refresh(config.mints.map((m) => wallet.mints.assertTrusted(m)));
+
+    const startedAt = new Date(clock()).toISOString();
+    let info: DaemonInfo = { pid: process.pid, listen: config.listen, startedAt, version: VERSION };
+    const status = () => ({
+      ...info, data_dir: config.dataDir, wallet: wallet.balance(), providers: market.providers().length, models: market.models().length,
+      payments: payments.stats(), requests_in_flight: lifecycle.running,
+    });
+    const control: ControlServer = await startControlServer(config.dataDir, {
+      ...marketControlHandlers(market),
+      ...walletControlHandlers(wallet),
+      ...routeControlHandlers(routing),
+      ...booksControlHandlers({ db, keys, budgets, paymentFacts }),
+      'daemon.status': status,
+    });
+    stack.push(() => control.close());
+
+    const http = await startHttpApi(config.listen, {
+      keys, handler: lifecycle, metrics, logger, clock, maxBodyBytes: config.requests?.maxBodyBytes,
+      models: () => market.models(),
+      health: () => ({ version: VERSION, providers: market.providers().length }),
+      admin: {
+        status,
+        providers: () => {
+          const health = providerHealth(routing.breakers, routing.stats);
+          return market.providers().map((p) => ({ ...p, health: health[p.id] ?? null }));
+        },
+        breakers: () => routing.breakers.views(),
+        wallet: () => ({ ...wallet.balance(), payments: payments.stats() }),
+        audit: ({ attempts, ...filter }) => auditReport(db, filter, { attempts }),
+      },
+    });
+    stack.push(() => http.close());
+    info = { ...info, listen: http.address };
 
     fs.writeFileSync(daemonFile(config.dataDir), JSON.stringify(info) + '\n', { mode: 0o600 });
     stack.push(() => fs.rmSync(daemonFile(config.dataDir), { force: true }));
     logger.info('satroute started', { dataDir: config.dataDir, listen: info.listen, relays: config.relays.length, mints: config.mints.length, providersKnown: market.providers().length, balanceSat: wallet.balance().totalSat });
+    let stopping: Promise<void> | undefined;
     return {
-      info,
-      market,
-      wallet,
-      payments,
-      async stop() {
+      info, market, wallet, payments, routing, lifecycle, ledger, keys, budgets, events, metrics, http, db,
+      stop: () => (stopping ??= (async () => {
+        // No new connections; requests in flight finish (or are canceled and settled).
+        await http.stopAccepting();
+        const drained = await lifecycle.drain(config.requests?.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS);
+        if (drained.canceled || drained.unfinishedWork) logger.warn('stopped with requests canceled or money work left to recovery', drained);
         await unwind();
         logger.info('satroute stopped');
-      },
+      })()),
     };
   } catch (err) {
     await unwind();
     throw err;
   }
+}
+
+/** Spendable sats per trusted mint (normalised URL), as the router wants them. */
+function spendable(wallet: CashuWallet): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const b of wallet.store.balances()) if (b.unit === 'sat' && wallet.mints.isTrusted(b.mint)) out.set(b.mint, b.unspent);
+  return out;
+}
+
+/** The `providers` topic and the breaker metrics, from the breakers, the statistics and the market. */
+function wireProviderEvents(routing: Routing, market: Market, events: EventHub, metrics: DaemonMetrics, clock: () => number): void {
+  const time = () => new Date(clock()).toISOString();
+  for (const b of routing.breakers.views()) metrics.breakerState(b.provider_id, b.model_id, b.state);
+  routing.breakers.on('change', (c) => {
+    metrics.breakerState(c.providerId, c.modelId, c.to);
+    events.publish({ topic: 'providers', time: time(), provider: c.providerId, url: market.provider(c.providerId)?.url ?? null, kind: 'breaker', state: c.to, model: c.modelId, detail: c.reason });
+  });
+  routing.stats.on('avoidance', (a) => {
+    events.publish({ topic: 'providers', time: time(), provider: a.providerId, url: market.provider(a.providerId)?.url ?? null, kind: 'avoidance', state: a.avoid ? 'avoided' : 'not_avoided', model: null, ...(a.avoid ? { detail: a.avoid.detail } : {}) });
+  });
+  const reach = new Map<string, string>();
+  market.on('change', (c) => {
+    if (c.type !== 'provider' || reach.get(c.provider.id) === c.provider.status) return;
+    reach.set(c.provider.id, c.provider.status);
+    events.publish({ topic: 'providers', time: time(), provider: c.provider.id, url: c.provider.url, kind: 'reachability', state: c.provider.status, model: null, ...(c.provider.last_error ? { detail: c.provider.last_error } : {}) });
+  });
 }

@@ -48,6 +48,7 @@ export class Budgets {
   private readonly s;
   private readonly reserveTx;
   private readonly settleTx;
+  private readonly extendTx;
 
   constructor(db: DB, private readonly clock: () => number = Date.now) {
     migrateRequests(db);
@@ -58,6 +59,7 @@ export class Budgets {
       insert: db.prepare(`INSERT INTO budget_reservations (request_id, client, day, reserved_msat, state, created_at) VALUES (?, ?, ?, ?, 'held', ?)`),
       settle: db.prepare(`UPDATE budget_reservations SET state = 'settled', charged_msat = ?, settled_at = ? WHERE request_id = ?`),
       get: db.prepare('SELECT * FROM budget_reservations WHERE request_id = ?'),
+      grow: db.prepare(`UPDATE budget_reservations SET reserved_msat = ? WHERE request_id = ? AND state = 'held'`),
     };
     this.reserveTx = db.transaction((requestId: string, client: BudgetLimits, worstCaseMsat: number): Reservation => {
       const now = this.clock();
@@ -81,6 +83,21 @@ export class Budgets {
       this.s.addSpent.run(r.client, r.day, costMsat - before);
       return true;
     });
+    this.extendTx = db.transaction((requestId: string, client: BudgetLimits, toMsat: number): number => {
+      const r = this.get(requestId);
+      if (!r || r.state !== 'held') throw new RangeError(`request ${requestId} holds no reservation to extend`);
+      if (toMsat <= r.reservedMsat) return r.reservedMsat;
+      if (client.maxSatsPerRequest !== null && toMsat > client.maxSatsPerRequest * MSAT_PER_SAT) {
+        throw new BudgetExceededError('per_request', toMsat, client.maxSatsPerRequest * MSAT_PER_SAT);
+      }
+      const extra = toMsat - r.reservedMsat;
+      const spent = (this.s.spent.get(r.client, r.day) as number | undefined) ?? 0;
+      const limit = client.dailySats === null ? null : client.dailySats * MSAT_PER_SAT;
+      if (limit !== null && spent + extra > limit) throw new BudgetExceededError('daily', toMsat, Math.max(0, limit - spent + r.reservedMsat));
+      this.s.grow.run(toMsat, requestId);
+      this.s.addSpent.run(r.client, r.day, extra);
+      return toMsat;
+    });
   }
 
   /**
@@ -102,6 +119,16 @@ export class Budgets {
   settle(requestId: string, costMsat: number): boolean {
     if (!Number.isSafeInteger(costMsat) || costMsat < 0) throw new RangeError(`cost must be a non-negative integer of msat, got ${costMsat}`);
     return this.settleTx.immediate(requestId, costMsat);
+  }
+
+  /**
+   * Raise a held reservation to `toMsat` (a top-up needs a bigger token than admission reserved),
+   * checked against the same limits in one BEGIN IMMEDIATE transaction; BudgetExceededError if it
+   * does not fit. Returns the reservation now held.
+   */
+  extend(requestId: string, client: BudgetLimits, toMsat: number): number {
+    if (!Number.isSafeInteger(toMsat) || toMsat < 0) throw new RangeError(`reservation must be a non-negative integer of msat, got ${toMsat}`);
+    return this.extendTx.immediate(requestId, client, toMsat);
   }
 
   /** Nothing was spent (refused before paying): the whole reservation returns to the budget. */

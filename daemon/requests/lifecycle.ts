@@ -1,0 +1,442 @@
+// One request from admission to settlement (DESIGN.md "The life of one request"): the hub that
+// HTTP and WebSocket both enter through (contract.ts RequestHandler). It alone calls the router,
+// the wallet's payment path and the provider client.
+//
+//   admission   plan (the wallet's spendable sats per mint, the caller's max sats and remaining
+//               budget, policy, pin), then ONE transaction: the budget reservation at the plan's
+//               worst case (its largest token plus the mint's input fee), the request row, and -
+//               in the same commit, since every commit is an fsync - the first token's proofs
+//               going pending with its attempt row
+//   attempts    at most 3, each its own payment `<requestId>.<n>` with fresh proofs (attempt.ts);
+//               failover only before the first byte reaches the client
+//   settle      ONE transaction: the wallet's settle (proofs spent, change queued), the attempt
+//               reconciled, the request finished, the budget settled at the real cost; then the
+//               breakers and statistics, the metrics, the `payments` event, the client's answer
+//   late        the wallet's later outcomes (late.ts): change refused, reclaims, refunds, losses
+//
+// A sat is never "probably fine": the request row and its attempt rows are written before any
+// byte goes out, and every path out of here - served, failed, canceled, crashed (recover.ts) -
+// ends them with the wallet's facts.
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { nullLogger, type Logger } from '../../protocol/logger.ts';
+import type { Usage } from '../../protocol/cost.ts';
+import { callProvider, type CallDeps, type CallOutcome, type CallRequest, type CallTimeouts, type OkAnswer, type OkStream } from '../../protocol/provider-call.ts';
+import type { DB } from '../../db/sqlite.ts';
+import type { PaymentOutcome } from '../../wallet/payments/index.ts';
+import { BudgetExceededError, CanceledError, PaymentFailedError, ProviderFailedError, toApiError, type DaemonError } from '../api/errors.ts';
+import type { DaemonMetrics, RequestOutcome } from '../api/metrics.ts';
+import type { PlannedAttempt, RoutePlan, Router } from '../route/index.ts';
+import { runAttempt, type AttemptDeps, type AttemptOutcome, type PaymentPath } from './attempt.ts';
+import type { Budgets } from './budgets.ts';
+import { Admission } from './admission.ts';
+import type { Accepted, ApiRequest, Done, RequestHandler, ResponseSink } from './contract.ts';
+import { ShuttingDownError } from './errors.ts';
+import type { EventHub } from './events.ts';
+import { applyLateOutcome } from './late.ts';
+import type { AttemptRow, RequestLedger, RequestRow } from './ledger.ts';
+import { doneOf, paymentEvent, Reply } from './reply.ts';
+import { chargeBeyondRounding, finishUnserved, settleBrokenEarly, settleServed, type ServedAttempt } from './settle.ts';
+import { TOPUP_CAP_DEFAULTS, TopUpCap, type TopUpCapOptions } from './topup-cap.ts';
+
+export interface LifecycleOptions {
+  /** Provider call timeouts (protocol/provider-call.ts DEFAULT_CALL_TIMEOUTS otherwise). */
+  timeouts?: Partial<CallTimeouts>;
+  /** Top-ups per provider and window; `maxCount: 0` turns them off. */
+  topUp?: Partial<TopUpCapOptions>;
+  /** Attempts per request, 1-3 (default 3). */
+  maxAttempts?: number;
+}
+
+export interface LifecycleDeps {
+  db: DB;
+  router: Pick<Router, 'plan' | 'report' | 'late' | 'release'>;
+  ledger: RequestLedger;
+  budgets: Budgets;
+  payments: PaymentPath;
+  /** Spendable sats per wallet mint (normalised URL). */
+  balances(): ReadonlyMap<string, number>;
+  /** The input fee of a mint's active sat keyset, ppk per proof (NUT-02); default none. */
+  feePpk?(mint: string): number;
+  call?: (req: CallRequest, deps?: CallDeps) => Promise<CallOutcome>;
+  callDeps?: CallDeps;
+  metrics?: DaemonMetrics;
+  events?: Pick<EventHub, 'publish'>;
+  logger?: Logger;
+  /** Epoch ms (timestamps, budgets' days); monotonic ms for durations. */
+  clock?: () => number;
+  now?: () => number;
+  options?: LifecycleOptions;
+}
+
+interface Ctx {
+  req: ApiRequest;
+  requestId: string;
+  model: string;
+  signal: AbortSignal;
+  reply: Reply;
+  t0: number;
+  plan: RoutePlan;
+  maxSats?: number;
+  reservedMsat: number;
+  /** The request row and its reservation are written (with the first token taken). */
+  opened: boolean;
+  providerMs: number;
+  tried: { provider: string; outcome: string }[];
+}
+
+export class RequestLifecycle implements RequestHandler {
+  private readonly logger: Logger;
+  private readonly clock: () => number;
+  private readonly now: () => number;
+  private readonly call: NonNullable<LifecycleDeps['call']>;
+  private readonly topUps: TopUpCap;
+  private readonly maxAttempts: number;
+  private readonly attemptDeps: AttemptDeps;
+  private readonly admission: Admission;
+  private readonly inflight = new Map<AbortController, Promise<void>>();
+  private readonly work = new Set<Promise<unknown>>();
+  private draining = false;
+  private readonly unsubscribe: () => void;
+
+  constructor(private readonly d: LifecycleDeps) {
+    this.logger = d.logger ?? nullLogger;
+    this.clock = d.clock ?? Date.now;
+    this.now = d.now ?? (() => performance.now());
+    this.call = d.call ?? callProvider;
+    this.topUps = new TopUpCap({ ...TOPUP_CAP_DEFAULTS, ...d.options?.topUp }, this.clock);
+    this.maxAttempts = Math.max(1, Math.min(d.options?.maxAttempts ?? 3, 3));
+    this.admission = new Admission({ db: d.db, router: d.router, ledger: d.ledger, budgets: d.budgets, balances: () => d.balances(), feePpk: d.feePpk && ((m) => d.feePpk!(m)), clock: this.clock, logger: this.logger, maxAttempts: this.maxAttempts });
+    this.attemptDeps = {
+      db: d.db, ledger: d.ledger, budgets: d.budgets, payments: d.payments, call: this.call, callDeps: d.callDeps, timeouts: d.options?.timeouts,
+      topUps: this.topUps, feeSat: (mint) => this.admission.feeSat(mint), background: (what, w) => this.background(what, w),
+      now: this.now, clock: this.clock, logger: this.logger,
+    };
+    this.unsubscribe = d.payments.onOutcome((o) => this.onLate(o));
+  }
+
+  /** Requests running now. */
+  get running(): number {
+    return this.inflight.size;
+  }
+
+  async handle(req: ApiRequest, sink: ResponseSink): Promise<void> {
+    const reply = new Reply(sink);
+    if (this.draining) return reply.error(new ShuttingDownError());
+    const ctl = new AbortController();
+    const run = this.run(req, reply, ctl).catch(async (err) => {
+      this.logger.error('request failed unexpectedly', { error: err as Error });
+      await reply.error(err as Error);
+    });
+    this.inflight.set(ctl, run);
+    try {
+      await run;
+    } finally {
+      this.inflight.delete(ctl);
+    }
+  }
+
+  /**
+   * Stop taking requests; let the running ones finish for up to `graceMs`, then cancel the rest
+   * (what they were charged is settled), and wait up to `graceMs` more for the money work
+   * (reclaims) started on their behalf. What is left is resolved by recovery on the next start.
+   */
+  async drain(graceMs: number): Promise<{ canceled: number; unfinishedWork: number }> {
+    this.draining = true;
+    const all = () => Promise.allSettled([...this.inflight.values()]);
+    let canceled = 0;
+    if (!(await within(all(), graceMs))) {
+      for (const ctl of this.inflight.keys()) {
+        ctl.abort(new ShuttingDownError());
+        canceled += 1;
+      }
+      await all();
+    }
+    await within(this.idle(), graceMs);
+    return { canceled, unfinishedWork: this.work.size };
+  }
+
+  /** Resolves once the money work started off the request path (reclaims) is done. */
+  async idle(): Promise<void> {
+    while (this.work.size) await Promise.allSettled([...this.work]);
+  }
+
+  /** Stop listening to the wallet (after drain). */
+  close(): void {
+    this.unsubscribe();
+  }
+
+  // ---- one request -----------------------------------------------------------------------------
+
+  private async run(req: ApiRequest, reply: Reply, ctl: AbortController): Promise<void> {
+    const t0 = this.now();
+    const requestId = newRequestId();
+    const signal = AbortSignal.any([req.signal, ctl.signal]);
+    const body = req.body as Record<string, unknown>;
+    const model = String(body.model);
+    const maxSats = minDefined(req.maxSats, req.client.maxSatsPerRequest ?? undefined);
+
+    let plan: RoutePlan;
+    try {
+      plan = this.admission.plan(req, model, maxSats);
+    } catch (err) {
+      const error = this.admission.refusal(err, req, model, maxSats);
+      this.admission.recordRefused(requestId, req, model, err, error);
+      this.finishMetrics(t0, 'error', error, null, null);
+      return reply.error(error, requestId);
+    }
+
+    // Reserved with the request row in the transaction that takes the first token (one commit, not two).
+    const reservedMsat = this.admission.worstCaseMsat(plan);
+    const ctx: Ctx = { req, requestId, model, signal, reply, t0, plan, maxSats, reservedMsat, opened: false, providerMs: 0, tried: [] };
+    try {
+      await this.attempts(ctx);
+    } finally {
+      this.d.router.release(plan);
+    }
+  }
+
+  private async attempts(ctx: Ctx): Promise<void> {
+    let lastError: DaemonError | Error = new ProviderFailedError('no provider could serve the request');
+    for (const [i, planned] of ctx.plan.attempts.entries()) {
+      if (ctx.signal.aborted) {
+        lastError = new CanceledError();
+        break;
+      }
+      const body = { ...(ctx.req.body as Record<string, unknown>), model: planned.model };
+      const r: AttemptOutcome = await runAttempt(this.attemptDeps, {
+        requestId: ctx.requestId, n: i + 1, planned, endpoint: ctx.req.endpoint, body, client: ctx.req.client, maxSats: ctx.maxSats, signal: ctx.signal,
+        open: ctx.opened ? undefined : () => this.admission.open(ctx),
+      });
+      if (r.kind !== 'unpaid') ctx.opened = true;
+      if (r.kind === 'unpaid' && r.error instanceof BudgetExceededError) {
+        // The reservation did not fit (a concurrent request took the rest): nothing was taken.
+        this.d.router.report(planned, { breaker: { kind: 'neutral' } });
+        lastError = r.error;
+        break;
+      }
+      if (r.kind === 'unpaid') {
+        this.d.router.report(planned, { breaker: { kind: 'neutral' } });
+        this.logger.warn('no token could be taken for an attempt', { request: ctx.requestId, provider: planned.providerId, error: (r.error as Error)?.message });
+        lastError = r.error instanceof Error ? r.error : new PaymentFailedError('the payment failed');
+        continue;
+      }
+      ctx.providerMs += r.providerMs;
+      if (r.kind === 'failed') {
+        this.d.router.report(planned, { breaker: r.breaker, latencyMs: r.providerMs });
+        this.d.metrics?.attemptFinished(planned.providerId, 'failed');
+        ctx.tried.push({ provider: planned.providerId, outcome: r.summary });
+        lastError = r.error;
+        if (!r.failover) break;
+        continue;
+      }
+      if (!r.call.stream) return this.serveAnswer(ctx, planned, r, r.call);
+      if ((await this.serveStream(ctx, planned, r, r.call)) === 'served') return;
+    }
+    // Nothing served: the request fails with the last attempt's error (money is settled or being reclaimed).
+    const canceled = lastError instanceof CanceledError || ctx.signal.aborted;
+    if (!ctx.opened) {
+      // No token was ever taken: no reservation, no money; the request is in the audit as refused.
+      this.admission.recordRefused(ctx.requestId, ctx.req, ctx.model, lastError, lastError);
+      this.finishMetrics(ctx.t0, 'error', lastError, null, null);
+      return ctx.reply.error(lastError, ctx.requestId);
+    }
+    const row = finishUnserved(this.d, ctx.requestId, canceled ? 'canceled' : 'failed', lastError, this.clock);
+    this.finishMetrics(ctx.t0, 'error', lastError, row, null);
+    this.publish(row, null, false);
+    await ctx.reply.error(canceled && !(lastError instanceof CanceledError) ? new CanceledError() : lastError, ctx.requestId);
+  }
+
+  /** A JSON answer: settle (one commit), report, then answer the client. */
+  private async serveAnswer(ctx: Ctx, planned: PlannedAttempt, r: Extract<AttemptOutcome, { kind: 'ok' }>, call: OkAnswer): Promise<void> {
+    const settled = settleServed(this.d, this.served(ctx, planned, r), call.reported.usage, call.reported.costMsat, 'succeeded', null, this.clock);
+    this.reportServed(planned, r, settled.attempt);
+    const done = this.doneOf(ctx, settled.request, call.reported.usage);
+    this.finishMetrics(ctx.t0, 'ok', null, settled.request, null, done.overheadMs);
+    this.publish(settled.request, call.reported.usage, false);
+    await ctx.reply.end(async () => {
+      ctx.reply.accept(this.acceptedOf(ctx, planned));
+      await this.sinkOf(ctx).response(call.body, done);
+    });
+  }
+
+  /**
+   * A stream: each event passed on as it arrives. Before its first event reaches the client a
+   * broken stream fails over (the attempt is settled as failed); after it, the stream ends with
+   * an explicit error - never a silent switch - and the charge is settled all the same.
+   */
+  private async serveStream(ctx: Ctx, planned: PlannedAttempt, r: Extract<AttemptOutcome, { kind: 'ok' }>, call: OkStream): Promise<'served' | 'failover'> {
+    const events = call.events;
+    const sink = this.sinkOf(ctx);
+    const t0 = this.now();
+    let delivered = 0;
+    let firstChunkMs: number | undefined;
+    let broken: Error | null = null;
+    let clientGone = false;
+    try {
+      for await (const item of events) {
+        if (item.kind === 'cost') continue;
+        if (item.kind === 'error') {
+          broken = new ProviderFailedError(`the provider's stream carried an error: ${clip(item.data)}`);
+          events.cancel();
+          break;
+        }
+        if (delivered === 0) {
+          firstChunkMs = this.now() - ctx.t0;
+          this.d.ledger.firstByte(ctx.requestId, planned.n, this.clock());
+          ctx.reply.accept(this.acceptedOf(ctx, planned));
+        }
+        delivered += 1;
+        try {
+          await sink.chunk(item.json, item.event);
+        } catch {
+          clientGone = true;
+          events.cancel();
+          break;
+        }
+      }
+    } catch (err) {
+      broken = err as Error;
+    }
+    ctx.providerMs += this.now() - t0;
+    const canceled = clientGone || ctx.signal.aborted;
+    const reported = events.reported();
+
+    if (delivered === 0 && broken && !canceled) {
+      // Nothing reached the client: the attempt failed (the node kept the token; its change is
+      // banked) and the next candidate may serve.
+      settleBrokenEarly(this.d, this.served(ctx, planned, r), broken, this.clock);
+      this.d.router.report(planned, { breaker: { kind: 'failure', scope: 'provider', error: 'stream broke before its first event' }, latencyMs: r.providerMs });
+      this.d.metrics?.attemptFinished(planned.providerId, 'failed');
+      ctx.tried.push({ provider: planned.providerId, outcome: 'stream_broken' });
+      return 'failover';
+    }
+
+    const status = canceled ? 'canceled' : broken ? 'failed' : 'succeeded';
+    const err = canceled ? new CanceledError() : broken ? new ProviderFailedError(`the provider's stream broke after ${delivered} events: ${broken.message}`) : null;
+    const settled = settleServed(this.d, this.served(ctx, planned, r), reported.usage, reported.costMsat, status, err, this.clock);
+    if (status === 'succeeded') this.reportServed(planned, r, settled.attempt);
+    else this.d.router.report(planned, { breaker: canceled ? { kind: 'neutral' } : { kind: 'failure', scope: 'provider', error: 'stream broke' }, latencyMs: r.providerMs });
+    if (status !== 'succeeded') this.d.metrics?.attemptFinished(planned.providerId, 'failed');
+    const done = this.doneOf(ctx, settled.request, reported.usage);
+    this.finishMetrics(ctx.t0, status === 'succeeded' ? 'ok' : 'error', err, settled.request, firstChunkMs, done.overheadMs);
+    this.publish(settled.request, reported.usage, false);
+    if (err) {
+      await ctx.reply.error(err, ctx.requestId);
+    } else {
+      await ctx.reply.end(async () => {
+        ctx.reply.accept(this.acceptedOf(ctx, planned));
+        await sink.done(done);
+      });
+    }
+    return 'served';
+  }
+
+  // ---- settlement ------------------------------------------------------------------------------
+
+  private served(ctx: Ctx, planned: PlannedAttempt, r: Extract<AttemptOutcome, { kind: 'ok' }>): ServedAttempt {
+    return { requestId: ctx.requestId, n: planned.n, paymentId: r.paymentId, model: planned.model, httpStatus: r.call.status, changeToken: r.call.changeToken };
+  }
+
+  private reportServed(planned: PlannedAttempt, r: Extract<AttemptOutcome, { kind: 'ok' }>, attempt: AttemptRow): void {
+    const changeInvalid = attempt.flags.includes('change_invalid');
+    this.d.router.report(planned, {
+      breaker: changeInvalid ? { kind: 'failure', scope: 'provider', error: 'invalid change' } : { kind: 'success' },
+      latencyMs: r.providerMs,
+      ...(attempt.expectedMsat !== null ? { expectedMsat: attempt.expectedMsat, chargedMsat: chargeBeyondRounding(attempt.chargedMsat, attempt.expectedMsat) } : {}),
+      changeInvalid,
+      ...(attempt.promptTokens !== null ? { usage: { promptTokens: attempt.promptTokens, completionTokens: attempt.completionTokens ?? 0 } } : {}),
+    });
+    this.d.metrics?.attemptFinished(planned.providerId, changeInvalid ? 'failed' : 'ok');
+  }
+
+  // ---- late outcomes ---------------------------------------------------------------------------
+
+  private onLate(o: PaymentOutcome): void {
+    let change;
+    try {
+      change = applyLateOutcome(this.d, o);
+    } catch (err) {
+      this.logger.error('a late payment outcome could not be booked', { payment: o.paymentId, error: (err as Error).message });
+      return;
+    }
+    if (!change) return;
+    const { after, before, request, newFlags } = change;
+    const changeInvalid = newFlags.includes('change_invalid');
+    const lost = newFlags.includes('lost');
+    if (changeInvalid || lost) {
+      this.d.router.late({ providerId: after.providerId, modelId: after.modelId, changeInvalid, ...(lost ? { lostMsat: after.chargedMsat } : {}) });
+    }
+    for (const f of newFlags) this.d.metrics?.flagRaised(after.providerId, f);
+    if (request.status !== 'pending') this.publish(request, null, true);
+    this.logger.debug('late payment outcome booked', { payment: o.paymentId, changeSat: [before.changeSat, after.changeSat], flags: newFlags });
+  }
+
+  // ---- helpers ---------------------------------------------------------------------------------
+
+  private background(what: string, work: () => Promise<unknown>): void {
+    const p = work().catch((err) => this.logger.warn(`${what} did not finish; recovery resumes it`, { error: (err as Error).message }));
+    this.work.add(p);
+    void p.finally(() => this.work.delete(p));
+  }
+
+  private acceptedOf(ctx: Ctx, planned: PlannedAttempt): Accepted {
+    const a: Accepted = {
+      requestId: ctx.requestId, provider: planned.providerId, providerUrl: planned.providerUrl, model: planned.model,
+      reservedSats: Math.ceil(ctx.reservedMsat / 1000), payment: 'xcashu', failedAttempts: ctx.tried.length,
+    };
+    if (ctx.req.explain) {
+      a.explain = { skipped: ctx.plan.skipped.map((s) => ({ provider: s.providerId, reason: `${s.reason}: ${s.detail}` })), tried: [...ctx.tried] };
+    }
+    return a;
+  }
+
+  private doneOf(ctx: Ctx, request: RequestRow, usage: Usage | null): Done {
+    return doneOf(request, usage, Math.max(0, this.now() - ctx.t0 - ctx.providerMs));
+  }
+
+  private sinkOf(ctx: Ctx): ResponseSink {
+    return ctx.reply.sink;
+  }
+
+  private finishMetrics(t0: number, outcome: 'ok' | 'error', err: unknown, row: RequestRow | null, firstChunkMs: number | null | undefined, overheadMs?: number): void {
+    const m = this.d.metrics;
+    if (!m) return;
+    m.requestFinished({
+      outcome: outcome === 'ok' ? 'ok' : (toApiError(err).code as RequestOutcome), provider: row?.provider ?? null, payment: 'xcashu',
+      chargedMsat: row?.chargedMsat ?? 0, expectedMsat: row?.expectedMsat ?? undefined, flags: row?.flags, durationMs: this.now() - t0,
+      ...(overheadMs !== undefined ? { overheadMs } : {}), ...(firstChunkMs != null ? { firstChunkMs } : {}),
+    });
+  }
+
+  private publish(row: RequestRow, usage: Usage | null, late: boolean): void {
+    this.d.events?.publish(paymentEvent(row, usage, late, this.clock()));
+  }
+}
+
+/** `req_` + 17 random letters and digits (~100 bits): unique, safe in payment ids, headers and file names. */
+export function newRequestId(): string {
+  return `req_${randomBytes(13).toString('base64url').slice(0, 17).replace(/[-_]/g, 'x')}`;
+}
+
+function minDefined(a: number | undefined, b: number | undefined): number | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return Math.min(a, b);
+}
+
+const clip = (s: string) => (s.length > 200 ? `${s.slice(0, 200)}...` : s);
+
+/** Resolves true if `p` settles within `ms`, false otherwise (the timer never keeps the process up). */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([p.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
