@@ -25,6 +25,7 @@ import type { Payments } from '../wallet/payments/index.ts';
 import { ClientKeys } from './api/auth.ts';
 import { startHttpApi, type HttpApi } from './api/http.ts';
 import { DaemonMetrics } from './api/metrics.ts';
+import { attachWebSocket, type WebSocketApi } from './api/ws.ts';
 import { booksControlHandlers } from './control/books.ts';
 import { auditReport } from './requests/audit.ts';
 import { Budgets } from './requests/budgets.ts';
@@ -76,6 +77,8 @@ export interface Daemon {
   readonly events: EventHub;
   readonly metrics: DaemonMetrics;
   readonly http: HttpApi;
+  /** The WebSocket API on the HTTP server's /v1/ws. */
+  readonly ws: WebSocketApi;
   /** The data directory's database (the wallet's, the market's and the books' tables). */
   readonly db: DB;
   stop(): Promise<void>;
@@ -172,6 +175,9 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       },
     });
     stack.push(() => http.close());
+    // Closed before the HTTP server (the stack unwinds in reverse): its sockets hold the server open.
+    const ws = attachWebSocket(http.server, { keys, handler: lifecycle, events, logger, clock });
+    stack.push(() => ws.close());
     info = { ...info, listen: http.address };
 
     fs.writeFileSync(daemonFile(config.dataDir), JSON.stringify(info) + '\n', { mode: 0o600 });
@@ -179,10 +185,12 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     logger.info('satroute started', { dataDir: config.dataDir, listen: info.listen, relays: config.relays.length, mints: config.mints.length, providersKnown: market.providers().length, balanceSat: wallet.balance().totalSat });
     let stopping: Promise<void> | undefined;
     return {
-      info, market, wallet, payments, routing, lifecycle, ledger, keys, budgets, events, metrics, http, db,
+      info, market, wallet, payments, routing, lifecycle, ledger, keys, budgets, events, metrics, http, ws, db,
       stop: () => (stopping ??= (async () => {
         // No new connections; requests in flight finish (or are canceled and settled).
         await http.stopAccepting();
+        // WebSocket clients get no new requests; the lifecycle's drain bounds how long the running ones get.
+        void ws.drain();
         const drained = await lifecycle.drain(config.requests?.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS);
         if (drained.canceled || drained.unfinishedWork) logger.warn('stopped with requests canceled or money work left to recovery', drained);
         await unwind();
