@@ -91,7 +91,7 @@ test('the compiled daemon starts, answers wallet balance through its socket, ref
 
   const alone = await satroute(dir, ['wallet', 'balance', '--json'], env);
   assert.equal(alone.code, 0, alone.stderr);
-  assert.deepEqual(JSON.parse(alone.stdout), { total_sat: 0, pending_sat: 0, mints: [], nwc: false });
+  assert.deepEqual(JSON.parse(alone.stdout), { total_sat: 0, pending_sat: 0, held_sat: 0, sessions: [], mints: [], nwc: false });
   assert.match(alone.stderr, /running the compiled build/);
 
   const daemon = spawn(process.execPath, [path.join(dir, 'bin', 'satroute.js'), 'start', '--json'], { env: { ...process.env, SATROUTE_DEBUG_LAUNCH: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -180,7 +180,7 @@ describe('change that is not what a node owes', () => {
 describe('answers that never end or never fit', () => {
   test('a never-ending stream is stopped by the total timeout after what it delivered; its change and usage are kept', async (t) => {
     const p = await provider(t, { endlessMs: 5 });
-    const s = await stream(p, { timeouts: { totalMs: 400, idleMs: 200 } });
+    const s = await stream(p, { timeouts: { totalMs: 1_500, idleMs: 1_000 } });
     const got: StreamItem[] = [];
     const err = await failure(
       (async () => {
@@ -199,7 +199,7 @@ describe('answers that never end or never fit', () => {
     const p = await provider(t, { endlessMs: 5 });
     const created = await fetch(`${p.url}/v1/balance/create`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ initial_balance_token: await pay(PAID) }) });
     const { api_key: apiKey, balance } = (await created.json()) as { api_key: string; balance: number };
-    const r = await call(p, '', { payment: { kind: 'bearer', apiKey }, body: { ...BODY, stream: true }, timeouts: { totalMs: 400, idleMs: 200 } });
+    const r = await call(p, '', { payment: { kind: 'bearer', apiKey }, body: { ...BODY, stream: true }, timeouts: { totalMs: 1_500, idleMs: 1_000 } });
     assert.ok(r.kind === 'ok' && r.stream);
     let n = 0;
     const err = await failure(
@@ -217,7 +217,7 @@ describe('answers that never end or never fit', () => {
 
   test('a JSON answer that never closes times out in total, never idle, with the change from its headers', async (t) => {
     const p = await provider(t, { endlessMs: 5 });
-    const err = await failure(call(p, await pay(PAID), { timeouts: { totalMs: 300, idleMs: 200 } }), ProviderTimeoutError);
+    const err = await failure(call(p, await pay(PAID), { timeouts: { totalMs: 1_500, idleMs: 1_000 } }), ProviderTimeoutError);
     assert.equal(err.timeout, 'total');
     assert.equal(err.reached, 'yes');
     assert.equal(await worth(err.changeToken!), OWED);
