@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Daemon } from '../daemon.ts';
 import type { World } from '../../test/world/index.ts';
-import { DemoStepError, hideKey, hideNwcSecret, runSatroute, Screen } from './demo-screen.ts';
+import { DemoStepError, hideKey, hideNwcSecret, runSatroute, Screen, type CliRun } from './demo-screen.ts';
 import { providerNames, runTraffic, until } from './demo-traffic.ts';
 import { sat } from './wallet.ts';
 
@@ -69,9 +69,11 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     };
     checkSignal();
     const fundedBefore = nwcPaidSat(world);
-    await fund(screen, dataDir, world);
+    // The key is made meanwhile (its own process), shown after the funding.
+    const keyMade = runSatroute(dataDir, keyArgs(o.serve));
+    await fund(screen, dataDir, world).finally(() => keyMade.catch(() => undefined));
     checkSignal();
-    const key = await createKey(screen, dataDir, o.serve);
+    const key = showKey(screen, await keyMade, o.serve);
     checkSignal();
     const { httpBase, wsUrl } = urls(daemon);
     if (o.serve) {
@@ -178,11 +180,11 @@ async function fund(screen: Screen, dataDir: string, world: World): Promise<void
   await shown(screen, dataDir, ['wallet', 'balance']);
 }
 
-/** `satroute keys create`; the key is shown by its prefix only (--serve prints it in its JSON line). */
-async function createKey(screen: Screen, dataDir: string, admin: boolean): Promise<string> {
-  const args = ['keys', 'create', '--name', 'demo', ...(admin ? ['--admin'] : []), '--json'];
-  screen.line(`\n  $ satroute ${args.join(' ')}`);
-  const r = await runSatroute(dataDir, args);
+const keyArgs = (admin: boolean) => ['keys', 'create', '--name', 'demo', ...(admin ? ['--admin'] : []), '--json'];
+
+/** `satroute keys create`'s answer; the key is shown by its prefix only (--serve prints it in its JSON line). */
+function showKey(screen: Screen, r: CliRun, admin: boolean): string {
+  screen.line(`\n  $ satroute ${keyArgs(admin).join(' ')}`);
   if (r.code !== 0) throw new DemoStepError(`satroute keys create failed: ${r.stderr.trim()}`);
   const k = JSON.parse(r.stdout) as { name: string; key: string };
   screen.line(`    created key "${k.name}" ${hideKey(k.key)} (${admin ? 'admin scope' : 'no budget limits'}; shown here by its prefix only)`);
@@ -190,12 +192,12 @@ async function createKey(screen: Screen, dataDir: string, admin: boolean): Promi
 }
 
 /** Run a command, show it and its output; a failure stops the demo. */
-async function shown(screen: Screen, dataDir: string, args: string[], display = args): Promise<string> {
+async function shown(screen: Screen, dataDir: string, args: string[], display = args, running = runSatroute(dataDir, args)): Promise<CliRun> {
   screen.line(`\n  $ satroute ${display.join(' ')}`);
-  const r = await runSatroute(dataDir, args);
+  const r = await running;
   screen.block(r.stdout);
   if (r.code !== 0) throw new DemoStepError(`satroute ${display.slice(0, 2).join(' ')} failed: ${r.stderr.trim()}`);
-  return r.stdout;
+  return r;
 }
 
 /** Wait until every payment is settled and every change token swapped in (the wallet holds only proofs). */
@@ -209,9 +211,11 @@ async function settle(daemon: Daemon): Promise<void> {
 
 async function auditAtTheEnd(screen: Screen, dataDir: string): Promise<boolean> {
   screen.section('6. The audit');
-  await shown(screen, dataDir, ['audit']);
+  // Both at once (separate processes), shown one after the other.
+  const verifying = runSatroute(dataDir, ['audit', 'verify']);
+  await shown(screen, dataDir, ['audit']).finally(() => verifying.catch(() => undefined));
   screen.line(`\n  $ satroute audit verify`);
-  const r = await runSatroute(dataDir, ['audit', 'verify']);
+  const r = await verifying;
   screen.block(r.stdout);
   if (r.code !== 0) screen.block(r.stderr);
   return r.code === 0;
