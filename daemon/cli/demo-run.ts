@@ -35,8 +35,8 @@ export interface DemoSummary {
 }
 
 const FUNDING = [
-  { mint: 'mint-a', sats: 4000 },
-  { mint: 'mint-b', sats: 3000 },
+  { mint: 'mint-a', sats: 20_000 },
+  { mint: 'mint-b', sats: 10_000 },
 ];
 
 /** Run the demo; resolves with the exit code (0 only if everything held). */
@@ -45,7 +45,6 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   // stdout carries the JSON line; anything the world's parts print goes to stderr.
   console.log = console.error;
   console.info = console.error;
-  const started = Date.now();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'satroute-demo-'));
   fs.chmodSync(dataDir, 0o700);
   let world: World | undefined;
@@ -71,7 +70,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     const fundedBefore = nwcPaidSat(world);
     // The key is made meanwhile (its own process), shown after the funding.
     const keyMade = runSatroute(dataDir, keyArgs(o.serve));
-    await fund(screen, dataDir, world).finally(() => keyMade.catch(() => undefined));
+    await fund(screen, dataDir, world, daemon).finally(() => keyMade.catch(() => undefined));
     checkSignal();
     const key = showKey(screen, await keyMade, o.serve);
     checkSignal();
@@ -101,7 +100,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     screen.line(`  ${summary.succeeded} of ${summary.requests} requests answered, ${traffic.failovers} after failing over; ` +
       `funded ${sat(summary.funded_sats)}, spent ${sat(summary.spent_sats)}, balance ${sat(summary.balance_sats)}, unaccounted ${sat(summary.unaccounted_sats)}`);
     for (const p of problems) screen.line(`  PROBLEM: ${p}`);
-    screen.line(`  (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    screen.line(`  (${screen.elapsed()})`);
     code = problems.length === 0 ? 0 : 1;
     // The last line on stdout, whatever happens after.
     process.stdout.write(JSON.stringify(summary) + '\n');
@@ -169,15 +168,20 @@ function nwcPaidSat(world: World): number {
 }
 
 /** `satroute wallet nwc` and `satroute wallet fund` as a user types them (the daemon pays through NWC). */
-async function fund(screen: Screen, dataDir: string, world: World): Promise<void> {
+async function fund(screen: Screen, dataDir: string, world: World, daemon: Daemon): Promise<void> {
   screen.section('3. Funding the wallet over Lightning, paid through NWC');
   await shown(screen, dataDir, ['wallet', 'nwc', world.nwc.uri], ['wallet', 'nwc', hideNwcSecret(world.nwc.uri)]);
-  // The first with its invoice and QR code, as a person sees it; the second as a script does.
-  for (const [i, f] of FUNDING.entries()) {
-    const mint = world.mint(f.mint).url;
-    await shown(screen, dataDir, ['wallet', 'fund', String(f.sats), '--mint', mint, ...(i > 0 ? ['--json'] : [])]);
+  // Both mints at once (two processes); the first shown with its invoice and QR code, as a person
+  // sees it, the second as a script sees it.
+  const runs = FUNDING.map((f, i) => ['wallet', 'fund', String(f.sats), '--mint', world.mint(f.mint).url, ...(i > 0 ? ['--json'] : [])])
+    .map((args) => ({ args, running: runSatroute(dataDir, args) }));
+  try {
+    for (const r of runs) await shown(screen, dataDir, r.args, r.args, r.running);
+  } finally {
+    await Promise.all(runs.map((r) => r.running));
   }
-  await shown(screen, dataDir, ['wallet', 'balance']);
+  const b = daemon.wallet.balance();
+  screen.line(`\n  the wallet now holds ${sat(b.totalSat)}: ${b.mints.filter((m) => m.unit === 'sat').map((m) => `${sat(m.unspent)} at ${m.mint}`).join(', ')}`);
 }
 
 const keyArgs = (admin: boolean) => ['keys', 'create', '--name', 'demo', ...(admin ? ['--admin'] : []), '--json'];

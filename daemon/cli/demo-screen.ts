@@ -11,10 +11,15 @@ export class DemoStepError extends Error {
 }
 
 export class Screen {
-  constructor(private readonly out: NodeJS.WritableStream) {}
+  constructor(private readonly out: NodeJS.WritableStream, private readonly startedAt = Date.now()) {}
 
+  /** A heading, with the time since the start. */
   section(title: string): void {
-    this.out.write(`\n== ${title}\n`);
+    this.out.write(`\n== ${title}  [${this.elapsed()}]\n`);
+  }
+
+  elapsed(): string {
+    return `${((Date.now() - this.startedAt) / 1000).toFixed(1)} s`;
   }
 
   line(text = ''): void {
