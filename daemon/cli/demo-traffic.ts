@@ -51,13 +51,16 @@ export async function runTraffic(d: TrafficDeps): Promise<TrafficResult> {
   const http = await openaiClient(d.httpBase, d.key);
   let n = 0;
   const ids: string[] = [];
+  let mark = Date.now();
   const show = (label: string, o: Outcome) => {
+    const ms = Date.now() - mark;
+    mark = Date.now();
     result.requests++;
     if (o.requestId) ids.push(o.requestId);
     const line = describe(d.daemon, names, o);
     if (!o.error) result.succeeded++;
     if (line.failedOver) result.failovers++;
-    screen.line(`  #${String(n).padEnd(2)} ${o.via.padEnd(4)} ${label.padEnd(34)} ${line.text}`);
+    screen.line(`  #${String(n).padEnd(2)} ${o.via.padEnd(4)} ${label.padEnd(34)} ${line.text}  ${(ms / 1000).toFixed(1)} s`);
     return line;
   };
   try {
