@@ -17,7 +17,7 @@ passed and unaccounted_sats is 0.`)
     .action(async (o: { serve?: boolean; keep?: boolean; json?: boolean }) => {
       const { runDemo } = await import('./demo-run.ts');
       const code = await runDemo({ serve: !!o.serve, keep: !!o.keep, json: !!o.json });
-      if (code !== 0) process.stderr.write(`satroute: ${o.serve ? 'the demo could not be served' : 'the demo did not hold (see the lines above)'}\n`);
+      if (code === 1) process.stderr.write(`satroute: ${o.serve ? 'the demo could not be served' : 'the demo did not hold (see the lines above)'}\n`);
       // Sockets of HTTP client pools may linger for a while; everything of ours is closed.
       process.exit(code);
     });
