@@ -100,7 +100,6 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     screen.line(`  ${summary.succeeded} of ${summary.requests} requests answered, ${traffic.failovers} after failing over; ` +
       `funded ${sat(summary.funded_sats)}, spent ${sat(summary.spent_sats)}, balance ${sat(summary.balance_sats)}, unaccounted ${sat(summary.unaccounted_sats)}`);
     for (const p of problems) screen.line(`  PROBLEM: ${p}`);
-    screen.line(`  (${screen.elapsed()})`);
     code = problems.length === 0 ? 0 : 1;
     // The last line on stdout, whatever happens after.
     process.stdout.write(JSON.stringify(summary) + '\n');
