@@ -52,7 +52,8 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   let interrupted: NodeJS.Signals | null = null;
   let wake: () => void = () => {};
   const onSignal = (signal: NodeJS.Signals) => {
-    interrupted ??= signal;
+    if (interrupted) process.exit(130); // a second Ctrl-C: stop now, cleanup or not
+    interrupted = signal;
     wake();
   };
   process.on('SIGINT', onSignal);
@@ -105,6 +106,8 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     process.stdout.write(JSON.stringify(summary) + '\n');
     return code;
   } catch (err) {
+    // --serve is meant to be stopped by a signal, even while it is still setting up.
+    if (interrupted && o.serve) return 0;
     process.stderr.write(`satroute demo: ${(err as Error).message}\n`);
     return interrupted ? 130 : 1;
   } finally {
@@ -130,7 +133,11 @@ async function startAll(screen: Screen, dataDir: string, o: DemoOptions): Promis
     for (const [i, p] of defaultScenario.providers.entries()) screen.line(`  provider ${p.name.padEnd(8)} ${world.providers[i].url}  ${p.about ?? ''}`);
 
     screen.section('2. The daemon, on a temporary data directory');
-    fs.writeFileSync(path.join(dataDir, 'satroute.json'), JSON.stringify({ listen: '127.0.0.1:0', relays: [world.relay.url], mints: world.mints.map((m) => m.url) }, null, 2) + '\n', { mode: 0o600 });
+    fs.writeFileSync(path.join(dataDir, 'satroute.json'), JSON.stringify({
+      listen: '127.0.0.1:0', relays: [world.relay.url], mints: world.mints.map((m) => m.url),
+      // Ctrl-C in the middle of a request: settle it within 2 s rather than the default 20.
+      requests: { shutdownGraceMs: 2_000 },
+    }, null, 2) + '\n', { mode: 0o600 });
     const config = loadConfig({ SATROUTE_DATA_DIR: dataDir });
     const level = process.env.SATROUTE_LOG_LEVEL === 'debug' || process.env.SATROUTE_LOG_LEVEL === 'info' || process.env.SATROUTE_LOG_LEVEL === 'warn' ? process.env.SATROUTE_LOG_LEVEL : 'error';
     const daemon = await startDaemon(config, { logger: createLogger({ level, name: 'satroute', write: (line) => process.stderr.write(line + '\n') }) });

@@ -85,7 +85,7 @@ export async function runTraffic(d: TrafficDeps): Promise<TrafficResult> {
     const knobs = d.provider(victim).knobs;
     const saved = { ...knobs };
     knobs.failureRate = 1;
-    knobs.latencyMs = 300; // the three are planned before the first failure comes back
+    knobs.latencyMs = 800; // the three are planned before the first failure comes back, even on a busy machine
     try {
       const burst = await Promise.all([1, 2, 3].map((i) => socket.request(`burst${i}`, CHAT, { model, messages: ask(`Request ${i} of three.`), ...mini })));
       for (const o of burst) {
