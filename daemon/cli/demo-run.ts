@@ -79,7 +79,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     if (o.serve) {
       const line = { http: httpBase, ws: wsUrl, key, data_dir: dataDir, relay: world.relay.url, mints: world.mints.map((m) => m.url) };
       process.stdout.write(JSON.stringify(line) + '\n');
-      screen.line(`\nServing. Try: SATROUTE_DATA_DIR=${dataDir} satroute audit   (Ctrl-C or SIGTERM stops it)`);
+      screen.line(`\nServing. Try: SATROUTE_DATA_DIR=${dataDir} satroute audit   (Ctrl-C or SIGTERM stops it${o.keep ? '' : ' and removes the data directory'})`);
       await new Promise<void>((resolve) => {
         wake = resolve;
         if (interrupted) resolve();
@@ -111,12 +111,13 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     process.stderr.write(`satroute demo: ${(err as Error).message}\n`);
     return interrupted ? 130 : 1;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    // Still listening for signals meanwhile: a second one exits at once (onSignal).
     await daemon?.stop().catch((err: Error) => process.stderr.write(`satroute demo: stopping the daemon: ${err.message}\n`));
     await world?.stop().catch((err: Error) => process.stderr.write(`satroute demo: stopping the world: ${err.message}\n`));
     if (o.keep) screen.line(`Kept the data directory: ${dataDir}`);
     else fs.rmSync(dataDir, { recursive: true, force: true });
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 
@@ -127,6 +128,7 @@ async function startAll(screen: Screen, dataDir: string, o: DemoOptions): Promis
   screen.line('satroute demo: a local Routstr market, the satroute daemon, real ecash payments.');
   screen.section('1. A local market (test/world, default scenario)');
   const world = await startWorld(defaultScenario);
+  let daemon: Daemon | undefined;
   try {
     screen.line(`  Nostr relay  ${world.relay.url}`);
     for (const [i, m] of defaultScenario.mints.entries()) screen.line(`  mint ${m.name.padEnd(7)} ${world.mints[i].url}${m.inputFeePpk ? ` (input fee ${m.inputFeePpk} ppk)` : ''}`);
@@ -140,24 +142,26 @@ async function startAll(screen: Screen, dataDir: string, o: DemoOptions): Promis
     }, null, 2) + '\n', { mode: 0o600 });
     const config = loadConfig({ SATROUTE_DATA_DIR: dataDir });
     const level = process.env.SATROUTE_LOG_LEVEL === 'debug' || process.env.SATROUTE_LOG_LEVEL === 'info' || process.env.SATROUTE_LOG_LEVEL === 'warn' ? process.env.SATROUTE_LOG_LEVEL : 'error';
-    const daemon = await startDaemon(config, { logger: createLogger({ level, name: 'satroute', write: (line) => process.stderr.write(line + '\n') }) });
-    const { httpBase, wsUrl } = urls(daemon);
+    const started = await startDaemon(config, { logger: createLogger({ level, name: 'satroute', write: (line) => process.stderr.write(line + '\n') }) });
+    daemon = started;
+    const { httpBase, wsUrl } = urls(started);
     screen.line(`  data directory ${dataDir}${o.keep ? ' (kept: --keep)' : ' (removed at the end; --keep keeps it)'}`);
     screen.line(`  HTTP ${httpBase}/v1   WebSocket ${wsUrl}`);
     // Discovery: every announced provider seen and probed once (reachable, or failed).
     const announced = defaultScenario.providers.filter((p) => p.announce !== false).length;
     await until(() => {
-      const ps = daemon.market.providers();
+      const ps = started.market.providers();
       return ps.length >= announced && ps.every((p) => p.status === 'reachable' || p.failures > 0);
     }, 20_000, 100);
-    const names = providerNames(daemon);
+    const names = providerNames(started);
     screen.line('  providers found over Nostr and probed:');
-    for (const p of daemon.market.providers()) {
+    for (const p of started.market.providers()) {
       const cheapest = p.cheapest ? `, cheapest ${p.cheapest.model}` : '';
       screen.line(`    ${names(p.id).padEnd(8)} ${p.status.padEnd(11)} ${p.models} models${cheapest}${p.last_error ? `  (${p.last_error.slice(0, 60)})` : ''}`);
     }
-    return { world, daemon };
+    return { world, daemon: started };
   } catch (err) {
+    await daemon?.stop().catch(() => undefined);
     await world.stop();
     throw err;
   }
