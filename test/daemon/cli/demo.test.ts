@@ -94,3 +94,23 @@ test('demo --serve prints its JSON line first, serves requests and `satroute aud
   assert.equal(fs.existsSync(s.data_dir), false);
   assert.ok(await refused(`${s.http}/healthz`));
 });
+
+test('Ctrl-C in the middle of the demo stops it cleanly: exit 130, no data directory left, the daemon gone', { timeout: 120_000 }, async (t) => {
+  const run = demo(t);
+  const seen = await new Promise<{ dataDir: string; http: string }>((resolve, reject) => {
+    const lines = readline.createInterface({ input: run.child.stdout });
+    let dataDir = '';
+    lines.on('line', (line) => {
+      dataDir = /data directory (\S+)/.exec(line)?.[1] ?? dataDir;
+      const http = /HTTP (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(line)?.[1];
+      if (http) resolve({ dataDir, http });
+    });
+    void run.exited.then((code) => reject(new Error(`demo exited with ${code} before its daemon ran: ${run.err()}`)));
+  });
+  assert.ok(fs.existsSync(seen.dataDir));
+  run.child.kill('SIGINT');
+  assert.equal(await run.exited, 130, run.err());
+  assert.match(run.err(), /satroute demo: stopped by SIGINT/);
+  assert.equal(fs.existsSync(seen.dataDir), false);
+  assert.ok(await refused(`${seen.http}/healthz`));
+});
