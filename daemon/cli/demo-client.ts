@@ -7,8 +7,6 @@ import { DemoStepError } from './demo-screen.ts';
 export interface Outcome {
   via: 'ws' | 'http';
   requestId: string | null;
-  /** The provider the daemon planned first (WS `accepted`, or the HTTP header). */
-  firstProvider: string | null;
   provider: string | null;
   text: string;
   chunks: number;
@@ -50,7 +48,7 @@ export class DemoSocket {
 
   request(id: string, endpoint: string, body: Record<string, unknown>, options: { provider?: string } = {}): Promise<Outcome> {
     return new Promise((resolve) => {
-      const outcome: Outcome = { via: 'ws', requestId: null, firstProvider: null, provider: null, text: '', chunks: 0, error: null };
+      const outcome: Outcome = { via: 'ws', requestId: null, provider: null, text: '', chunks: 0, error: null };
       this.pending.set(id, { outcome, resolve });
       this.ws.send(JSON.stringify({ type: 'request', id, endpoint, body, ...options }));
     });
@@ -75,7 +73,6 @@ export class DemoSocket {
     if (!p) return;
     const o = p.outcome;
     if (m.type === 'accepted') {
-      o.firstProvider = m.provider;
       o.requestId = m.request_id ?? o.requestId;
     } else if (m.type === 'chunk') {
       o.chunks++;
@@ -105,11 +102,10 @@ type Client = Awaited<ReturnType<typeof openaiClient>>;
 
 /** A chat completion over HTTP, streamed or not; errors become the outcome's error. */
 export async function httpChat(client: Client, body: { model: string; messages: { role: 'user'; content: string }[]; max_tokens: number }, stream: boolean): Promise<Outcome> {
-  const o: Outcome = { via: 'http', requestId: null, firstProvider: null, provider: null, text: '', chunks: 0, error: null };
+  const o: Outcome = { via: 'http', requestId: null, provider: null, text: '', chunks: 0, error: null };
   try {
     if (stream) {
       const { data, response } = await client.chat.completions.create({ ...body, stream: true }).withResponse();
-      o.firstProvider = response.headers.get('x-satroute-provider');
       o.requestId = response.headers.get('x-satroute-request-id');
       for await (const chunk of data) {
         o.chunks++;
@@ -131,7 +127,7 @@ export async function httpChat(client: Client, body: { model: string; messages: 
 
 /** Embeddings over HTTP. */
 export async function httpEmbed(client: Client, model: string, input: string[]): Promise<Outcome> {
-  const o: Outcome = { via: 'http', requestId: null, firstProvider: null, provider: null, text: '', chunks: 0, error: null };
+  const o: Outcome = { via: 'http', requestId: null, provider: null, text: '', chunks: 0, error: null };
   try {
     const { data, response } = await client.embeddings.create({ model, input }).withResponse();
     o.text = `${data.data.length} embeddings of ${data.data[0]?.embedding.length ?? 0} numbers`;

@@ -52,8 +52,8 @@ export async function runTraffic(d: TrafficDeps): Promise<TrafficResult> {
   let n = 0;
   const ids: string[] = [];
   let mark = Date.now();
-  const show = (label: string, o: Outcome) => {
-    const ms = Date.now() - mark;
+  /** Show a request once it ended; `ms` defaults to the time since the last one was shown. */
+  const show = (label: string, o: Outcome, ms = Date.now() - mark) => {
     mark = Date.now();
     result.requests++;
     if (o.requestId) ids.push(o.requestId);
@@ -87,10 +87,12 @@ export async function runTraffic(d: TrafficDeps): Promise<TrafficResult> {
     knobs.failureRate = 1;
     knobs.latencyMs = 800; // the three are planned before the first failure comes back, even on a busy machine
     try {
+      const burstStart = Date.now();
       const burst = await Promise.all([1, 2, 3].map((i) => socket.request(`burst${i}`, CHAT, { model, messages: ask(`Request ${i} of three.`), ...mini })));
+      const burstMs = Date.now() - burstStart;
       for (const o of burst) {
         n++;
-        const line = show(`chat llama-3.1-8b (burst)`, o);
+        const line = show(`chat llama-3.1-8b (at once)`, o, burstMs);
         if (!line.failedOver) result.problems.push(`burst request #${n} did not fail over from ${victim}`);
       }
       await until(() => breakerOpen.has(victim), 5_000);
