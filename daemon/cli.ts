@@ -1,13 +1,14 @@
 // The `satroute` command. Each group of subcommands lives in daemon/cli/<group>.ts and
 // registers itself here; errors become one line on stderr and a non-zero exit code.
 import { Command, CommanderError } from 'commander';
-import { CliError, notYet } from './cli/common.ts';
+import { CliError } from './cli/common.ts';
 import { registerWallet } from './cli/wallet.ts';
 import { registerMarket } from './cli/market.ts';
 import { registerStart } from './cli/start.ts';
 import { registerAudit } from './cli/audit.ts';
 import { registerKeys } from './cli/keys.ts';
 import { registerStatus } from './cli/status.ts';
+import { registerDemo } from './cli/demo.ts';
 
 export function buildProgram(): Command {
   const program = new Command('satroute')
@@ -35,7 +36,7 @@ Environment:
 
   registerAudit(program);
 
-  notYet(program.command('demo').option('--serve', 'keep the demo market and daemon running').description('run the whole thing in a local market'), 'satroute demo');
+  registerDemo(program);
   return program;
 }
 
