@@ -17,11 +17,14 @@ import { satroute } from '../daemon/cli/run.ts';
 import { control, kill9, startDaemonProcess, until, type DaemonProcess } from './daemon-process.ts';
 import { calm, PHASES, type PhaseCtx } from './phases.ts';
 import { traffic, type Sent } from './traffic.ts';
-import { checkBooks } from './books.ts';
+import { checkBooks, explicitlyOpen, openPayments } from './books.ts';
 
 const SEED = Number(process.env.CHAOS_SEED ?? 13);
-const KILLS_PER_PHASE = 2;
-const EXTRA_KILLS = 1;
+// A shorter run while working on one phase: CHAOS_PHASES="in flight,settling" CHAOS_KILLS_PER_PHASE=1 CHAOS_EXTRA_KILLS=0.
+const ONLY = process.env.CHAOS_PHASES?.split(',').map((x) => x.trim());
+const KILLS_PER_PHASE = Number(process.env.CHAOS_KILLS_PER_PHASE ?? 2);
+const EXTRA_KILLS = Number(process.env.CHAOS_EXTRA_KILLS ?? 1);
+const FULL = !ONLY && KILLS_PER_PHASE >= 2 && EXTRA_KILLS >= 0;
 const MODEL = 'm';
 const FUND_SAT = 4000;
 
@@ -39,8 +42,9 @@ const SCENARIO: Scenario = {
 
 /** A seeded shuffle of every phase KILLS_PER_PHASE times, plus EXTRA_KILLS drawn at random. */
 function schedule(random: () => number): number[] {
-  const order = PHASES.flatMap((_, i) => Array.from({ length: KILLS_PER_PHASE }, () => i));
-  for (let i = 0; i < EXTRA_KILLS; i++) order.push(Math.floor(random() * PHASES.length));
+  const chosen = PHASES.map((p, i) => (ONLY && !ONLY.includes(p.name) ? -1 : i)).filter((i) => i >= 0);
+  const order = chosen.flatMap((i) => Array.from({ length: KILLS_PER_PHASE }, () => i));
+  for (let i = 0; i < EXTRA_KILLS; i++) order.push(chosen[Math.floor(random() * chosen.length)]);
   for (let i = order.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
     [order[i], order[j]] = [order[j], order[i]];
@@ -121,16 +125,18 @@ test('SIGKILL at any phase, then the mint, a provider and the relay down: nothin
   await Promise.all(phaseSent.map((p) => p.catch(() => undefined)));
   const count = (o: Sent['outcome']) => sent.filter((s) => s.outcome === o).length;
   t.diagnostic(`traffic: ${sent.length} requests (${count('answered')} answered, ${count('error')} errors, ${count('dropped')} dropped by a kill), ${kills.length} kills`);
-  assert.ok(kills.length >= 10);
-  for (const p of PHASES) assert.ok(kills.filter((k) => k.phase === p.name).length >= KILLS_PER_PHASE, `killed at least ${KILLS_PER_PHASE} times ${p.name}`);
+  if (FULL) assert.ok(kills.length >= 10, `${kills.length} kills`);
+  for (const p of PHASES.filter((x) => !ONLY || ONLY.includes(x.name))) assert.ok(kills.filter((k) => k.phase === p.name).length >= KILLS_PER_PHASE, `killed at least ${KILLS_PER_PHASE} times ${p.name}`);
   assert.ok(count('answered') > 0, 'requests were served between the kills');
 
-  // Settled: no request or payment left open (recovery and the change queue finish their work).
+  // Settled: no request left pending; every payment final, or open only as an explicit record
+  // (redeemed, refund awaited with evidence) - recovery and the change queue finish their work.
   await until(async () => {
     const v = await control<{ open: number }>(dir, 'requests.verify');
     const r = await control<{ requests: { status: string }[] }>(dir, 'audit.requests', {});
-    return v.open === 0 && r.requests.every((q) => q.status !== 'pending');
-  }, 'every request and payment to be settled', 120_000, 250);
+    const open = openPayments(dir);
+    return r.requests.every((q) => q.status !== 'pending') && v.open === open.length && open.every(explicitlyOpen);
+  }, 'every request and payment to be settled or explicitly recorded', 60_000, 250);
 
   const verify = await satroute(env, 'audit', 'verify', '--json');
   assert.equal(verify.code, 0, `satroute audit verify: ${verify.stdout}${verify.stderr}`);

@@ -98,8 +98,11 @@ export const PHASES: readonly Phase[] = [
       const q = await control<{ quote_id: string }>(c.dir, 'wallet.fund.create', { amount_sat: NWC_FUND_SAT });
       c.quotes.push({ id: q.quote_id, amountSat: NWC_FUND_SAT });
       c.record(control(c.dir, 'wallet.fund.pay_nwc', { quote_id: q.quote_id }).catch(() => undefined));
-      // The NWC request travels over the relay to the wallet service, which pays on Lightning.
-      await sleep(200 + c.random() * 1200);
+      // The NWC request travels over the relay to the wallet service, which pays on Lightning;
+      // the kill lands just after the invoice is paid, before (or while) the proofs are minted -
+      // or, if the payment is slower than 3 s, while it is on its way.
+      await until(() => c.world.mints[0].mintQuoteState(q.quote_id) !== 'UNPAID', 'the NWC payment', 3_000).catch(() => undefined);
+      await sleep(c.random() * 100);
       return `quote ${c.world.mints[0].mintQuoteState(q.quote_id)}`;
     },
   },
