@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import type { Figure } from './_figure.ts';
 
 const { values } = parseArgs({
-  options: { json: { type: 'boolean' }, only: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' } },
+  options: { json: { type: 'boolean' }, only: { type: 'string', multiple: true }, soak: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
 });
 if (values.help) {
   process.stdout.write(`Usage: npm run bench [-- --json] [-- --only CASE ...]
@@ -15,6 +15,8 @@ Runs the benchmark cases in bench/ against the local test world (127.0.0.1 only)
   --json   one JSON line per figure: {"name","value","unit","baseline","ratio"}
   --only   run only these cases (file names without .ts), e.g. --only wallet, --only route, --only cli
            (cli: how fast \`satroute\` answers, against a bare \`node\` start)
+  --soak   only the soak run (minutes: paid requests/s, RSS over time, SQLite size, p99 added latency);
+           a plain run leaves it out
 `);
   process.exit(0);
 }
@@ -24,6 +26,7 @@ const cases = fs
   .readdirSync(here)
   .filter((f) => f.endsWith('.ts') && f !== 'run.ts' && !f.startsWith('_'))
   .map((f) => f.slice(0, -3))
+  .filter((name) => (values.soak ? name === 'soak' : name !== 'soak' || values.only?.includes(name)))
   .filter((name) => !values.only || values.only.includes(name))
   .sort();
 

@@ -87,7 +87,7 @@ export class DaemonMetrics {
     this.attempts = new Counter({ name: 'satroute_attempts_total', help: 'Provider attempts (a request tries up to 3 providers), by result', labelNames: ['provider', 'result'], registers });
     this.spentMsat = new Counter({ name: 'satroute_spent_msat_total', help: 'Paid to providers: what they kept (sent - change), in msat', labelNames: ['provider', 'payment'], registers });
     this.expectedMsat = new Counter({ name: 'satroute_expected_msat_total', help: 'What the same requests should have cost (usage x routed price), in msat', labelNames: ['provider', 'payment'], registers });
-    this.flags = new Counter({ name: 'satroute_flags_total', help: 'Reconciliation flags raised (overcharged, usage_missing, cost_mismatch, change_invalid, ...)', labelNames: ['flag', 'provider'], registers });
+    this.flags = new Counter({ name: 'satroute_flags_total', help: 'Reconciliation flags raised (overcharged, usage_missing, cost_mismatch, change_invalid, change_surplus, ...)', labelNames: ['flag', 'provider'], registers });
     this.breaker = new Gauge({ name: 'satroute_breaker_state', help: `Circuit breaker state: 1 for the current state (model="${ALL_MODELS}": the whole provider)`, labelNames: ['provider', 'model', 'state'], registers });
     this.breakerOpened = new Counter({ name: 'satroute_breaker_opened_total', help: 'Times a circuit breaker opened', labelNames: ['provider', 'model'], registers });
     this.duration = new Histogram({ name: 'satroute_request_duration_seconds', help: 'Request time, admission to the end of the response', labelNames: ['provider'], buckets: DURATION_BUCKETS_S, registers });

@@ -89,7 +89,7 @@ With no command, \`satroute audit\` is \`satroute audit list\`:
     .option('--until <time>', 'before this time')
     .option('--client <name>', 'only this client key')
     .option('--provider <id|url>', 'only requests that tried this provider')
-    .option('--flagged', 'only requests with a flag (overcharged, cost_mismatch, usage_missing, change_invalid, refunded, lost)')
+    .option('--flagged', 'only requests with a flag (overcharged, cost_mismatch, usage_missing, change_invalid, change_surplus, refunded, lost)')
     .option('--attempts', 'one line per provider tried instead of one per request')
     .option('--format <format>', 'table, csv or json', 'table')
     .option('--json', 'the same as --format json')

@@ -2,6 +2,7 @@
 // flags, with totals per provider and per client, as JSON-ready records and as CSV with
 // DESIGN.md's columns. Read-only; safe beside a running daemon (SQLite WAL).
 import type { DB } from '../../db/sqlite.ts';
+import { keptBy } from './reconcile.ts';
 import { migrateRequests } from './schema.ts';
 import { attemptFromDb, requestFromDb, type AttemptDbRow, type AttemptRow, type RequestDbRow, type RequestRow } from './rows.ts';
 
@@ -113,6 +114,8 @@ export function attemptRecord(a: AttemptRow & { time: number; client: string }):
     fee_sats: a.feeSat, lost_sats: a.lostSat, charged_msat: a.chargedMsat, expected_msat: a.expectedMsat, reported_msat: a.reportedMsat,
     flags: a.flags, ttfb_ms: a.firstByteAt === null ? null : a.firstByteAt - a.startedAt, duration_ms: a.endedAt === null ? null : a.endedAt - a.startedAt,
     request_time: iso(a.time), error_message: a.error,
+    // Change beyond the token less its fee (flag change_surplus): kept apart from the charge, which is never negative.
+    surplus_sats: keptBy(a.sentSat, a.changeSat, a.feeSat).surplusSat,
   };
 }
 

@@ -89,8 +89,11 @@ export interface RequestEnd {
   endedAt?: number;
 }
 
-/** Everything that left the wallet for a request, msat: sent - change handed back + change lost. */
-export const requestCostMsat = (r: Pick<RequestRow, 'sentSat' | 'changeSat' | 'lostSat'>): number => (r.sentSat - r.changeSat + r.lostSat) * MSAT_PER_SAT;
+/**
+ * Everything that left the wallet for a request, msat: sent - change handed back + change lost;
+ * never below 0 - change worth more than was sent (change_surplus) costs the budget nothing.
+ */
+export const requestCostMsat = (r: Pick<RequestRow, 'sentSat' | 'changeSat' | 'lostSat'>): number => Math.max(0, r.sentSat - r.changeSat + r.lostSat) * MSAT_PER_SAT;
 
 export class LedgerError extends Error {
   override name = 'LedgerError';

@@ -39,8 +39,15 @@ import { doneOf, paymentEvent, Reply } from './reply.ts';
 import { chargeBeyondRounding, finishUnserved, settleBrokenEarly, settleServed, type ServedAttempt } from './settle.ts';
 import { TOPUP_CAP_DEFAULTS, TopUpCap, type TopUpCapOptions } from './topup-cap.ts';
 
+/**
+ * The request path's provider call timeouts, over protocol/provider-call.ts DEFAULT_CALL_TIMEOUTS:
+ * a whole call (an answer that never ends included) gets 4 minutes, not 10 - the first byte's
+ * 3 minutes (a node buffers a paid stream: the whole generation) plus a minute to stream it.
+ */
+export const REQUEST_TIMEOUT_DEFAULTS: Partial<CallTimeouts> = { totalMs: 240_000 };
+
 export interface LifecycleOptions {
-  /** Provider call timeouts (protocol/provider-call.ts DEFAULT_CALL_TIMEOUTS otherwise). */
+  /** Provider call timeouts (REQUEST_TIMEOUT_DEFAULTS, then protocol/provider-call.ts DEFAULT_CALL_TIMEOUTS). */
   timeouts?: Partial<CallTimeouts>;
   /** Top-ups per provider and window; `maxCount: 0` turns them off. */
   topUp?: Partial<TopUpCapOptions>;
@@ -108,7 +115,7 @@ export class RequestLifecycle implements RequestHandler {
     this.maxAttempts = Math.max(1, Math.min(d.options?.maxAttempts ?? 3, 3));
     this.admission = new Admission({ db: d.db, router: d.router, ledger: d.ledger, budgets: d.budgets, balances: () => d.balances(), feePpk: d.feePpk && ((m) => d.feePpk!(m)), clock: this.clock, logger: this.logger, maxAttempts: this.maxAttempts });
     this.attemptDeps = {
-      db: d.db, ledger: d.ledger, budgets: d.budgets, payments: d.payments, call: this.call, callDeps: d.callDeps, timeouts: d.options?.timeouts,
+      db: d.db, ledger: d.ledger, budgets: d.budgets, payments: d.payments, call: this.call, callDeps: d.callDeps, timeouts: { ...REQUEST_TIMEOUT_DEFAULTS, ...d.options?.timeouts },
       topUps: this.topUps, feeSat: (mint) => this.admission.feeSat(mint), background: (what, w) => this.background(what, w),
       now: this.now, clock: this.clock, logger: this.logger,
     };
@@ -339,11 +346,14 @@ export class RequestLifecycle implements RequestHandler {
   }
 
   private reportServed(planned: PlannedAttempt, r: Extract<AttemptOutcome, { kind: 'ok' }>, attempt: AttemptRow): void {
-    const changeInvalid = attempt.flags.includes('change_invalid');
+    // Change worth more than was sent is reported like invalid change, never as a cheap charge:
+    // a node that pays us to pick it is not a cheap node (issue 13, the generous provider).
+    const surplus = attempt.flags.includes('change_surplus');
+    const changeInvalid = attempt.flags.includes('change_invalid') || surplus;
     this.d.router.report(planned, {
-      breaker: changeInvalid ? { kind: 'failure', scope: 'provider', error: 'invalid change' } : { kind: 'success' },
+      breaker: changeInvalid ? { kind: 'failure', scope: 'provider', error: surplus ? 'change surplus' : 'invalid change' } : { kind: 'success' },
       latencyMs: r.providerMs,
-      ...(attempt.expectedMsat !== null ? { expectedMsat: attempt.expectedMsat, chargedMsat: chargeBeyondRounding(attempt.chargedMsat, attempt.expectedMsat) } : {}),
+      ...(attempt.expectedMsat !== null && !surplus ? { expectedMsat: attempt.expectedMsat, chargedMsat: chargeBeyondRounding(attempt.chargedMsat, attempt.expectedMsat) } : {}),
       changeInvalid,
       ...(attempt.promptTokens !== null ? { usage: { promptTokens: attempt.promptTokens, completionTokens: attempt.completionTokens ?? 0 } } : {}),
     });
@@ -362,7 +372,7 @@ export class RequestLifecycle implements RequestHandler {
     }
     if (!change) return;
     const { after, before, request, newFlags } = change;
-    const changeInvalid = newFlags.includes('change_invalid');
+    const changeInvalid = newFlags.includes('change_invalid') || newFlags.includes('change_surplus');
     const lost = newFlags.includes('lost');
     if (changeInvalid || lost) {
       this.d.router.late({ providerId: after.providerId, modelId: after.modelId, changeInvalid, ...(lost ? { lostMsat: after.chargedMsat } : {}) });

@@ -2,23 +2,25 @@
 // (charged), what it should have kept at the price we routed by (expected), what it said it
 // kept (reported), and the flags a difference earns.
 //
-//   charged  = (sent - change - input fee) x 1000 msat. A Routstr node credits a token at its
+//   charged  = max(0, sent - change - input fee) x 1000 msat. A Routstr node credits a token at its
 //              value less the mint's input fee (routstr/wallet.py: `token.amount - input_fees`)
 //              and returns `credited - ceil(total_msats / 1000)` as change for a sat token
 //              (routstr/upstream/base.py), so an honest charge is the reported cost rounded up
-//              to a whole sat.
+//              to a whole sat. Change worth more than was sent less the fee is no negative
+//              charge: the provider kept nothing, and the excess is a surplus (flag
+//              change_surplus), booked apart so a generous (or buggy) node never looks cheap.
 //   expected = usage x the price snapshot the request was routed at (protocol/pricing
 //              tokenCostMsat, the node's own formula); a model without both token prices
 //              bills a flat reservation, at most max_cost. A failed attempt should have cost
 //              nothing: 0.
 //   reported = the provider's cost field (usage.cost.total_msats and its older spellings).
 //
-// Flags computed here: overcharged, cost_mismatch, usage_missing. Flags that are facts learned
+// Flags computed here: overcharged, cost_mismatch, usage_missing, change_surplus. Flags that are facts learned
 // from the wallet - change_invalid, refunded, lost - are inputs, kept as given, so an attempt
 // can be reconciled again when a late outcome changes its change.
 import { tokenCostMsat, type ModelPrice, type TokenUsage } from '../../protocol/pricing.ts';
 
-export const FLAGS = ['overcharged', 'cost_mismatch', 'usage_missing', 'change_invalid', 'refunded', 'lost'] as const;
+export const FLAGS = ['overcharged', 'cost_mismatch', 'usage_missing', 'change_invalid', 'change_surplus', 'refunded', 'lost'] as const;
 export type Flag = (typeof FLAGS)[number];
 
 /** Flags that record what happened to the money (inputs), not a comparison (outputs). */
@@ -64,7 +66,10 @@ export interface AttemptMoney {
 }
 
 export interface Reconciliation {
+  /** What the provider kept, never negative. */
   chargedMsat: number;
+  /** Change beyond what was sent less the fee (the provider gave us more than we paid), sat; 0 normally. */
+  surplusSat: number;
   /** null: not known (pending, or served without usage). */
   expectedMsat: number | null;
   reportedMsat: number | null;
@@ -96,7 +101,8 @@ export function reconcile(a: AttemptMoney): Reconciliation {
   }
   if (a.reportedMsat !== null && (!Number.isSafeInteger(a.reportedMsat) || a.reportedMsat < 0)) throw new RangeError(`reportedMsat must be a non-negative integer, got ${a.reportedMsat}`);
   const flags = new Set<Flag>(a.facts ?? []);
-  const chargedMsat = (a.sentSat - a.changeSat - a.feeSat) * MSAT_PER_SAT;
+  const { chargedMsat, surplusSat } = keptBy(a.sentSat, a.changeSat, a.feeSat);
+  if (surplusSat > 0) flags.add('change_surplus');
 
   let expectedMsat: number | null = null;
   if (a.state === 'failed') expectedMsat = 0;
@@ -115,7 +121,17 @@ export function reconcile(a: AttemptMoney): Reconciliation {
     const over = chargedMsat - a.reportedMsat;
     if (over < 0 || over > SAT_ROUNDING_MSAT) flags.add('cost_mismatch');
   }
-  return { chargedMsat, expectedMsat, reportedMsat: a.reportedMsat, allowedMsat, flags: sortFlags(flags) };
+  return { chargedMsat, surplusSat, expectedMsat, reportedMsat: a.reportedMsat, allowedMsat, flags: sortFlags(flags) };
+}
+
+/**
+ * What a provider kept of a token, msat - max(0, sent - change - fee) x 1000 - and the surplus:
+ * change beyond the token less its fee, sat. The one place the charge is computed from the
+ * token's figures (reconcile, `audit verify`).
+ */
+export function keptBy(sentSat: number, changeSat: number, feeSat: number): { chargedMsat: number; surplusSat: number } {
+  const keptSat = sentSat - changeSat - feeSat;
+  return { chargedMsat: Math.max(0, keptSat) * MSAT_PER_SAT, surplusSat: Math.max(0, -keptSat) };
 }
 
 /** Flags in their canonical order (the order of FLAGS), without repeats. */

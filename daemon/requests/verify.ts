@@ -1,5 +1,6 @@
 // Per-request consistency for `satroute audit verify` (beside the wallet's money invariant):
-// - each attempt: charged = (sent - change - fee) x 1000 msat;
+// - each attempt: charged = max(0, sent - change - fee) x 1000 msat, flagged change_surplus when
+//   the change exceeded sent - fee;
 // - each attempt paid by token: its wallet payment exists, with the same sent and fee, and -
 //   once the payment is final - the same change handed back, loss and money flags;
 // - each request: its totals are the sums of its attempts.
@@ -7,6 +8,7 @@
 import type { DB } from '../../db/sqlite.ts';
 import type { PaymentFacts } from './payment-facts.ts';
 import { attemptFromDb, requestFromDb, type AttemptDbRow, type RequestDbRow } from './rows.ts';
+import { keptBy } from './reconcile.ts';
 import { migrateRequests } from './schema.ts';
 
 export interface RequestsVerifyReport {
@@ -32,8 +34,9 @@ export function verifyRequests(db: DB, payment: (paymentId: string) => PaymentFa
       for (const a of attempts) {
         report.attempts += 1;
         const at = `request ${r.id} attempt ${a.n} (${a.providerId})`;
-        const kept = (a.sentSat - a.changeSat - a.feeSat) * 1000;
+        const { chargedMsat: kept, surplusSat } = keptBy(a.sentSat, a.changeSat, a.feeSat);
         if (a.chargedMsat !== kept) diff(`${at}: charged ${a.chargedMsat} msat, but sent ${a.sentSat} - change ${a.changeSat} - fee ${a.feeSat} sat = ${kept} msat`);
+        if ((surplusSat > 0) !== a.flags.includes('change_surplus')) diff(`${at}: change surplus ${surplusSat} sat, but the flag change_surplus is ${a.flags.includes('change_surplus') ? 'set' : 'not set'}`);
         if (a.paymentId === null) {
           if (r.payment === 'xcashu') diff(`${at}: paid by X-Cashu but names no wallet payment`);
           continue;

@@ -22,7 +22,7 @@ function served(reportedMsat: number, extra: Partial<AttemptMoney> = {}): Attemp
 
 test('an honest provider: charged, expected and reported agree and nothing is flagged', () => {
   const r = reconcile(served(20_000));
-  assert.deepEqual(r, { chargedMsat: 20_000, expectedMsat: 20_000, reportedMsat: 20_000, allowedMsat: 20_000 + 600 + 999, flags: [] });
+  assert.deepEqual(r, { chargedMsat: 20_000, surplusSat: 0, expectedMsat: 20_000, reportedMsat: 20_000, allowedMsat: 20_000 + 600 + 999, flags: [] });
 });
 
 test('the charge rounded up to a whole sat is not a mismatch; one sat more is', () => {
@@ -47,7 +47,7 @@ test('BTC/USD drift within the tolerance is not flagged', () => {
 
 test('a provider charging 1.5x is flagged overcharged, with the figures', () => {
   const r = reconcile(served(30_000));
-  assert.deepEqual(r, { chargedMsat: 30_000, expectedMsat: 20_000, reportedMsat: 30_000, allowedMsat: 21_599, flags: ['overcharged'] });
+  assert.deepEqual(r, { chargedMsat: 30_000, surplusSat: 0, expectedMsat: 20_000, reportedMsat: 30_000, allowedMsat: 21_599, flags: ['overcharged'] });
   // One that also under-reports what it kept: both flags.
   assert.deepEqual(reconcile(served(20_000, { changeSat: 0 })).flags, ['overcharged', 'cost_mismatch']);
 });
@@ -63,14 +63,14 @@ test('the tolerance is 3 % plus the sat rounding, exact in integers', () => {
 test('no usage: flagged usage_missing, no expected figure, no overcharge verdict', () => {
   // Streaming without usage: the node keeps the whole token.
   const r = reconcile({ state: 'succeeded', price: PRICE, usage: null, sentSat: 30, feeSat: 1, changeSat: 0, reportedMsat: null });
-  assert.deepEqual(r, { chargedMsat: 29_000, expectedMsat: null, reportedMsat: null, allowedMsat: null, flags: ['usage_missing'] });
+  assert.deepEqual(r, { chargedMsat: 29_000, surplusSat: 0, expectedMsat: null, reportedMsat: null, allowedMsat: null, flags: ['usage_missing'] });
   // Non-streaming without usage: the node refunds everything.
   assert.equal(reconcile({ state: 'succeeded', price: PRICE, usage: null, sentSat: 30, feeSat: 1, changeSat: 29, reportedMsat: 0 }).chargedMsat, 0);
 });
 
 test('a failed attempt should cost nothing; refunded in full it charges 0, and the facts are kept', () => {
   const refunded = reconcile({ state: 'failed', price: PRICE, usage: null, sentSat: 30, feeSat: 1, changeSat: 29, reportedMsat: null, facts: ['refunded'] });
-  assert.deepEqual(refunded, { chargedMsat: 0, expectedMsat: 0, reportedMsat: null, allowedMsat: null, flags: ['refunded'] });
+  assert.deepEqual(refunded, { chargedMsat: 0, surplusSat: 0, expectedMsat: 0, reportedMsat: null, allowedMsat: null, flags: ['refunded'] });
   // A 500 after redemption with no refund: the provider kept it; recovery recorded the loss.
   const lost = reconcile({ state: 'failed', price: PRICE, usage: null, sentSat: 30, feeSat: 1, changeSat: 0, reportedMsat: null, facts: ['lost'] });
   assert.deepEqual([lost.chargedMsat, lost.flags], [29_000, ['lost']]);
@@ -85,6 +85,17 @@ test('invalid change learned late raises the charge and can make it an overcharg
   assert.deepEqual(before.flags, []);
   assert.equal(after.chargedMsat, 39_000);
   assert.deepEqual(after.flags, ['overcharged', 'cost_mismatch', 'change_invalid']);
+});
+
+test('change worth more than was sent is no negative charge: charged 0, the surplus apart and flagged', () => {
+  // A 40 sat token (1 sat fee) answered with 44 sat of change: the node "kept" -5 sat.
+  const r = reconcile(served(20_000, { changeSat: 44 }));
+  assert.equal(r.chargedMsat, 0, 'never negative: a generous provider must not look cheaper than free');
+  assert.equal(r.surplusSat, 5);
+  assert.deepEqual(r.flags, ['cost_mismatch', 'change_surplus']);
+  // Exactly everything back (less the fee) is a zero charge and no surplus.
+  const even = reconcile(served(20_000, { changeSat: 39 }));
+  assert.deepEqual([even.chargedMsat, even.surplusSat, even.flags.includes('change_surplus')], [0, 0, false]);
 });
 
 test('a model without both token prices is expected to cost at most its max_cost', () => {

@@ -1,0 +1,94 @@
+// Paid traffic as clients send it: HTTP and WebSocket, streaming and not, X-Cashu (and, once the
+// session mode lands, session: one more entry in KINDS). Every request ends in exactly one
+// outcome the client saw - answered, an error with a body, or the connection dropped (the daemon
+// was killed) - and nothing here retries: what the books must explain is what was sent.
+import WebSocket from 'ws';
+
+export type Kind = 'http' | 'http-stream' | 'ws' | 'ws-stream';
+export const KINDS: readonly Kind[] = ['http', 'http-stream', 'ws', 'ws-stream'];
+
+export type Outcome = 'answered' | 'error' | 'dropped';
+
+export interface Sent {
+  kind: Kind;
+  outcome: Outcome;
+  /** The daemon's request id, when the client learned it (accepted / done / error). */
+  requestId?: string;
+  detail?: string;
+}
+
+const body = (model: string, stream: boolean, n: number) => ({ model, messages: [{ role: 'user', content: `chaos request ${n}` }], max_tokens: 40, ...(stream ? { stream: true } : {}) });
+
+/** One request of `kind`; never rejects. */
+export async function send(kind: Kind, base: string, key: string, model: string, n: number): Promise<Sent> {
+  try {
+    return kind.startsWith('ws') ? await overWs(kind, base, key, model, n) : await overHttp(kind, base, key, model, n);
+  } catch (err) {
+    return { kind, outcome: 'dropped', detail: (err as Error).message };
+  }
+}
+
+async function overHttp(kind: Kind, base: string, key: string, model: string, n: number): Promise<Sent> {
+  const stream = kind === 'http-stream';
+  const res = await fetch(`${base}/v1/chat/completions`, {
+    method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body(model, stream, n)),
+    signal: AbortSignal.timeout(20_000),
+  });
+  const requestId = res.headers.get('x-satroute-request-id') ?? undefined;
+  const text = await res.text(); // a kill mid-body rejects here: dropped
+  if (res.status !== 200) return { kind, outcome: 'error', requestId, detail: `${res.status} ${text.slice(0, 200)}` };
+  // A stream ends with [DONE], or with an error event the daemon wrote (never a silent end).
+  if (stream && !text.includes('data: [DONE]')) return { kind, outcome: text.includes('"error"') ? 'error' : 'dropped', requestId, detail: text.slice(-200) };
+  return { kind, outcome: 'answered', requestId };
+}
+
+function overWs(kind: Kind, base: string, key: string, model: string, n: number): Promise<Sent> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/v1/ws`, { headers: { authorization: `Bearer ${key}` } });
+    let requestId: string | undefined;
+    let settled = false;
+    const end = (s: Sent) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      ws.terminate();
+      resolve(s);
+    };
+    const timer = setTimeout(() => end({ kind, outcome: 'dropped', requestId, detail: 'no end within 20 s' }), 20_000);
+    ws.on('open', () => ws.send(JSON.stringify({ type: 'request', id: `c${n}`, endpoint: '/v1/chat/completions', body: body(model, kind === 'ws-stream', n) })));
+    ws.on('message', (data) => {
+      const m = JSON.parse(String(data)) as { type: string; id?: string; request_id?: string; error?: { message?: string } };
+      if (m.request_id) requestId = m.request_id;
+      if (m.type === 'done') end({ kind, outcome: 'answered', requestId });
+      else if (m.type === 'error') end({ kind, outcome: 'error', requestId, detail: JSON.stringify(m).slice(0, 200) });
+    });
+    ws.on('error', (err) => end({ kind, outcome: 'dropped', requestId, detail: err.message }));
+    ws.on('close', () => end({ kind, outcome: 'dropped', requestId, detail: 'closed' }));
+  });
+}
+
+/**
+ * Background traffic: `workers` clients, each sending one request after another (kinds drawn from
+ * `random`) to whatever daemon `base()` names, until stop(). Resolves stop() with every request sent.
+ */
+export function traffic(o: { base: () => string | null; key: string; model: string; workers: number; random: () => number; pauseMs: number }): { stop(): Promise<Sent[]>; sent: Sent[] } {
+  const sent: Sent[] = [];
+  let running = true;
+  let n = 0;
+  const worker = async () => {
+    while (running) {
+      const base = o.base();
+      if (base) sent.push(await send(KINDS[Math.floor(o.random() * KINDS.length)], base, o.key, o.model, n++));
+      await new Promise((r) => setTimeout(r, o.pauseMs));
+    }
+  };
+  const all = Promise.all(Array.from({ length: o.workers }, worker));
+  return {
+    sent,
+    async stop() {
+      running = false;
+      await all;
+      return sent;
+    },
+  };
+}
