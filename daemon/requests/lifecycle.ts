@@ -205,7 +205,7 @@ export class RequestLifecycle implements RequestHandler {
       }
       const body = { ...(ctx.req.body as Record<string, unknown>), model: planned.model };
       const r: AttemptOutcome = await runAttempt(this.attemptDeps, {
-        requestId: ctx.requestId, n: i + 1, planned, endpoint: ctx.req.endpoint, body, client: ctx.req.client, maxSats: ctx.maxSats, signal: ctx.signal,
+        requestId: ctx.requestId, n: i + 1, planned, endpoint: ctx.req.endpoint, body, client: ctx.req.client, maxSats: ctx.maxSats, reservedMsat: ctx.reservedMsat, signal: ctx.signal,
         open: ctx.opened ? undefined : () => this.admission.open(ctx),
       });
       if (r.kind !== 'unpaid') ctx.opened = true;
