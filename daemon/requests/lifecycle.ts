@@ -36,6 +36,7 @@ import type { EventHub } from './events.ts';
 import { applyLateOutcome } from './late.ts';
 import type { AttemptRow, RequestLedger, RequestRow } from './ledger.ts';
 import { doneOf, paymentEvent, Reply } from './reply.ts';
+import { replayResponse, replaysStream, xcashuBody } from './responses-stream.ts';
 import { chargeBeyondRounding, finishUnserved, settleBrokenEarly, settleServed, type ServedAttempt } from './settle.ts';
 import { TOPUP_CAP_DEFAULTS, TopUpCap, type TopUpCapOptions } from './topup-cap.ts';
 
@@ -203,7 +204,7 @@ export class RequestLifecycle implements RequestHandler {
         lastError = new CanceledError();
         break;
       }
-      const body = { ...(ctx.req.body as Record<string, unknown>), model: planned.model };
+      const body = xcashuBody(ctx.req.endpoint, { ...(ctx.req.body as Record<string, unknown>), model: planned.model });
       const r: AttemptOutcome = await runAttempt(this.attemptDeps, {
         requestId: ctx.requestId, n: i + 1, planned, endpoint: ctx.req.endpoint, body, client: ctx.req.client, maxSats: ctx.maxSats, reservedMsat: ctx.reservedMsat, signal: ctx.signal,
         open: ctx.opened ? undefined : () => this.admission.open(ctx),
@@ -256,7 +257,9 @@ export class RequestLifecycle implements RequestHandler {
     this.publish(settled.request, call.reported.usage, false);
     await ctx.reply.end(async () => {
       ctx.reply.accept(this.acceptedOf(ctx, planned));
-      await this.sinkOf(ctx).response(call.body, done);
+      // A streamed /v1/responses was asked of the node unstreamed (responses-stream.ts): replayed.
+      if (replaysStream(ctx.req.endpoint, ctx.req.stream)) await replayResponse(this.sinkOf(ctx), call.body, done);
+      else await this.sinkOf(ctx).response(call.body, done);
     });
   }
 

@@ -135,6 +135,35 @@ test('embeddings and the Responses API go through the same path', async () => {
   await books();
 });
 
+test('a streamed /v1/responses gets its change back (asked of the node unstreamed, replayed as Responses events the official client reads)', async () => {
+  // routstr-core v0.4.5 returns no change for a streamed /v1/responses (the world mirrors it).
+  const stream = await client().responses.create({ model: MODEL, input: 'Stream me a greeting.', max_output_tokens: 30, stream: true });
+  const events: { type: string; delta?: string; response?: { output_text?: string; output: { content?: { text?: string }[] }[] }; satroute?: { request_id: string; charged_msat: number; flags: string[] } }[] = [];
+  for await (const e of stream) events.push(e as unknown as (typeof events)[number]);
+  const completed = events.find((e) => e.type === 'response.completed' || e.type === 'response.incomplete')!;
+  const text = events.filter((e) => e.type === 'response.output_text.delta').map((e) => e.delta).join('');
+  assert.ok(text.length > 0);
+  assert.equal(text, completed.response!.output[0].content![0].text);
+  const satroute = events.find((e) => e.type === 'satroute')!.satroute!;
+  const row = daemon.ledger.get(satroute.request_id)!;
+  assert.equal(row.status, 'succeeded');
+  assert.equal(row.stream, true);
+  assert.deepEqual(row.flags, [], 'no usage_missing: the node found the usage');
+  assert.ok(row.changeSat > 0, 'the change came back');
+  assert.ok(row.promptTokens! > 0);
+  assert.equal(row.chargedMsat, (row.sentSat - row.changeSat - row.feeSat) * 1000);
+  assert.equal(satroute.charged_msat, row.chargedMsat);
+  const types = events.map((e) => e.type);
+  assert.equal(types[0], 'response.created');
+  assert.ok(types.includes('response.output_item.added') && types.includes('response.content_part.added'), types.join(','));
+  // The higher-level helper accumulates the same events into the final response.
+  const final = await client().responses.stream({ model: MODEL, input: 'Stream me another.', max_output_tokens: 30 }).finalResponse();
+  const message = final.output[0] as { type: string; content: { type: string; text: string }[] };
+  assert.equal(message.type, 'message');
+  assert.ok(message.content[0].text.length > 0);
+  await books();
+});
+
 test('GET /v1/models lists the catalogue with the cheapest price per model', async () => {
   const list = [];
   for await (const m of client().models.list()) list.push(m);
