@@ -21,6 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { nullLogger, type Logger } from '../../protocol/logger.ts';
 import type { Usage } from '../../protocol/cost.ts';
+import { msatToSatCeil } from '../../protocol/units.ts';
 import { callProvider, type CallDeps, type CallOutcome, type CallRequest, type CallTimeouts, type OkAnswer, type OkStream } from '../../protocol/provider-call.ts';
 import type { DB } from '../../db/sqlite.ts';
 import type { PaymentOutcome } from '../../wallet/payments/index.ts';
@@ -386,7 +387,7 @@ export class RequestLifecycle implements RequestHandler {
   private acceptedOf(ctx: Ctx, planned: PlannedAttempt): Accepted {
     const a: Accepted = {
       requestId: ctx.requestId, provider: planned.providerId, providerUrl: planned.providerUrl, model: planned.model,
-      reservedSats: Math.ceil(ctx.reservedMsat / 1000), payment: 'xcashu', failedAttempts: ctx.tried.length,
+      reservedSats: msatToSatCeil(ctx.reservedMsat), payment: 'xcashu', failedAttempts: ctx.tried.length,
     };
     if (ctx.req.explain) {
       a.explain = { skipped: ctx.plan.skipped.map((s) => ({ provider: s.providerId, reason: `${s.reason}: ${s.detail}` })), tried: [...ctx.tried] };
