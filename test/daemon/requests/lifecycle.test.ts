@@ -6,6 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startWorld, type Scenario, type TestProvider, type World } from '../../world/index.ts';
+import { spellMint } from '../../world/scenario.ts';
 import { allowedChargeMsat } from '../../../daemon/requests/reconcile.ts';
 import { harness, type Harness } from './lifecycle-fixture.ts';
 
@@ -23,6 +24,8 @@ const SCENARIO: Scenario = {
     { name: 'c1', announce: false, mints: ['mint-b'], mintSpelling: 'trailing-slash', knobs: { foreignMint: 'refuse' }, models: [model('m-cheap', 0.01, 0.04)] },
     only('c2', 'm-cheap', 0.02, 0.08),
     only('c3', 'm-cheap', 0.05, 0.2),
+    // lists mint-a with its port written out (another string for the same mint) and refuses any other spelling
+    { name: 'e1', announce: false, mints: ['mint-a'], mintSpelling: 'explicit-port', knobs: { foreignMint: 'refuse' }, models: [model('m-port', 0.01, 0.04)] },
     // an overcharger, cheapest on paper
     // (the answers are 100 tokens for max_tokens 200: the token has room for the overcharge, as
     // routine requests do - a token sized exactly to a request caps what an overcharger can take)
@@ -98,6 +101,16 @@ test('the cheapest provider serves, paid with a token naming its mint exactly as
   assert.deepEqual(attempt.flags, []);
   assert.equal(P('c2').stats().requests + P('c3').stats().requests, 0);
   assert.equal(r.doneWith!.cost.charged_msat, attempt.chargedMsat);
+  await h.accounted();
+});
+
+test('a provider listing its mint with the port written out is paid with a token spelled its way', async () => {
+  const r = ok(await h.ask('m-port'));
+  assert.equal(servedBy(r.requestId), 'e1');
+  const [attempt] = h.ledger.attempts(r.requestId);
+  assert.equal(attempt.mint, spellMint(world.mint('mint-a').url, 'explicit-port'), 'the provider spelling, not ours');
+  assert.deepEqual(attempt.flags, []);
+  assert.ok(attempt.changeSat > 0, 'redeemed at its mint, change returned');
   await h.accounted();
 });
 
