@@ -2,7 +2,7 @@
 // are the wallet's own work.
 //   wallet_take_token_per_s      takeToken with a warm reserve (SQLite synchronous=NORMAL)
 //   wallet_take_token_full_per_s the same with synchronous=FULL (an fsync per commit; what the daemon uses)
-//   mint_roundtrips_per_request  share of tokens that needed a swap at the mint, in a steady
+//   wallet_mint_roundtrips_per_request  share of tokens that needed a swap at the mint, in a steady
 //                                stream of requests whose change comes back through the queue
 //                                (baseline: a wallet without the reserve, exact match or swap)
 //   change_swap_*_per_token      the change queue's swap cost per token, batched vs one by one
@@ -162,7 +162,7 @@ async function roundTrips(mint: MintProcess): Promise<Figure[]> {
   // Baseline: what a plain wallet does (cashu-ts send): an exact offline match, else a swap.
   const plain = await steadyStream(mint, 'plain', { reserve: { targets: new Map(), minCount: 0 }, autoRefill: false, policy: () => EXACT_ONLY }, n / 2);
   return [
-    { name: 'mint_roundtrips_per_request', value: ours.roundtrips, unit: `share of ${n} requests (4 at a time) whose token needed or waited for a mint swap (target < 0.05)`, baseline: plain.roundtrips, ratio: plain.roundtrips ? ours.roundtrips / plain.roundtrips : null },
+    { name: 'wallet_mint_roundtrips_per_request', value: ours.roundtrips, unit: `share of ${n} requests (4 at a time) whose token needed or waited for a mint swap (target < 0.05)`, baseline: plain.roundtrips, ratio: plain.roundtrips ? ours.roundtrips / plain.roundtrips : null },
     { name: 'wallet_background_swaps_per_request', value: ours.background, unit: `change + reserve swaps per request, off the request path (${ours.tokensPerChangeSwap.toFixed(1)} change tokens per swap)` },
   ];
 }

@@ -2,6 +2,7 @@
 // the refused request's row for the audit, and - run inside the first token's transaction - the
 // budget reservation at the plan's worst case with the request row.
 import type { Logger } from '../../protocol/logger.ts';
+import { msatToSatFloor, satToMsat } from '../../protocol/units.ts';
 import type { DB } from '../../db/sqlite.ts';
 import { BudgetExceededError, NoProviderError, toApiError } from '../api/errors.ts';
 import { NoProviderError as RouteNoProvider, NoQualifyingModelError, type RoutePlan, type Router, type Skip } from '../route/index.ts';
@@ -107,6 +108,6 @@ export class Admission {
 
   private budgetLeftSats(client: BudgetLimits): number | undefined {
     if (client.dailySats === null) return undefined;
-    return Math.max(0, Math.floor((client.dailySats * 1000 - this.d.budgets.spentTodayMsat(client.name)) / 1000));
+    return Math.max(0, msatToSatFloor(satToMsat(client.dailySats) - this.d.budgets.spentTodayMsat(client.name)));
   }
 }

@@ -18,7 +18,7 @@ import type { Logger } from '../../protocol/logger.ts';
 import type { PaidEndpoint } from '../../protocol/openai.ts';
 import type { Refusal } from '../../protocol/outcome.ts';
 import type { CallDeps, CallOutcome, CallRequest, CallTimeouts, OkAnswer, OkStream } from '../../protocol/provider-call.ts';
-import { msatToSatCeil } from '../../protocol/units.ts';
+import { msatToSatCeil, msatToSatFloor } from '../../protocol/units.ts';
 import type { DB } from '../../db/sqlite.ts';
 import type { Payments, TakenToken } from '../../wallet/payments/index.ts';
 import { CanceledError, ProviderFailedError, type DaemonError } from '../api/errors.ts';
@@ -62,6 +62,8 @@ export interface AttemptInput {
   client: BudgetLimits;
   /** The caller's cap for this request, sats. */
   maxSats?: number;
+  /** The budget reservation admission made for the request (written with the first token), msat. */
+  reservedMsat: number;
   signal: AbortSignal;
   /** Run first inside the token's transaction (admission's write with the first token); throwing takes nothing. */
   open?: () => void;
@@ -93,7 +95,7 @@ export async function runAttempt(d: AttemptDeps, a: AttemptInput): Promise<Attem
   let taken: TakenToken;
   try {
     taken = await d.payments.takeToken({
-      paymentId, mint: p.mint, tokenMint: p.tokenMint, amountSat: p.tokenSat, providerUrl: p.providerUrl, policy: overpayPolicy(p.tokenSat),
+      paymentId, mint: p.mint, tokenMint: p.tokenMint, amountSat: p.tokenSat, providerUrl: p.providerUrl, policy: overpayPolicy(p.tokenSat, capsOf(d, a, p.tokenSat)),
       inTransaction: (t) => {
         a.open?.();
         d.ledger.startAttempt({
@@ -128,7 +130,9 @@ export async function runAttempt(d: AttemptDeps, a: AttemptInput): Promise<Attem
       const refused = topUps === 0 ? topUpRefusal(d, a, taken, outcome.amountRequiredMsat) : 'the node asked for more a second time';
       if (refused === null) {
         try {
-          taken = await d.payments.topUp(paymentId, msatToSatCeil(outcome.amountRequiredMsat!), {
+          const amountSat = msatToSatCeil(outcome.amountRequiredMsat!);
+          taken = await d.payments.topUp(paymentId, amountSat, {
+            policy: overpayPolicy(amountSat, capsOf(d, a, amountSat)),
             inTransaction: (t) => void d.ledger.topUp(a.requestId, a.n, { sentSat: t.sentSat, feeSat: t.feeSat }),
           });
           topUps += 1;
@@ -144,13 +148,39 @@ export async function runAttempt(d: AttemptDeps, a: AttemptInput): Promise<Attem
   }
 }
 
+/** What bounds one token's face value: the caller's caps on this request. */
+export interface TokenCaps {
+  /** The model's max_cost in msat (0: none listed). */
+  maxCostMsat: number;
+  /** The caller's cap for this request (x-satroute-max-sats, the key's per-request cap), sats. */
+  maxSats?: number;
+  /** The request's budget reservation, msat. */
+  reservedMsat: number;
+  /** The input fee the reservation and the caps allow for this token (estimated high), sats. */
+  feeSat: number;
+}
+
 /**
- * When the exact denominations are not at hand, a token may carry up to its own value again (at
- * least 8 sat) on top of what the node checks: the node returns it with the change, while a swap
- * at the mint on the request path would cost a round trip (100 ms to seconds under load).
+ * When the exact denominations are not at hand, a token may carry more than the node checks -
+ * up to its own value again (at least 8 sat) - rather than wait for a swap at the mint on the
+ * request path (100 ms to seconds under load): the node returns it with the change. But a node
+ * may keep the whole token (a stream without usage, change never returned), so the overpayment
+ * stays within every cap of the caller: the model's max_cost, `maxSats` less the token and its
+ * fee, and the budget reservation less the same. No room: exact only (the wallet swaps).
  */
-export function overpayPolicy(tokenSat: number): { allowOverpay: true; maxOverpaySat: number } {
-  return { allowOverpay: true, maxOverpaySat: Math.max(8, tokenSat) };
+export function overpayPolicy(tokenSat: number, caps: TokenCaps): { allowOverpay: boolean; maxOverpaySat: number } {
+  const limits = [Math.max(8, tokenSat), msatToSatFloor(caps.reservedMsat) - tokenSat - caps.feeSat];
+  if (caps.maxCostMsat > 0) limits.push(msatToSatFloor(caps.maxCostMsat) - tokenSat);
+  if (caps.maxSats !== undefined) limits.push(caps.maxSats - tokenSat - caps.feeSat);
+  const maxOverpaySat = Math.max(0, Math.min(...limits));
+  return { allowOverpay: maxOverpaySat > 0, maxOverpaySat };
+}
+
+/** The caps on a token of `amountSat` for this attempt, against the reservation held now (a top-up may have raised it). */
+function capsOf(d: AttemptDeps, a: AttemptInput, amountSat: number): TokenCaps {
+  const held = d.budgets.get(a.requestId);
+  const reservedMsat = held?.state === 'held' ? Math.max(held.reservedMsat, a.reservedMsat) : a.reservedMsat;
+  return { maxCostMsat: a.planned.price.maxCostMsat, maxSats: a.maxSats, reservedMsat, feeSat: d.feeSat(a.planned.mint, amountSat) };
 }
 
 /** Why the node's "too little" is not answered with a top-up, or null when it is (the window's allowance is taken). */

@@ -21,6 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { nullLogger, type Logger } from '../../protocol/logger.ts';
 import type { Usage } from '../../protocol/cost.ts';
+import { msatToSatCeil } from '../../protocol/units.ts';
 import { callProvider, type CallDeps, type CallOutcome, type CallRequest, type CallTimeouts, type OkAnswer, type OkStream } from '../../protocol/provider-call.ts';
 import type { DB } from '../../db/sqlite.ts';
 import type { PaymentOutcome } from '../../wallet/payments/index.ts';
@@ -36,6 +37,7 @@ import type { EventHub } from './events.ts';
 import { applyLateOutcome } from './late.ts';
 import type { AttemptRow, RequestLedger, RequestRow } from './ledger.ts';
 import { doneOf, paymentEvent, Reply } from './reply.ts';
+import { replayResponse, replaysStream, xcashuBody } from './responses-stream.ts';
 import { chargeBeyondRounding, finishUnserved, settleBrokenEarly, settleServed, type ServedAttempt } from './settle.ts';
 import { TOPUP_CAP_DEFAULTS, TopUpCap, type TopUpCapOptions } from './topup-cap.ts';
 
@@ -210,9 +212,9 @@ export class RequestLifecycle implements RequestHandler {
         lastError = new CanceledError();
         break;
       }
-      const body = { ...(ctx.req.body as Record<string, unknown>), model: planned.model };
+      const body = xcashuBody(ctx.req.endpoint, { ...(ctx.req.body as Record<string, unknown>), model: planned.model });
       const r: AttemptOutcome = await runAttempt(this.attemptDeps, {
-        requestId: ctx.requestId, n: i + 1, planned, endpoint: ctx.req.endpoint, body, client: ctx.req.client, maxSats: ctx.maxSats, signal: ctx.signal,
+        requestId: ctx.requestId, n: i + 1, planned, endpoint: ctx.req.endpoint, body, client: ctx.req.client, maxSats: ctx.maxSats, reservedMsat: ctx.reservedMsat, signal: ctx.signal,
         open: ctx.opened ? undefined : () => this.admission.open(ctx),
       });
       if (r.kind !== 'unpaid') ctx.opened = true;
@@ -263,7 +265,9 @@ export class RequestLifecycle implements RequestHandler {
     this.publish(settled.request, call.reported.usage, false);
     await ctx.reply.end(async () => {
       ctx.reply.accept(this.acceptedOf(ctx, planned));
-      await this.sinkOf(ctx).response(call.body, done);
+      // A streamed /v1/responses was asked of the node unstreamed (responses-stream.ts): replayed.
+      if (replaysStream(ctx.req.endpoint, ctx.req.stream)) await replayResponse(this.sinkOf(ctx), call.body, done);
+      else await this.sinkOf(ctx).response(call.body, done);
     });
   }
 
@@ -393,7 +397,7 @@ export class RequestLifecycle implements RequestHandler {
   private acceptedOf(ctx: Ctx, planned: PlannedAttempt): Accepted {
     const a: Accepted = {
       requestId: ctx.requestId, provider: planned.providerId, providerUrl: planned.providerUrl, model: planned.model,
-      reservedSats: Math.ceil(ctx.reservedMsat / 1000), payment: 'xcashu', failedAttempts: ctx.tried.length,
+      reservedSats: msatToSatCeil(ctx.reservedMsat), payment: 'xcashu', failedAttempts: ctx.tried.length,
     };
     if (ctx.req.explain) {
       a.explain = { skipped: ctx.plan.skipped.map((s) => ({ provider: s.providerId, reason: `${s.reason}: ${s.detail}` })), tried: [...ctx.tried] };

@@ -104,8 +104,12 @@ const providerSchema = z.strictObject({
   name,
   /** Mints announced and accepted; default every mint of the world. */
   mints: z.array(mintRef).optional(),
-  /** How the provider spells its mints' URLs (a node compares them as exact strings): as the mint serves them, with a trailing slash, or upper-case scheme and host. */
-  mintSpelling: z.enum(['as-is', 'trailing-slash', 'upper-case']).optional(),
+  /**
+   * How the provider spells its mints' URLs (a node compares them as exact strings): as the mint
+   * serves them, with a trailing slash, upper-case scheme and host, or the port written out
+   * (spellMint).
+   */
+  mintSpelling: z.enum(['as-is', 'trailing-slash', 'upper-case', 'explicit-port']).optional(),
   models: z.array(modelSchema).min(1),
   knobs: knobsSchema.optional(),
   about: z.string().optional(),
@@ -399,10 +403,21 @@ async function mintToken(mint: TestMint, lightning: LightningNetwork, amount: nu
   return getEncodedToken({ mint: mint.url, unit: 'sat', proofs });
 }
 
-/** A mint URL as a node operator might have typed it: same mint, another string. */
+/**
+ * A mint URL as a node operator might have typed it: same mint, another string. routstr-core
+ * compares a token's mint with its listed mints as exact strings (routstr/wallet.py
+ * `if token_obj.mint not in destinations`, v0.4.5), so any other spelling makes a token foreign.
+ * 'explicit-port': the port written out - the scheme's default (`https://mint.example:443`) when
+ * the URL has none, else (the world's mints always listen on another port) with a leading zero,
+ * `:08080`, which a URL parser reads as the same port and a string comparison does not.
+ */
 export function spellMint(url: string, spelling: ScenarioProvider['mintSpelling'] = 'as-is'): string {
   if (spelling === 'trailing-slash') return url.replace(/\/*$/, '/');
   if (spelling === 'upper-case') return url.replace(/^[a-z]+:\/\/[^/]+/i, (origin) => origin.toUpperCase());
+  if (spelling === 'explicit-port') {
+    return url.replace(/^([a-z]+:\/\/[^/:]+)(?::(\d+))?/i, (_, origin: string, port?: string) =>
+      port ? `${origin}:0${port}` : `${origin}:${origin.toLowerCase().startsWith('https:') ? 443 : 80}`);
+  }
   return url;
 }
 

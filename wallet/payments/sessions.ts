@@ -17,7 +17,7 @@
 //   held = deposited - charged - refunded - lost, per session; audit verify checks, per mint and
 //   unit, funded + received - withdrawn - charged - fees - losses = unspent + pending + held.
 import type { DB } from '../../db/sqlite.ts';
-import { sat, type Sat, type SatIn } from '../../protocol/units.ts';
+import { msatToSatCeil, sat, type Sat, type SatIn } from '../../protocol/units.ts';
 import type { WalletContext } from '../context.ts';
 import { PaymentError, PaymentStateError } from '../errors.ts';
 import type { Clock } from '../store.ts';
@@ -172,7 +172,7 @@ export class SessionBook {
   charge(sessionId: string, costMsat: number, requestId: string): void {
     if (!Number.isSafeInteger(costMsat) || costMsat < 0) throw new PaymentError(`a session charge must be a whole number of msat >= 0, got ${costMsat}`);
     const s = this.require(sessionId, 'open', 'refunding');
-    const bookedSat = Math.ceil((s.chargedMsat + costMsat) / 1000) - Math.ceil(s.chargedMsat / 1000);
+    const bookedSat = msatToSatCeil(s.chargedMsat + costMsat) - msatToSatCeil(s.chargedMsat);
     this.ctx.ledger.record({ kind: 'session_charge', mint: s.mint, unit: s.unit, amount: -bookedSat, ref: requestId, evidence: { session: sessionId, msat: costMsat } });
     this.add(sessionId, { chargedMsat: costMsat, charged: bookedSat });
   }

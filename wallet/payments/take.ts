@@ -30,8 +30,8 @@ export interface TakenToken {
   mintRoundTrip: boolean;
 }
 
-/** Take a token offline now (null if the proofs do not fit); `roundtrip`: a swap was needed first. */
-type Take = (roundtrip: boolean, policy?: SelectPolicy) => TakenToken | null;
+/** Take a token offline now with the caller's policy (null if the proofs do not fit); `roundtrip`: a swap was needed first. */
+type Take = (roundtrip: boolean) => TakenToken | null;
 
 export interface TakeSpec {
   paymentId: string;
@@ -68,18 +68,17 @@ export class TokenTaker {
 
   async take(spec: TakeSpec, policy?: SelectPolicy): Promise<TakenToken> {
     const fees = await this.feeMap(spec.mint);
-    const take: Take = (roundtrip, p) => this.takeOffline(spec, fees, p ?? policy ?? this.opts.policy(spec.amountSat), roundtrip);
-    const taken = take(false) ?? (await this.takeWithSwap(spec.mint, this.stillNeededSat(spec, fees), fees, take));
+    const take: Take = (roundtrip) => this.takeOffline(spec, fees, policy ?? this.opts.policy(spec.amountSat), roundtrip);
+    const taken = take(false) ?? (await this.takeWithSwap(spec.mint, this.stillNeeded(spec), take));
     this.afterTake(spec.mint);
     return taken;
   }
 
-  /** What new proofs must add: the whole amount, or for a top-up what its kept proofs do not cover. */
-  private stillNeededSat(spec: TakeSpec, fees: ReadonlyMap<string, number>): number {
+  /** What new proofs must add (before input fees): the whole amount, or for a top-up what its kept proofs do not cover. */
+  private stillNeeded(spec: TakeSpec): { amountSat: number; keptCount: number } {
     const kept = spec.replace ? this.ctx.store.pendingOf(spec.paymentId) : [];
-    if (kept.length === 0) return spec.amountSat;
     const keptSat = kept.reduce((a, p) => a + p.amount, 0);
-    return Math.max(1, spec.amountSat + inputFeeSat(kept.length, fees.get(kept[0].keysetId) ?? 0) - keptSat);
+    return { amountSat: Math.max(1, spec.amountSat - keptSat), keptCount: kept.length };
   }
 
   private async feeMap(mint: string): Promise<Map<string, number>> {
@@ -147,16 +146,18 @@ export class TokenTaker {
 
   /**
    * Swap so that the token's exact denominations exist (refilling the reserve on the way), then
-   * take it. Swaps of one mint run one at a time; a payment that waited for another's swap first
-   * tries again offline, so concurrent shortfalls cost one swap, not one each.
+   * take it with the caller's policy - never a looser one. Swaps of one mint run one at a time; a
+   * payment that waited for another's swap first tries again offline, so concurrent shortfalls
+   * cost one swap, not one each.
    */
-  private async takeWithSwap(mint: string, amountSat: number, fees: ReadonlyMap<string, number>, take: Take): Promise<TakenToken> {
+  private async takeWithSwap(mint: string, need: { amountSat: number; keptCount: number }, take: Take): Promise<TakenToken> {
     const wallet = await this.ctx.mints.wallet(mint, this.unit);
-    const ppk = fees.get(wallet.keysetId) ?? 0;
-    // The token will be the standard split of amount + fee(its own proof count).
-    let total = amountSat;
+    const ppk = wallet.keyChain.getKeysets().find((k) => k.id === wallet.keysetId)?.fee ?? 0;
+    // The new proofs will be the standard split of what is needed + the input fee of the whole
+    // token (a top-up's kept proofs included), so that the token is exact.
+    let total = need.amountSat;
     for (let i = 0; i < 16; i++) {
-      const next = amountSat + inputFeeSat(splitAmount(total).length, ppk);
+      const next = need.amountSat + inputFeeSat(need.keptCount + splitAmount(total).length, ppk);
       if (next === total) break;
       total = next;
     }
@@ -165,17 +166,23 @@ export class TokenTaker {
       // it; it still waited on the mint, so it counts as a round trip.
       const waited = take(true);
       if (waited) return { taken: waited };
-      const outcome = await this.reserve.split(mint, splitAmount(total));
-      if (outcome?.status !== 'done') return { outcome };
-      // The swap made the exact split; should a concurrent payment have taken part of it, any overpayment will do.
-      return { taken: take(true) ?? take(true, { allowOverpay: true, maxOverpaySat: Number.MAX_SAFE_INTEGER }), outcome };
+      let outcome: Awaited<ReturnType<Reserve['split']>> | undefined;
+      // A concurrent payment may take part of the split before this one does: swap again (rarely).
+      for (let round = 0; round < 3; round++) {
+        outcome = await this.reserve.split(mint, splitAmount(total));
+        if (outcome?.status !== 'done') return { outcome };
+        const taken = take(true);
+        if (taken) return { taken, outcome };
+      }
+      return { outcome };
     });
     if (result.taken) return result.taken;
     const outcome = result.outcome;
     if (outcome?.status === 'retry') throw new PaymentStateError(`mint ${mint} did not answer the swap needed for this token; try again shortly (${outcome.failure.message})`);
+    if (outcome?.status === 'done') throw new PaymentStateError(`the proofs swapped for a token of ${need.amountSat} sat at ${mint} were taken by concurrent payments; try again`);
     const have = this.ctx.store.selectUnspent(mint, this.unit).reduce((a, p) => a + p.amount, 0);
-    if (outcome === null || outcome === undefined || outcome.status === 'done') throw new InsufficientFundsError(total, have, this.unit, mint);
-    throw new PaymentStateError(`could not make a token of ${amountSat} sat at ${mint}: ${outcome.status}`);
+    if (outcome === null || outcome === undefined) throw new InsufficientFundsError(total, have, this.unit, mint);
+    throw new PaymentStateError(`could not make a token of ${need.amountSat} sat at ${mint}: ${outcome.status}`);
   }
 
   private afterTake(mint: string): void {

@@ -47,6 +47,12 @@ async function fund(mint: string, amountSat: number): Promise<void> {
 }
 
 const books = () => assertAccounted({ db: daemon.db, wallet: daemon.wallet, payments: daemon.payments, lifecycle: daemon.lifecycle });
+/** What has been paid so far: tokens taken, sats sent for requests, paid requests the providers saw. */
+const paid = () => ({
+  tokens: daemon.payments.stats().tokens,
+  sentSat: (daemon.db.prepare('SELECT COALESCE(SUM(sent_sat), 0) FROM requests').pluck().get() as number),
+  providerRequests: world.providers.reduce((n, p) => n + p.stats().requests, 0),
+});
 
 before(async () => {
   world = await startWorld(SCENARIO);
@@ -135,15 +141,46 @@ test('embeddings and the Responses API go through the same path', async () => {
   await books();
 });
 
+test('a streamed /v1/responses gets its change back (asked of the node unstreamed, replayed as Responses events the official client reads)', async () => {
+  // routstr-core v0.4.5 returns no change for a streamed /v1/responses (the world mirrors it).
+  const stream = await client().responses.create({ model: MODEL, input: 'Stream me a greeting.', max_output_tokens: 30, stream: true });
+  const events: { type: string; delta?: string; response?: { output_text?: string; output: { content?: { text?: string }[] }[] }; satroute?: { request_id: string; charged_msat: number; flags: string[] } }[] = [];
+  for await (const e of stream) events.push(e as unknown as (typeof events)[number]);
+  const completed = events.find((e) => e.type === 'response.completed' || e.type === 'response.incomplete')!;
+  const text = events.filter((e) => e.type === 'response.output_text.delta').map((e) => e.delta).join('');
+  assert.ok(text.length > 0);
+  assert.equal(text, completed.response!.output[0].content![0].text);
+  const satroute = events.find((e) => e.type === 'satroute')!.satroute!;
+  const row = daemon.ledger.get(satroute.request_id)!;
+  assert.equal(row.status, 'succeeded');
+  assert.equal(row.stream, true);
+  assert.deepEqual(row.flags, [], 'no usage_missing: the node found the usage');
+  assert.ok(row.changeSat > 0, 'the change came back');
+  assert.ok(row.promptTokens! > 0);
+  assert.equal(row.chargedMsat, (row.sentSat - row.changeSat - row.feeSat) * 1000);
+  assert.equal(satroute.charged_msat, row.chargedMsat);
+  const types = events.map((e) => e.type);
+  assert.equal(types[0], 'response.created');
+  assert.ok(types.includes('response.output_item.added') && types.includes('response.content_part.added'), types.join(','));
+  // The higher-level helper accumulates the same events into the final response.
+  const final = await client().responses.stream({ model: MODEL, input: 'Stream me another.', max_output_tokens: 30 }).finalResponse();
+  const message = final.output[0] as { type: string; content: { type: string; text: string }[] };
+  assert.equal(message.type, 'message');
+  assert.ok(message.content[0].text.length > 0);
+  await books();
+});
+
 test('GET /v1/models lists the catalogue with the cheapest price per model', async () => {
   const list = [];
   for await (const m of client().models.list()) list.push(m);
   const chat = list.find((m) => m.id === MODEL) as unknown as { satroute: { providers: number; cheapest: { prompt_sats_per_mtok: number } } };
   assert.equal(chat.satroute.providers, 2);
   assert.equal(chat.satroute.cheapest.prompt_sats_per_mtok, 10_000);
+  await books();
 });
 
 test('requests without a valid key are refused with 401 in OpenAI\'s error shape; /healthz needs none', async () => {
+  const before = paid();
   await assert.rejects(new OpenAI({ apiKey: 'sr_wrong', baseURL: `${base}/v1`, maxRetries: 0 }).chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] }), OpenAI.AuthenticationError);
   for (const headers of [{}, { authorization: 'Bearer nope' }, { authorization: `Bearer ${key.slice(0, -1)}x` }] as Record<string, string>[]) {
     const res = await fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{}' });
@@ -158,10 +195,12 @@ test('requests without a valid key are refused with 401 in OpenAI\'s error shape
   assert.equal(health.status, 200);
   assert.equal(((await health.json()) as { ok: boolean }).ok, true);
   assert.equal(daemon.ledger.attempts('none').length, 0);
+  assert.deepEqual(paid(), before, 'nothing paid for a refused request');
+  await books();
 });
 
 test('bad bodies and headers are the caller\'s 400/413, and nothing is paid for them', async () => {
-  const before = daemon.payments.stats().tokens;
+  const before = paid();
   assert.equal((await post('/v1/chat/completions', { model: MODEL })).status, 400);
   const bad = await fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${key}` }, body: '{not json' });
   assert.equal(bad.status, 400);
@@ -169,7 +208,8 @@ test('bad bodies and headers are the caller\'s 400/413, and nothing is paid for 
   assert.equal((await post('/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'x'.repeat(11 * 1024 * 1024) }] })).status, 413);
   assert.equal((await post('/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'hi' }] }, { 'x-satroute-max-sats': 'lots' })).status, 400);
   assert.equal((await fetch(`${base}/v1/nothing`, { headers: { authorization: `Bearer ${key}` } })).status, 404);
-  assert.equal(daemon.payments.stats().tokens, before);
+  assert.deepEqual(paid(), before, 'no token taken, no sat sent, no provider asked');
+  await books();
 });
 
 test('x-satroute-max-sats below any token is refused as over budget; x-satroute-explain lists the candidates', async () => {
@@ -233,4 +273,5 @@ test('admin routes need the admin scope; /metrics is Prometheus text with the re
   const metrics = await (await get('/metrics')).text();
   assert.match(metrics, /satroute_requests_total\{outcome="ok",provider="[^"]+"\} [1-9]/);
   assert.match(metrics, /satroute_spent_msat_total/);
+  await books();
 });

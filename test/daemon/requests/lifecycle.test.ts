@@ -6,6 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startWorld, type Scenario, type TestProvider, type World } from '../../world/index.ts';
+import { spellMint } from '../../world/scenario.ts';
 import { allowedChargeMsat } from '../../../daemon/requests/reconcile.ts';
 import { harness, type Harness } from './lifecycle-fixture.ts';
 
@@ -16,13 +17,15 @@ const only = (name: string, id: string, prompt: number, completion: number, rest
 
 const SCENARIO: Scenario = {
   seed: 11,
-  mints: [{ name: 'mint-a' }, { name: 'mint-b', inputFeePpk: 100 }],
+  mints: [{ name: 'mint-a' }, { name: 'mint-b', inputFeePpk: 100 }, { name: 'mint-c' }],
   nwcBalanceSat: 0,
   providers: [
     // cheapest chosen; the cheapest lists mint-b with a trailing slash and refuses any other spelling
     { name: 'c1', announce: false, mints: ['mint-b'], mintSpelling: 'trailing-slash', knobs: { foreignMint: 'refuse' }, models: [model('m-cheap', 0.01, 0.04)] },
     only('c2', 'm-cheap', 0.02, 0.08),
     only('c3', 'm-cheap', 0.05, 0.2),
+    // lists mint-a with its port written out (another string for the same mint) and refuses any other spelling
+    { name: 'e1', announce: false, mints: ['mint-a'], mintSpelling: 'explicit-port', knobs: { foreignMint: 'refuse' }, models: [model('m-port', 0.01, 0.04)] },
     // an overcharger, cheapest on paper
     // (the answers are 100 tokens for max_tokens 200: the token has room for the overcharge, as
     // routine requests do - a token sized exactly to a request caps what an overcharger can take)
@@ -60,6 +63,8 @@ const SCENARIO: Scenario = {
     // invalid change
     only('i1', 'm-badchange', 0.01, 0.04, { knobs: { invalidChange: 'spent' } }),
     only('i2', 'm-badchange', 0.02, 0.08),
+    // overpay within the caller's caps: the wallet holds a single 8 sat proof at mint-c
+    { name: 'x1', announce: false, mints: ['mint-c'], models: [model('m-overpay', 0.01, 0.04)] },
   ],
 };
 
@@ -77,7 +82,7 @@ const ok = <T extends { errorWith?: { message: string } }>(r: T): T => {
 
 before(async () => {
   world = await startWorld(SCENARIO);
-  h = await harness(world, { fund: { 'mint-a': 6000, 'mint-b': 2000 }, options: { topUp: { maxCount: 2 } } });
+  h = await harness(world, { fund: { 'mint-a': 6000, 'mint-b': 2000, 'mint-c': 8 }, options: { topUp: { maxCount: 2 } } });
 });
 
 after(async () => {
@@ -96,6 +101,16 @@ test('the cheapest provider serves, paid with a token naming its mint exactly as
   assert.deepEqual(attempt.flags, []);
   assert.equal(P('c2').stats().requests + P('c3').stats().requests, 0);
   assert.equal(r.doneWith!.cost.charged_msat, attempt.chargedMsat);
+  await h.accounted();
+});
+
+test('a provider listing its mint with the port written out is paid with a token spelled its way', async () => {
+  const r = ok(await h.ask('m-port'));
+  assert.equal(servedBy(r.requestId), 'e1');
+  const [attempt] = h.ledger.attempts(r.requestId);
+  assert.equal(attempt.mint, spellMint(world.mint('mint-a').url, 'explicit-port'), 'the provider spelling, not ours');
+  assert.deepEqual(attempt.flags, []);
+  assert.ok(attempt.changeSat > 0, 'redeemed at its mint, change returned');
   await h.accounted();
 });
 
@@ -265,6 +280,21 @@ test('missing usage is flagged: a JSON answer is refunded whole, a stream is cha
   assert.deepEqual(s.flags, ['usage_missing']);
   assert.equal(s.changeSat, 0);
   assert.equal(s.chargedMsat, (s.sentSat - s.feeSat) * 1000, 'a stream without usage keeps everything');
+  await h.accounted();
+});
+
+test('proofs that cannot make the exact token: a swap at the mint, never a token above x-satroute-max-sats or the reservation', async () => {
+  // The only proof at mint-c is one of 8 sat and the node checks a ~4 sat token: an overpaid token
+  // would be 8 sat, and a node that keeps the whole token (a stream without usage, no change
+  // returned) would take all of it - above the caller's cap of 6 and above what was reserved.
+  const r = ok(await h.ask('m-overpay', { maxSats: 6 }));
+  assert.equal(servedBy(r.requestId), 'x1');
+  const row = served(r.requestId);
+  const [a] = h.ledger.attempts(r.requestId);
+  assert.ok(a.sentSat < 8, `sent ${a.sentSat} sat: the 8 sat proof went out whole`);
+  assert.ok(a.sentSat <= 6, `sent ${a.sentSat} sat, above x-satroute-max-sats 6`);
+  assert.ok(a.sentSat * 1000 <= row.reservedMsat, `sent ${a.sentSat} sat, reserved ${row.reservedMsat} msat`);
+  assert.equal(h.payments.outcome(a.paymentId!)!.mintRoundTrip, true, 'a swap made the exact token');
   await h.accounted();
 });
 

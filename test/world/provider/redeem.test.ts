@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { getEncodedToken, getTokenMetadata, Wallet } from '@cashu/cashu-ts';
 import { startMint } from '../mint.ts';
+import { spellMint } from '../scenario.ts';
 import { chat, expectedFor, market, Payer, provider, type ErrorBody } from './fixture.ts';
 
 const kept = Math.ceil(expectedFor('sim-a').costMsat / 1000);
@@ -64,6 +65,24 @@ describe('the mint URL is compared as an exact string', () => {
     assert.equal(((await res.json()) as ErrorBody).error.code, 'cashu_foreign_mint_swap_failed');
     assert.equal(res.headers.get('x-cashu'), token);
     assert.equal(await payer.redeem(token), 10);
+  });
+
+  test("mintSpelling 'explicit-port': a token spelled with the port written out is redeemed; the mint as it serves itself is foreign there", async (t) => {
+    const { mint, payer } = await market(t);
+    const listed = spellMint(mint.url, 'explicit-port');
+    assert.notEqual(listed, mint.url);
+    assert.equal(new URL(listed).port, new URL(mint.url).port, 'the same mint to a URL parser');
+    const p = await provider(t, [listed], { knobs: { foreignMint: 'refuse' } });
+    const ok = await chat(p, await payer.token(20, listed));
+    assert.equal(ok.status, 200);
+    const change = ok.headers.get('x-cashu')!;
+    assert.equal(getTokenMetadata(change).mint, listed, 'change carries the listed spelling');
+    assert.equal(await payer.redeem(change), 20 - kept);
+    const canonical = await payer.token(10);
+    const refused = await chat(p, canonical);
+    assert.equal(refused.status, 422);
+    assert.equal(((await refused.json()) as ErrorBody).error.code, 'cashu_foreign_mint_swap_failed');
+    assert.equal(await payer.redeem(canonical), 10, 'refused, not redeemed');
   });
 });
 
