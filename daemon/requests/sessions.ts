@@ -194,6 +194,7 @@ export class SessionManager {
     if (lease.solo && remainingMsat !== null && remainingMsat <= live.balanceMsat) {
       chargedMsat = live.balanceMsat - remainingMsat;
       live.balanceMsat = remainingMsat;
+      if (chargedMsat > (reportedMsat ?? 0)) this.flagged(live, { request_charged_msat: chargedMsat, reported_msat: reportedMsat });
     } else {
       chargedMsat = reportedMsat ?? 0;
       live.balanceMsat -= chargedMsat;
@@ -228,12 +229,26 @@ export class SessionManager {
     live.balanceMsat = balanceMsat;
     if (shrinkMsat <= 0) return;
     const s = live.row;
-    this.d.db.transaction(() => {
-      this.d.payments.sessionCharge(s.sessionId, shrinkMsat, `${s.sessionId}.unreported.${++live.unreported}`);
-      this.store.flag(s.sessionId, 'unreported_charge');
-    })();
-    this.logger.warn('a session balance shrank more than the costs reported', { session: s.sessionId, provider: s.providerId, shrinkMsat });
-    this.d.onFlag?.(s.providerId, 'unreported_charge', { session: s.sessionId, shrink_msat: shrinkMsat });
+    this.d.payments.sessionCharge(s.sessionId, shrinkMsat, `${s.sessionId}.unreported.${++live.unreported}`);
+    this.flagged(live, { shrink_msat: shrinkMsat });
+  }
+
+  /** The balance shrank by more than the node reported: flag the session, demote the provider. */
+  private flagged(live: Live, detail: Record<string, unknown>): void {
+    const s = live.row;
+    this.store.flag(s.sessionId, 'unreported_charge');
+    this.logger.warn('a session balance shrank more than the costs reported', { session: s.sessionId, provider: s.providerId, ...detail });
+    this.d.onFlag?.(s.providerId, 'unreported_charge', { session: s.sessionId, ...detail });
+  }
+
+  /** A session's flags (e.g. unreported_charge). */
+  flags(sessionId: string): string[] {
+    return this.store.get(sessionId)?.flags ?? [];
+  }
+
+  /** Sessions not closed yet (ids). */
+  unclosed(): string[] {
+    return this.store.unclosed().map((r) => r.sessionId);
   }
 
   /** Refund sessions unused for `idleRefundMs` (call periodically). */

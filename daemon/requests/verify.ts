@@ -1,5 +1,6 @@
 // Per-request consistency for `satroute audit verify` (beside the wallet's money invariant):
-// - each attempt: charged = (sent - change - fee) x 1000 msat;
+// - each attempt: charged = (sent - change - fee) x 1000 msat, plus what a session balance lost
+//   for it (session mode: no token, its session named);
 // - each attempt paid by token: its wallet payment exists, with the same sent and fee, and -
 //   once the payment is final - the same change handed back, loss and money flags;
 // - each request: its totals are the sums of its attempts.
@@ -32,10 +33,10 @@ export function verifyRequests(db: DB, payment: (paymentId: string) => PaymentFa
       for (const a of attempts) {
         report.attempts += 1;
         const at = `request ${r.id} attempt ${a.n} (${a.providerId})`;
-        const kept = (a.sentSat - a.changeSat - a.feeSat) * 1000;
-        if (a.chargedMsat !== kept) diff(`${at}: charged ${a.chargedMsat} msat, but sent ${a.sentSat} - change ${a.changeSat} - fee ${a.feeSat} sat = ${kept} msat`);
+        const kept = (a.sentSat - a.changeSat - a.feeSat) * 1000 + (a.sessionChargedMsat ?? 0);
+        if (a.chargedMsat !== kept) diff(`${at}: charged ${a.chargedMsat} msat, but sent ${a.sentSat} - change ${a.changeSat} - fee ${a.feeSat} sat (+ session ${a.sessionChargedMsat ?? 0} msat) = ${kept} msat`);
         if (a.paymentId === null) {
-          if (r.payment === 'xcashu') diff(`${at}: paid by X-Cashu but names no wallet payment`);
+          if (a.sessionId === null) diff(`${at}: names neither a wallet payment nor a session`);
           continue;
         }
         const p = payment(a.paymentId);
