@@ -430,7 +430,7 @@ export class RequestLifecycle implements RequestHandler {
     const m = this.d.metrics;
     if (!m) return;
     m.requestFinished({
-      outcome: outcome === 'ok' ? 'ok' : (toApiError(err).code as RequestOutcome), provider: row?.provider ?? null, payment: 'xcashu',
+      outcome: outcome === 'ok' ? 'ok' : (toApiError(err).code as RequestOutcome), provider: row?.provider ?? null, payment: row?.payment ?? 'xcashu',
       chargedMsat: row?.chargedMsat ?? 0, expectedMsat: row?.expectedMsat ?? undefined, flags: row?.flags, durationMs: this.now() - t0,
       ...(overheadMs !== undefined ? { overheadMs } : {}), ...(firstChunkMs != null ? { firstChunkMs } : {}),
     });

@@ -164,7 +164,10 @@ export class SessionManager {
       const shortMsat = t.worstMsat - (live ? live.balanceMsat - reservedOf(live) : 0);
       const roomSat = this.roomSat(t.providerId);
       const depositSat = Math.min(roomSat, Math.max(Math.ceil(shortMsat / 1000), 2 * worstSat));
-      if (depositSat * 1000 < shortMsat) {
+      // Near the cap with requests running here: their charges make room for a proper top-up
+      // (a deposit costs a token and its input fee; a trickle of 1-sat ones is waste).
+      const trickle = depositSat < 2 * worstSat && live !== undefined && live.leases.size > 0;
+      if (depositSat * 1000 < shortMsat || trickle) {
         // Over the cap: wait for a running request to give its reservation back.
         if (!this.anyLeases() || this.clock() >= deadline) return null;
         await this.released(Math.max(0, deadline - this.clock()));

@@ -98,6 +98,7 @@ test('20 concurrent streams on one session never overdraw it: one session, no 40
   const [exposure] = h.sessions!.exposure();
   assert.ok(h.sessions!.peakExposureSat <= exposure.capSat, `peak ${h.sessions!.peakExposureSat} sat within the cap of ${exposure.capSat}`);
   await h.sessions!.closeAll();
+  assert.ok(h.wallet.ctx.ledger.list({ kind: "session_deposit" }).length >= 2, "topped up within the cap as charges made room");
   assert.equal(walletSession(h, id).state, 'refunding');
   await h.accounted();
   assert.equal(walletSession(h, id).state, 'closed');
