@@ -23,6 +23,7 @@ import type { CashuWallet } from '../../../wallet/index.ts';
 import type { Payments } from '../../../wallet/payments/index.ts';
 import { InlineSwapEngine } from '../../../wallet/swap/engine.ts';
 import type { World } from '../../world/index.ts';
+import type { Logger } from '../../../protocol/logger.ts';
 import { assertAccounted } from './books.ts';
 
 /** What a client would have received for one request. */
@@ -105,7 +106,7 @@ export interface AskOptions {
 }
 
 /** A funded request path on `world`: its providers probed, `fund` sats minted at each named mint. */
-export async function harness(world: World, o: { fund: Record<string, number>; options?: LifecycleOptions; sessions?: Partial<SessionOptions>; sleep?: (ms: number) => Promise<void> }): Promise<Harness> {
+export async function harness(world: World, o: { fund: Record<string, number>; options?: LifecycleOptions; sessions?: Partial<SessionOptions>; sleep?: (ms: number) => Promise<void>; logger?: Logger }): Promise<Harness> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'satroute-lifecycle-'));
   const clock = { now: Date.UTC(2026, 10, 30, 12, 0, 0), advance(ms: number) { this.now += ms; } };
   const now = () => clock.now;
@@ -126,13 +127,13 @@ export async function harness(world: World, o: { fund: Record<string, number>; o
   const keys = new ClientKeys(db, now);
   const events = new EventHub();
   const metrics = new DaemonMetrics({ version: 'test', processMetrics: false });
-  const sessions = o.sessions ? new SessionManager({ db, payments, clock: now, options: o.sessions, sleep: o.sleep ?? (async () => {}) }) : undefined;
+  const sessions = o.sessions ? new SessionManager({ db, payments, clock: now, options: o.sessions, sleep: o.sleep ?? (async () => {}), logger: o.logger }) : undefined;
   const fees = new MintFees(wallet.mints, now);
   await fees.refresh(world.mints.map((m) => wallet.mints.assertTrusted(m.url)));
   const lifecycles: RequestLifecycle[] = [];
   const newLifecycle = (options?: LifecycleOptions) => {
     const l = new RequestLifecycle({
-      db, router: routing.router, ledger, budgets, payments, metrics, events, clock: now, options, sessions,
+      db, router: routing.router, ledger, budgets, payments, metrics, events, clock: now, options, sessions, logger: o.logger,
       balances: () => new Map(wallet.store.balances().filter((b) => b.unit === 'sat').map((b) => [b.mint, b.unspent])),
       feePpk: (m) => fees.feePpk(m),
     });

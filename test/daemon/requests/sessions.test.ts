@@ -25,6 +25,8 @@ interface Setup {
   h: Harness;
   p: TestProvider;
   gate: Gate;
+  /** Warnings the request path logged (why a request did not pay from a session, say). */
+  warnings: string[];
 }
 
 /** One provider (its waits on a Gate, open unless `held`) and a funded request path with session mode. */
@@ -33,12 +35,14 @@ async function setup(t: TestContext, o: { knobs?: Partial<ProviderKnobs>; held?:
   if (!o.held) gate.open();
   const p = await startProvider({ name: 'live', relays: [], mints: [base.mint('mint-a').url], models: [MODEL], knobs: o.knobs, delay: gate.delay, noAnnounce: true });
   const world = { ...base, providers: [p], mints: base.mints, lightning: base.lightning, mint: (n: string) => base.mint(n), provider: () => p } as World;
-  const h = await harness(world, { fund: { 'mint-a': o.fund ?? 3000 }, sessions: { idleRefundMs: 60_000, ...o.sessions } });
+  const warnings: string[] = [];
+  const logger = { debug() {}, info() {}, error: (m: string, f?: object) => warnings.push(`${m} ${JSON.stringify(f)}`), warn: (m: string, f?: object) => warnings.push(`${m} ${JSON.stringify(f)}`) };
+  const h = await harness(world, { fund: { 'mint-a': o.fund ?? 3000 }, sessions: { idleRefundMs: 60_000, ...o.sessions }, logger });
   t.after(async () => {
     await h.close();
     await p.stop();
   });
-  return { h, p, gate };
+  return { h, p, gate, warnings };
 }
 
 const ok = (r: Capture): Capture => {
@@ -60,7 +64,7 @@ test('session mode: the first chunk reaches the client right after the provider 
   assert.equal(firstAt, undefined);
   live.gate.releaseOne(); // the upstream made its first chunk
   await until(() => firstAt !== undefined);
-  assert.equal(firstAt, 50, 'the client had the first chunk one chunk delay after the request');
+  assert.equal(firstAt, 50, `the client had the first chunk one chunk delay after the request (${live.warnings.join('; ')})`);
   live.gate.open();
   const s = ok(await run);
   const total = live.gate.now;
