@@ -30,17 +30,22 @@ interface Setup {
 }
 
 /** One provider (its waits on a Gate, open unless `held`) and a funded request path with session mode. */
-async function setup(t: TestContext, o: { knobs?: Partial<ProviderKnobs>; held?: boolean; sessions?: Partial<SessionOptions>; fund?: number } = {}): Promise<Setup> {
+async function setup(t: TestContext, o: { knobs?: Partial<ProviderKnobs>; held?: boolean; sessions?: Partial<SessionOptions>; fund?: number; dearer?: Partial<ProviderKnobs> } = {}): Promise<Setup> {
   const gate = new Gate();
   if (!o.held) gate.open();
   const p = await startProvider({ name: 'live', relays: [], mints: [base.mint('mint-a').url], models: [MODEL], knobs: o.knobs, delay: gate.delay, noAnnounce: true });
-  const world = { ...base, providers: [p], mints: base.mints, lightning: base.lightning, mint: (n: string) => base.mint(n), provider: () => p } as World;
+  const providers = [p];
+  if (o.dearer) {
+    const dear = { ...MODEL, promptSatsPerToken: MODEL.promptSatsPerToken * 3, completionSatsPerToken: MODEL.completionSatsPerToken * 3 };
+    providers.push(await startProvider({ name: 'dearer', relays: [], mints: [base.mint('mint-a').url], models: [dear], knobs: o.dearer, delay: gate.delay, noAnnounce: true }));
+  }
+  const world = { ...base, providers, mints: base.mints, lightning: base.lightning, mint: (n: string) => base.mint(n), provider: (n: string) => providers.find((x) => x.name === n)! } as World;
   const warnings: string[] = [];
   const logger = { debug() {}, info() {}, error: (m: string, f?: object) => warnings.push(`${m} ${JSON.stringify(f)}`), warn: (m: string, f?: object) => warnings.push(`${m} ${JSON.stringify(f)}`) };
   const h = await harness(world, { fund: { 'mint-a': o.fund ?? 3000 }, sessions: { idleRefundMs: 60_000, ...o.sessions }, logger });
   t.after(async () => {
     await h.close();
-    await p.stop();
+    for (const x of providers) await x.stop();
   });
   return { h, p, gate, warnings };
 }
@@ -179,4 +184,18 @@ test('a provider whose balance shrinks more than the costs it reports is flagged
   await h.sessions!.closeAll();
   await h.accounted();
   assert.deepEqual(walletSession(h, id).flags, [], 'nothing left unexplained at close');
+});
+
+test('failover before the first byte works in session mode: a failing provider costs nothing, the next one serves from its own session', async (t) => {
+  // The cheap one's upstream answers 503: in balance mode the node releases the reservation (proxy.py).
+  const { h } = await setup(t, { knobs: { failureRate: 1, failureStatus: 503 }, dearer: {} });
+  const r = ok(await h.ask(MODEL.id, { stream: true }));
+  const attempts = h.ledger.attempts(r.requestId);
+  assert.deepEqual(attempts.map((a) => [a.status, a.errorCode, a.chargedMsat]), [['failed', 'upstream_error', 0], ['succeeded', null, attempts[1].chargedMsat]]);
+  assert.ok(attempts.every((a) => a.sessionId !== null), 'both attempts paid from a session');
+  assert.notEqual(attempts[0].sessionId, attempts[1].sessionId, 'one session per provider');
+  assert.equal(r.acceptedWith!.failedAttempts, 1);
+  assert.equal(h.payments.session(attempts[0].sessionId!)!.chargedMsat, 0, 'the failed provider charged nothing');
+  await h.sessions!.closeAll();
+  await h.accounted();
 });
