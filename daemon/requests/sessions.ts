@@ -357,7 +357,9 @@ export class SessionManager {
     while (live && live.leases.size > 0) await this.released(60_000);
     this.store.setState(row.sessionId, 'closing');
     const wallet = payments.session(row.sessionId);
-    if (!wallet || wallet.state === 'closed' || wallet.state === 'lost') {
+    // Nothing held, or the refund token is already in the change queue (a crash after it was
+    // queued): asking again would queue the same token twice, and the second swap would be refused.
+    if (!wallet || wallet.state !== 'open') {
       this.store.setState(row.sessionId, 'closed');
       return;
     }
