@@ -8,7 +8,6 @@
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { startProvider, startWorld, type ProviderKnobs, type Scenario, type TestProvider, type World } from '../../world/index.ts';
-import { Gate } from '../../world/provider/balance-fixture.ts';
 import { SessionManager, type SessionOptions } from '../../../daemon/requests/sessions.ts';
 import { harness, type Capture, type Harness } from './lifecycle-fixture.ts';
 
@@ -21,6 +20,56 @@ before(async () => {
 });
 after(() => base?.stop());
 
+/**
+ * Stands in for the provider's timers (the world's injected delay): open, each delay passes at
+ * once; held, each waits until the test releases it. `now` advances by the delays passed.
+ */
+class Gate {
+  now = 0;
+  private held = false;
+  private readonly waiting: { ms: number; resolve: () => void }[] = [];
+  private watchers: { n: number; resolve: () => void }[] = [];
+
+  readonly delay = (ms: number): Promise<void> => {
+    if (ms <= 0) return Promise.resolve();
+    if (!this.held) {
+      this.now += ms;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      this.waiting.push({ ms, resolve });
+      const ready = this.watchers.filter((w) => this.waiting.length >= w.n);
+      this.watchers = this.watchers.filter((w) => !ready.includes(w));
+      for (const w of ready) w.resolve();
+    });
+  };
+
+  hold(): void {
+    this.held = true;
+  }
+
+  /** Resolves once at least `n` delays are waiting. */
+  until(n: number): Promise<void> {
+    if (this.waiting.length >= n) return Promise.resolve();
+    return new Promise((resolve) => this.watchers.push({ n, resolve }));
+  }
+
+  releaseOne(): void {
+    const w = this.waiting.shift();
+    if (!w) throw new Error('no delay is waiting');
+    this.now += w.ms;
+    w.resolve();
+  }
+
+  open(): void {
+    this.held = false;
+    for (const w of this.waiting.splice(0)) {
+      this.now += w.ms;
+      w.resolve();
+    }
+  }
+}
+
 interface Setup {
   h: Harness;
   p: TestProvider;
@@ -30,9 +79,8 @@ interface Setup {
 }
 
 /** One provider (its waits on a Gate, open unless `held`) and a funded request path with session mode. */
-async function setup(t: TestContext, o: { knobs?: Partial<ProviderKnobs>; held?: boolean; sessions?: Partial<SessionOptions>; fund?: number; dearer?: Partial<ProviderKnobs> } = {}): Promise<Setup> {
+async function setup(t: TestContext, o: { knobs?: Partial<ProviderKnobs>; sessions?: Partial<SessionOptions>; fund?: number; dearer?: Partial<ProviderKnobs> } = {}): Promise<Setup> {
   const gate = new Gate();
-  if (!o.held) gate.open();
   const p = await startProvider({ name: 'live', relays: [], mints: [base.mint('mint-a').url], models: [MODEL], knobs: o.knobs, delay: gate.delay, noAnnounce: true });
   const providers = [p];
   if (o.dearer) {
@@ -62,9 +110,12 @@ const walletSession = (h: Harness, id: string) => h.payments.session(id)!;
 const sessionOf = (h: Harness, requestId: string) => h.ledger.attempts(requestId).at(-1)!.sessionId!;
 
 test('session mode: the first chunk reaches the client right after the provider makes it; X-Cashu: only once the whole answer is made', async (t) => {
-  const live = await setup(t, { knobs: { chunkDelayMs: 50 }, held: true });
+  const live = await setup(t, { knobs: { chunkDelayMs: 50 } });
+  ok(await live.h.ask(MODEL.id, { stream: true })); // warm: the session exists, the provider has met the mint
+  live.gate.hold();
+  const startedAt = live.gate.now;
   let firstAt: number | undefined;
-  const run = live.h.ask(MODEL.id, { stream: true, onChunk: () => (firstAt ??= live.gate.now) });
+  const run = live.h.ask(MODEL.id, { stream: true, onChunk: () => (firstAt ??= live.gate.now - startedAt) });
   await live.gate.until(1);
   assert.equal(firstAt, undefined);
   live.gate.releaseOne(); // the upstream made its first chunk
@@ -72,20 +123,23 @@ test('session mode: the first chunk reaches the client right after the provider 
   assert.equal(firstAt, 50, `the client had the first chunk one chunk delay after the request (${live.warnings.join('; ')})`);
   live.gate.open();
   const s = ok(await run);
-  const total = live.gate.now;
+  const total = live.gate.now - startedAt;
   assert.ok(total >= 50 * 4, `the whole generation took ${total} ms of provider time`);
   assert.equal(s.acceptedWith!.payment, 'session');
   assert.equal(live.h.ledger.get(s.requestId)!.payment, 'session');
 
-  const buffered = await setup(t, { knobs: { chunkDelayMs: 50 }, held: true });
+  const buffered = await setup(t, { knobs: { chunkDelayMs: 50 } });
+  ok(await buffered.h.ask(MODEL.id, { stream: true, payment: 'xcashu' }));
+  buffered.gate.hold();
+  const started2 = buffered.gate.now;
   let bufferedFirstAt: number | undefined;
-  const run2 = buffered.h.ask(MODEL.id, { stream: true, payment: 'xcashu', onChunk: () => (bufferedFirstAt ??= buffered.gate.now) });
+  const run2 = buffered.h.ask(MODEL.id, { stream: true, payment: 'xcashu', onChunk: () => (bufferedFirstAt ??= buffered.gate.now - started2) });
   await buffered.gate.until(1);
   assert.equal(bufferedFirstAt, undefined);
   buffered.gate.releaseOne(); // the node read the upstream to its end
   const x = ok(await run2);
   assert.equal(x.acceptedWith!.payment, 'xcashu');
-  assert.equal(bufferedFirstAt, buffered.gate.now, 'X-Cashu: the first chunk came with the last, after the whole generation');
+  assert.equal(bufferedFirstAt, buffered.gate.now - started2, 'X-Cashu: the first chunk came with the last, after the whole generation');
   assert.ok(bufferedFirstAt! >= total - 50, `buffered first chunk at ${bufferedFirstAt} ms of ${total}`);
   assert.equal(x.chunks.length, s.chunks.length);
   await live.h.accounted();
