@@ -34,7 +34,8 @@ export function verifyRequests(db: DB, payment: (paymentId: string) => PaymentFa
         report.attempts += 1;
         const at = `request ${r.id} attempt ${a.n} (${a.providerId})`;
         const kept = (a.sentSat - a.changeSat - a.feeSat) * 1000 + (a.sessionChargedMsat ?? 0);
-        if (a.chargedMsat !== kept) diff(`${at}: charged ${a.chargedMsat} msat, but sent ${a.sentSat} - change ${a.changeSat} - fee ${a.feeSat} sat (+ session ${a.sessionChargedMsat ?? 0} msat) = ${kept} msat`);
+        const session = a.sessionChargedMsat === null ? '' : ` + session ${a.sessionChargedMsat} msat`;
+        if (a.chargedMsat !== kept) diff(`${at}: charged ${a.chargedMsat} msat, but sent ${a.sentSat} - change ${a.changeSat} - fee ${a.feeSat} sat${session} = ${kept} msat`);
         if (a.paymentId === null) {
           if (a.sessionId === null) diff(`${at}: names neither a wallet payment nor a session`);
           continue;
