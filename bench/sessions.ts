@@ -29,7 +29,7 @@ import { callProvider, createProviderAgents } from '../protocol/provider-call.ts
 import type { Scenario } from '../test/world/index.ts';
 import { openWallet, type OpenedWallet } from '../wallet/open.ts';
 
-const N = Number(process.env.SATROUTE_BENCH_SESSIONS_N ?? 40);
+const N = Number(process.env.SATROUTE_BENCH_SESSIONS_N ?? 60);
 const COST_N = Number(process.env.SATROUTE_BENCH_SESSIONS_COST_N ?? 200);
 const CHUNK_MS = 5;
 const MODEL = 'bench-live';

@@ -39,7 +39,8 @@ import { doneOf, paymentEvent, Reply } from './reply.ts';
 import { chargeBeyondRounding, finishUnserved, settleBrokenEarly, settleServed, type ServedAttempt } from './settle.ts';
 import { TOPUP_CAP_DEFAULTS, TopUpCap, type TopUpCapOptions } from './topup-cap.ts';
 import { runSessionAttempt, settleSessionBrokenEarly, settleSessionServed } from './session-attempt.ts';
-import { remainingBalanceMsat, type Lease, type SessionManager } from './sessions.ts';
+import { remainingBalanceMsat } from './session-api.ts';
+import type { Lease, SessionManager } from './sessions.ts';
 
 export interface LifecycleOptions {
   /** Provider call timeouts (protocol/provider-call.ts DEFAULT_CALL_TIMEOUTS otherwise). */

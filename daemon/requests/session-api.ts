@@ -112,3 +112,27 @@ function refusal(path: string, status: number, body: unknown): SessionApiError {
     : 'refused';
   return new SessionApiError(code, status, `${path}: ${status} ${text}`);
 }
+
+/** The node's `remaining_balance_msats` in a usage chunk or answer (usage, metadata.routstr or the top-level cost), or null. */
+export function remainingBalanceMsat(json: unknown): number | null {
+  if (!json || typeof json !== 'object') return null;
+  const o = json as { usage?: { remaining_balance_msats?: unknown }; metadata?: { routstr?: { remaining_balance_msats?: unknown } }; cost?: { remaining_balance_msats?: unknown } };
+  for (const v of [o.usage?.remaining_balance_msats, o.metadata?.routstr?.remaining_balance_msats, o.cost?.remaining_balance_msats]) {
+    if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return v;
+  }
+  return null;
+}
+
+/** version >= at, comparing major.minor.patch; an unparsable version is not trusted. */
+export function versionAtLeast(version: string, at: string): boolean {
+  const p = (v: string) => /^v?(\d+)\.(\d+)(?:\.(\d+))?/.exec(v.trim());
+  const a = p(version);
+  const b = p(at);
+  if (!a || !b) return false;
+  for (let i = 1; i <= 3; i++) {
+    const x = Number(a[i] ?? 0);
+    const y = Number(b[i] ?? 0);
+    if (x !== y) return x > y;
+  }
+  return true;
+}

@@ -24,7 +24,7 @@ import { randomBytes } from 'node:crypto';
 import { nullLogger, type Logger } from '../../protocol/logger.ts';
 import type { DB } from '../../db/sqlite.ts';
 import type { Payments } from '../../wallet/payments/index.ts';
-import { apiKeyOf, SessionApi, SessionApiError } from './session-api.ts';
+import { apiKeyOf, SessionApi, SessionApiError, versionAtLeast } from './session-api.ts';
 import { SessionStore, type SessionRow } from './session-store.ts';
 
 export type SessionPayments = Pick<Payments, 'sessionDeposit' | 'sessionDeposited' | 'sessionCharge' | 'sessionRefund' | 'sessionLost' | 'session' | 'reclaim'>;
@@ -443,27 +443,3 @@ const reservedOf = (l: Live) => {
   for (const x of l.leases) sum += x.reserveMsat;
   return sum;
 };
-
-/** The node's `remaining_balance_msats` in a usage chunk or answer (usage, metadata.routstr or the top-level cost), or null. */
-export function remainingBalanceMsat(json: unknown): number | null {
-  if (!json || typeof json !== 'object') return null;
-  const o = json as { usage?: { remaining_balance_msats?: unknown }; metadata?: { routstr?: { remaining_balance_msats?: unknown } }; cost?: { remaining_balance_msats?: unknown } };
-  for (const v of [o.usage?.remaining_balance_msats, o.metadata?.routstr?.remaining_balance_msats, o.cost?.remaining_balance_msats]) {
-    if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return v;
-  }
-  return null;
-}
-
-/** version >= at, comparing major.minor.patch; an unparsable version is not trusted. */
-export function versionAtLeast(version: string, at: string): boolean {
-  const p = (v: string) => /^v?(\d+)\.(\d+)(?:\.(\d+))?/.exec(v.trim());
-  const a = p(version);
-  const b = p(at);
-  if (!a || !b) return false;
-  for (let i = 1; i <= 3; i++) {
-    const x = Number(a[i] ?? 0);
-    const y = Number(b[i] ?? 0);
-    if (x !== y) return x > y;
-  }
-  return true;
-}

@@ -3,8 +3,7 @@
 // the code the manager branches on, and the key is the one the node derives from the token.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { apiKeyOf, SessionApi, SessionApiError, type SessionApiCode } from '../../../daemon/requests/session-api.ts';
-import { versionAtLeast } from '../../../daemon/requests/sessions.ts';
+import { apiKeyOf, SessionApi, SessionApiError, versionAtLeast, type SessionApiCode } from '../../../daemon/requests/session-api.ts';
 import { chat, provider, startClient, type Client } from '../../world/provider/balance-fixture.ts';
 
 let client: Client;
