@@ -24,7 +24,8 @@ import { randomBytes } from 'node:crypto';
 import { nullLogger, type Logger } from '../../protocol/logger.ts';
 import type { DB } from '../../db/sqlite.ts';
 import type { Payments } from '../../wallet/payments/index.ts';
-import { apiKeyOf, SessionApi, SessionApiError, versionAtLeast } from './session-api.ts';
+import { apiKeyOf, SessionApi, versionAtLeast } from './session-api.ts';
+import { refundSession } from './session-refund.ts';
 import { SessionStore, type SessionRow } from './session-store.ts';
 
 export type SessionPayments = Pick<Payments, 'sessionDeposit' | 'sessionDeposited' | 'sessionCharge' | 'sessionRefund' | 'sessionLost' | 'session' | 'reclaim'>;
@@ -48,9 +49,6 @@ export interface SessionOptions {
 export const SESSION_DEFAULTS: SessionOptions = {
   streaming: 'session', providerCapSat: null, capWorstCases: 4, globalCapSat: 2_000, idleRefundMs: 180_000, waitMs: 30_000, minVersion: '0.4.3',
 };
-
-/** Delays between refund tries (ms): ongoing requests, a concurrent change, no answer. */
-export const REFUND_RETRY_MS = [500, 1_000, 2_000, 5_000, 10_000] as const;
 
 export interface SessionDeps {
   db: DB;
@@ -352,47 +350,9 @@ export class SessionManager {
   }
 
   private async refund(row: SessionRow, live: Live | undefined, reason: string): Promise<void> {
-    const { payments } = this.d;
     // Running requests end first (the node refuses a refund while they run).
     while (live && live.leases.size > 0) await this.released(60_000);
-    this.store.setState(row.sessionId, 'closing');
-    const wallet = payments.session(row.sessionId);
-    // Nothing held, or the refund token is already in the change queue (a crash after it was
-    // queued): asking again would queue the same token twice, and the second swap would be refused.
-    if (!wallet || wallet.state !== 'open') {
-      this.store.setState(row.sessionId, 'closed');
-      return;
-    }
-    let last: SessionApiError | null = null;
-    for (let i = 0; i <= REFUND_RETRY_MS.length; i++) {
-      try {
-        const r = await this.api.refund(row.providerUrl, row.apiKey);
-        payments.sessionRefund(row.sessionId, r.token, { reason, refund_msat: r.amountMsat });
-        this.store.setState(row.sessionId, 'closed');
-        this.logger.info('session refunded', { session: row.sessionId, provider: row.providerId, reason, amountMsat: r.amountMsat });
-        return;
-      } catch (err) {
-        if (!(err instanceof SessionApiError)) throw err;
-        last = err;
-        if (err.code === 'no_balance') {
-          payments.sessionRefund(row.sessionId, null, { reason, node: err.message });
-          this.store.setState(row.sessionId, 'closed');
-          return;
-        }
-        if (err.code === 'swept' || err.code === 'key_not_found') break;
-        if (err.code !== 'ongoing_requests' && err.code !== 'concurrent_change' && err.code !== 'unreachable') break;
-        if (i < REFUND_RETRY_MS.length) await this.sleep(REFUND_RETRY_MS[i]);
-      }
-    }
-    // The node will not give it back: swept, the key forgotten, or no answer through every try.
-    const evidence = { reason, provider: row.providerUrl, node_status: last?.status ?? null, node_answer: last?.code ?? 'unknown', detail: last?.message.slice(0, 200), tries: REFUND_RETRY_MS.length + 1 };
-    if (last?.code === 'ongoing_requests') {
-      this.logger.warn('session refund postponed: the node still runs requests on it', { session: row.sessionId });
-      return; // left 'closing': the next sweep or start tries again
-    }
-    payments.sessionLost(row.sessionId, evidence);
-    this.store.setState(row.sessionId, 'closed');
-    this.d.onFlag?.(row.providerId, 'session_lost', evidence);
+    await refundSession({ payments: this.d.payments, store: this.store, api: this.api, sleep: this.sleep, logger: this.logger, onFlag: this.d.onFlag }, row, reason);
   }
 
   private liveById(sessionId: string): Live | undefined {

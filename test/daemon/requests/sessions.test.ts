@@ -253,3 +253,28 @@ test('failover before the first byte works in session mode: a failing provider c
   await h.sessions!.closeAll();
   await h.accounted();
 });
+
+test('a provider down when its session is refunded is written off with evidence, asked again at the next start, and the refund corrects the loss', async (t) => {
+  const { h, p } = await setup(t);
+  const r = ok(await h.ask(MODEL.id, { stream: true }));
+  const id = sessionOf(h, r.requestId);
+  const heldSat = walletSession(h, id).heldSat;
+  p.knobs.dead = true; // port closed; the node keeps its balances
+  await eventually(() => fetch(`${p.url}/v1/info`).then(() => false, () => true));
+  await h.sessions!.closeAll();
+  assert.deepEqual([walletSession(h, id).state, walletSession(h, id).lostSat], ['lost', heldSat]);
+  await h.accounted();
+  p.knobs.dead = false;
+  await eventually(() => fetch(`${p.url}/v1/info`).then((res) => res.ok, () => false));
+  const next = new SessionManager({ db: h.db, payments: h.payments, clock: () => h.clock.now, sleep: async () => {} });
+  assert.equal(await next.recover(), 1, 'the written-off session is asked again');
+  await h.accounted();
+  const s = walletSession(h, id);
+  assert.deepEqual([s.state, s.lostSat, s.heldSat], ['closed', 0, 0]);
+  assert.ok(s.refundedSat > 0);
+});
+
+/** Resolves once `cond` holds (the world's port opens and closes in the background). */
+async function eventually(cond: () => Promise<boolean>): Promise<void> {
+  while (!(await cond())) await new Promise((r) => setImmediate(r));
+}
