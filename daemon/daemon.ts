@@ -157,9 +157,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     // Session balances the last run left at providers come home (refund tries go on in the background past the bound).
     const leftBehind = sessions.recover().catch((err) => logger.warn('session refunds on start failed; retried at the next start', { error: (err as Error).message }));
     await within(leftBehind, 10_000);
-    routing.breakers.on('change', (c) => {
-      if (c.to === 'open' && c.modelId === null) void sessions.providerDown(c.providerId).catch((err) => logger.warn('session refund after a breaker opened failed', { error: (err as Error).message }));
-    });
+    stack.push(sessions.followBreakers(routing.breakers));
     const sweepMs = Math.max(1_000, Math.min(30_000, Math.floor(sessions.options.idleRefundMs / 4)));
     const sweeper = setInterval(() => void sessions.sweep().catch((err) => logger.warn('idle session refund failed', { error: (err as Error).message })), sweepMs);
     sweeper.unref();

@@ -102,8 +102,10 @@ export interface ProviderExposure {
   sessions: number;
 }
 
-export class SessionUnavailableError extends Error {
-  override name = 'SessionUnavailableError';
+/** What followBreakers needs of daemon/route/breaker.ts Breakers (an EventEmitter of BreakerChange). */
+export interface BreakerEvents {
+  on(event: 'change', listener: (c: { providerId: string; modelId: string | null; to: string }) => void): unknown;
+  off(event: 'change', listener: (c: { providerId: string; modelId: string | null; to: string }) => void): unknown;
 }
 
 const newSessionId = () => `ses_${randomBytes(12).toString('base64url').replace(/[-_]/g, 'x')}`;
@@ -263,6 +265,15 @@ export class SessionManager {
   /** The provider's breaker opened: take its balances home. */
   async providerDown(providerId: string): Promise<void> {
     await Promise.all([...this.live.values()].filter((l) => l.row.providerId === providerId).map((l) => this.close(l.row.sessionId, 'breaker_open')));
+  }
+
+  /** Refund a provider's sessions whenever its (whole-provider) breaker opens; returns the unsubscribe. */
+  followBreakers(breakers: BreakerEvents): () => void {
+    const on = (c: { providerId: string; modelId: string | null; to: string }) => {
+      if (c.to === 'open' && c.modelId === null) void this.providerDown(c.providerId).catch((err) => this.logger.warn('session refund after a breaker opened failed', { error: (err as Error).message }));
+    };
+    breakers.on('change', on);
+    return () => breakers.off('change', on);
   }
 
   /** SIGTERM (after the requests drained): refund every session. */

@@ -278,3 +278,19 @@ test('a provider down when its session is refunded is written off with evidence,
 async function eventually(cond: () => Promise<boolean>): Promise<void> {
   while (!(await cond())) await new Promise((r) => setImmediate(r));
 }
+
+test("a provider's sessions are refunded when its breaker opens", async (t) => {
+  // Its upstream answers 503 every time: in balance mode the node releases each reservation.
+  const { h } = await setup(t, { knobs: { failureRate: 1, failureStatus: 503 } });
+  t.after(h.sessions!.followBreakers(h.routing.breakers));
+  const first = await h.ask(MODEL.id, { stream: true });
+  assert.ok(first.errorWith, 'the provider failed');
+  const id = sessionOf(h, first.requestId);
+  assert.equal(walletSession(h, id).state, 'open');
+  for (let i = 0; i < 2; i++) assert.ok((await h.ask(MODEL.id, { stream: true })).errorWith);
+  assert.equal(h.routing.breakers.views().find((b) => b.model_id === null)?.state, 'open');
+  await eventually(async () => walletSession(h, id).state !== 'open');
+  await h.accounted();
+  const s = walletSession(h, id);
+  assert.deepEqual([s.state, s.heldSat, s.chargedMsat], ['closed', 0, 0], 'every sat deposited came back');
+});
