@@ -12,7 +12,10 @@
 import type { Logger } from '../../protocol/logger.ts';
 import { SessionApiError, type SessionApi } from './session-api.ts';
 import type { SessionRow, SessionStore } from './session-store.ts';
-import type { SessionPayments } from './sessions.ts';
+import type { Payments } from '../../wallet/payments/index.ts';
+
+/** What the session manager needs of the wallet's payment path. */
+export type SessionPayments = Pick<Payments, 'sessionDeposit' | 'sessionDeposited' | 'sessionCharge' | 'sessionRefund' | 'sessionLost' | 'session' | 'reclaim'>;
 
 /** Delays between refund tries (ms): ongoing requests, a concurrent change, a node error, no answer. */
 export const REFUND_RETRY_MS = [500, 1_000, 2_000, 5_000, 10_000] as const;

@@ -23,12 +23,11 @@
 import { randomBytes } from 'node:crypto';
 import { nullLogger, type Logger } from '../../protocol/logger.ts';
 import type { DB } from '../../db/sqlite.ts';
-import type { Payments } from '../../wallet/payments/index.ts';
 import { apiKeyOf, SessionApi, versionAtLeast } from './session-api.ts';
-import { refundSession } from './session-refund.ts';
+import { refundSession, type SessionPayments } from './session-refund.ts';
 import { SessionStore, type SessionRow } from './session-store.ts';
 
-export type SessionPayments = Pick<Payments, 'sessionDeposit' | 'sessionDeposited' | 'sessionCharge' | 'sessionRefund' | 'sessionLost' | 'session' | 'reclaim'>;
+export type { SessionPayments } from './session-refund.ts';
 
 export interface SessionOptions {
   /** Payment mode for streamed requests ('session' needs a provider that supports it). */
