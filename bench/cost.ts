@@ -38,7 +38,7 @@ import { openWallet, type OpenedWallet } from '../wallet/open.ts';
 const N = Number(process.env.SATROUTE_BENCH_COST_N ?? 1000);
 const WORKERS = 4;
 const MODEL = 'bench-chat';
-const BODY = {
+export const BODY = {
   model: MODEL,
   messages: [
     { role: 'system', content: 'You are a helpful assistant that answers in one short paragraph.' },
@@ -53,7 +53,7 @@ const BODY = {
  * honest provider among them at 1.2x; the rest are honest (a third bill their upstream's USD cost,
  * BTC/USD having moved +-1 %).
  */
-function scenario(): Scenario {
+export function scenario(): Scenario {
   const list = [1.0, 1.05, 1.1, 1.12, 1.15, 1.2, 1.25, 1.3];
   for (let i = list.length; i < 20; i++) list.push(Number((1.35 + ((i - 8) * 2.65) / 11).toFixed(4)));
   const faults: Record<number, Record<string, unknown>> = {

@@ -48,6 +48,23 @@ const ConfigFile = z
       })
       .strict()
       .optional(),
+    /** How requests pay (daemon/requests/sessions.ts): session balances for live streaming, capped. */
+    payment: z
+      .object({
+        /** Streamed requests: from a small session balance at the provider (live), or per request by X-Cashu (buffered by the node). */
+        streaming: z.enum(['session', 'xcashu']),
+        /** Most sats held at one provider; default 4 worst-case requests of the models used there. */
+        providerCapSat: z.number().int().positive(),
+        /** Most sats held at all providers together (default 2000). */
+        globalCapSat: z.number().int().positive(),
+        /** A session unused this long is refunded, ms (default 180000). */
+        idleRefundMs: z.number().int().positive(),
+        /** How long a request waits for room under the caps before paying by X-Cashu, ms (default 30000). */
+        waitMs: z.number().int().nonnegative(),
+      })
+      .partial()
+      .strict()
+      .optional(),
     /** Router tuning (breaker, stats): validated by daemon/route/index.ts. */
     routing: z.unknown().optional(),
     /** `model: "auto"`: validated by daemon/route/auto.ts. */

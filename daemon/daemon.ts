@@ -35,6 +35,7 @@ import { RequestLifecycle } from './requests/lifecycle.ts';
 import { MintFees } from './requests/mint-fees.ts';
 import { paymentFactsLookup } from './requests/payment-facts.ts';
 import { recoverInterrupted } from './requests/recover.ts';
+import { SessionManager } from './requests/sessions.ts';
 import { openRouting, routeControlHandlers, type Routing } from './route/index.ts';
 import { providerHealth } from './route/health.ts';
 
@@ -71,6 +72,8 @@ export interface Daemon {
   readonly payments: Payments;
   readonly routing: Routing;
   readonly lifecycle: RequestLifecycle;
+  /** Session balances at providers (live streaming). */
+  readonly sessions: SessionManager;
   readonly ledger: RequestLedger;
   readonly keys: ClientKeys;
   readonly budgets: Budgets;
@@ -128,10 +131,19 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
         pendingSettlements: () => (db.prepare(`SELECT COUNT(*) FROM payments WHERE state IN ('pending', 'refund_wait')`).pluck().get() as number) ?? 0,
       },
     });
+    // A provider whose session balance shrank beyond what it reported, or that kept one: a
+    // failure towards its breaker (demoted), and the flag counted.
+    const sessions = new SessionManager({
+      db, payments, clock, logger, options: config.payment,
+      onFlag: (providerId, flag) => {
+        metrics.flagRaised(providerId, flag);
+        routing.breakers.recordLate(providerId, '', { kind: 'failure', scope: 'provider', error: flag });
+      },
+    });
     // Subscribed before the wallet's recovery runs: its outcomes reach the request books.
     const lifecycle = new RequestLifecycle({
       db, router: routing.router, ledger, budgets, payments, balances: () => spendable(wallet), feePpk: (m) => fees.feePpk(m),
-      metrics, events, logger, clock, now: opts.now, options: config.requests,
+      metrics, events, logger, clock, now: opts.now, options: config.requests, sessions,
     });
     stack.push(() => lifecycle.close());
     wireProviderEvents(routing, market, events, metrics, clock);
@@ -142,13 +154,21 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     for (const step of recovery.steps) if (step.error) logger.warn('recovery step failed; retried on the next tick', { step: step.name, error: step.error });
     const recovered = recoverInterrupted({ db, ledger, budgets }, paymentFacts, clock);
     if (recovered.requests) logger.warn('requests interrupted by the last stop were settled from the wallet', { ...recovered });
+    // Session balances the last run left at providers come home (refund tries go on in the background past the bound).
+    const leftBehind = sessions.recover().catch((err) => logger.warn('session refunds on start failed; retried at the next start', { error: (err as Error).message }));
+    await within(leftBehind, 10_000);
+    stack.push(sessions.followBreakers(routing.breakers));
+    const sweepMs = Math.max(1_000, Math.min(30_000, Math.floor(sessions.options.idleRefundMs / 4)));
+    const sweeper = setInterval(() => void sessions.sweep().catch((err) => logger.warn('idle session refund failed', { error: (err as Error).message })), sweepMs);
+    sweeper.unref();
+    stack.push(() => clearInterval(sweeper));
     await fees.refresh(config.mints.map((m) => wallet.mints.assertTrusted(m)));
 
     const startedAt = new Date(clock()).toISOString();
     let info: DaemonInfo = { pid: process.pid, listen: config.listen, startedAt, version: VERSION };
     const status = () => ({
       ...info, data_dir: config.dataDir, wallet: wallet.balance(), providers: market.providers().length, models: market.models().length,
-      payments: payments.stats(), requests_in_flight: lifecycle.running,
+      payments: payments.stats(), requests_in_flight: lifecycle.running, session_exposure: sessions.exposure(),
     });
     const control: ControlServer = await startControlServer(config.dataDir, {
       ...marketControlHandlers(market),
@@ -185,7 +205,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     logger.info('satroute started', { dataDir: config.dataDir, listen: info.listen, relays: config.relays.length, mints: config.mints.length, providersKnown: market.providers().length, balanceSat: wallet.balance().totalSat });
     let stopping: Promise<void> | undefined;
     return {
-      info, market, wallet, payments, routing, lifecycle, ledger, keys, budgets, events, metrics, http, ws, db,
+      info, market, wallet, payments, routing, lifecycle, sessions, ledger, keys, budgets, events, metrics, http, ws, db,
       stop: () => (stopping ??= (async () => {
         // No new connections; requests in flight finish (or are canceled and settled).
         await http.stopAccepting();
@@ -193,6 +213,9 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
         void ws.drain();
         const drained = await lifecycle.drain(config.requests?.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS);
         if (drained.canceled || drained.unfinishedWork) logger.warn('stopped with requests canceled or money work left to recovery', drained);
+        // Every session balance home before the wallet stops (its refund token waits in the change queue if not swapped yet).
+        if (!(await within(sessions.closeAll('shutdown'), config.requests?.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS))) logger.warn('session refunds did not finish; the next start takes them home');
+        await payments.changeQueue.drain().catch(() => undefined);
         await unwind();
         logger.info('satroute stopped');
       })()),
@@ -200,6 +223,20 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   } catch (err) {
     await unwind();
     throw err;
+  }
+}
+
+/** Resolves true if `p` settles within `ms` (the timer never keeps the process up). */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([p.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

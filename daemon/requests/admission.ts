@@ -33,6 +33,8 @@ export interface Admitted {
   plan: RoutePlan;
   /** The plan's worst case: its largest token plus the mint's input fee on it. */
   reservedMsat: number;
+  /** How the first attempt pays (the audit's `payment` column); default xcashu. */
+  payment?: 'xcashu' | 'session';
 }
 
 export class Admission {
@@ -60,7 +62,7 @@ export class Admission {
     const { req, plan } = a;
     this.d.budgets.reserve(a.requestId, req.client, a.reservedMsat);
     this.d.ledger.open({
-      id: a.requestId, client: req.client.name, endpoint: req.endpoint, modelRequested: a.model, stream: req.stream, payment: 'xcashu',
+      id: a.requestId, client: req.client.name, endpoint: req.endpoint, modelRequested: a.model, stream: req.stream, payment: a.payment ?? 'xcashu',
       reservedMsat: a.reservedMsat, priceSnapshot: plan.attempts[0].price, skipped: plan.skipped.map((s) => ({ provider: s.providerId, reason: s.reason })),
       time: this.d.clock(),
     });

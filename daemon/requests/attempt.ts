@@ -26,6 +26,7 @@ import type { BreakerOutcome, PlannedAttempt } from '../route/index.ts';
 import type { BudgetLimits, Budgets } from './budgets.ts';
 import { UpstreamRequestError } from './errors.ts';
 import type { RequestLedger } from './ledger.ts';
+import type { Lease } from './sessions.ts';
 import { paymentFacts } from './payment-facts.ts';
 import type { FactFlag } from './reconcile.ts';
 import type { TopUpCap } from './topup-cap.ts';
@@ -71,7 +72,7 @@ export interface AttemptInput {
 
 export type AttemptOutcome =
   /** An answer to serve: the token is spent, the attempt still pending in the ledger (settle it). */
-  | { kind: 'ok'; paymentId: string; taken: TakenToken; call: OkAnswer | OkStream; providerMs: number; topUps: number }
+  | { kind: 'ok'; paymentId: string; taken?: TakenToken; call: OkAnswer | OkStream; providerMs: number; topUps: number; session?: Lease }
   /** Finished (ledger and money done); `failover`: the next candidate may be tried. */
   | { kind: 'failed'; paymentId: string; failover: boolean; breaker: BreakerOutcome; error: DaemonError; summary: string; providerMs: number }
   /** No token could be taken (the wallet refused): nothing was written, nothing sent. */

@@ -50,6 +50,8 @@ export interface NewAttempt {
   mint: string | null;
   /** The wallet's payment id (`<requestId>.<n>`); null when paid from a session balance. */
   paymentId: string | null;
+  /** The session paid from (session mode; sent/fee 0). */
+  sessionId?: string | null;
   price: ModelPrice;
   /** Face value of the token and the mint's input fee on it. */
   sentSat: number;
@@ -65,6 +67,8 @@ export interface AttemptEnd {
   error?: string | null;
   usage?: TokenUsage | null;
   reportedMsat?: number | null;
+  /** Session mode: what the session's balance lost for this attempt, msat. */
+  sessionChargedMsat?: number | null;
   /** Change and refunds handed back so far, invalid ones excluded. */
   changeSat?: number;
   /** Valid change we could not bring in. */
@@ -90,10 +94,12 @@ export interface RequestEnd {
 }
 
 /**
- * Everything that left the wallet for a request, msat: sent - change handed back + change lost;
- * never below 0 - change worth more than was sent (change_surplus) costs the budget nothing.
- */
-export const requestCostMsat = (r: Pick<RequestRow, 'sentSat' | 'changeSat' | 'lostSat'>): number => Math.max(0, r.sentSat - r.changeSat + r.lostSat) * MSAT_PER_SAT;
+  * Everything that left the wallet for a request, msat: what the providers kept (tokens and
+  * session balances alike; never below 0 per attempt - change worth more than was sent,
+  * change_surplus, keeps nothing) plus the mint's input fees and change lost. For tokens alone this
+  * is (sent - change + lost) x 1000 whenever no attempt's change exceeded what it sent.
+  */
+ export const requestCostMsat = (r: Pick<RequestRow, 'chargedMsat' | 'feeSat' | 'lostSat'>): number => r.chargedMsat + (r.feeSat + r.lostSat) * MSAT_PER_SAT;
 
 export class LedgerError extends Error {
   override name = 'LedgerError';
@@ -133,15 +139,15 @@ export class RequestLedger {
         flags = :flags, updated_at = :now
         WHERE id = :id`),
       attemptFlags: db.prepare('SELECT DISTINCT f.value FROM attempts a, json_each(a.flags) f WHERE a.request_id = ?').pluck(),
-      insertAttempt: db.prepare(`INSERT INTO attempts (request_id, n, provider_id, provider_url, model_id, mint, payment_id, price_snapshot, status, sent_sat, fee_sat, started_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`),
+      insertAttempt: db.prepare(`INSERT INTO attempts (request_id, n, provider_id, provider_url, model_id, mint, payment_id, session_id, price_snapshot, status, sent_sat, fee_sat, started_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`),
       attempt: db.prepare('SELECT * FROM attempts WHERE request_id = ? AND n = ?'),
       attemptByPayment: db.prepare('SELECT * FROM attempts WHERE payment_id = ?'),
       attemptsOf: db.prepare('SELECT * FROM attempts WHERE request_id = ? ORDER BY n'),
       topUp: db.prepare(`UPDATE attempts SET sent_sat = ?, fee_sat = ? WHERE request_id = ? AND n = ? AND status = 'pending'`),
       firstByte: db.prepare('UPDATE attempts SET first_byte_at = COALESCE(first_byte_at, ?) WHERE request_id = ? AND n = ?'),
       finishAttempt: db.prepare(`UPDATE attempts SET status = ?, http_status = ?, error_code = ?, error = ?, prompt_tokens = ?, completion_tokens = ?,
-        cache_read_tokens = ?, cache_write_tokens = ?, reported_msat = ?, change_sat = COALESCE(?, change_sat), lost_sat = COALESCE(?, lost_sat), flags = ?,
+        cache_read_tokens = ?, cache_write_tokens = ?, reported_msat = ?, session_charged_msat = COALESCE(?, session_charged_msat), change_sat = COALESCE(?, change_sat), lost_sat = COALESCE(?, lost_sat), flags = ?,
         first_byte_at = COALESCE(?, first_byte_at), ended_at = ? WHERE request_id = ? AND n = ?`),
       late: db.prepare('UPDATE attempts SET change_sat = COALESCE(?, change_sat), lost_sat = COALESCE(?, lost_sat), flags = ? WHERE request_id = ? AND n = ?'),
       money: db.prepare('UPDATE attempts SET charged_msat = ?, expected_msat = ?, flags = ? WHERE request_id = ? AND n = ?'),
@@ -152,7 +158,7 @@ export class RequestLedger {
         const status = this.s.status.get(a.requestId) as RequestStatus | undefined;
         if (status === undefined) throw new LedgerError(`no request ${a.requestId}`);
         if (status !== 'pending') throw new LedgerError(`request ${a.requestId} is ${status}; no more attempts`);
-        this.s.insertAttempt.run(a.requestId, a.n, a.providerId, a.providerUrl, a.modelId, a.mint, a.paymentId, encodePrice(a.price), a.sentSat, a.feeSat, a.startedAt ?? this.clock());
+        this.s.insertAttempt.run(a.requestId, a.n, a.providerId, a.providerUrl, a.modelId, a.mint, a.paymentId, a.sessionId ?? null, encodePrice(a.price), a.sentSat, a.feeSat, a.startedAt ?? this.clock());
         return this.reconcileAttempt(a.requestId, a.n);
       }),
       topUp: db.transaction((requestId: string, n: number, sentSat: number, feeSat: number) => {
@@ -165,7 +171,7 @@ export class RequestLedger {
         const facts = sortFlags([...a.flags.filter(isFactFlag), ...(end.facts ?? [])]);
         this.s.finishAttempt.run(end.status, end.httpStatus ?? null, end.errorCode ?? null, end.error ?? null,
           u?.promptTokens ?? null, u?.completionTokens ?? null, u?.cacheReadTokens ?? null, u?.cacheWriteTokens ?? null,
-          end.reportedMsat ?? null, end.changeSat ?? null, end.lostSat ?? null, encodeFlags(facts),
+          end.reportedMsat ?? null, end.sessionChargedMsat ?? null, end.changeSat ?? null, end.lostSat ?? null, encodeFlags(facts),
           end.firstByteAt ?? null, end.endedAt ?? this.clock(), requestId, n);
         return this.reconcileAttempt(requestId, n);
       }),
@@ -232,6 +238,7 @@ export class RequestLedger {
   finishAttempt(requestId: string, n: number, end: AttemptEnd): AttemptRow {
     nonNegative(end.changeSat, 'changeSat');
     nonNegative(end.lostSat, 'lostSat');
+    nonNegative(end.sessionChargedMsat, 'sessionChargedMsat');
     return this.tx.finishAttempt(requestId, n, end);
   }
 
@@ -285,7 +292,7 @@ export class RequestLedger {
     };
     const r = reconcile({
       state: a.status, price: a.price, usage, sentSat: a.sentSat, feeSat: a.feeSat, changeSat: a.changeSat,
-      reportedMsat: a.reportedMsat, facts: a.flags.filter(isFactFlag),
+      reportedMsat: a.reportedMsat, sessionChargedMsat: a.sessionChargedMsat, facts: a.flags.filter(isFactFlag),
     });
     this.s.money.run(r.chargedMsat, r.expectedMsat, encodeFlags(r.flags), requestId, n);
     this.s.rollUp.run({ id: requestId, flags: encodeFlags(this.s.attemptFlags.all(requestId) as Flag[]), now: this.clock() });

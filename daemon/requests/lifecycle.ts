@@ -40,6 +40,9 @@ import { doneOf, paymentEvent, Reply } from './reply.ts';
 import { replayResponse, replaysStream, xcashuBody } from './responses-stream.ts';
 import { chargeBeyondRounding, finishUnserved, settleBrokenEarly, settleServed, type ServedAttempt } from './settle.ts';
 import { TOPUP_CAP_DEFAULTS, TopUpCap, type TopUpCapOptions } from './topup-cap.ts';
+import { runSessionAttempt, settleSessionBrokenEarly, settleSessionServed } from './session-attempt.ts';
+import { remainingBalanceMsat } from './session-api.ts';
+import type { Lease, SessionManager } from './sessions.ts';
 
 /**
  * The request path's provider call timeouts, over protocol/provider-call.ts DEFAULT_CALL_TIMEOUTS:
@@ -76,6 +79,8 @@ export interface LifecycleDeps {
   clock?: () => number;
   now?: () => number;
   options?: LifecycleOptions;
+  /** Session mode (sessions.ts); without it every request pays by X-Cashu. */
+  sessions?: SessionManager;
 }
 
 interface Ctx {
@@ -92,6 +97,8 @@ interface Ctx {
   opened: boolean;
   providerMs: number;
   tried: { provider: string; outcome: string }[];
+  /** How the attempt serving (or the latest one) pays. */
+  payment: 'xcashu' | 'session';
 }
 
 export class RequestLifecycle implements RequestHandler {
@@ -197,7 +204,7 @@ export class RequestLifecycle implements RequestHandler {
 
     // Reserved with the request row in the transaction that takes the first token (one commit, not two).
     const reservedMsat = this.admission.worstCaseMsat(plan);
-    const ctx: Ctx = { req, requestId, model, signal, reply, t0, plan, maxSats, reservedMsat, opened: false, providerMs: 0, tried: [] };
+    const ctx: Ctx = { req, requestId, model, signal, reply, t0, plan, maxSats, reservedMsat, opened: false, providerMs: 0, tried: [], payment: 'xcashu' };
     try {
       await this.attempts(ctx);
     } finally {
@@ -212,11 +219,17 @@ export class RequestLifecycle implements RequestHandler {
         lastError = new CanceledError();
         break;
       }
-      const body = xcashuBody(ctx.req.endpoint, { ...(ctx.req.body as Record<string, unknown>), model: planned.model });
-      const r: AttemptOutcome = await runAttempt(this.attemptDeps, {
+      // The payment-mode seam: a session lease when this provider and request may use one, else a token.
+      const lease = await this.sessionLease(ctx, planned);
+      ctx.payment = lease ? 'session' : 'xcashu';
+      const plain = { ...(ctx.req.body as Record<string, unknown>), model: planned.model };
+      // A session streams live; a token's streamed /v1/responses is asked unstreamed (responses-stream.ts).
+      const body = lease ? plain : xcashuBody(ctx.req.endpoint, plain);
+      const input = {
         requestId: ctx.requestId, n: i + 1, planned, endpoint: ctx.req.endpoint, body, client: ctx.req.client, maxSats: ctx.maxSats, reservedMsat: ctx.reservedMsat, signal: ctx.signal,
         open: ctx.opened ? undefined : () => this.admission.open(ctx),
-      });
+      };
+      const r: AttemptOutcome = lease ? await runSessionAttempt(this.attemptDeps, this.d.sessions!, lease, input) : await runAttempt(this.attemptDeps, input);
       if (r.kind !== 'unpaid') ctx.opened = true;
       if (r.kind === 'unpaid' && r.error instanceof BudgetExceededError) {
         // The reservation did not fit (a concurrent request took the rest): nothing was taken.
@@ -258,7 +271,9 @@ export class RequestLifecycle implements RequestHandler {
 
   /** A JSON answer: settle (one commit), report, then answer the client. */
   private async serveAnswer(ctx: Ctx, planned: PlannedAttempt, r: Extract<AttemptOutcome, { kind: 'ok' }>, call: OkAnswer): Promise<void> {
-    const settled = settleServed(this.d, this.served(ctx, planned, r), call.reported.usage, call.reported.costMsat, 'succeeded', null, this.clock);
+    const settled = r.session
+      ? settleSessionServed(this.d, this.d.sessions!, r.session, this.served(ctx, planned, r), call.reported.usage, call.reported.costMsat, remainingBalanceMsat(call.body), 'succeeded', null, this.clock)
+      : settleServed(this.d, this.served(ctx, planned, r), call.reported.usage, call.reported.costMsat, 'succeeded', null, this.clock);
     this.reportServed(planned, r, settled.attempt);
     const done = this.doneOf(ctx, settled.request, call.reported.usage);
     this.finishMetrics(ctx.t0, 'ok', null, settled.request, null, done.overheadMs);
@@ -284,8 +299,10 @@ export class RequestLifecycle implements RequestHandler {
     let firstChunkMs: number | undefined;
     let broken: Error | null = null;
     let clientGone = false;
+    let remainingMsat: number | null = null;
     try {
       for await (const item of events) {
+        if (r.session) remainingMsat = remainingBalanceMsat(item.json) ?? remainingMsat;
         if (item.kind === 'cost') continue;
         if (item.kind === 'error') {
           broken = new ProviderFailedError(`the provider's stream carried an error: ${clip(item.data)}`);
@@ -316,7 +333,8 @@ export class RequestLifecycle implements RequestHandler {
     if (delivered === 0 && broken && !canceled) {
       // Nothing reached the client: the attempt failed (the node kept the token; its change is
       // banked) and the next candidate may serve.
-      settleBrokenEarly(this.d, this.served(ctx, planned, r), broken, this.clock);
+      if (r.session) settleSessionBrokenEarly(this.d, this.d.sessions!, r.session, this.served(ctx, planned, r), reported.costMsat, broken, this.clock);
+      else settleBrokenEarly(this.d, this.served(ctx, planned, r), broken, this.clock);
       this.d.router.report(planned, { breaker: { kind: 'failure', scope: 'provider', error: 'stream broke before its first event' }, latencyMs: r.providerMs });
       this.d.metrics?.attemptFinished(planned.providerId, 'failed');
       ctx.tried.push({ provider: planned.providerId, outcome: 'stream_broken' });
@@ -325,7 +343,9 @@ export class RequestLifecycle implements RequestHandler {
 
     const status = canceled ? 'canceled' : broken ? 'failed' : 'succeeded';
     const err = canceled ? new CanceledError() : broken ? new ProviderFailedError(`the provider's stream broke after ${delivered} events: ${broken.message}`) : null;
-    const settled = settleServed(this.d, this.served(ctx, planned, r), reported.usage, reported.costMsat, status, err, this.clock);
+    const settled = r.session
+      ? settleSessionServed(this.d, this.d.sessions!, r.session, this.served(ctx, planned, r), reported.usage, reported.costMsat, remainingMsat, status, err, this.clock)
+      : settleServed(this.d, this.served(ctx, planned, r), reported.usage, reported.costMsat, status, err, this.clock);
     if (status === 'succeeded') this.reportServed(planned, r, settled.attempt);
     else this.d.router.report(planned, { breaker: canceled ? { kind: 'neutral' } : { kind: 'failure', scope: 'provider', error: 'stream broke' }, latencyMs: r.providerMs });
     if (status !== 'succeeded') this.d.metrics?.attemptFinished(planned.providerId, 'failed');
@@ -397,12 +417,22 @@ export class RequestLifecycle implements RequestHandler {
   private acceptedOf(ctx: Ctx, planned: PlannedAttempt): Accepted {
     const a: Accepted = {
       requestId: ctx.requestId, provider: planned.providerId, providerUrl: planned.providerUrl, model: planned.model,
-      reservedSats: msatToSatCeil(ctx.reservedMsat), payment: 'xcashu', failedAttempts: ctx.tried.length,
+      reservedSats: msatToSatCeil(ctx.reservedMsat), payment: ctx.payment, failedAttempts: ctx.tried.length,
     };
     if (ctx.req.explain) {
       a.explain = { skipped: ctx.plan.skipped.map((s) => ({ provider: s.providerId, reason: `${s.reason}: ${s.detail}` })), tried: [...ctx.tried] };
     }
     return a;
+  }
+
+  /** A lease on the provider's session when the request and the provider may pay that way (null: pay by token). */
+  private async sessionLease(ctx: Ctx, planned: PlannedAttempt): Promise<Lease | null> {
+    const sessions = this.d.sessions;
+    if (!sessions || !sessions.usable(ctx.req.stream, ctx.req.payment, planned.offer.provider.version ?? null)) return null;
+    return sessions.lease({
+      providerId: planned.providerId, providerUrl: planned.providerUrl, providerVersion: planned.offer.provider.version ?? null, mint: planned.mint, tokenMint: planned.tokenMint,
+      worstMsat: Math.max(planned.reserveMsat, 1),
+    }, ctx.signal);
   }
 
   private doneOf(ctx: Ctx, request: RequestRow, usage: Usage | null): Done {
@@ -417,7 +447,7 @@ export class RequestLifecycle implements RequestHandler {
     const m = this.d.metrics;
     if (!m) return;
     m.requestFinished({
-      outcome: outcome === 'ok' ? 'ok' : (toApiError(err).code as RequestOutcome), provider: row?.provider ?? null, payment: 'xcashu',
+      outcome: outcome === 'ok' ? 'ok' : (toApiError(err).code as RequestOutcome), provider: row?.provider ?? null, payment: row?.payment ?? 'xcashu',
       chargedMsat: row?.chargedMsat ?? 0, expectedMsat: row?.expectedMsat ?? undefined, flags: row?.flags, durationMs: this.now() - t0,
       ...(overheadMs !== undefined ? { overheadMs } : {}), ...(firstChunkMs != null ? { firstChunkMs } : {}),
     });

@@ -2,7 +2,9 @@
 // (charged), what it should have kept at the price we routed by (expected), what it said it
 // kept (reported), and the flags a difference earns.
 //
-//   charged  = max(0, sent - change - input fee) x 1000 msat. A Routstr node credits a token at its
+//   charged  = max(0, sent - change - input fee) x 1000 msat, plus - in session mode, where no
+//              token moves - what the session's balance lost for the attempt
+//              (sessionChargedMsat). A Routstr node credits a token at its
 //              value less the mint's input fee (routstr/wallet.py: `token.amount - input_fees`)
 //              and returns `credited - ceil(total_msats / 1000)` as change for a sat token
 //              (routstr/upstream/base.py), so an honest charge is the reported cost rounded up
@@ -62,6 +64,8 @@ export interface AttemptMoney {
   /** Change and refunds handed back, invalid ones excluded. */
   changeSat: number;
   reportedMsat: number | null;
+  /** Session mode: the balance's decrease for this attempt, msat (null: paid by token). */
+  sessionChargedMsat?: number | null;
   facts?: Iterable<FactFlag>;
 }
 
@@ -101,7 +105,11 @@ export function reconcile(a: AttemptMoney): Reconciliation {
   }
   if (a.reportedMsat !== null && (!Number.isSafeInteger(a.reportedMsat) || a.reportedMsat < 0)) throw new RangeError(`reportedMsat must be a non-negative integer, got ${a.reportedMsat}`);
   const flags = new Set<Flag>(a.facts ?? []);
-  const { chargedMsat, surplusSat } = keptBy(a.sentSat, a.changeSat, a.feeSat);
+  const session = a.sessionChargedMsat ?? 0;
+  if (!Number.isSafeInteger(session) || session < 0) throw new RangeError(`sessionChargedMsat must be a non-negative integer, got ${session}`);
+  const kept = keptBy(a.sentSat, a.changeSat, a.feeSat);
+  const surplusSat = kept.surplusSat;
+  const chargedMsat = kept.chargedMsat + session;
   if (surplusSat > 0) flags.add('change_surplus');
 
   let expectedMsat: number | null = null;
@@ -118,8 +126,9 @@ export function reconcile(a: AttemptMoney): Reconciliation {
   }
   // Only a served attempt bills by its report; a failed one is refunded or lost whatever it says.
   if (a.state === 'succeeded' && a.reportedMsat !== null) {
+    // A token's charge is the report rounded up to a whole sat; a balance's decrease is exact.
     const over = chargedMsat - a.reportedMsat;
-    if (over < 0 || over > SAT_ROUNDING_MSAT) flags.add('cost_mismatch');
+    if (over < 0 || over > (a.sessionChargedMsat != null ? 0 : SAT_ROUNDING_MSAT)) flags.add('cost_mismatch');
   }
   return { chargedMsat, surplusSat, expectedMsat, reportedMsat: a.reportedMsat, allowedMsat, flags: sortFlags(flags) };
 }

@@ -70,6 +70,9 @@ export interface AttemptRow {
   completionTokens: number | null;
   cacheReadTokens: number | null;
   cacheWriteTokens: number | null;
+  /** Session mode: the session paid from, and what its balance lost for this attempt (msat). */
+  sessionId: string | null;
+  sessionChargedMsat: number | null;
   flags: Flag[];
   startedAt: number;
   firstByteAt: number | null;
@@ -122,7 +125,7 @@ export interface AttemptDbRow {
   price_snapshot: string; status: AttemptState; http_status: number | null; error_code: string | null; error: string | null;
   sent_sat: number; fee_sat: number; change_sat: number; lost_sat: number; charged_msat: number; expected_msat: number | null;
   reported_msat: number | null; prompt_tokens: number | null; completion_tokens: number | null; cache_read_tokens: number | null;
-  cache_write_tokens: number | null; flags: string; started_at: number; first_byte_at: number | null; ended_at: number | null;
+  cache_write_tokens: number | null; session_id: string | null; session_charged_msat: number | null; flags: string; started_at: number; first_byte_at: number | null; ended_at: number | null;
 }
 
 export function requestFromDb(r: RequestDbRow): RequestRow {
@@ -143,7 +146,7 @@ export function attemptFromDb(r: AttemptDbRow): AttemptRow {
     paymentId: r.payment_id, price: decodePrice(r.price_snapshot), status: r.status, httpStatus: r.http_status, errorCode: r.error_code,
     error: r.error, sentSat: r.sent_sat, feeSat: r.fee_sat, changeSat: r.change_sat, lostSat: r.lost_sat, chargedMsat: r.charged_msat,
     expectedMsat: r.expected_msat, reportedMsat: r.reported_msat, promptTokens: r.prompt_tokens, completionTokens: r.completion_tokens,
-    cacheReadTokens: r.cache_read_tokens, cacheWriteTokens: r.cache_write_tokens, flags: decodeFlags(r.flags), startedAt: r.started_at,
+    cacheReadTokens: r.cache_read_tokens, cacheWriteTokens: r.cache_write_tokens, sessionId: r.session_id ?? null, sessionChargedMsat: r.session_charged_msat ?? null, flags: decodeFlags(r.flags), startedAt: r.started_at,
     firstByteAt: r.first_byte_at, endedAt: r.ended_at,
   };
 }

@@ -98,6 +98,12 @@ export const REQUESTS_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (client, day)
   );
   `,
+  // Session mode (daemon/requests/sessions.ts): an attempt paid from a balance at the provider
+  // names its session and what the balance lost for it (no token: sent/change/fee stay 0).
+  `
+  ALTER TABLE attempts ADD COLUMN session_id TEXT;
+  ALTER TABLE attempts ADD COLUMN session_charged_msat INTEGER;
+  `,
 ];
 
 /** Create or upgrade the request tables. Idempotent. */

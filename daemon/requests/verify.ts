@@ -1,6 +1,7 @@
 // Per-request consistency for `satroute audit verify` (beside the wallet's money invariant):
-// - each attempt: charged = max(0, sent - change - fee) x 1000 msat, flagged change_surplus when
-//   the change exceeded sent - fee;
+// - each attempt: charged = max(0, sent - change - fee) x 1000 msat, plus what a session balance
+//   lost for it (session mode: no token, its session named); flagged change_surplus when the
+//   change exceeded sent - fee;
 // - each attempt paid by token: its wallet payment exists, with the same sent and fee, and -
 //   once the payment is final - the same change handed back, loss and money flags;
 // - each request: its totals are the sums of its attempts.
@@ -34,11 +35,13 @@ export function verifyRequests(db: DB, payment: (paymentId: string) => PaymentFa
       for (const a of attempts) {
         report.attempts += 1;
         const at = `request ${r.id} attempt ${a.n} (${a.providerId})`;
-        const { chargedMsat: kept, surplusSat } = keptBy(a.sentSat, a.changeSat, a.feeSat);
-        if (a.chargedMsat !== kept) diff(`${at}: charged ${a.chargedMsat} msat, but sent ${a.sentSat} - change ${a.changeSat} - fee ${a.feeSat} sat = ${kept} msat`);
+        const { chargedMsat: keptMsat, surplusSat } = keptBy(a.sentSat, a.changeSat, a.feeSat);
+        const kept = keptMsat + (a.sessionChargedMsat ?? 0);
+        const session = a.sessionChargedMsat === null ? '' : ` + session ${a.sessionChargedMsat} msat`;
+        if (a.chargedMsat !== kept) diff(`${at}: charged ${a.chargedMsat} msat, but max(0, sent ${a.sentSat} - change ${a.changeSat} - fee ${a.feeSat} sat)${session} = ${kept} msat`);
         if ((surplusSat > 0) !== a.flags.includes('change_surplus')) diff(`${at}: change surplus ${surplusSat} sat, but the flag change_surplus is ${a.flags.includes('change_surplus') ? 'set' : 'not set'}`);
         if (a.paymentId === null) {
-          if (r.payment === 'xcashu') diff(`${at}: paid by X-Cashu but names no wallet payment`);
+          if (a.sessionId === null) diff(`${at}: names neither a wallet payment nor a session`);
           continue;
         }
         const p = payment(a.paymentId);

@@ -138,6 +138,7 @@ export async function startProvider(opts: ProviderOptions): Promise<TestProvider
       stats.redeemed += 1;
     },
     report: (err) => opts.onError?.(err),
+    delay: opts.delay ?? sleep,
   };
 
   const balanceCtx: BalanceContext = {

@@ -15,6 +15,7 @@ import { EventHub } from '../../../daemon/requests/events.ts';
 import { RequestLedger } from '../../../daemon/requests/ledger.ts';
 import { RequestLifecycle, type LifecycleOptions } from '../../../daemon/requests/lifecycle.ts';
 import { MintFees } from '../../../daemon/requests/mint-fees.ts';
+import { SessionManager, type SessionOptions } from '../../../daemon/requests/sessions.ts';
 import { openRouting, type Routing } from '../../../daemon/route/index.ts';
 import type { DB } from '../../../db/sqlite.ts';
 import { openWallet } from '../../../wallet/open.ts';
@@ -22,6 +23,7 @@ import type { CashuWallet } from '../../../wallet/index.ts';
 import type { Payments } from '../../../wallet/payments/index.ts';
 import { InlineSwapEngine } from '../../../wallet/swap/engine.ts';
 import type { World } from '../../world/index.ts';
+import type { Logger } from '../../../protocol/logger.ts';
 import { assertAccounted } from './books.ts';
 
 /** What a client would have received for one request. */
@@ -75,6 +77,8 @@ export interface Harness {
   events: EventHub;
   metrics: DaemonMetrics;
   lifecycle: RequestLifecycle;
+  /** Session mode, when the harness was asked for it. */
+  sessions?: SessionManager;
   client: ClientKey;
   /** The routing clock; advance it to age breakers. */
   clock: { now: number; advance(ms: number): void };
@@ -95,10 +99,14 @@ export interface AskOptions {
   content?: string;
   /** Another lifecycle on the same parts (see Harness.lifecycleWith). */
   lifecycle?: RequestLifecycle;
+  /** x-satroute-payment. */
+  payment?: 'xcashu' | 'session';
+  /** Called with each chunk as the client receives it. */
+  onChunk?: (data: unknown) => void;
 }
 
 /** A funded request path on `world`: its providers probed, `fund` sats minted at each named mint. */
-export async function harness(world: World, o: { fund: Record<string, number>; options?: LifecycleOptions }): Promise<Harness> {
+export async function harness(world: World, o: { fund: Record<string, number>; options?: LifecycleOptions; sessions?: Partial<SessionOptions>; sleep?: (ms: number) => Promise<void>; logger?: Logger }): Promise<Harness> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'satroute-lifecycle-'));
   const clock = { now: Date.UTC(2026, 10, 30, 12, 0, 0), advance(ms: number) { this.now += ms; } };
   const now = () => clock.now;
@@ -119,12 +127,13 @@ export async function harness(world: World, o: { fund: Record<string, number>; o
   const keys = new ClientKeys(db, now);
   const events = new EventHub();
   const metrics = new DaemonMetrics({ version: 'test', processMetrics: false });
+  const sessions = o.sessions ? new SessionManager({ db, payments, clock: now, options: o.sessions, sleep: o.sleep ?? (async () => {}), logger: o.logger }) : undefined;
   const fees = new MintFees(wallet.mints, now);
   await fees.refresh(world.mints.map((m) => wallet.mints.assertTrusted(m.url)));
   const lifecycles: RequestLifecycle[] = [];
   const newLifecycle = (options?: LifecycleOptions) => {
     const l = new RequestLifecycle({
-      db, router: routing.router, ledger, budgets, payments, metrics, events, clock: now, options,
+      db, router: routing.router, ledger, budgets, payments, metrics, events, clock: now, options, sessions, logger: o.logger,
       balances: () => new Map(wallet.store.balances().filter((b) => b.unit === 'sat').map((b) => [b.mint, b.unspent])),
       feePpk: (m) => fees.feePpk(m),
     });
@@ -140,15 +149,19 @@ export async function harness(world: World, o: { fund: Record<string, number>; o
   }
   const client = keys.create({ name: 'tester' }).client;
   const h: Harness = {
-    world, db, wallet, payments, market, routing, ledger, budgets, keys, events, metrics, lifecycle, client, clock,
+    world, db, wallet, payments, market, routing, ledger, budgets, keys, events, metrics, lifecycle, sessions, client, clock,
     async ask(model, a = {}) {
       const sink = new Capture();
+      if (a.onChunk) {
+        const chunk = sink.chunk.bind(sink);
+        sink.chunk = (data: unknown) => (a.onChunk!(data), chunk(data));
+      }
       const body: Record<string, unknown> = { model, messages: [{ role: 'user', content: a.content ?? 'Say hello to the test world.' }], max_tokens: a.maxTokens ?? 40 };
       if (a.stream) body.stream = true;
       const req: ApiRequest = {
         client: a.client ?? client, endpoint: '/v1/chat/completions', body: body as ApiRequest['body'], stream: a.stream === true,
         signal: a.signal ?? new AbortController().signal, receivedAt: clock.now, explain: true,
-        ...(a.maxSats !== undefined ? { maxSats: a.maxSats } : {}), ...(a.provider ? { provider: a.provider } : {}),
+        ...(a.maxSats !== undefined ? { maxSats: a.maxSats } : {}), ...(a.provider ? { provider: a.provider } : {}), ...(a.payment ? { payment: a.payment } : {}),
       };
       await (a.lifecycle ?? lifecycle).handle(req, sink);
       return sink;

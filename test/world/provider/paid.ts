@@ -49,6 +49,8 @@ export interface PaidContext {
   onRedeemed(): void;
   /** An unexpected error after redemption (the request is answered 500, nothing refunded). */
   report(err: unknown): void;
+  /** The fake upstream's waits (the chunkDelayMs knob); default a timer. */
+  delay?: (ms: number) => Promise<void>;
 }
 
 const toMsat = (amount: number, unit: string) => (unit === 'msat' ? amount : amount * 1000);
@@ -243,10 +245,15 @@ export async function handlePaid(ctx: PaidContext, endpoint: Endpoint, req: Inco
   }
 
   // Streaming: the node buffered the whole upstream stream; it replays it after the headers.
+  // (handle_x_cashu reads the upstream to its end first: every chunk delay passes before the headers.)
   const sse = buggyStream ? nodeResponsesSse(answer.sse(usage)) : nodeSse(answer.sse(usage), ctx.name, keepsAll ? null : cost, k.legacyCostField, finish);
   if (hostile) {
     hostile(res, { streaming: true, headers, text: sse, hang: ctx.hang });
     return 200;
+  }
+  if (k.chunkDelayMs > 0 && ctx.delay) {
+    await ctx.delay(k.chunkDelayMs * (sse.match(/^data: /gm)?.length ?? 1));
+    if (res.destroyed) return 0;
   }
   res.writeHead(200, { ...headers, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
   const drop = k.midStreamDrop;
