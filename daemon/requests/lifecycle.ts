@@ -428,6 +428,9 @@ export class RequestLifecycle implements RequestHandler {
   /** A lease on the provider's session when the request and the provider may pay that way (null: pay by token). */
   private async sessionLease(ctx: Ctx, planned: PlannedAttempt): Promise<Lease | null> {
     const sessions = this.d.sessions;
+    // /v1/responses pays by token (asked unstreamed when streamed, responses-stream.ts): its
+    // balance-mode stream is not proven against a node here, and a token's change is.
+    if (ctx.req.endpoint === '/v1/responses') return null;
     if (!sessions || !sessions.usable(ctx.req.stream, ctx.req.payment, planned.offer.provider.version ?? null)) return null;
     return sessions.lease({
       providerId: planned.providerId, providerUrl: planned.providerUrl, providerVersion: planned.offer.provider.version ?? null, mint: planned.mint, tokenMint: planned.tokenMint,

@@ -38,7 +38,7 @@ export function verifyRequests(db: DB, payment: (paymentId: string) => PaymentFa
         const { chargedMsat: keptMsat, surplusSat } = keptBy(a.sentSat, a.changeSat, a.feeSat);
         const kept = keptMsat + (a.sessionChargedMsat ?? 0);
         const session = a.sessionChargedMsat === null ? '' : ` + session ${a.sessionChargedMsat} msat`;
-        if (a.chargedMsat !== kept) diff(`${at}: charged ${a.chargedMsat} msat, but max(0, sent ${a.sentSat} - change ${a.changeSat} - fee ${a.feeSat} sat)${session} = ${kept} msat`);
+        if (a.chargedMsat !== kept) diff(`${at}: charged ${a.chargedMsat} msat, but sent ${a.sentSat} - change ${a.changeSat} - fee ${a.feeSat} sat${session} = ${kept} msat`);
         if ((surplusSat > 0) !== a.flags.includes('change_surplus')) diff(`${at}: change surplus ${surplusSat} sat, but the flag change_surplus is ${a.flags.includes('change_surplus') ? 'set' : 'not set'}`);
         if (a.paymentId === null) {
           if (a.sessionId === null) diff(`${at}: names neither a wallet payment nor a session`);
