@@ -25,7 +25,7 @@ import type { Payments } from '../wallet/payments/index.ts';
 import { ClientKeys } from './api/auth.ts';
 import { startHttpApi, type HttpApi } from './api/http.ts';
 import { DaemonMetrics } from './api/metrics.ts';
-import { attachWebSocket, type WebSocketApi } from './api/ws.ts';
+import { attachWebSocket, type WebSocketApi, type WsServerLimits, type WsTimers } from './api/ws.ts';
 import { booksControlHandlers } from './control/books.ts';
 import { auditReport } from './requests/audit.ts';
 import { Budgets } from './requests/budgets.ts';
@@ -37,8 +37,10 @@ import { paymentFactsLookup } from './requests/payment-facts.ts';
 import { recoverInterrupted } from './requests/recover.ts';
 import { openRouting, routeControlHandlers, type Routing } from './route/index.ts';
 import { providerHealth } from './route/health.ts';
+import { booksStatus, pendingSettlements } from './status.ts';
+import { VERSION } from './version.ts';
 
-export const VERSION = '0.1.0';
+export { VERSION };
 
 /** `<dataDir>/daemon.json`: how other processes find the running daemon. */
 export const daemonFile = (dataDir: string) => path.join(dataDir, 'daemon.json');
@@ -62,6 +64,8 @@ export interface DaemonOptions {
   wallet?: Pick<Parameters<typeof openWallet>[0], 'engine' | 'payments' | 'synchronous'>;
   /** Breaker jitter and the like (tests). */
   random?: () => number;
+  /** The WebSocket API's limits and timers (tests: a small buffer, a stall timeout fired by hand). */
+  ws?: { limits?: Partial<WsServerLimits>; timers?: WsTimers };
 }
 
 export interface Daemon {
@@ -121,11 +125,16 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     const events = new EventHub(logger);
     const fees = new MintFees(wallet.mints, clock, logger);
     const paymentFacts = paymentFactsLookup(payments);
+    // The lifecycle and the WebSocket API come later; the scrape reads them once they exist.
+    let lifecycleRef: RequestLifecycle | undefined;
+    let wsRef: WebSocketApi | undefined;
     const metrics = new DaemonMetrics({
       version: VERSION,
       sources: {
         balances: () => wallet.balance().mints.map((b) => ({ mint: b.mint, unit: b.unit, unspent: b.unspent, pending: b.pending })),
-        pendingSettlements: () => (db.prepare(`SELECT COUNT(*) FROM payments WHERE state IN ('pending', 'refund_wait')`).pluck().get() as number) ?? 0,
+        pendingSettlements: () => pendingSettlements(db),
+        requestsInFlight: () => lifecycleRef?.running ?? 0,
+        ws: () => wsRef?.stats() ?? null,
       },
     });
     // Subscribed before the wallet's recovery runs: its outcomes reach the request books.
@@ -134,6 +143,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       metrics, events, logger, clock, now: opts.now, options: config.requests,
     });
     stack.push(() => lifecycle.close());
+    lifecycleRef = lifecycle;
     wireProviderEvents(routing, market, events, metrics, clock);
 
     await routing.start();
@@ -146,10 +156,14 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
 
     const startedAt = new Date(clock()).toISOString();
     let info: DaemonInfo = { pid: process.pid, listen: config.listen, startedAt, version: VERSION };
-    const status = () => ({
-      ...info, data_dir: config.dataDir, wallet: wallet.balance(), providers: market.providers().length, models: market.models().length,
-      payments: payments.stats(), requests_in_flight: lifecycle.running,
-    });
+    const status = () => {
+      const providers = market.providers();
+      return {
+        ...info, data_dir: config.dataDir, uptime_s: Math.max(0, Math.floor((clock() - Date.parse(startedAt)) / 1000)),
+        wallet: wallet.balance(), providers: providers.length, providers_up: providers.filter((p) => p.status === 'reachable' && p.models > 0).length,
+        models: market.models().length, payments: payments.stats(), requests_in_flight: lifecycle.running, books: booksStatus(db, clock()),
+      };
+    };
     const control: ControlServer = await startControlServer(config.dataDir, {
       ...marketControlHandlers(market),
       ...walletControlHandlers(wallet),
@@ -176,8 +190,9 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     });
     stack.push(() => http.close());
     // Closed before the HTTP server (the stack unwinds in reverse): its sockets hold the server open.
-    const ws = attachWebSocket(http.server, { keys, handler: lifecycle, events, logger, clock });
+    const ws = attachWebSocket(http.server, { keys, handler: lifecycle, events, logger, clock, ...opts.ws });
     stack.push(() => ws.close());
+    wsRef = ws;
     info = { ...info, listen: http.address };
 
     fs.writeFileSync(daemonFile(config.dataDir), JSON.stringify(info) + '\n', { mode: 0o600 });
