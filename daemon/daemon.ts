@@ -230,7 +230,7 @@ function wireProviderEvents(routing: Routing, market: Market, events: EventHub, 
   const time = () => new Date(clock()).toISOString();
   for (const b of routing.breakers.views()) metrics.breakerState(b.provider_id, b.model_id, b.state);
   routing.breakers.on('change', (c) => {
-    metrics.breakerState(c.providerId, c.modelId, c.to);
+    metrics.breakerState(c.providerId, c.modelId, c.to, c.from);
     events.publish({ topic: 'providers', time: time(), provider: c.providerId, url: market.provider(c.providerId)?.url ?? null, kind: 'breaker', state: c.to, model: c.modelId, detail: c.reason });
   });
   routing.stats.on('avoidance', (a) => {

@@ -176,11 +176,15 @@ export class DaemonMetrics {
     this.flags.inc({ flag, provider });
   }
 
-  /** A breaker is now in this state (call on every transition, and once per breaker at start). */
-  breakerState(provider: string, model: string | null, state: BreakerState): void {
+  /**
+   * A breaker is now in this state: call once per breaker at start (no `from`), and on every
+   * transition with the state it left - a breaker created by its first failure has not been
+   * seen before its first opening, which counts all the same.
+   */
+  breakerState(provider: string, model: string | null, state: BreakerState, from?: BreakerState): void {
     const m = model ?? ALL_MODELS;
     const key = JSON.stringify([provider, m]);
-    const before = this.breakerNow.get(key);
+    const before = from ?? this.breakerNow.get(key);
     this.breakerNow.set(key, state);
     for (const s of BREAKER_STATES) this.breaker.set({ provider, model: m, state: s }, s === state ? 1 : 0);
     if (state === 'open' && before !== undefined && before !== 'open') this.breakerOpened.inc({ provider, model: m });
