@@ -17,6 +17,7 @@ import { InlineSwapEngine } from '../../../wallet/swap/engine.ts';
 import { startWorld, type Scenario, type World } from '../../world/index.ts';
 import { captureLogs, secretsInDataDir } from '../../log-secrets.ts';
 import { assertAccounted, settleBackground } from '../requests/books.ts';
+import { satroute } from '../cli/run.ts';
 import { ManualTimers, type Msg } from './ws-fixture.ts';
 
 const KiB = 1024;
@@ -346,6 +347,34 @@ test('GET /metrics shows what the requests did: outcomes per provider, msat spen
   c.ws.close();
 });
 
+/** `satroute status --json` run as a user does (another process), against this data directory. */
+async function status(): Promise<Record<string, any>> {
+  const r = await satroute({ SATROUTE_DATA_DIR: dir, SATROUTE_FROM_SOURCE: '1' }, 'status', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as Record<string, any>;
+}
+
+const spentToday = () => daemon.db.prepare('SELECT SUM(charged_msat) FROM requests').pluck().get() as number;
+
+test('satroute status shows the balance per mint, spend today, providers up, the open breaker, pending settlements, version and uptime', async () => {
+  const s = await status();
+  assert.equal(s.running, true);
+  assert.equal(s.version, '0.1.0');
+  assert.equal(typeof s.uptime_s, 'number');
+  const [mint] = daemon.wallet.balance().mints;
+  assert.deepEqual(s.mints.map((m: { mint: string; unspent: number }) => [m.mint, m.unspent]), [[mint.mint, mint.unspent]]);
+  assert.ok(s.books.spent_today_msat > 0);
+  assert.equal(s.books.spent_today_msat, spentToday());
+  assert.equal(s.books.requests_today, daemon.db.prepare('SELECT COUNT(*) FROM requests').pluck().get());
+  assert.equal(s.books.pending_settlements, 0);
+  assert.deepEqual(s.books.breakers_not_closed.map((b: { provider_id: string; state: string }) => [b.provider_id, b.state]), [[providerId('failing'), 'open']]);
+  assert.equal(s.usable_providers, SCENARIO.providers.length, 'reachable (the breaker is routing, not reachability)');
+  const text = await satroute({ SATROUTE_DATA_DIR: dir, SATROUTE_FROM_SOURCE: '1' }, 'status');
+  assert.match(text.stdout, /satroute 0\.1\.0 running .* up \d/);
+  assert.match(text.stdout, new RegExp(`breakers: +${providerId('failing').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} open`));
+  assert.match(text.stdout, /pending: +0 settlements not final/);
+});
+
 test('stopping (what SIGTERM does) while HTTP and WebSocket requests run: they finish or are canceled and settled; after a restart audit verify passes and no log holds a secret', async () => {
   const c = await Client.open();
   c.send(chat('slow-ws', 'chat-slow'));
@@ -374,10 +403,19 @@ test('stopping (what SIGTERM does) while HTTP and WebSocket requests run: they f
 
   // Everything logged (debug level): NWC funding, keys, HTTP and WebSocket requests, a failover,
   // two stops. (The data directory is read once the daemon is stopped.)
+  const spentAtStop = spentToday();
+  const balanceAtStop = daemon.wallet.balance().totalSat;
   await daemon.stop();
   const known = secretsInDataDir(dir);
   assert.ok(known.includes(new URL(world.nwc.uri).searchParams.get('secret')!), 'the NWC secret is among the known secrets');
   assert.ok(known.length > 100, `proof secrets known: ${known.length}`);
   assert.match(logs.text(), /"level":"debug"/);
   logs.assertNoSecrets([...known, key]);
+
+  // With no daemon running, `satroute status` reads the same figures from the data directory.
+  const after = await status();
+  assert.equal(after.running, false);
+  assert.equal(after.books.spent_today_msat, spentAtStop);
+  assert.deepEqual(after.books.breakers_not_closed.map((b: { state: string }) => b.state), ['open']);
+  assert.equal(after.balance_sat, balanceAtStop);
 });
