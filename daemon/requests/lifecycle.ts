@@ -271,6 +271,7 @@ export class RequestLifecycle implements RequestHandler {
     const t0 = this.now();
     let delivered = 0;
     let firstChunkMs: number | undefined;
+    let firstByteAt: number | undefined;
     let broken: Error | null = null;
     let clientGone = false;
     try {
@@ -283,7 +284,8 @@ export class RequestLifecycle implements RequestHandler {
         }
         if (delivered === 0) {
           firstChunkMs = this.now() - ctx.t0;
-          this.d.ledger.firstByte(ctx.requestId, planned.n, this.clock());
+          // Kept for the settlement's commit: a commit of its own here (an fsync per stream) stalled the event loop under load.
+          firstByteAt = this.clock();
           ctx.reply.accept(this.acceptedOf(ctx, planned));
         }
         delivered += 1;
@@ -314,7 +316,7 @@ export class RequestLifecycle implements RequestHandler {
 
     const status = canceled ? 'canceled' : broken ? 'failed' : 'succeeded';
     const err = canceled ? new CanceledError() : broken ? new ProviderFailedError(`the provider's stream broke after ${delivered} events: ${broken.message}`) : null;
-    const settled = settleServed(this.d, this.served(ctx, planned, r), reported.usage, reported.costMsat, status, err, this.clock);
+    const settled = settleServed(this.d, { ...this.served(ctx, planned, r), firstByteAt }, reported.usage, reported.costMsat, status, err, this.clock);
     if (status === 'succeeded') this.reportServed(planned, r, settled.attempt);
     else this.d.router.report(planned, { breaker: canceled ? { kind: 'neutral' } : { kind: 'failure', scope: 'provider', error: 'stream broke' }, latencyMs: r.providerMs });
     if (status !== 'succeeded') this.d.metrics?.attemptFinished(planned.providerId, 'failed');
