@@ -1,6 +1,6 @@
 // The daemon side of the `ws` bench, in its own process so its memory and event-loop delay are
 // the daemon's alone. Two kinds:
-//   {"real":{"mint","providers":[url],"fundSat"}}  THE REAL PATH: startDaemon (wallet, routing,
+//   {"real":{"mint","providers":[url],"fundSat","synchronous"?}}  THE REAL PATH: startDaemon (wallet, routing,
 //       the request lifecycle, SQLite, the change queue's worker) on a fresh data directory,
 //       funded at the world's mint (it prints {"invoice"} first; the bench pays it on the world's
 //       Lightning), the WebSocket API on its HTTP server, a client key
@@ -35,7 +35,7 @@ import { verifyRequests } from '../daemon/requests/verify.ts';
 import { openDatabase } from '../db/sqlite.ts';
 import { EventHub, StandInLifecycle } from '../test/daemon/api/ws-fixture.ts';
 
-interface RealOptions { mint: string; providers: string[]; fundSat: number }
+interface RealOptions { mint: string; providers: string[]; fundSat: number; synchronous?: 'FULL' | 'NORMAL' }
 const opts = JSON.parse(process.argv[2] ?? '{}') as { intervalMs?: number; chunkBytes?: number; idle?: boolean; real?: RealOptions };
 const intervalMs = opts.intervalMs ?? 50;
 const MB = 1024 * 1024;
@@ -51,7 +51,7 @@ if (opts.idle) {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'satroute-bench-ws-'));
   const d = (daemon = await startDaemon(loadConfig({
     SATROUTE_DATA_DIR: dataDir, SATROUTE_MINTS: real.mint, SATROUTE_RELAYS: '', SATROUTE_PROVIDERS: real.providers.join(','), SATROUTE_LISTEN: '127.0.0.1:0',
-  })));
+  }), real.synchronous ? { wallet: { synchronous: real.synchronous } } : {}));
   await Promise.all(d.market.providers().map((p) => d.market.probe(p.id)));
   const quote = await d.wallet.createFundingQuote(real.fundSat, { mint: real.mint });
   process.stdout.write(JSON.stringify({ invoice: quote.bolt11 }) + '\n');

@@ -14,6 +14,9 @@
 //                          machine's other load alone does
 // WS_BENCH_STANDIN=1 runs the WebSocket API alone instead, with the tests' stand-in lifecycle
 // (40 synthetic chunks every 25-75 ms per stream), under the same names.
+// WS_BENCH_SYNCHRONOUS=NORMAL opens the daemon's database with synchronous=NORMAL (no fsync per
+// commit) instead of the default FULL: on this shared disk the commits' fsyncs, on the event loop,
+// are what the loop delay is made of.
 // WS_BENCH_CONNECTIONS=1000 runs 1,000 connections x 1 stream instead (WS_BENCH_STREAMS: another total); WS_BENCH_PROFILE=FILE
 // writes a CPU profile of the daemon over the measured window.
 import { spawn } from 'node:child_process';
@@ -45,7 +48,8 @@ interface Daemon {
 
 async function startDaemon(opts: { idle?: boolean; world?: WorldChild } = {}): Promise<Daemon> {
   const { world, ...rest } = opts;
-  const real = world ? { mint: world.info.mints[0], providers: world.info.providers.map((p) => p.url), fundSat: 60_000 } : undefined;
+  const synchronous = process.env.WS_BENCH_SYNCHRONOUS === 'NORMAL' ? 'NORMAL' : undefined;
+  const real = world ? { mint: world.info.mints[0], providers: world.info.providers.map((p) => p.url), fundSat: 60_000, synchronous } : undefined;
   const proc = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', path.join(here, '_ws-process.ts'), JSON.stringify({ intervalMs: INTERVAL_MS, ...rest, real })], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = readline.createInterface({ input: proc.stdout! });
   const queue: ((line: string) => void)[] = [];
@@ -80,7 +84,7 @@ function open(url: string, key: string): Promise<WebSocket> {
 }
 
 /** What one connection's streams ended with. */
-interface Outcome { ok: number; charged: Record<string, number> }
+interface Outcome { ok: number; charged: Record<string, number>; errors: Record<string, number> }
 
 /**
  * Run `n` streams on one connection. Stand-in: `chunks` chunks each at a known price. Real path:
@@ -90,6 +94,7 @@ function streams(socket: WebSocket, tag: string, n: number, chunks: number): Pro
   return new Promise<Outcome>((resolve, reject) => {
     const seen = new Map<string, number>();
     const charged: Record<string, number> = {};
+    const errors: Record<string, number> = {};
     let ended = 0;
     let ok = 0;
     const onMessage = (data: WebSocket.RawData) => {
@@ -101,9 +106,12 @@ function streams(socket: WebSocket, tag: string, n: number, chunks: number): Pro
         seen.set(id, (seen.get(id) ?? 0) + 1);
         return;
       }
-      const m = JSON.parse(text) as { type: string; id: string; request_id?: string; message?: string; cost?: { charged_msat: number } };
+      const m = JSON.parse(text) as { type: string; id: string; request_id?: string; code?: string; message?: string; cost?: { charged_msat: number } };
       if (m.type !== 'done' && m.type !== 'error') return;
-      if (m.type === 'error' && ended === 0) process.stderr.write(`bench ws: ${m.id} failed: ${m.message}\n`);
+      if (m.type === 'error') {
+        const why = `${m.code}: ${(m.message ?? '').replace(/\d+/g, 'N').slice(0, 120)}`;
+        errors[why] = (errors[why] ?? 0) + 1;
+      }
       if (m.type === 'done' && STANDIN && seen.get(m.id) === chunks && m.cost?.charged_msat === chunks * MSAT_PER_CHUNK) ok++;
       if (m.type === 'done' && !STANDIN && (seen.get(m.id) ?? 0) > 0 && m.cost && m.request_id) {
         ok++;
@@ -112,7 +120,7 @@ function streams(socket: WebSocket, tag: string, n: number, chunks: number): Pro
       if (++ended < n) return;
       socket.off('message', onMessage);
       socket.off('close', onClose);
-      resolve({ ok, charged });
+      resolve({ ok, charged, errors });
     };
     const onClose = () => reject(new Error(`connection ${tag} closed after ${ended} of ${n} streams`));
     socket.on('message', onMessage);
@@ -150,6 +158,9 @@ export async function run(): Promise<Figure[]> {
     const outcomes = await Promise.race([all, timedOut]);
     const [m, base] = (await Promise.all([daemon.command('stop'), idle.command('stop')])) as unknown as [Measured, Measured];
     let completed = outcomes.reduce((a, o) => a + o.ok, 0);
+    const errors: Record<string, number> = {};
+    for (const o of outcomes) for (const [k, n] of Object.entries(o.errors)) errors[k] = (errors[k] ?? 0) + n;
+    if (Object.keys(errors).length) process.stderr.write(`bench ws: streams that ended with an error: ${JSON.stringify(errors)}\n`);
     let books = '';
     if (!STANDIN) {
       const c = (await daemon.command({ check: Object.assign({}, ...outcomes.map((o) => o.charged)) as Record<string, number> })) as { requests: number; mismatches: number; differences: string[] };
