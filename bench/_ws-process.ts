@@ -49,6 +49,11 @@ if (opts.idle) {
 } else if (opts.real) {
   const real = opts.real;
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'satroute-bench-ws-'));
+  // The world's one process (its mint and provider, on this shared 2-core machine) accepts 1,000
+  // connections slowly: at the default 5 s connect timeout some fail, three in a row open the
+  // provider's breaker and the rest are refused (no_provider) - the breaker working, not the
+  // WebSocket path being measured. A real node runs on its own machine.
+  fs.writeFileSync(path.join(dataDir, 'satroute.json'), JSON.stringify({ requests: { timeouts: { connectMs: 60_000 } } }));
   const d = (daemon = await startDaemon(loadConfig({
     SATROUTE_DATA_DIR: dataDir, SATROUTE_MINTS: real.mint, SATROUTE_RELAYS: '', SATROUTE_PROVIDERS: real.providers.join(','), SATROUTE_LISTEN: '127.0.0.1:0',
   }), real.synchronous ? { wallet: { synchronous: real.synchronous } } : {}));
