@@ -347,6 +347,22 @@ test('GET /metrics shows what the requests did: outcomes per provider, msat spen
   c.ws.close();
 });
 
+test('a provider that stops answering its probe shows on the providers topic as unreachable, and back as reachable', async () => {
+  const c = await Client.open();
+  await c.subscribe(['providers']);
+  const huge = world.provider('huge');
+  const id = providerId('huge');
+  await huge.setDead(true);
+  await daemon.market.probe(id);
+  const down = await c.next((m) => m.type === 'event' && m.kind === 'reachability' && m.provider === id);
+  assert.deepEqual({ state: down.state, url: down.url }, { state: 'unreachable', url: huge.url });
+  await huge.setDead(false);
+  await daemon.market.probe(id);
+  const up = await c.next((m) => m.type === 'event' && m.kind === 'reachability' && m.provider === id && m.state === 'reachable');
+  assert.equal(up.url, huge.url);
+  c.ws.close();
+});
+
 /** `satroute status --json` run as a user does (another process), against this data directory. */
 async function status(): Promise<Record<string, any>> {
   const r = await satroute({ SATROUTE_DATA_DIR: dir, SATROUTE_FROM_SOURCE: '1' }, 'status', '--json');
