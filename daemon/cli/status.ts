@@ -6,12 +6,10 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import type { Config } from '../config.ts';
 import type { BooksStatus } from '../status.ts';
-import { VERSION } from '../version.ts';
 import type { BalanceRow } from '../../wallet/store.ts';
 import type { SessionExposure } from '../../wallet/payments/sessions.ts';
 import { CliError, currentConfig, output } from './common.ts';
 import { sat } from './wallet.ts';
-import { msatToSatCeil } from '../../protocol/units.ts';
 
 interface Status {
   running: boolean;
@@ -60,7 +58,7 @@ async function readStatus(config: Config): Promise<Status> {
   } catch (err) {
     if (!(err instanceof DaemonNotRunningError)) throw new CliError((err as Error).message);
   }
-  const { booksStatus } = await import('../status.ts');
+  const [{ booksStatus }, { VERSION }] = await Promise.all([import('../status.ts'), import('../version.ts')]);
   const now = Date.now();
   const noBooks: BooksStatus = { day: new Date(now).toISOString().slice(0, 10), spent_today_msat: 0, requests_today: 0, pending_settlements: 0, breakers_not_closed: [] };
   const empty: Status = { running: false, version: VERSION, data_dir: config.dataDir, books: noBooks, balance_sat: 0, pending_sat: 0, mints: [], held_sat: 0, sessions: [], providers: 0, usable_providers: 0, models: 0 };
@@ -92,6 +90,7 @@ export function registerStatus(program: Command): void {
     .option('--json', 'print one JSON document')
     .action(async (o: { json?: boolean }) => {
       const s = await readStatus(await currentConfig());
+      const { msatToSatCeil } = await import('../../protocol/units.ts');
       output(o.json, s, () => {
         const b = s.books;
         const breakers = b.breakers_not_closed.map((x) => `${x.provider_id}${x.model_id ? `/${x.model_id}` : ''} ${x.state.replace('_', '-')}`);
