@@ -102,7 +102,7 @@ export function registerStatus(program: Command): void {
           ...(s.held_sat ? [`sessions:  ${sat(s.held_sat)} held at ${s.sessions.map((e) => `${e.providerUrl} (${sat(e.heldSat)})`).join(', ')}`] : []),
           `today:     ${sat(msatToSatCeil(b.spent_today_msat))} spent on ${b.requests_today} request${b.requests_today === 1 ? '' : 's'} (UTC ${b.day})`,
           `pending:   ${b.pending_settlements} settlement${b.pending_settlements === 1 ? '' : 's'} not final`,
-          `market:    ${s.providers} providers (${s.usable_providers} up), ${s.models} models`,
+          `market:    ${s.providers} providers (${s.usable_providers} usable), ${s.models} models`,
           `breakers:  ${breakers.length ? breakers.join(', ') : 'all closed'}`,
         ].join('\n');
       });
