@@ -25,7 +25,7 @@ import type { Payments } from '../wallet/payments/index.ts';
 import { ClientKeys } from './api/auth.ts';
 import { startHttpApi, type HttpApi } from './api/http.ts';
 import { DaemonMetrics } from './api/metrics.ts';
-import { attachWebSocket, type WebSocketApi } from './api/ws.ts';
+import { attachWebSocket, type WebSocketApi, type WsServerLimits, type WsTimers } from './api/ws.ts';
 import { booksControlHandlers } from './control/books.ts';
 import { auditReport } from './requests/audit.ts';
 import { Budgets } from './requests/budgets.ts';
@@ -38,8 +38,10 @@ import { recoverInterrupted } from './requests/recover.ts';
 import { SessionManager } from './requests/sessions.ts';
 import { openRouting, routeControlHandlers, type Routing } from './route/index.ts';
 import { providerHealth } from './route/health.ts';
+import { booksStatus, pendingSettlements } from './status.ts';
+import { VERSION } from './version.ts';
 
-export const VERSION = '0.1.0';
+export { VERSION };
 
 /** `<dataDir>/daemon.json`: how other processes find the running daemon. */
 export const daemonFile = (dataDir: string) => path.join(dataDir, 'daemon.json');
@@ -63,6 +65,8 @@ export interface DaemonOptions {
   wallet?: Pick<Parameters<typeof openWallet>[0], 'engine' | 'payments' | 'synchronous'>;
   /** Breaker jitter and the like (tests). */
   random?: () => number;
+  /** The WebSocket API's limits and timers (tests: a small buffer, a stall timeout fired by hand). */
+  ws?: { limits?: Partial<WsServerLimits>; timers?: WsTimers };
 }
 
 export interface Daemon {
@@ -124,11 +128,16 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     const events = new EventHub(logger);
     const fees = new MintFees(wallet.mints, clock, logger);
     const paymentFacts = paymentFactsLookup(payments);
+    // The lifecycle and the WebSocket API come later; the scrape reads them once they exist.
+    let lifecycleRef: RequestLifecycle | undefined;
+    let wsRef: WebSocketApi | undefined;
     const metrics = new DaemonMetrics({
       version: VERSION,
       sources: {
         balances: () => wallet.balance().mints.map((b) => ({ mint: b.mint, unit: b.unit, unspent: b.unspent, pending: b.pending })),
-        pendingSettlements: () => (db.prepare(`SELECT COUNT(*) FROM payments WHERE state IN ('pending', 'refund_wait')`).pluck().get() as number) ?? 0,
+        pendingSettlements: () => pendingSettlements(db),
+        requestsInFlight: () => lifecycleRef?.running ?? 0,
+        ws: () => wsRef?.stats() ?? null,
       },
     });
     // A provider whose session balance shrank beyond what it reported, or that kept one: a
@@ -146,6 +155,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       metrics, events, logger, clock, now: opts.now, options: config.requests, sessions,
     });
     stack.push(() => lifecycle.close());
+    lifecycleRef = lifecycle;
     wireProviderEvents(routing, market, events, metrics, clock);
 
     await routing.start();
@@ -166,10 +176,14 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
 
     const startedAt = new Date(clock()).toISOString();
     let info: DaemonInfo = { pid: process.pid, listen: config.listen, startedAt, version: VERSION };
-    const status = () => ({
-      ...info, data_dir: config.dataDir, wallet: wallet.balance(), providers: market.providers().length, models: market.models().length,
-      payments: payments.stats(), requests_in_flight: lifecycle.running, session_exposure: sessions.exposure(),
-    });
+    const status = () => {
+      const providers = market.providers();
+      return {
+        ...info, data_dir: config.dataDir, uptime_s: Math.max(0, Math.floor((clock() - Date.parse(startedAt)) / 1000)),
+        wallet: wallet.balance(), providers: providers.length, providers_up: providers.filter((p) => p.status === 'reachable' && p.models > 0).length,
+        models: market.models().length, payments: payments.stats(), requests_in_flight: lifecycle.running, session_exposure: sessions.exposure(), books: booksStatus(db, clock()),
+      };
+    };
     const control: ControlServer = await startControlServer(config.dataDir, {
       ...marketControlHandlers(market),
       ...walletControlHandlers(wallet),
@@ -196,8 +210,9 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     });
     stack.push(() => http.close());
     // Closed before the HTTP server (the stack unwinds in reverse): its sockets hold the server open.
-    const ws = attachWebSocket(http.server, { keys, handler: lifecycle, events, logger, clock });
+    const ws = attachWebSocket(http.server, { keys, handler: lifecycle, events, logger, clock, ...opts.ws });
     stack.push(() => ws.close());
+    wsRef = ws;
     info = { ...info, listen: http.address };
 
     fs.writeFileSync(daemonFile(config.dataDir), JSON.stringify(info) + '\n', { mode: 0o600 });
@@ -252,7 +267,7 @@ function wireProviderEvents(routing: Routing, market: Market, events: EventHub, 
   const time = () => new Date(clock()).toISOString();
   for (const b of routing.breakers.views()) metrics.breakerState(b.provider_id, b.model_id, b.state);
   routing.breakers.on('change', (c) => {
-    metrics.breakerState(c.providerId, c.modelId, c.to);
+    metrics.breakerState(c.providerId, c.modelId, c.to, c.from);
     events.publish({ topic: 'providers', time: time(), provider: c.providerId, url: market.provider(c.providerId)?.url ?? null, kind: 'breaker', state: c.to, model: c.modelId, detail: c.reason });
   });
   routing.stats.on('avoidance', (a) => {

@@ -374,6 +374,8 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
       lastError: error.slice(0, 300),
     });
     if (statusChanged) this.log.info('provider unreachable', { provider: p.id, error: p.lastError, retryInMs: delay });
+    // (the WebSocket `providers` topic tells clients, as it does when a provider becomes reachable)
+    if (statusChanged) this.changed({ type: 'provider', provider: providerView(p, this.excludeBad) });
   }
 
   // ---- helpers ---------------------------------------------------------------------------

@@ -45,12 +45,37 @@ export interface BalanceSource {
   pending: number;
 }
 
+/** The WebSocket API's figures (ws.ts WsStats), as gauges. */
+export interface WsFigures {
+  connections: number;
+  authenticated: number;
+  requestsInFlight: number;
+  droppedEvents: number;
+  backpressureWaits: number;
+  backpressureFailures: number;
+  bufferedBytes: number;
+}
+
+const WS_GAUGES: [key: keyof WsFigures, name: string, help: string][] = [
+  ['connections', 'satroute_ws_connections', 'WebSocket connections open'],
+  ['authenticated', 'satroute_ws_authenticated_connections', 'WebSocket connections that have authenticated'],
+  ['requestsInFlight', 'satroute_ws_requests_in_flight', 'Requests running over WebSocket'],
+  ['bufferedBytes', 'satroute_ws_buffered_bytes', 'Bytes queued to WebSocket clients, not yet taken by the kernel'],
+  ['droppedEvents', 'satroute_ws_dropped_events', 'Subscription events not sent to clients that were not reading, since start'],
+  ['backpressureWaits', 'satroute_ws_backpressure_waits', 'Times a stream waited for its WebSocket client to read, since start'],
+  ['backpressureFailures', 'satroute_ws_backpressure_failures', 'Requests failed because their WebSocket client did not read, since start'],
+];
+
 /** State read at scrape time. */
 export interface MetricsSources {
   /** Wallet balance per mint and unit. */
   balances?: () => readonly BalanceSource[];
   /** Requests whose settlement is not final yet (change still to swap, outcome unknown). */
   pendingSettlements?: () => number;
+  /** Requests running now (HTTP and WebSocket). */
+  requestsInFlight?: () => number;
+  /** The WebSocket API's figures; null before it listens. */
+  ws?: () => WsFigures | null;
 }
 
 export interface MetricsOptions {
@@ -115,6 +140,15 @@ export class DaemonMetrics {
       registers,
       collect: (): void => pending.set(sources.pendingSettlements?.() ?? 0),
     });
+    const inFlight: Gauge = new Gauge({
+      name: 'satroute_requests_in_flight',
+      help: 'Requests running now (HTTP and WebSocket)',
+      registers,
+      collect: (): void => inFlight.set(sources.requestsInFlight?.() ?? 0),
+    });
+    for (const [key, name, help] of WS_GAUGES) {
+      const g: Gauge = new Gauge({ name, help, registers, collect: (): void => g.set(sources.ws?.()?.[key] ?? 0) });
+    }
     // nodejs_eventloop_lag_* (monitorEventLoopDelay, max/p99 since the last scrape), memory, handles, GC.
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 });
   }
@@ -142,11 +176,15 @@ export class DaemonMetrics {
     this.flags.inc({ flag, provider });
   }
 
-  /** A breaker is now in this state (call on every transition, and once per breaker at start). */
-  breakerState(provider: string, model: string | null, state: BreakerState): void {
+  /**
+   * A breaker is now in this state: call once per breaker at start (no `from`), and on every
+   * transition with the state it left - a breaker created by its first failure has not been
+   * seen before its first opening, which counts all the same.
+   */
+  breakerState(provider: string, model: string | null, state: BreakerState, from?: BreakerState): void {
     const m = model ?? ALL_MODELS;
     const key = JSON.stringify([provider, m]);
-    const before = this.breakerNow.get(key);
+    const before = from ?? this.breakerNow.get(key);
     this.breakerNow.set(key, state);
     for (const s of BREAKER_STATES) this.breaker.set({ provider, model: m, state: s }, s === state ? 1 : 0);
     if (state === 'open' && before !== undefined && before !== 'open') this.breakerOpened.inc({ provider, model: m });

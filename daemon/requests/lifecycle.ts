@@ -297,6 +297,7 @@ export class RequestLifecycle implements RequestHandler {
     const t0 = this.now();
     let delivered = 0;
     let firstChunkMs: number | undefined;
+    let firstByteAt: number | undefined;
     let broken: Error | null = null;
     let clientGone = false;
     let remainingMsat: number | null = null;
@@ -311,7 +312,8 @@ export class RequestLifecycle implements RequestHandler {
         }
         if (delivered === 0) {
           firstChunkMs = this.now() - ctx.t0;
-          this.d.ledger.firstByte(ctx.requestId, planned.n, this.clock());
+          // Kept for the settlement's commit: a commit of its own here (an fsync per stream) stalled the event loop under load.
+          firstByteAt = this.clock();
           ctx.reply.accept(this.acceptedOf(ctx, planned));
         }
         delivered += 1;
@@ -343,9 +345,10 @@ export class RequestLifecycle implements RequestHandler {
 
     const status = canceled ? 'canceled' : broken ? 'failed' : 'succeeded';
     const err = canceled ? new CanceledError() : broken ? new ProviderFailedError(`the provider's stream broke after ${delivered} events: ${broken.message}`) : null;
+    const served = { ...this.served(ctx, planned, r), firstByteAt };
     const settled = r.session
-      ? settleSessionServed(this.d, this.d.sessions!, r.session, this.served(ctx, planned, r), reported.usage, reported.costMsat, remainingMsat, status, err, this.clock)
-      : settleServed(this.d, this.served(ctx, planned, r), reported.usage, reported.costMsat, status, err, this.clock);
+      ? settleSessionServed(this.d, this.d.sessions!, r.session, served, reported.usage, reported.costMsat, remainingMsat, status, err, this.clock)
+      : settleServed(this.d, served, reported.usage, reported.costMsat, status, err, this.clock);
     if (status === 'succeeded') this.reportServed(planned, r, settled.attempt);
     else this.d.router.report(planned, { breaker: canceled ? { kind: 'neutral' } : { kind: 'failure', scope: 'provider', error: 'stream broke' }, latencyMs: r.providerMs });
     if (status !== 'succeeded') this.d.metrics?.attemptFinished(planned.providerId, 'failed');

@@ -61,7 +61,7 @@ export function settleSessionServed(
       sessions.book(lease, chargedMsat, `${a.requestId}.${a.n}`);
       const attempt = books.ledger.finishAttempt(a.requestId, a.n, {
         status: 'succeeded', httpStatus: a.httpStatus, usage, reportedMsat, sessionChargedMsat: chargedMsat,
-        errorCode: err ? (err instanceof CanceledError ? 'canceled' : 'stream_broken') : null, error: err?.message ?? null, endedAt: clock(),
+        errorCode: err ? (err instanceof CanceledError ? 'canceled' : 'stream_broken') : null, error: err?.message ?? null, firstByteAt: a.firstByteAt ?? null, endedAt: clock(),
       });
       const request = books.ledger.finishRequest(a.requestId, { status, modelServed: a.model, errorCode: err ? toApiError(err).code : null, error: err?.message ?? null, endedAt: clock() });
       books.budgets.settle(a.requestId, requestCostMsat(request));

@@ -26,6 +26,8 @@ export interface ServedAttempt {
   model: string;
   httpStatus: number;
   changeToken: string | undefined;
+  /** When the first streamed event went to the client: written with the settlement, not in a commit of its own. */
+  firstByteAt?: number;
 }
 
 /** The serving attempt and the request end together: `status` is the request's; `err` why it did not succeed. */
@@ -37,7 +39,7 @@ export function settleServed(
     const facts = paymentFacts(payments.settle(a.paymentId, a.changeToken ?? null));
     const attempt = ledger.finishAttempt(a.requestId, a.n, {
       status: 'succeeded', httpStatus: a.httpStatus, usage, reportedMsat, changeSat: facts.returnedSat, lostSat: facts.lostSat, facts: facts.facts,
-      errorCode: err ? (err instanceof CanceledError ? 'canceled' : 'stream_broken') : null, error: err?.message ?? null, endedAt: clock(),
+      errorCode: err ? (err instanceof CanceledError ? 'canceled' : 'stream_broken') : null, error: err?.message ?? null, firstByteAt: a.firstByteAt ?? null, endedAt: clock(),
     });
     const request = ledger.finishRequest(a.requestId, {
       status, modelServed: a.model, errorCode: err ? toApiError(err).code : null, error: err?.message ?? null, endedAt: clock(),

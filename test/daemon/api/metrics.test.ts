@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { register as globalRegistry } from 'prom-client';
-import { DaemonMetrics, metricsHandler, type BalanceSource } from '../../../daemon/api/metrics.ts';
+import { DaemonMetrics, metricsHandler, type BalanceSource, type WsFigures } from '../../../daemon/api/metrics.ts';
 
 /** Parse the text exposition into samples: name, labels, value. */
 function samples(text: string): { name: string; labels: Record<string, string>; value: number }[] {
@@ -65,11 +65,13 @@ test('each breaker shows exactly one current state, and every opening is counted
   m.breakerState('beta', 'gpt-x', 'open');
   m.breakerState('beta', 'gpt-x', 'half_open');
   m.breakerState('beta', 'gpt-x', 'open');
+  m.breakerState('gamma', null, 'open', 'closed'); // a breaker first seen when it opens (its first failures created it)
   const text = await m.render();
   assert.deepEqual(['closed', 'open', 'half_open'].map((state) => value(text, 'satroute_breaker_state', { provider: 'alpha', model: '*', state })), [0, 1, 0]);
   assert.deepEqual(['closed', 'open', 'half_open'].map((state) => value(text, 'satroute_breaker_state', { provider: 'beta', model: 'gpt-x', state })), [0, 1, 0]);
   assert.equal(value(text, 'satroute_breaker_opened_total', { provider: 'beta', model: 'gpt-x' }), 2);
   assert.equal(value(text, 'satroute_breaker_opened_total', { provider: 'alpha', model: '*' }), undefined);
+  assert.equal(value(text, 'satroute_breaker_opened_total', { provider: 'gamma', model: '*' }), 1);
 });
 
 test('wallet balance per mint and pending settlements are read when Prometheus scrapes', async () => {
@@ -91,6 +93,23 @@ test('wallet balance per mint and pending settlements are read when Prometheus s
   assert.equal(value(text, 'satroute_wallet_balance', { mint: 'https://mint.a', unit: 'sat', state: 'unspent' }), 4_958);
   assert.equal(value(text, 'satroute_wallet_balance', { mint: 'https://mint.b', unit: 'msat', state: 'unspent' }), undefined, 'a mint emptied away is not shown stale');
   assert.equal(value(text, 'satroute_pending_settlements'), 0);
+});
+
+test('requests in flight and the WebSocket figures are gauges read at scrape time; zero before the WebSocket API listens', async () => {
+  let ws: WsFigures | null = null;
+  let running = 0;
+  const m = quiet({ ws: () => ws, requestsInFlight: () => running });
+  let text = await m.render();
+  assert.equal(value(text, 'satroute_ws_connections'), 0);
+  assert.equal(value(text, 'satroute_requests_in_flight'), 0);
+  ws = { connections: 3, authenticated: 2, requestsInFlight: 7, droppedEvents: 4, backpressureWaits: 11, backpressureFailures: 1, bufferedBytes: 65_536 };
+  running = 9;
+  text = await m.render();
+  assert.deepEqual(
+    ['connections', 'authenticated_connections', 'requests_in_flight', 'dropped_events', 'backpressure_waits', 'backpressure_failures', 'buffered_bytes'].map((n) => value(text, `satroute_ws_${n}`)),
+    [3, 2, 7, 4, 11, 1, 65_536],
+  );
+  assert.equal(value(text, 'satroute_requests_in_flight'), 9);
 });
 
 test('latency histograms: request duration per provider, overhead, first chunk of streams', async () => {
