@@ -70,7 +70,9 @@ before(async () => {
     SATROUTE_DATA_DIR: dir, SATROUTE_MINTS: world.mints[0].url, SATROUTE_RELAYS: '',
     SATROUTE_PROVIDERS: world.providers.map((p) => p.url).join(','), SATROUTE_LISTEN: '127.0.0.1:0', SATROUTE_LOG_LEVEL: 'debug',
   });
-  config = { ...base, requests: { ...base.requests, shutdownGraceMs: 3_000 } };
+  // Streams pay per request by X-Cashu here (each its own token, as these tests count them); the
+  // session mode has its own tests (test/daemon/requests/sessions*.test.ts).
+  config = { ...base, requests: { ...base.requests, shutdownGraceMs: 3_000 }, payment: { streaming: 'xcashu' } };
   daemon = await start();
   assert.equal(daemon.market.providersFor('chat-failover').length, 2, 'every provider probed');
   await daemon.wallet.connectNwc(world.nwc.uri);
