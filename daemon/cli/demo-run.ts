@@ -7,7 +7,9 @@
 // funded is what the NWC wallet paid over Lightning, spent what the request ledger says went to
 // providers (kept by them, or the input fee their redemption of our token cost), balance the
 // proofs the wallet holds (and any session balance at a provider), mint fees those of the
-// wallet's own swaps: separate books, so a sat gone missing shows.
+// wallet's own swaps: separate books, so a sat gone missing shows. Streams paid from a session
+// balance count what each attempt's balance lost (rounded up per session, as the wallet books
+// it); a session charge no request explains (flagged unreported_charge) is counted as a loss.
 // Nothing is left behind: every server is closed and the data directory removed (unless --keep).
 import fs from 'node:fs';
 import os from 'node:os';
@@ -241,17 +243,29 @@ async function account(daemon: Daemon, fundedSat: number, traffic: { requests: n
   const rows = queryRequests(daemon.db);
   // What went to providers: sent - change (refunds included) - what was lost (booked apart below).
   // It includes the mint's input fee a token carries for its redemption (the request's fee_sats).
-  const spentSat = rows.reduce((s, r) => s + r.sentSat - r.changeSat - r.lostSat, 0);
+  const tokensSat = rows.reduce((s, r) => s + r.sentSat - r.changeSat - r.lostSat, 0);
+  // Streams paid from a session balance: what each attempt's balance lost (msat, exact); a
+  // session's charges leave the wallet's books in whole sats, rounded up over the session.
+  const perSession = daemon.db
+    .prepare(`SELECT session_id AS id, SUM(session_charged_msat) AS msat FROM attempts WHERE session_id IS NOT NULL GROUP BY session_id`)
+    .all() as { id: string; msat: number }[];
+  const sessionsSat = perSession.reduce((s, r) => s + Math.ceil(r.msat / 1000), 0);
+  const spentSat = tokensSat + sessionsSat;
   const report = await daemon.wallet.verify({ checkMints: true });
   let balanceSat = 0;
   let feesSat = 0;
   let lostSat = 0;
+  let sessionChargedSat = 0;
   for (const t of report.totals) {
     if (t.unit !== 'sat') continue;
     balanceSat += t.unspent + t.pending + t.heldInSessions;
     feesSat += t.mintFees + t.withdrawalFees;
     lostSat += t.losses + t.sessionLost;
+    sessionChargedSat += t.sessionCharged;
   }
+  // A session balance that shrank beyond what its requests reported is charged in the wallet and
+  // flagged (unreported_charge), not attributed to a request: accounted explicitly, and shown.
+  lostSat += Math.max(0, sessionChargedSat - sessionsSat);
   return {
     requests: traffic.requests,
     succeeded: traffic.succeeded,
