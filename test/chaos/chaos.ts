@@ -68,6 +68,10 @@ test('SIGKILL at any phase, then the mint, a provider and the relay down: nothin
     SATROUTE_PROVIDERS: world.providers.map((p) => p.url).join(','), SATROUTE_LISTEN: '127.0.0.1:0',
     SATROUTE_FROM_SOURCE: '1', SATROUTE_LOG_LEVEL: 'warn',
   };
+  // Every request pays by X-Cashu here: a token per request is what these kills are aimed at, and
+  // the books below count tokens. Session balances (streams' default) have their own crash tests
+  // (test/daemon/requests/sessions*.test.ts); their kill phases are not in this suite yet.
+  fs.writeFileSync(path.join(dir, 'satroute.json'), JSON.stringify({ payment: { streaming: 'xcashu' } }) + '\n', { mode: 0o600 });
   const start = async () => {
     daemon = await startDaemonProcess(env, world.providers.length);
     return daemon;
