@@ -104,6 +104,8 @@ export interface AttemptReport {
   chargedMsat?: number;
   changeInvalid?: boolean;
   lostMsat?: number;
+  /** A failure whose token the node handed back in full (its refund token): it cost a retry, not money. */
+  refunded?: boolean;
   usage?: { promptTokens: number; completionTokens: number };
 }
 
@@ -277,6 +279,7 @@ export class Router {
         chargedMsat: r.chargedMsat,
         changeInvalid: r.changeInvalid,
         lostMsat: r.lostMsat,
+        refunded: r.refunded,
         usage: r.usage && { estimatedPromptTokens: attempt.estimatedPromptTokens, promptTokens: r.usage.promptTokens, completionTokens: r.usage.completionTokens },
       },
       now,
