@@ -195,6 +195,11 @@ export class ProviderStats extends EventEmitter<{ avoidance: [AvoidanceChange] }
     return rank;
   }
 
+  /** Whether anything was ever observed about this provider (else it ranks neutral, on its list price alone). */
+  observed(providerId: string): boolean {
+    return this.providers.has(providerId);
+  }
+
   /** The factor this provider's reported prompt tokens bear to our estimates for this model (1 until observed). */
   promptFactor(providerId: string, modelId: string): number {
     const t = this.tokens.get(providerId)?.get(modelId);

@@ -123,6 +123,23 @@ test('a provider failing 30 % of the time but refunding every failure stays firs
   }
 });
 
+test('concurrent requests send one request, not all, to a provider never seen; its answer decides the next ones', () => {
+  const w = routeWorld([
+    { name: 'Sly', models: [gpt(0.00001, 0.00003)] }, // cheapest on paper, overcharges 1.3x
+    { name: 'Honest', models: [gpt(0.0000108, 0.0000324)] }, // 8 % dearer on paper
+  ]);
+  serve(w, 3, () => ({ ok: true }), { provider: 'Honest' });
+  const plans = Array.from({ length: 4 }, () => w.router.plan(w.request()));
+  assert.deepEqual(plans.map((p) => p.attempts[0].providerName), ['Sly', 'Honest', 'Honest', 'Honest']);
+  assert.deepEqual(names(plans[1]), ['Honest', 'Sly'], 'still a fallback');
+  const trial = plans[0].attempts[0];
+  w.router.report(trial, { breaker: { kind: 'success' }, expectedMsat: trial.expected.costMsat, chargedMsat: Math.round(trial.expected.costMsat * 1.3) });
+  for (const p of plans) w.router.release(p);
+  assert.deepEqual(names(w.router.plan(w.request())), ['Honest', 'Sly'], 'after one 1.3x charge the overcharger is no longer chosen first');
+  const fresh = routeWorld([{ name: 'Only', models: [gpt(0.00001, 0.00003)] }]);
+  assert.deepEqual([fresh.router.plan(fresh.request()), fresh.router.plan(fresh.request())].map(names), [['Only'], ['Only']], 'the only provider still serves everyone');
+});
+
 test('a new provider starts neutral: cheapest on paper, it is tried before a proven one', () => {
   const w = routeWorld([
     { name: 'Proven', models: [gpt(0.00002, 0.00006)] },
