@@ -74,7 +74,7 @@ export type AttemptOutcome =
   /** An answer to serve: the token is spent, the attempt still pending in the ledger (settle it). */
   | { kind: 'ok'; paymentId: string; taken?: TakenToken; call: OkAnswer | OkStream; providerMs: number; topUps: number; session?: Lease }
   /** Finished (ledger and money done); `failover`: the next candidate may be tried. */
-  | { kind: 'failed'; paymentId: string; failover: boolean; breaker: BreakerOutcome; error: DaemonError; summary: string; providerMs: number }
+  | { kind: 'failed'; paymentId: string; failover: boolean; breaker: BreakerOutcome; error: DaemonError; summary: string; providerMs: number; refunded: boolean }
   /** No token could be taken (the wallet refused): nothing was written, nothing sent. */
   | { kind: 'unpaid'; error: unknown };
 
@@ -217,7 +217,7 @@ function failed(d: AttemptDeps, a: AttemptInput, paymentId: string, f: Failure, 
     d.ledger.finishAttempt(a.requestId, a.n, end);
     d.background(`reclaim ${paymentId}`, () => d.payments.reclaim(paymentId));
   }
-  return { kind: 'failed', paymentId, failover: f.failover, breaker: f.breaker, error: f.apiError, summary: `${f.errorCode}${f.httpStatus ? ` ${f.httpStatus}` : ''}`, providerMs };
+  return { kind: 'failed', paymentId, failover: f.failover, breaker: f.breaker, error: f.apiError, summary: `${f.errorCode}${f.httpStatus ? ` ${f.httpStatus}` : ''}`, providerMs, refunded: money.kind === 'settle' && money.refunded };
 }
 
 const upstream = (what: string) => new ProviderFailedError(what);

@@ -245,7 +245,7 @@ export class RequestLifecycle implements RequestHandler {
       }
       ctx.providerMs += r.providerMs;
       if (r.kind === 'failed') {
-        this.d.router.report(planned, { breaker: r.breaker, latencyMs: r.providerMs });
+        this.d.router.report(planned, { breaker: r.breaker, latencyMs: r.providerMs, refunded: r.refunded });
         this.d.metrics?.attemptFinished(planned.providerId, 'failed');
         ctx.tried.push({ provider: planned.providerId, outcome: r.summary });
         lastError = r.error;

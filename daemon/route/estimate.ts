@@ -36,12 +36,22 @@ export function listCostMsat(promptTokens: number, completionTokens: number, pri
 }
 
 /**
+ * What a failure the node refunded in full costs, as a share of a charge: no money, only the
+ * retry's round trip and the refund's swap.
+ */
+export const REFUNDED_FAILURE_WEIGHT = 0.1;
+
+/**
  * The ranking score: msat this offer is expected to really cost per successful request.
  * A provider that charges 1.5x its list price scores 1.5x; one that succeeds half the time
- * scores 2x (every failure is a retry's delay, a refund swap and its mint fees).
+ * scores 2x (every failure is a retry's delay, a refund swap and its mint fees) - unless the
+ * node refunded its failures in full: each such failure expected per success adds a tenth
+ * (REFUNDED_FAILURE_WEIGHT), so one failing 30 % of the time, refunded, scores about 1.04x.
+ * What it kept without serving counts in full, per attempt.
  */
 export function rankScore(listMsat: number, rank: ProviderRank, policy: Policy): number {
-  const perSuccess = (listMsat * rank.chargeRatio + rank.lossPerAttemptMsat) / rank.successRate;
+  const charge = (listMsat * rank.chargeRatio * (1 + REFUNDED_FAILURE_WEIGHT * rank.refundedPerSuccess)) / rank.unrefundedSuccessRate;
+  const perSuccess = charge + rank.lossPerAttemptMsat / rank.successRate;
   if (policy === 'balanced' && rank.latencyMs !== undefined) return perSuccess * (1 + rank.latencyMs / BALANCED_LATENCY_MS);
   return perSuccess;
 }

@@ -8,7 +8,9 @@
 // reason. The rest are ranked by expected real cost (estimate.ts) and at most 3 are planned;
 // a half-open provider among them holds its breaker's one probe until its outcome is
 // reported or the plan is released. If every candidate is open, one probe goes to the one
-// that failed longest ago.
+// that failed longest ago. A provider never observed is one request's trial at a time: while
+// one is planned there, concurrent requests rank it after every other candidate, so one
+// overcharger (or dead node) teaches its lesson once instead of to every worker at once.
 //
 // A library: no I/O, no wallet calls. requests/lifecycle.ts pays and calls the planned
 // attempts in order, reports each outcome (`report`), and releases the plan when done.
@@ -104,6 +106,8 @@ export interface AttemptReport {
   chargedMsat?: number;
   changeInvalid?: boolean;
   lostMsat?: number;
+  /** A failure whose token the node handed back in full (its refund token): it cost a retry, not money. */
+  refunded?: boolean;
   usage?: { promptTokens: number; completionTokens: number };
 }
 
@@ -135,10 +139,15 @@ interface Ranked {
   score: number;
   /** Half-open: this attempt would be its breaker's one probe. */
   probe: boolean;
+  /** Never observed and already on trial in another plan: ranked after every other candidate. */
+  busy: boolean;
 }
 
 export class Router {
   private readonly mintKeys = new Map<string, string | null>();
+  // providers never observed -> planned attempts there not yet reported or released
+  private readonly trials = new Map<string, number>();
+  private readonly onTrial = new WeakSet<PlannedAttempt>();
 
   constructor(private readonly o: RouterOptions) {}
 
@@ -191,7 +200,7 @@ export class Router {
       for (const offer of offers) {
         if (top.length === limit) {
           const L = offer.listNmsat;
-          if ((Math.min(pT * (L - b) + cT * b, pT * a + cT * (L - a)) / NMSAT_PER_MSAT) * minRatio >= top[limit - 1].score) break;
+          if (!top[limit - 1].busy && (Math.min(pT * (L - b) + cT * b, pT * a + cT * (L - a)) / NMSAT_PER_MSAT) * minRatio >= top[limit - 1].score) break;
         }
         if (pin && !pin(offer)) continue;
         if (seen) {
@@ -227,12 +236,13 @@ export class Router {
         const gate = breakers.peek(pid, mid, now);
         if (!gate.admit) {
           skipped.push(skipOf(offer, gate.reason, gateDetail(gate)));
-          if (gate.reason === 'breaker_open') open.push({ r: { offer, tokenMint: spelling, reserveMsat, promptTokens, completionTokens, score, probe: false }, gate });
+          if (gate.reason === 'breaker_open') open.push({ r: { offer, tokenMint: spelling, reserveMsat, promptTokens, completionTokens, score, probe: false, busy: false }, gate });
           if (gate.reason === 'probe_in_flight') probeOut = true;
           continue;
         }
-        if (top.length === limit && score >= top[limit - 1].score) continue;
-        insertTop(top, { offer, tokenMint: spelling, reserveMsat, promptTokens, completionTokens, score, probe: gate.probe }, limit);
+        const busy = (this.trials.get(pid) ?? 0) > 0 && !stats.observed(pid);
+        if (top.length === limit && !ahead(busy, score, top[limit - 1])) continue;
+        insertTop(top, { offer, tokenMint: spelling, reserveMsat, promptTokens, completionTokens, score, probe: gate.probe, busy }, limit);
       }
     }
     if (req.model === AUTO_MODEL && offered === 0) throw new NoQualifyingModelError(this.o.auto?.minQuality ?? Infinity);
@@ -260,12 +270,18 @@ export class Router {
       }
     }
     if (attempts.length === 0) throw new NoProviderError(req.model, skipped);
+    for (const a of attempts) {
+      if (stats.observed(a.providerId)) continue;
+      this.trials.set(a.providerId, (this.trials.get(a.providerId) ?? 0) + 1);
+      this.onTrial.add(a);
+    }
     return { model: req.model, attempts, skipped, prompt, forcedProbe };
   }
 
   /** An attempt ended (or was settled): tell the breakers and the statistics. */
   report(attempt: PlannedAttempt, r: AttemptReport): void {
     const now = this.o.breakers.now();
+    this.endTrial(attempt);
     this.o.breakers.record(attempt.permit, r.breaker, now);
     this.o.stats.observe(
       {
@@ -277,6 +293,7 @@ export class Router {
         chargedMsat: r.chargedMsat,
         changeInvalid: r.changeInvalid,
         lostMsat: r.lostMsat,
+        refunded: r.refunded,
         usage: r.usage && { estimatedPromptTokens: attempt.estimatedPromptTokens, promptTokens: r.usage.promptTokens, completionTokens: r.usage.completionTokens },
       },
       now,
@@ -292,7 +309,17 @@ export class Router {
 
   /** The request is over: free the permits of attempts never made. */
   release(plan: RoutePlan): void {
-    for (const a of plan.attempts) this.o.breakers.release(a.permit);
+    for (const a of plan.attempts) {
+      this.o.breakers.release(a.permit);
+      this.endTrial(a);
+    }
+  }
+
+  private endTrial(a: PlannedAttempt): void {
+    if (!this.onTrial.delete(a)) return;
+    const n = (this.trials.get(a.providerId) ?? 1) - 1;
+    if (n > 0) this.trials.set(a.providerId, n);
+    else this.trials.delete(a.providerId);
   }
 
   // ---- internals -----------------------------------------------------------------------
@@ -385,13 +412,19 @@ function listFloor(offers: readonly Offer[]): { a: number; b: number; models: st
   return f;
 }
 
-// Keep the `limit` lowest scores, in order; on equal scores the earlier offer (cheaper list price) stays first.
+// Keep the `limit` best, in order: not busy first, then the lowest score; on equal scores the
+// earlier offer (cheaper list price) stays first.
 function insertTop(top: Ranked[], r: Ranked, limit: number): void {
-  if (top.length === limit && r.score >= top[limit - 1].score) return;
+  if (top.length === limit && !ahead(r.busy, r.score, top[limit - 1])) return;
   let i = top.length;
-  while (i > 0 && top[i - 1].score > r.score) i--;
+  while (i > 0 && ahead(r.busy, r.score, top[i - 1])) i--;
   top.splice(i, 0, r);
   if (top.length > limit) top.pop();
+}
+
+// Strictly ahead of `than` in the plan.
+function ahead(busy: boolean, score: number, than: Ranked): boolean {
+  return busy === than.busy ? score < than.score : !busy;
 }
 
 function mintSkip(offer: Offer, why: 0 | 1, reserveMsat: number): Skip {

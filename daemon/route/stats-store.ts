@@ -26,6 +26,8 @@ export interface ProviderSums {
   latencyN: number;
   latencySumMs: number;
   lostMsat: number;
+  /** Failed attempts whose token the node handed back in full (a refund token); absent in rows written before. */
+  refunded: number;
 }
 
 /** Decayed sums for one provider+model (token calibration), or one model across providers (modelId only). */
@@ -57,7 +59,7 @@ export class StatsStore {
     const rows = this.db.prepare('SELECT kind, provider_id, model_id, sums FROM route_stats').all() as { kind: string; provider_id: string; model_id: string; sums: string }[];
     const out: StoredStats = { providers: [], tokens: [] };
     for (const r of rows) {
-      if (r.kind === 'provider') out.providers.push({ providerId: r.provider_id, sums: JSON.parse(r.sums) as ProviderSums });
+      if (r.kind === 'provider') out.providers.push({ providerId: r.provider_id, sums: { refunded: 0, ...(JSON.parse(r.sums) as Omit<ProviderSums, 'refunded'>) } });
       else out.tokens.push({ providerId: r.provider_id, modelId: r.model_id, sums: JSON.parse(r.sums) as TokenSums });
     }
     return out;

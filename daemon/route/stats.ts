@@ -54,6 +54,8 @@ export interface Observation {
   changeInvalid?: boolean;
   /** Kept without serving (e.g. a 500 with no refund). */
   lostMsat?: number;
+  /** A failure (ok false) whose token the node handed back in full: it cost a retry, not money. */
+  refunded?: boolean;
   /** Our prompt estimate and what the provider reported. */
   usage?: { estimatedPromptTokens: number; promptTokens: number; completionTokens: number };
 }
@@ -64,6 +66,10 @@ export interface ProviderRank {
   chargeRatio: number;
   /** Share of attempts that succeeded. */
   successRate: number;
+  /** Share of attempts that succeeded, leaving out failures the node refunded in full. */
+  unrefundedSuccessRate: number;
+  /** Refunded failures per success: the retries a request here is expected to need. */
+  refundedPerSuccess: number;
   /** Mean latency of successful attempts; undefined until one is seen. */
   latencyMs: number | undefined;
   /** msat lost per attempt, on average. */
@@ -76,7 +82,7 @@ export interface Avoidance {
   detail: string;
 }
 
-const NEUTRAL: Readonly<ProviderRank> = Object.freeze({ chargeRatio: 1, successRate: 1, latencyMs: undefined, lossPerAttemptMsat: 0, avoid: null });
+const NEUTRAL: Readonly<ProviderRank> = Object.freeze({ chargeRatio: 1, successRate: 1, unrefundedSuccessRate: 1, refundedPerSuccess: 0, latencyMs: undefined, lossPerAttemptMsat: 0, avoid: null });
 // Ranks are cached per provider and recomputed after an observation or when this old.
 const RANK_TTL_MS = 60_000;
 
@@ -153,6 +159,7 @@ export class ProviderStats extends EventEmitter<{ avoidance: [AvoidanceChange] }
     if (ob.ok !== undefined) {
       p.attempts += 1;
       if (ob.ok) p.successes += 1;
+      else if (ob.refunded) p.refunded += 1;
     }
     if (ob.ok && ob.latencyMs !== undefined && Number.isFinite(ob.latencyMs) && ob.latencyMs >= 0) {
       p.latencyN += 1;
@@ -186,6 +193,11 @@ export class ProviderStats extends EventEmitter<{ avoidance: [AvoidanceChange] }
       this.emit('avoidance', { providerId, avoid: rank.avoid, at: now });
     }
     return rank;
+  }
+
+  /** Whether anything was ever observed about this provider (else it ranks neutral, on its list price alone). */
+  observed(providerId: string): boolean {
+    return this.providers.has(providerId);
   }
 
   /** The factor this provider's reported prompt tokens bear to our estimates for this model (1 until observed). */
@@ -280,6 +292,8 @@ export class ProviderStats extends EventEmitter<{ avoidance: [AvoidanceChange] }
     const o = this.options;
     const chargeRatio = (s.ratioSum + o.priorWeight) / (s.settled + o.priorWeight);
     const successRate = (s.successes + o.priorWeight) / (s.attempts + o.priorWeight);
+    const unrefundedSuccessRate = (s.successes + o.priorWeight) / (Math.max(s.attempts - s.refunded, s.successes) + o.priorWeight);
+    const refundedPerSuccess = s.refunded / (s.successes + o.priorWeight);
     let avoid: Avoidance | null = null;
     // decay leaves even a minute-old observation a hair under its whole weight
     const slack = 0.05;
@@ -291,6 +305,8 @@ export class ProviderStats extends EventEmitter<{ avoidance: [AvoidanceChange] }
     return {
       chargeRatio,
       successRate,
+      unrefundedSuccessRate,
+      refundedPerSuccess,
       latencyMs: s.latencyN > 0 ? s.latencySumMs / s.latencyN : undefined,
       lossPerAttemptMsat: s.lostMsat / (s.attempts + o.priorWeight),
       avoid,
@@ -308,6 +324,7 @@ export class ProviderStats extends EventEmitter<{ avoidance: [AvoidanceChange] }
     s.latencyN *= f;
     s.latencySumMs *= f;
     s.lostMsat *= f;
+    s.refunded *= f;
     s.at = now;
     return s;
   }
@@ -336,5 +353,5 @@ export class ProviderStats extends EventEmitter<{ avoidance: [AvoidanceChange] }
 }
 
 function emptyProvider(now: number): ProviderSums {
-  return { at: now, attempts: 0, successes: 0, settled: 0, ratioSum: 0, invalidChange: 0, latencyN: 0, latencySumMs: 0, lostMsat: 0 };
+  return { at: now, attempts: 0, successes: 0, settled: 0, ratioSum: 0, invalidChange: 0, latencyN: 0, latencySumMs: 0, lostMsat: 0, refunded: 0 };
 }

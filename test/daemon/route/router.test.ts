@@ -7,7 +7,7 @@ import { gpt, MINT, routeWorld, type RouteWorld } from './fixture.ts';
 
 const names = (plan: RoutePlan) => plan.attempts.map((a) => a.providerName);
 
-type Behaviour = { ok: true; chargeFactor?: number; latencyMs?: number; promptFactor?: number } | { ok: false } | { ok: true; changeInvalid: true };
+type Behaviour = { ok: true; chargeFactor?: number; latencyMs?: number; promptFactor?: number } | { ok: false; refunded?: boolean } | { ok: true; changeInvalid: true };
 
 /** Serve `n` requests: each provider behaves as `behave` says; attempts go in plan order until one succeeds. */
 function serve(w: RouteWorld, n: number, behave: (provider: string, i: number) => Behaviour, req: Partial<RouteRequest> = {}): string[] {
@@ -18,7 +18,7 @@ function serve(w: RouteWorld, n: number, behave: (provider: string, i: number) =
       const b = behave(a.providerName, i);
       w.clock.now += 10;
       if (!b.ok) {
-        w.router.report(a, { breaker: { kind: 'failure', scope: 'provider', error: 'HTTP 502' } });
+        w.router.report(a, { breaker: { kind: 'failure', scope: 'provider', error: 'HTTP 502' }, refunded: b.refunded });
         continue;
       }
       const expected = a.expected.costMsat;
@@ -100,6 +100,44 @@ test('a provider that fails often is ranked below a reliable one costing a littl
   serve(w, 8, (p, i) => (p === 'Flaky' && i % 2 === 0 ? { ok: false } : { ok: true }));
   assert.equal(w.breakers.get('pk-Flaky:d')?.state, 'closed');
   assert.deepEqual(names(w.router.plan(w.request())), ['Steady', 'Flaky']);
+});
+
+test('a provider failing 30 % of the time but refunding every failure stays first over an honest one 7 % dearer; unrefunded, it does not', () => {
+  // the cost bench's p03 against p05: its failures cost a retry, not money, so per success it is still cheaper
+  const market = [
+    { name: 'Flaky', models: [gpt(0.00001, 0.00003)] },
+    { name: 'Steady', models: [gpt(0.0000107, 0.0000321)] },
+  ];
+  const fails = (p: string, i: number) => p === 'Flaky' && [2, 5, 8].includes(i % 10); // 3 of every 10
+  for (const refunded of [true, false]) {
+    const w = routeWorld(market);
+    const served = serve(w, 20, (p, i) => (fails(p, i) ? { ok: false, refunded } : { ok: true }));
+    if (refunded) {
+      assert.deepEqual(names(w.router.plan(w.request())), ['Flaky', 'Steady']);
+      assert.equal(served.filter((p) => p === 'Flaky').length, 14, 'served every request it did not fail');
+      assert.ok(w.stats.rank('pk-Flaky:d').successRate < 0.8, 'its failures still count in its success rate');
+    } else {
+      assert.deepEqual(names(w.router.plan(w.request())), ['Steady', 'Flaky']);
+      assert.deepEqual(served.slice(3), Array(17).fill('Steady'));
+    }
+  }
+});
+
+test('concurrent requests send one request, not all, to a provider never seen; its answer decides the next ones', () => {
+  const w = routeWorld([
+    { name: 'Sly', models: [gpt(0.00001, 0.00003)] }, // cheapest on paper, overcharges 1.3x
+    { name: 'Honest', models: [gpt(0.0000108, 0.0000324)] }, // 8 % dearer on paper
+  ]);
+  serve(w, 3, () => ({ ok: true }), { provider: 'Honest' });
+  const plans = Array.from({ length: 4 }, () => w.router.plan(w.request()));
+  assert.deepEqual(plans.map((p) => p.attempts[0].providerName), ['Sly', 'Honest', 'Honest', 'Honest']);
+  assert.deepEqual(names(plans[1]), ['Honest', 'Sly'], 'still a fallback');
+  const trial = plans[0].attempts[0];
+  w.router.report(trial, { breaker: { kind: 'success' }, expectedMsat: trial.expected.costMsat, chargedMsat: Math.round(trial.expected.costMsat * 1.3) });
+  for (const p of plans) w.router.release(p);
+  assert.deepEqual(names(w.router.plan(w.request())), ['Honest', 'Sly'], 'after one 1.3x charge the overcharger is no longer chosen first');
+  const fresh = routeWorld([{ name: 'Only', models: [gpt(0.00001, 0.00003)] }]);
+  assert.deepEqual([fresh.router.plan(fresh.request()), fresh.router.plan(fresh.request())].map(names), [['Only'], ['Only']], 'the only provider still serves everyone');
 });
 
 test('a new provider starts neutral: cheapest on paper, it is tried before a proven one', () => {

@@ -17,7 +17,7 @@ function stats(o: { store?: StatsStore } = {}) {
 
 test('a provider never seen is neutral: full success, charging its list price, nothing to avoid', () => {
   const { s } = stats();
-  assert.deepEqual(s.rank('new'), { chargeRatio: 1, successRate: 1, latencyMs: undefined, lossPerAttemptMsat: 0, avoid: null });
+  assert.deepEqual(s.rank('new'), { chargeRatio: 1, successRate: 1, unrefundedSuccessRate: 1, refundedPerSuccess: 0, latencyMs: undefined, lossPerAttemptMsat: 0, avoid: null });
   assert.equal(s.promptFactor('new', 'm'), 1);
   assert.equal(s.completionTokens('new', 'm'), undefined);
 });
