@@ -47,7 +47,8 @@ function failedOnSession(d: AttemptDeps, sessions: SessionManager, lease: Lease,
   d.ledger.finishAttempt(a.requestId, a.n, { status: 'failed', httpStatus: f.httpStatus, errorCode: f.errorCode, error: f.error, sessionChargedMsat: 0, endedAt: d.clock() });
   // An answer that never came, or a balance the node says is short: check the balance once quiet.
   sessions.release(lease, f.httpStatus === null || f.httpStatus === 402);
-  return { kind: 'failed', paymentId: '', failover: f.failover, breaker: f.breaker, error: f.apiError, summary: `${f.errorCode}${f.httpStatus ? ` ${f.httpStatus}` : ''}`, providerMs };
+  // Nothing left the balance for it (the node releases its reservation): for the router, a retry, not a charge.
+  return { kind: 'failed', paymentId: '', failover: f.failover, breaker: f.breaker, error: f.apiError, summary: `${f.errorCode}${f.httpStatus ? ` ${f.httpStatus}` : ''}`, providerMs, refunded: true };
 }
 
 /** The serving session attempt and the request end together (settle.ts settleServed, for a balance). */
