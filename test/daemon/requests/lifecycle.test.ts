@@ -151,8 +151,8 @@ test('failover on an upstream 5xx before the first byte: the refund is banked, t
 });
 
 test('failover on a timeout: the next provider serves; the first token is settled through the mint and the refund endpoint', async () => {
-  // Its own lifecycle with a short first-byte timeout (the others keep the default, so a busy machine never times them out).
-  const r = ok(await h.ask('m-timeout', { lifecycle: h.lifecycleWith({ timeouts: { firstByteMs: 500 } }) }));
+  // Its own lifecycle with a short first-byte timeout (t1 never answers; 3 s leaves t2, which redeems at the mint first, room on a busy machine).
+  const r = ok(await h.ask('m-timeout', { lifecycle: h.lifecycleWith({ timeouts: { firstByteMs: 3_000 } }) }));
   assert.equal(servedBy(r.requestId), 't2');
   const [failed] = h.ledger.attempts(r.requestId);
   assert.equal(failed.errorCode, 'timeout');
