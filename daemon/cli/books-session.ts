@@ -1,7 +1,7 @@
 // How `keys` and `audit` reach the books: through the running daemon's control socket, else -
 // no daemon, or one that does not serve these methods - on the data directory's database in
 // this process (SQLite serialises writers across processes; no wallet lock is needed).
-// Only types up front: `--help` must not load SQLite or the books (see test/bin/build.test.ts).
+// Only types up front: `--help` must not load SQLite or the books (see test/bin/build.e2e.ts).
 import type { Config } from '../config.ts';
 import { CliError } from './common.ts';
 

@@ -1,5 +1,5 @@
 // `satroute status`'s figures beside the wallet and the market (daemon/status.ts), and how uptime
-// reads. Against a real daemon and world they are checked in test/daemon/api/ws-daemon.test.ts.
+// reads. Against a real daemon and world they are checked in test/daemon/api/ws-daemon.e2e.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openDatabase } from '../../db/sqlite.ts';

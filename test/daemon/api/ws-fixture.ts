@@ -4,7 +4,7 @@
 // (daemon/requests/lifecycle.ts is being written beside this): it answers through the
 // ResponseSink in the order contract.ts prescribes, streams synthetic chunks whose pace the
 // test controls, honours the signal, and publishes one `payments` event per settled request.
-// The same API against the real daemon, lifecycle and test/world: ws-daemon.test.ts.
+// The same API against the real daemon, lifecycle and test/world: ws-daemon.e2e.ts.
 import type { TestContext } from 'node:test';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';

@@ -1,7 +1,7 @@
 // The WebSocket API as a program using it sees it: authentication, many requests on one
 // connection, cancel, subscriptions, ping, and bad input that never kills the connection. The
 // request lifecycle is a stand-in (ws-fixture.ts) whose pace the tests control; the same API
-// end to end against the real daemon and test/world is ws-daemon.test.ts.
+// end to end against the real daemon and test/world is ws-daemon.e2e.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
