@@ -31,7 +31,7 @@ import { auditReport } from './requests/audit.ts';
 import { Budgets } from './requests/budgets.ts';
 import { EventHub } from './requests/events.ts';
 import { RequestLedger } from './requests/ledger.ts';
-import { RequestLifecycle } from './requests/lifecycle.ts';
+import { RequestLifecycle, within } from './requests/lifecycle.ts';
 import { MintFees } from './requests/mint-fees.ts';
 import { paymentFactsLookup } from './requests/payment-facts.ts';
 import { recoverInterrupted } from './requests/recover.ts';
@@ -238,20 +238,6 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   } catch (err) {
     await unwind();
     throw err;
-  }
-}
-
-/** Resolves true if `p` settles within `ms` (the timer never keeps the process up). */
-async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-    timer.unref();
-  });
-  try {
-    return await Promise.race([p.then(() => true, () => true), timeout]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

@@ -478,7 +478,7 @@ function minDefined(a: number | undefined, b: number | undefined): number | unde
 const clip = (s: string) => (s.length > 200 ? `${s.slice(0, 200)}...` : s);
 
 /** Resolves true if `p` settles within `ms`, false otherwise (the timer never keeps the process up). */
-async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+export async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<false>((resolve) => {
     timer = setTimeout(() => resolve(false), ms);
