@@ -131,6 +131,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     // The lifecycle and the WebSocket API come later; the scrape reads them once they exist.
     let lifecycleRef: RequestLifecycle | undefined;
     let wsRef: WebSocketApi | undefined;
+    let sessionsRef: SessionManager | undefined;
     const metrics = new DaemonMetrics({
       version: VERSION,
       sources: {
@@ -138,6 +139,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
         pendingSettlements: () => pendingSettlements(db),
         requestsInFlight: () => lifecycleRef?.running ?? 0,
         ws: () => wsRef?.stats() ?? null,
+        sessionExposure: () => sessionsRef?.exposure() ?? [],
       },
     });
     // A provider whose session balance shrank beyond what it reported, or that kept one: a
@@ -149,6 +151,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
         routing.breakers.recordLate(providerId, '', { kind: 'failure', scope: 'provider', error: flag });
       },
     });
+    sessionsRef = sessions;
     // Subscribed before the wallet's recovery runs: its outcomes reach the request books.
     const lifecycle = new RequestLifecycle({
       db, router: routing.router, ledger, budgets, payments, balances: () => spendable(wallet), feePpk: (m) => fees.feePpk(m),

@@ -76,6 +76,8 @@ export interface MetricsSources {
   requestsInFlight?: () => number;
   /** The WebSocket API's figures; null before it listens. */
   ws?: () => WsFigures | null;
+  /** Sats held in session balances at each provider now, and that provider's cap. */
+  sessionExposure?: () => readonly { providerId: string; heldSat: number; capSat: number }[];
 }
 
 export interface MetricsOptions {
@@ -145,6 +147,19 @@ export class DaemonMetrics {
       help: 'Requests running now (HTTP and WebSocket)',
       registers,
       collect: (): void => inFlight.set(sources.requestsInFlight?.() ?? 0),
+    });
+    const exposure: Gauge<'provider' | 'kind'> = new Gauge({
+      name: 'satroute_session_exposure_sat',
+      help: 'Sats held in session balances at a provider (kind held), and its cap (kind cap)',
+      labelNames: ['provider', 'kind'],
+      registers,
+      collect: (): void => {
+        exposure.reset();
+        for (const e of sources.sessionExposure?.() ?? []) {
+          exposure.set({ provider: e.providerId, kind: 'held' }, e.heldSat);
+          exposure.set({ provider: e.providerId, kind: 'cap' }, e.capSat);
+        }
+      },
     });
     for (const [key, name, help] of WS_GAUGES) {
       const g: Gauge = new Gauge({ name, help, registers, collect: (): void => g.set(sources.ws?.()?.[key] ?? 0) });

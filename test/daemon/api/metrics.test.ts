@@ -95,6 +95,19 @@ test('wallet balance per mint and pending settlements are read when Prometheus s
   assert.equal(value(text, 'satroute_pending_settlements'), 0);
 });
 
+test('the sats held in session balances at each provider, beside its cap, are read when Prometheus scrapes', async () => {
+  let exposure = [{ providerId: 'p1', heldSat: 120, capSat: 400 }, { providerId: 'p2', heldSat: 0, capSat: 200 }];
+  const m = quiet({ sessionExposure: () => exposure });
+  let text = await m.render();
+  assert.equal(value(text, 'satroute_session_exposure_sat', { provider: 'p1', kind: 'held' }), 120);
+  assert.equal(value(text, 'satroute_session_exposure_sat', { provider: 'p1', kind: 'cap' }), 400);
+  assert.equal(value(text, 'satroute_session_exposure_sat', { provider: 'p2', kind: 'held' }), 0);
+  exposure = [{ providerId: 'p2', heldSat: 30, capSat: 200 }];
+  text = await m.render();
+  assert.equal(value(text, 'satroute_session_exposure_sat', { provider: 'p1', kind: 'held' }), undefined, 'a session refunded and closed is not shown stale');
+  assert.equal(value(text, 'satroute_session_exposure_sat', { provider: 'p2', kind: 'held' }), 30);
+});
+
 test('requests in flight and the WebSocket figures are gauges read at scrape time; zero before the WebSocket API listens', async () => {
   let ws: WsFigures | null = null;
   let running = 0;

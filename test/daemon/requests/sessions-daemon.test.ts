@@ -50,6 +50,11 @@ test('a stream over HTTP pays from a session; stopping the daemon refunds it and
   const status = await callDaemon<{ session_exposure: { heldSat: number; capSat: number }[] }>(dir, 'daemon.status');
   assert.equal(status.session_exposure.length, 1);
   assert.ok(status.session_exposure[0].heldSat <= status.session_exposure[0].capSat);
+  // The same exposure in the metrics, per provider.
+  const metrics = await daemon.metrics.render();
+  const held = metrics.match(/^satroute_session_exposure_sat\{provider="[^"]+",kind="held"\} (\d+)$/m);
+  assert.ok(held, 'the exposure gauge is in /metrics');
+  assert.equal(Number(held[1]), status.session_exposure[0].heldSat);
 
   await daemon.stop();
   stopped = true;
