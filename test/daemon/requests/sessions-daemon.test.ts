@@ -11,6 +11,7 @@ import { callDaemon } from '../../../daemon/control/server.ts';
 import { startDaemon } from '../../../daemon/daemon.ts';
 import { InlineSwapEngine } from '../../../wallet/swap/engine.ts';
 import { startWorld } from '../../world/index.ts';
+import { captureLogs } from '../../log-secrets.ts';
 
 test('a stream over HTTP pays from a session; stopping the daemon refunds it and audit verify passes after the restart', async (t) => {
   const world = await startWorld({
@@ -25,7 +26,9 @@ test('a stream over HTTP pays from a session; stopping the daemon refunds it and
   const config = loadConfig({
     SATROUTE_DATA_DIR: dir, SATROUTE_MINTS: world.mint('m').url, SATROUTE_RELAYS: world.relay.url, SATROUTE_LISTEN: '127.0.0.1:0', SATROUTE_PROVIDERS: world.provider('live').url,
   });
-  const opts = { wallet: { engine: new InlineSwapEngine(), synchronous: 'NORMAL' as const } };
+  // Debug logs captured: the session key (a bearer secret, sk-...) must never be in them.
+  const logs = captureLogs();
+  const opts = { logger: logs.logger, wallet: { engine: new InlineSwapEngine(), synchronous: 'NORMAL' as const } };
   const daemon = await startDaemon(config, opts);
   let stopped = false;
   t.after(() => (stopped ? undefined : daemon.stop()));
@@ -67,6 +70,10 @@ test('a stream over HTTP pays from a session; stopping the daemon refunds it and
   assert.equal(wallet.ok, true, wallet.differences.join('; '));
   const books = await callDaemon<{ ok: boolean; differences: string[] }>(dir, 'requests.verify');
   assert.equal(books.ok, true, books.differences.join('; '));
+  const apiKey = again.db.prepare('SELECT api_key FROM provider_sessions WHERE session_id = ?').pluck().get(sessionId) as string;
+  assert.match(apiKey, /^sk-/);
+  assert.match(logs.text(), /"level":"debug"/);
+  logs.assertNoSecrets([apiKey, key]);
 });
 
 /** Resolves once `cond()` holds (the daemon's own probe runs in the background). */
