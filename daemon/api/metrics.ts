@@ -6,6 +6,7 @@
 // Money is counted in integer msat, with the unit in the series name.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { WsStats } from './ws.ts';
 
 /** How a request ended: `ok`, or the API error code it ended with (DESIGN.md "Interfaces"). */
 export type RequestOutcome = 'ok' | 'unauthorized' | 'bad_request' | 'budget_exceeded' | 'no_provider' | 'payment_failed' | 'provider_failed' | 'canceled' | 'internal';
@@ -45,16 +46,8 @@ export interface BalanceSource {
   pending: number;
 }
 
-/** The WebSocket API's figures (ws.ts WsStats), as gauges. */
-export interface WsFigures {
-  connections: number;
-  authenticated: number;
-  requestsInFlight: number;
-  droppedEvents: number;
-  backpressureWaits: number;
-  backpressureFailures: number;
-  bufferedBytes: number;
-}
+/** The WebSocket API's figures, as gauges: ws.ts's own stats, one type. */
+export type WsFigures = WsStats;
 
 const WS_GAUGES: [key: keyof WsFigures, name: string, help: string][] = [
   ['connections', 'satroute_ws_connections', 'WebSocket connections open'],
