@@ -1,31 +1,26 @@
 // The market view: which Routstr providers exist (Nostr announcements + static config),
 // which answer, what each serves at what price, and which mints each accepts. Providers
 // are probed over HTTP with bounded concurrency, refreshed on a schedule, and backed off
-// when they fail. Everything is kept in SQLite, so a restart serves the last known market
+// when they fail (market-probe.ts). Everything is kept in SQLite, so a restart serves the last known market
 // at once and then refreshes it.
 import { EventEmitter, setMaxListeners } from 'node:events';
 import { decode as decodeNip19 } from 'nostr-tools/nip19';
 import { Discovery, isOnionUrl, normalizeProviderUrl, type Announcement } from '../protocol/discovery.ts';
 import { nullLogger, type Logger } from '../protocol/logger.ts';
 import type { ModelPrice } from '../protocol/pricing.ts';
-import { ProbeError, ProviderClient, type ProviderInfo, type ProviderModel } from '../protocol/provider-client.ts';
+import { ProviderClient } from '../protocol/provider-client.ts';
 import type { RelayStatus } from '../protocol/relays.ts';
 import type { Review } from '../protocol/reviews.ts';
 import type { Config } from './config.ts';
 import { catalogue, MarketIndex, providerView, type MarketProvider, type ModelView, type Offer, type ProviderView } from './market-index.ts';
-import { urlClaim } from './market-claims.ts';
-import { diffModels } from './market-diff.ts';
-import { Limiter } from './limiter.ts';
+import { DEFAULT_PROBE_CONCURRENCY, DEFAULT_REFRESH_INTERVAL_MS, MarketProber } from './market-probe.ts';
 import { MarketStore, type PriceChange, type StoredModel } from './market-store.ts';
 import type { DB } from '../db/sqlite.ts';
 
 export type { Offer, ProviderView, ModelView } from './market-index.ts';
 export type { PriceChange } from './market-store.ts';
+export { DEFAULT_PROBE_CONCURRENCY, DEFAULT_REFRESH_INTERVAL_MS, PROBE_BACKOFF_MS } from './market-probe.ts';
 
-/** Delays before re-probing a provider after its n-th consecutive failure (ms), +/-20% jitter. */
-export const PROBE_BACKOFF_MS: readonly number[] = [15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 1_800_000];
-export const DEFAULT_PROBE_CONCURRENCY = 8;
-export const DEFAULT_REFRESH_INTERVAL_MS = 5 * 60_000;
 /**
  * Sats prices drift with the BTC/USD rate (every model, every few minutes), so recording every
  * change of every model would grow the history by millions of rows a day. A change is recorded
@@ -35,11 +30,6 @@ export const DEFAULT_REFRESH_INTERVAL_MS = 5 * 60_000;
 export const PRICE_HISTORY_HOT_MS = 24 * 3_600_000;
 /** Superseded history rows older than this are deleted. */
 export const PRICE_HISTORY_RETENTION_MS = 90 * 24 * 3_600_000;
-/** Providers only reachable over .onion, with no proxy configured: looked at again this rarely. */
-const UNREACHABLE_ONION_RETRY_MS = 60 * 60_000;
-/** Announcements whose every URL belongs to another provider (market-claims.ts): looked at again this rarely. */
-const IMPOSTOR_RETRY_MS = 60 * 60_000;
-
 export type MarketChange =
   | { type: 'provider'; provider: ProviderView }
   | { type: 'prices'; providerId: string; changes: PriceChange[] }
@@ -76,11 +66,9 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
   private readonly clock: () => number;
   private readonly random: () => number;
   private readonly log: Logger;
-  private readonly limiter: Limiter;
-  private readonly refreshMs: number;
+  private readonly prober: MarketProber;
   private readonly excludeBad: boolean;
   private readonly staticUrls: string[];
-  private readonly inFlight = new Map<string, Promise<void>>();
   private timer: ReturnType<typeof setInterval> | undefined;
   private kick: ReturnType<typeof setImmediate> | undefined;
   private started = false;
@@ -91,8 +79,6 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
   /** model id or alias -> last time it was looked up (ms) */
   private readonly lookedUp = new Map<string, number>();
   private lastPruneAt = 0;
-  /** Probes started since construction (for status and tests). */
-  probes = 0;
 
   constructor(private readonly opts: MarketOptions) {
     super();
@@ -102,8 +88,6 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
     this.log = opts.logger ?? nullLogger;
     setMaxListeners(0, this.stopping.signal); // one listener per request in flight, by design
     this.excludeBad = cfg.excludeBadReviews ?? true;
-    this.refreshMs = cfg.probe?.refreshIntervalMs ?? DEFAULT_REFRESH_INTERVAL_MS;
-    this.limiter = new Limiter(cfg.probe?.concurrency ?? DEFAULT_PROBE_CONCURRENCY);
     this.store = new MarketStore(opts.db);
     this.index = new MarketIndex(this.excludeBad);
     this.client = new ProviderClient({
@@ -129,6 +113,24 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
           relayOptions: opts.relayOptions,
         })
       : undefined;
+    this.prober = new MarketProber({
+      index: this.index,
+      store: this.store,
+      client: this.client,
+      clock: this.clock,
+      random: this.random,
+      log: this.log,
+      signal: this.stopping.signal,
+      refreshMs: cfg.probe?.refreshIntervalMs ?? DEFAULT_REFRESH_INTERVAL_MS,
+      concurrency: cfg.probe?.concurrency ?? DEFAULT_PROBE_CONCURRENCY,
+      isStopped: () => this.stopped,
+      isExcluded: (p) => this.isExcluded(p),
+      isHot: (m, now) => this.isHot(m, now),
+      update: (p, patch) => this.updateProvider(p, patch),
+      offersChanged: () => (this.catalogueCache = undefined),
+      providerChanged: (p) => this.changed({ type: 'provider', provider: providerView(p, this.excludeBad) }),
+      pricesChanged: (providerId, changes) => this.changed({ type: 'prices', providerId, changes }),
+    });
     this.loadStored();
   }
 
@@ -160,7 +162,7 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
     if (this.timer) clearInterval(this.timer);
     if (this.kick) clearImmediate(this.kick);
     this.timer = undefined;
-    await Promise.allSettled([...this.inFlight.values()]);
+    await this.prober.settled();
   }
 
   /** Probe every provider that is due now, at most `probe.concurrency` at a time; resolves when they are done. */
@@ -172,26 +174,22 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
       const pruned = this.store.pruneHistory(now - PRICE_HISTORY_RETENTION_MS);
       if (pruned) this.log.info('old price history pruned', { rows: pruned });
     }
-    const due = [...this.index.providers.values()].filter((p) => p.nextProbeAt <= now && !this.inFlight.has(p.id) && !this.isExcluded(p));
-    due.sort((a, b) => a.nextProbeAt - b.nextProbeAt);
-    await Promise.allSettled(due.map((p) => this.probe(p.id)));
+    await this.prober.probeDue(now);
   }
 
   /** Probe one provider now (queued behind the concurrency limit). */
   probe(providerId: string): Promise<void> {
-    const running = this.inFlight.get(providerId);
-    if (running) return running;
-    const run = this.limiter
-      .run(() => this.probeNow(providerId))
-      .catch((err) => this.log.error('probe failed unexpectedly', { provider: providerId, err }))
-      .finally(() => this.inFlight.delete(providerId));
-    this.inFlight.set(providerId, run);
-    return run;
+    return this.prober.probe(providerId);
+  }
+
+  /** Probes started since construction (for status and tests). */
+  get probes(): number {
+    return this.prober.probes;
   }
 
   /** The most probes that ran at once so far. */
   get peakConcurrency(): number {
-    return this.limiter.peak;
+    return this.prober.peakConcurrency;
   }
 
   // ---- reads -----------------------------------------------------------------------------
@@ -290,94 +288,6 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
     }
   }
 
-  // ---- probing ---------------------------------------------------------------------------
-
-  private async probeNow(providerId: string): Promise<void> {
-    const p = this.index.get(providerId);
-    if (!p || this.stopped) return;
-    this.probes++;
-    const startedAt = this.clock();
-    const candidates = orderUrls(p.urls, p.url).filter((u) => this.client.canReach(u));
-    if (candidates.length === 0) {
-      this.failed(p, startedAt, 'only .onion URLs and no SOCKS proxy configured', UNREACHABLE_ONION_RETRY_MS);
-      return;
-    }
-    let lastError = '';
-    let refuted = 0;
-    for (const url of candidates) {
-      try {
-        const signal = this.stopping.signal;
-        const [models, info] = await Promise.all([this.client.models(url, signal), this.client.info(url, signal).catch((err: unknown) => err as Error)]);
-        if (this.index.get(providerId) !== p || this.stopped) return; // removed or stopped meanwhile
-        const known = info instanceof Error ? undefined : info;
-        if (urlClaim(p.pubkey, known) === 'refuted') {
-          refuted++;
-          lastError = `${url} belongs to another provider (its /v1/info names ${known?.npub?.slice(0, 20)}...)`;
-          this.log.info('announced URL belongs to another provider', { provider: p.id, url });
-          continue;
-        }
-        this.succeeded(p, url, models, known);
-        return;
-      } catch (err) {
-        lastError = err instanceof ProbeError ? err.message : String((err as Error)?.message ?? err);
-      }
-    }
-    if (this.index.get(providerId) !== p || this.stopped) return;
-    this.failed(p, startedAt, lastError, refuted === candidates.length ? IMPOSTOR_RETRY_MS : undefined);
-  }
-
-  private succeeded(p: MarketProvider, url: string, listed: ProviderModel[], info: ProviderInfo | undefined): void {
-    const now = this.clock();
-    const { next, upserts, removed, changes, history } = diffModels(p.models, listed, {
-      providerId: p.id,
-      now,
-      isHot: (m) => this.isHot(m, now),
-      lastRecorded: (modelId) => this.store.lastRecorded(p.id, modelId),
-    });
-    const statusChanged = p.status !== 'reachable';
-    const infoMints = info?.mints.length ? info.mints : p.infoMints;
-    const offersChanged = statusChanged || upserts.length > 0 || removed.length > 0 || url !== p.url || infoMints.join(' ') !== p.infoMints.join(' ');
-    Object.assign(p, {
-      url,
-      models: next,
-      infoMints,
-      name: p.name ?? info?.name,
-      version: p.version ?? info?.version,
-      status: 'reachable',
-      statusSince: statusChanged ? now : p.statusSince,
-      lastSeenAt: now,
-      lastProbeAt: now,
-      nextProbeAt: now + this.jitter(this.refreshMs, 0.1),
-      failures: 0,
-      lastError: undefined,
-    });
-    this.store.saveProbe(p, upserts, removed, history);
-    if (offersChanged) this.index.reindex(p.id); // a refresh that changed nothing leaves the index alone
-    this.catalogueCache = undefined;
-    if (statusChanged) this.log.info('provider reachable', { provider: p.id, url, models: next.size });
-    const real = changes.filter((c) => c.before !== undefined);
-    if (real.length) this.log.info('provider prices changed', { provider: p.id, models: real.length });
-    if (statusChanged) this.changed({ type: 'provider', provider: providerView(p, this.excludeBad) });
-    if (changes.length) this.changed({ type: 'prices', providerId: p.id, changes });
-  }
-
-  private failed(p: MarketProvider, at: number, error: string, fixedDelayMs?: number): void {
-    const failures = p.failures + 1;
-    const delay = fixedDelayMs ?? this.jitter(PROBE_BACKOFF_MS[Math.min(failures - 1, PROBE_BACKOFF_MS.length - 1)], 0.2);
-    const statusChanged = p.status !== 'unreachable';
-    this.updateProvider(p, {
-      status: 'unreachable',
-      statusSince: statusChanged ? at : p.statusSince,
-      lastProbeAt: at,
-      nextProbeAt: at + delay,
-      failures,
-      lastError: error.slice(0, 300),
-    });
-    if (statusChanged) this.log.info('provider unreachable', { provider: p.id, error: p.lastError, retryInMs: delay });
-    // (the WebSocket `providers` topic tells clients, as it does when a provider becomes reachable)
-    if (statusChanged) this.changed({ type: 'provider', provider: providerView(p, this.excludeBad) });
-  }
-
   // ---- helpers ---------------------------------------------------------------------------
 
   private loadStored(): void {
@@ -435,10 +345,6 @@ export class Market extends EventEmitter<{ change: [MarketChange] }> {
     return this.excludeBad && p.review === 'bad';
   }
 
-  private jitter(ms: number, spread: number): number {
-    return Math.round(ms * (1 - spread + 2 * spread * this.random()));
-  }
-
   private scheduleSoon(): void {
     if (!this.started || this.stopped || !(this.opts.autoSchedule ?? true) || this.kick) return;
     this.kick = setImmediate(() => {
@@ -463,12 +369,6 @@ export function curatorHex(curator: string): string {
     if (d.type === 'npub') return d.data;
   }
   return c.toLowerCase();
-}
-
-/** Try the URL that answered last, then clearnet URLs, then .onion ones. */
-function orderUrls(urls: readonly string[], last: string | undefined): string[] {
-  const rest = urls.filter((u) => u !== last);
-  return [...(last && urls.includes(last) ? [last] : []), ...rest.filter((u) => !isOnionUrl(u)), ...rest.filter(isOnionUrl)];
 }
 
 const STATUS_ORDER = { reachable: 0, announced: 1, unreachable: 2 } as const;
