@@ -14,7 +14,6 @@
 //
 // A library: no I/O, no wallet calls. requests/lifecycle.ts pays and calls the planned
 // attempts in order, reports each outcome (`report`), and releases the plan when done.
-import { normalizeMintUrl } from '@cashu/cashu-ts';
 import { normalizeProviderUrl } from '../../protocol/discovery.ts';
 import { msatToSatCeil, NMSAT_PER_MSAT, reservationMsatFor, reserveInputOf, tokenCostMsat, type ModelPrice } from '../../protocol/pricing.ts';
 import type { PromptEstimate, PromptTokenizer } from '../../protocol/tokens.ts';
@@ -23,7 +22,9 @@ import { AUTO_MODEL, qualifyingModels, type AutoConfig } from './auto.ts';
 import type { BreakerOutcome, Breakers, Gate, Permit } from './breaker.ts';
 import { NoProviderError, NoQualifyingModelError } from './errors.ts';
 import { DEFAULT_COMPLETION_TOKENS, expectedCompletionTokens, expectedPromptTokens, listCostMsat, rankScore, type Policy } from './estimate.ts';
-import type { Skip, SkipReason } from './skips.ts';
+import { MintChooser } from './mints.ts';
+import { ahead, insertTop, listFloor, type Ranked } from './shortlist.ts';
+import { gateDetail, mintSkip, skipOf, type Skip } from './skips.ts';
 import type { ProviderStats } from './stats.ts';
 
 export const MAX_ATTEMPTS = 3;
@@ -129,22 +130,8 @@ export interface RouterOptions {
   auto?: AutoConfig;
 }
 
-interface Ranked {
-  offer: Offer;
-  /** The provider's spelling of the mint chosen. */
-  tokenMint: string;
-  reserveMsat: number;
-  promptTokens: number;
-  completionTokens: number;
-  score: number;
-  /** Half-open: this attempt would be its breaker's one probe. */
-  probe: boolean;
-  /** Never observed and already on trial in another plan: ranked after every other candidate. */
-  busy: boolean;
-}
-
 export class Router {
-  private readonly mintKeys = new Map<string, string | null>();
+  private readonly mints = new MintChooser();
   // providers never observed -> planned attempts there not yet reported or released
   private readonly trials = new Map<string, number>();
   private readonly onTrial = new WeakSet<PlannedAttempt>();
@@ -216,12 +203,12 @@ export class Router {
           continue;
         }
         const reserveMsat = reservationMsatFor(offer.model.reserve, reserveInput, offer.price.maxCostMsat);
-        const spelling = this.pickMint(offer, reserveMsat, req);
+        const spelling = this.mints.pick(offer, reserveMsat, req.balances, req.feeSat);
         if (typeof spelling !== 'string') {
           skipped.push(mintSkip(offer, spelling, reserveMsat));
           continue;
         }
-        const feeMsat = req.feeSat ? req.feeSat(this.mintKey(spelling)!) * 1000 : 0;
+        const feeMsat = req.feeSat ? req.feeSat(this.mints.key(spelling)!) * 1000 : 0;
         if (reserveMsat + feeMsat > maxMsat) {
           skipped.push(skipOf(offer, 'over_max_sats', `the node checks a ${msatToSatCeil(reserveMsat)} sat token; max ${req.maxSats} sat`));
           continue;
@@ -342,7 +329,7 @@ export class Router {
       providerName: displayName(p),
       providerUrl: p.url ?? p.urls[0] ?? '',
       model: r.offer.model.id,
-      mint: this.mintKey(r.tokenMint)!,
+      mint: this.mints.key(r.tokenMint)!,
       tokenMint: r.tokenMint,
       price: r.offer.price,
       routedAt: now,
@@ -354,87 +341,6 @@ export class Router {
       permit,
     };
   }
-
-  // The provider's spelling of the accepted mint we hold the most at (enough for the token and
-  // its fee), or why none fits: 0 none in common, 1 not enough. No allocation.
-  private pickMint(offer: Offer, reserveMsat: number, req: RouteRequest): string | 0 | 1 {
-    let best: string | undefined;
-    let bestBalance = -1;
-    let common = false;
-    for (const spelling of offer.mints) {
-      const mint = this.mintKey(spelling);
-      if (mint === null) continue;
-      const balance = req.balances.get(mint);
-      if (balance === undefined) continue;
-      common = true;
-      const needMsat = reserveMsat + (req.feeSat ? req.feeSat(mint) * 1000 : 0);
-      if (balance * 1000 >= needMsat && balance > bestBalance) {
-        best = spelling;
-        bestBalance = balance;
-      }
-    }
-    if (best !== undefined) return best;
-    return common ? 1 : 0;
-  }
-
-  // Provider spellings of mint URLs, normalised as the wallet keys its balances (cached).
-  private mintKey(spelling: string): string | null {
-    let key = this.mintKeys.get(spelling);
-    if (key === undefined) {
-      try {
-        key = normalizeMintUrl(spelling);
-      } catch {
-        key = null;
-      }
-      this.mintKeys.set(spelling, key);
-    }
-    return key;
-  }
-}
-
-// The lowest prompt and completion prices (nmsat per token) in a list of offers, and the
-// model ids it holds. The market's lists are immutable snapshots, replaced on change:
-// computed once per list.
-const floors = new WeakMap<readonly Offer[], { a: number; b: number; models: string[] }>();
-function listFloor(offers: readonly Offer[]): { a: number; b: number; models: string[] } {
-  let f = floors.get(offers);
-  if (!f) {
-    let a = Infinity;
-    let b = Infinity;
-    const models = new Set<string>();
-    for (const o of offers) {
-      if (o.price.promptNmsat < a) a = o.price.promptNmsat;
-      if (o.price.completionNmsat < b) b = o.price.completionNmsat;
-      models.add(o.model.id);
-    }
-    floors.set(offers, (f = { a: a === Infinity ? 0 : a, b: b === Infinity ? 0 : b, models: [...models] }));
-  }
-  return f;
-}
-
-// Keep the `limit` best, in order: not busy first, then the lowest score; on equal scores the
-// earlier offer (cheaper list price) stays first.
-function insertTop(top: Ranked[], r: Ranked, limit: number): void {
-  if (top.length === limit && !ahead(r.busy, r.score, top[limit - 1])) return;
-  let i = top.length;
-  while (i > 0 && ahead(r.busy, r.score, top[i - 1])) i--;
-  top.splice(i, 0, r);
-  if (top.length > limit) top.pop();
-}
-
-// Strictly ahead of `than` in the plan.
-function ahead(busy: boolean, score: number, than: Ranked): boolean {
-  return busy === than.busy ? score < than.score : !busy;
-}
-
-function mintSkip(offer: Offer, why: 0 | 1, reserveMsat: number): Skip {
-  if (why === 0) return skipOf(offer, 'no_common_mint', `accepts ${offer.mints.join(', ') || 'no mint'}; we hold none of them`);
-  return skipOf(offer, 'insufficient_balance', `needs ${msatToSatCeil(reserveMsat)} sat + fee at ${offer.mints.join(', ')}`);
-}
-
-function skipOf(offer: Offer, reason: SkipReason, detail: string): Skip {
-  const p = offer.provider;
-  return { providerId: p.id, name: displayName(p), url: p.url ?? p.urls[0] ?? '', model: offer.model.id, reason, detail };
 }
 
 function pinMatcher(pin: string): (offer: Offer) => boolean {
@@ -452,12 +358,4 @@ function maxTokensOf(body: Record<string, unknown>): number | undefined {
     if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return Math.trunc(v);
   }
   return undefined;
-}
-
-function gateDetail(g: Gate & { admit: false }): string {
-  const at = (ms: number | null) => (ms === null ? '' : ` until ${new Date(ms).toISOString()}`);
-  const scope = g.scope === 'model' ? ' for this model' : '';
-  if (g.reason === 'rate_limited') return `rate limited${scope}${at(g.until)}`;
-  if (g.reason === 'probe_in_flight') return `half-open${scope}: its one probe is out`;
-  return `breaker open${scope}${at(g.until)} after ${g.failures} failures`;
 }

@@ -1,5 +1,7 @@
 // Why a provider was left out of a request's candidates: kept for `x-satroute-explain: 1`,
 // the audit and the `no_provider` error.
+import { msatToSatCeil } from '../../protocol/pricing.ts';
+import { displayName, type Offer } from '../market-index.ts';
 
 export type SkipReason =
   /** None of its mints is one we hold sats at. */
@@ -30,4 +32,25 @@ export interface Skip {
   reason: SkipReason;
   /** One line for people, e.g. "open until 12:00:31 after 3 failures". */
   detail: string;
+}
+
+/** The skip of one offer, with its reason and a line for people. */
+export function skipOf(offer: Offer, reason: SkipReason, detail: string): Skip {
+  const p = offer.provider;
+  return { providerId: p.id, name: displayName(p), url: p.url ?? p.urls[0] ?? '', model: offer.model.id, reason, detail };
+}
+
+/** An offer left out for its mints: 0 none we hold, 1 not enough at any (mints.ts). */
+export function mintSkip(offer: Offer, why: 0 | 1, reserveMsat: number): Skip {
+  if (why === 0) return skipOf(offer, 'no_common_mint', `accepts ${offer.mints.join(', ') || 'no mint'}; we hold none of them`);
+  return skipOf(offer, 'insufficient_balance', `needs ${msatToSatCeil(reserveMsat)} sat + fee at ${offer.mints.join(', ')}`);
+}
+
+/** Why a breaker keeps an offer out, and until when (a closed gate of breaker.ts; typed here by shape, as breaker.ts leads back to this file). */
+export function gateDetail(g: { reason: 'breaker_open' | 'probe_in_flight' | 'rate_limited'; scope: string; until: number | null; failures: number }): string {
+  const at = (ms: number | null) => (ms === null ? '' : ` until ${new Date(ms).toISOString()}`);
+  const scope = g.scope === 'model' ? ' for this model' : '';
+  if (g.reason === 'rate_limited') return `rate limited${scope}${at(g.until)}`;
+  if (g.reason === 'probe_in_flight') return `half-open${scope}: its one probe is out`;
+  return `breaker open${scope}${at(g.until)} after ${g.failures} failures`;
 }
