@@ -140,6 +140,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
         requestsInFlight: () => lifecycleRef?.running ?? 0,
         ws: () => wsRef?.stats() ?? null,
         sessionExposure: () => sessionsRef?.exposure() ?? [],
+        providers: () => market.providers().map((p) => p.id),
       },
     });
     // A provider whose session balance shrank beyond what it reported, or that kept one: a

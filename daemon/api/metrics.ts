@@ -71,6 +71,8 @@ export interface MetricsSources {
   ws?: () => WsFigures | null;
   /** Sats held in session balances at each provider now, and that provider's cap. */
   sessionExposure?: () => readonly { providerId: string; heldSat: number; capSat: number }[];
+  /** Every provider the market knows (ids): each shows a breaker state, closed until it fails. */
+  providers?: () => readonly string[];
 }
 
 export interface MetricsOptions {
@@ -82,6 +84,8 @@ export interface MetricsOptions {
 
 const DURATION_BUCKETS_S = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 const OVERHEAD_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+
+const breakerKey = (provider: string, model: string): string => JSON.stringify([provider, model]);
 
 /** A counter only ever adds a whole, non-negative number of msat; anything else is not money. */
 const msat = (n: number | undefined): number => (n !== undefined && Number.isSafeInteger(n) && n > 0 ? n : 0);
@@ -99,6 +103,8 @@ export class DaemonMetrics {
   private readonly overhead: Histogram;
   private readonly firstChunk: Histogram<'provider'>;
   private readonly breakerNow = new Map<string, BreakerState>();
+  /** Providers shown closed at scrape time because none of their breaker transitions was seen. */
+  private readonly breakerDefaulted = new Set<string>();
 
   constructor(opts: MetricsOptions) {
     const registers = [this.registry];
@@ -108,7 +114,7 @@ export class DaemonMetrics {
     this.spentMsat = new Counter({ name: 'satroute_spent_msat_total', help: 'Paid to providers: what they kept (sent - change), in msat', labelNames: ['provider', 'payment'], registers });
     this.expectedMsat = new Counter({ name: 'satroute_expected_msat_total', help: 'What the same requests should have cost (usage x routed price), in msat', labelNames: ['provider', 'payment'], registers });
     this.flags = new Counter({ name: 'satroute_flags_total', help: 'Reconciliation flags raised (overcharged, usage_missing, cost_mismatch, change_invalid, change_surplus, ...)', labelNames: ['flag', 'provider'], registers });
-    this.breaker = new Gauge({ name: 'satroute_breaker_state', help: `Circuit breaker state: 1 for the current state (model="${ALL_MODELS}": the whole provider)`, labelNames: ['provider', 'model', 'state'], registers });
+    this.breaker = new Gauge({ name: 'satroute_breaker_state', help: `Circuit breaker state: 1 for the current state (model="${ALL_MODELS}": the whole provider)`, labelNames: ['provider', 'model', 'state'], registers, collect: () => this.closedUntilSeen(sources.providers?.() ?? []) });
     this.breakerOpened = new Counter({ name: 'satroute_breaker_opened_total', help: 'Times a circuit breaker opened', labelNames: ['provider', 'model'], registers });
     this.duration = new Histogram({ name: 'satroute_request_duration_seconds', help: 'Request time, admission to the end of the response', labelNames: ['provider'], buckets: DURATION_BUCKETS_S, registers });
     this.overhead = new Histogram({ name: 'satroute_overhead_seconds', help: "satroute's own time per request (routing, paying, settling on the request path)", buckets: OVERHEAD_BUCKETS_S, registers });
@@ -191,11 +197,28 @@ export class DaemonMetrics {
    */
   breakerState(provider: string, model: string | null, state: BreakerState, from?: BreakerState): void {
     const m = model ?? ALL_MODELS;
-    const key = JSON.stringify([provider, m]);
+    const key = breakerKey(provider, m);
     const before = from ?? this.breakerNow.get(key);
     this.breakerNow.set(key, state);
     for (const s of BREAKER_STATES) this.breaker.set({ provider, model: m, state: s }, s === state ? 1 : 0);
     if (state === 'open' && before !== undefined && before !== 'open') this.breakerOpened.inc({ provider, model: m });
+  }
+
+  // A provider's breaker exists once it fails; until then it is closed, and a dashboard sees it so.
+  // Shown for each provider the market knows now (one gone from the market drops out).
+  private closedUntilSeen(known: readonly string[]): void {
+    const now = new Set(known);
+    for (const provider of this.breakerDefaulted) {
+      const seen = this.breakerNow.has(breakerKey(provider, ALL_MODELS)); // a real state replaced the default
+      if (!seen && now.has(provider)) continue;
+      this.breakerDefaulted.delete(provider);
+      if (!seen) for (const state of BREAKER_STATES) this.breaker.remove({ provider, model: ALL_MODELS, state });
+    }
+    for (const provider of now) {
+      if (this.breakerDefaulted.has(provider) || this.breakerNow.has(breakerKey(provider, ALL_MODELS))) continue;
+      this.breakerDefaulted.add(provider);
+      for (const state of BREAKER_STATES) this.breaker.set({ provider, model: ALL_MODELS, state }, state === 'closed' ? 1 : 0);
+    }
   }
 
   /** The Prometheus text exposition of every series. */

@@ -74,6 +74,26 @@ test('each breaker shows exactly one current state, and every opening is counted
   assert.equal(value(text, 'satroute_breaker_opened_total', { provider: 'gamma', model: '*' }), 1);
 });
 
+test('every provider the market knows shows a breaker state: closed until it fails, gone when the market drops it', async () => {
+  let known = ['alpha', 'beta', 'gamma'];
+  const m = quiet({ providers: () => known });
+  const states = (text: string, provider: string, model = '*') => ['closed', 'open', 'half_open'].map((state) => value(text, 'satroute_breaker_state', { provider, model, state }));
+  let text = await m.render();
+  for (const p of known) assert.deepEqual(states(text, p), [1, 0, 0], `${p} is listed closed before any failure`);
+  m.breakerState('beta', null, 'open', 'closed');
+  m.breakerState('gamma', 'gpt-x', 'open', 'closed'); // a model's breaker: the provider's own stays closed
+  text = await m.render();
+  assert.deepEqual(states(text, 'alpha'), [1, 0, 0]);
+  assert.deepEqual(states(text, 'beta'), [0, 1, 0], 'a breaker that opened shows open, not the default');
+  assert.deepEqual(states(text, 'gamma'), [1, 0, 0]);
+  assert.deepEqual(states(text, 'gamma', 'gpt-x'), [0, 1, 0]);
+  known = ['beta', 'gamma', 'delta'];
+  text = await m.render();
+  assert.deepEqual(states(text, 'alpha'), [undefined, undefined, undefined], 'a provider gone from the market drops out');
+  assert.deepEqual(states(text, 'delta'), [1, 0, 0], 'a provider discovered since is listed');
+  assert.deepEqual(states(text, 'beta'), [0, 1, 0]);
+});
+
 test('wallet balance per mint and pending settlements are read when Prometheus scrapes', async () => {
   let balances: BalanceSource[] = [
     { mint: 'https://mint.a', unit: 'sat', unspent: 5_000, pending: 42 },

@@ -335,6 +335,7 @@ test('GET /metrics shows what the requests did: outcomes per provider, msat spen
   assert.equal(value(`satroute_flags_total{flag="change_invalid",provider="${providerId('badchange')}"}`), 1);
   assert.equal(value(`satroute_breaker_state{provider="${providerId('failing')}",model="*",state="open"}`), 1);
   assert.equal(value(`satroute_breaker_opened_total{provider="${providerId('failing')}",model="*"}`), 1);
+  assert.equal(value(`satroute_breaker_state{provider="${main}",model="*",state="closed"}`), 1, 'a provider that never failed is listed, closed');
   const [balance] = daemon.wallet.balance().mints;
   assert.equal(value(`satroute_wallet_balance{mint="${balance.mint}",unit="sat",state="unspent"}`), balance.unspent);
   assert.equal(value('satroute_pending_settlements'), 0);
