@@ -9,11 +9,12 @@ import { registerAudit } from './cli/audit.ts';
 import { registerKeys } from './cli/keys.ts';
 import { registerStatus } from './cli/status.ts';
 import { registerDemo } from './cli/demo.ts';
+import { VERSION } from './version.ts';
 
 export function buildProgram(): Command {
   const program = new Command('satroute')
     .description('Route AI requests to the cheapest healthy Routstr provider, paid per request with Cashu ecash.')
-    .version('0.1.0')
+    .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText(
       'after',
