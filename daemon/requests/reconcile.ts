@@ -12,15 +12,15 @@
 //              charge: the provider kept nothing, and the excess is a surplus (flag
 //              change_surplus), booked apart so a generous (or buggy) node never looks cheap.
 //   expected = usage x the price snapshot the request was routed at (protocol/pricing
-//              tokenCostMsat, the node's own formula); a model without both token prices
-//              bills a flat reservation, at most max_cost. A failed attempt should have cost
-//              nothing: 0.
+//              tokenCostMsat, the node's own formula) - for a model without both token prices
+//              (embeddings) too, unless the node says it billed its flat reservation
+//              (expectedCostMsat). A failed attempt should have cost nothing: 0.
 //   reported = the provider's cost field (usage.cost.total_msats and its older spellings).
 //
 // Flags computed here: overcharged, cost_mismatch, usage_missing, change_surplus. Flags that are facts learned
 // from the wallet - change_invalid, refunded, lost - are inputs, kept as given, so an attempt
 // can be reconciled again when a late outcome changes its change.
-import { tokenCostMsat, type ModelPrice, type TokenUsage } from '../../protocol/pricing.ts';
+import { reservationMsatFor, tokenCostMsat, type ModelPrice, type TokenUsage } from '../../protocol/pricing.ts';
 
 export const FLAGS = ['overcharged', 'cost_mismatch', 'usage_missing', 'change_invalid', 'change_surplus', 'refunded', 'lost'] as const;
 export type Flag = (typeof FLAGS)[number];
@@ -83,19 +83,43 @@ export interface Reconciliation {
 }
 
 /**
- * What the node bills for this usage at this price, msat. routstr-core v0.4.5
- * (payment/cost_calculation.py) bills no request fee (`base_msats=0`), and bills a flat
- * reservation when the prompt or the completion rate is 0 (`if not (input_rate and
- * output_rate)`): that reservation depends on the body, so its ceiling max_cost stands in.
+ * What the node bills for this usage at this price, msat, as routstr-core v0.4.5's
+ * payment/cost_calculation.py `calculate_cost` does. It bills no request fee (`base_msats=0`).
+ * When the upstream reports a USD cost (`_resolve_usd_cost(...) > 0`, as OpenRouter and most
+ * real upstreams do) it bills that (`_calculate_from_usd_cost`): the tokens at the listed price,
+ * moved by BTC/USD since the listing - whatever the model's rates, so an embedding (completion
+ * price 0) costs its prompt tokens. Only without a USD cost does it price tokens itself, and
+ * then a model lacking a prompt or completion rate (`if not (input_rate and output_rate)`) is
+ * billed `MaxCostData(total_msats=max_cost)`, max_cost being the request's discounted
+ * reservation (payment/helpers.py `calculate_discounted_max_cost`; for a body without
+ * `messages` or `max_tokens`, an embeddings body, max_cost x 1000 x 0.99).
+ *
+ * So such a model is expected to cost its tokens, unless the node reports (`reportedMsat`) that
+ * flat reservation - within the BTC/USD drift its sats max_cost moves by, as its prices do. (A
+ * chat model lacking a rate, billed a reservation its messages discounted, is flagged: rare, and
+ * it did cost more than its tokens.)
  */
-export function expectedCostMsat(usage: TokenUsage, price: ModelPrice): number {
-  return price.promptNmsat > 0 && price.completionNmsat > 0 ? tokenCostMsat(usage, price) : price.maxCostMsat;
+export function expectedCostMsat(usage: TokenUsage, price: ModelPrice, reportedMsat: number | null = null): number {
+  const perToken = tokenCostMsat(usage, price);
+  if (price.promptNmsat > 0 && price.completionNmsat > 0) return perToken;
+  const flatMsat = flatReservationMsat(price);
+  if (reportedMsat !== null && Math.abs(reportedMsat - flatMsat) <= driftMsat(flatMsat) + 1) return flatMsat;
+  return perToken;
+}
+
+/** What the node bills a model lacking a token rate when no USD cost comes back: its reservation for a body without messages or max_tokens. */
+export function flatReservationMsat(price: ModelPrice): number {
+  return reservationMsatFor(null, { promptTokens: undefined, maxTokens: undefined }, price.maxCostMsat);
 }
 
 /** The highest charge that is drift and rounding, not an overcharge, for an expected cost. */
 export function allowedChargeMsat(expectedMsat: number): number {
-  const drift = Number((BigInt(expectedMsat) * BigInt(DRIFT_TOLERANCE_PPM) + BigInt(PPM - 1)) / BigInt(PPM));
-  return expectedMsat + drift + SAT_ROUNDING_MSAT;
+  return expectedMsat + driftMsat(expectedMsat) + SAT_ROUNDING_MSAT;
+}
+
+/** BTC/USD drift on an amount: DRIFT_TOLERANCE_PPM of it, rounded up. */
+function driftMsat(msat: number): number {
+  return Number((BigInt(msat) * BigInt(DRIFT_TOLERANCE_PPM) + BigInt(PPM - 1)) / BigInt(PPM));
 }
 
 /** Reconcile one attempt. */
@@ -115,7 +139,7 @@ export function reconcile(a: AttemptMoney): Reconciliation {
   let expectedMsat: number | null = null;
   if (a.state === 'failed') expectedMsat = 0;
   else if (a.state === 'succeeded') {
-    if (a.usage) expectedMsat = expectedCostMsat(a.usage, a.price);
+    if (a.usage) expectedMsat = expectedCostMsat(a.usage, a.price, a.reportedMsat);
     else flags.add('usage_missing');
   }
 

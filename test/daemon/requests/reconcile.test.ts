@@ -1,6 +1,6 @@
 // Reconciliation on crafted cases: the figures an owner reads in the audit, and the flags that
 // tell an honest provider (rounding, BTC/USD drift) from one that takes too much.
-import { test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { normalizePrice, type ModelPrice } from '../../../protocol/pricing.ts';
@@ -8,6 +8,9 @@ import {
   DRIFT_TOLERANCE_PPM, SAT_ROUNDING_MSAT, allowedChargeMsat, expectedCostMsat, reconcile, type AttemptMoney,
 } from '../../../daemon/requests/reconcile.ts';
 import { chargeMsat, changeFor } from '../../world/provider/pricing.ts';
+import { startWorld, type Scenario, type World } from '../../world/index.ts';
+import type { ApiRequest } from '../../../daemon/requests/contract.ts';
+import { Capture, harness, type Harness } from './lifecycle-fixture.ts';
 
 // 0.01 sat per prompt token, 0.05 per completion token: 1000 + 200 tokens = 10 + 10 sat.
 const PRICE = normalizePrice({ sats_pricing: { prompt: 0.01, completion: 0.05, max_cost: 60 } })!;
@@ -98,9 +101,35 @@ test('change worth more than was sent is no negative charge: charged 0, the surp
   assert.deepEqual([even.chargedMsat, even.surplusSat, even.flags.includes('change_surplus')], [0, 0, false]);
 });
 
-test('a model without both token prices is expected to cost at most its max_cost', () => {
-  const flat = normalizePrice({ sats_pricing: { prompt: 0, completion: 0.05, max_cost: 12 } })!;
-  assert.equal(expectedCostMsat(USAGE, flat), 12_000);
+// An embedding model: 0.02 sat per prompt token, no completion price, max_cost 100 sat.
+const EMBED = normalizePrice({ sats_pricing: { prompt: 0.02, completion: 0, max_cost: 100 } })!;
+const EMBED_USAGE = { promptTokens: 500, completionTokens: 0 };
+
+test('an embedding billed per token (its upstream reports USD) is expected to cost its tokens, not max_cost', () => {
+  // 500 tokens x 20 msat = 10 sat; the node reports 10,1xx msat (1 % BTC/USD drift) and keeps 11 sat of a 99 sat token
+  const r = reconcile({ state: 'succeeded', price: EMBED, usage: EMBED_USAGE, sentSat: 99, feeSat: 0, changeSat: 88, reportedMsat: 10_100 });
+  assert.equal(r.expectedMsat, 10_000);
+  assert.deepEqual(r.flags, []);
+});
+
+test('an embedding provider charging more than its tokens is flagged overcharged, though under max_cost', () => {
+  // 1.5x the tokens, reported as charged: 15 sat kept where 10 were due
+  const r = reconcile({ state: 'succeeded', price: EMBED, usage: EMBED_USAGE, sentSat: 99, feeSat: 0, changeSat: 84, reportedMsat: 15_000 });
+  assert.equal(r.expectedMsat, 10_000);
+  assert.deepEqual(r.flags, ['overcharged']);
+});
+
+test("an embedding billed the node's flat reservation (no USD cost from its upstream) is expected at that reservation", () => {
+  // routstr-core bills max_cost x 1000 x 0.99 = 99,000 msat when it must price a model lacking a rate itself
+  const flat = reconcile({ state: 'succeeded', price: EMBED, usage: EMBED_USAGE, sentSat: 99, feeSat: 0, changeSat: 0, reportedMsat: 99_000 });
+  assert.equal(flat.expectedMsat, 99_000);
+  assert.deepEqual(flat.flags, []);
+  // its sats max_cost drifts with BTC/USD like every price: 2 % lower is the same flat bill
+  assert.equal(expectedCostMsat(EMBED_USAGE, EMBED, 97_020), 99_000);
+  // a report well under the reservation is no flat bill: the tokens are expected
+  assert.equal(expectedCostMsat(EMBED_USAGE, EMBED, 60_000), 10_000);
+  // without a report the node's usual path (a USD cost) is assumed
+  assert.equal(expectedCostMsat(EMBED_USAGE, EMBED), 10_000);
 });
 
 test('bad inputs are refused, not reconciled into a number', () => {
@@ -127,4 +156,71 @@ test("for any usage and price, an honest node's charge per the world provider is
     ),
     { numRuns: 500, seed: 42 },
   );
+});
+
+// The same three bills from test/world providers (each mirrors routstr-core v0.4.5's
+// cost_calculation.py), paid and reconciled through the request path as a user's request is.
+describe('embeddings through the request path, against world providers', () => {
+  const embedding = { id: 'm-embed', kind: 'embedding' as const, promptSatsPerToken: 0.02, completionSatsPerToken: 0, maxCostSats: 100 };
+  const provider = (name: string, knobs: Record<string, unknown>) => ({ name, announce: false, mints: ['mint-a'], models: [embedding], knobs });
+  const SCENARIO: Scenario = {
+    seed: 7,
+    mints: [{ name: 'mint-a' }],
+    nwcBalanceSat: 0,
+    providers: [
+      provider('usd', { usdCost: true, usdDrift: 0.01 }),
+      provider('over', { usdCost: true, overchargeFactor: 1.5 }),
+      provider('flat', {}),
+    ],
+  };
+  // 2,000 characters: 500 tokens at 20 msat = 10 sat
+  const INPUT = 'embed me '.repeat(222) + 'ab';
+  let world: World;
+  let h: Harness;
+
+  before(async () => {
+    world = await startWorld(SCENARIO);
+    h = await harness(world, { fund: { 'mint-a': 1000 } });
+  });
+  after(async () => {
+    await h?.close();
+    await world?.stop();
+  });
+
+  async function embed(provider: string) {
+    const sink = new Capture();
+    await h.lifecycle.handle(
+      { client: h.client, endpoint: '/v1/embeddings', body: { model: 'm-embed', input: INPUT } as ApiRequest['body'], stream: false, provider, signal: new AbortController().signal, receivedAt: h.clock.now },
+      sink,
+    );
+    assert.equal(sink.errorWith, undefined, sink.errorWith?.message);
+    const [attempt] = h.ledger.attempts(sink.requestId);
+    return attempt;
+  }
+
+  test('a provider billing the tokens (its upstream reports USD) shows them as expected, not max_cost, and is not flagged', async () => {
+    const a = await embed('usd');
+    assert.equal(a.promptTokens, 500);
+    assert.equal(a.expectedMsat, 10_000);
+    assert.equal(a.chargedMsat, 11_000, 'the tokens at 1 % drift, rounded up to a whole sat');
+    assert.deepEqual(a.flags, []);
+    await h.accounted();
+  });
+
+  test('a provider charging 1.5x the tokens of an embedding is flagged overcharged', async () => {
+    const a = await embed('over');
+    assert.equal(a.expectedMsat, 10_000);
+    assert.equal(a.chargedMsat, 15_000);
+    assert.deepEqual(a.flags, ['overcharged']);
+    await h.accounted();
+  });
+
+  test("a node pricing an embedding itself bills its flat reservation, and that is what is expected", async () => {
+    const a = await embed('flat');
+    assert.equal(a.reportedMsat, 99_000);
+    assert.equal(a.expectedMsat, 99_000);
+    assert.equal(a.chargedMsat, 99_000);
+    assert.deepEqual(a.flags, []);
+    await h.accounted();
+  });
 });

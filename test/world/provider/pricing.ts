@@ -194,7 +194,11 @@ export function usdChargeMsat(usd: UpstreamUsd, usdPerSatNow: number): Cost {
   return { baseMsat: 0, inputMsat: totalMsat - outputMsat, outputMsat, totalMsat, totalUsd: usdCost };
 }
 
-/** routstr bills the reserve outright when a model lacks a prompt or a completion price. */
+/**
+ * routstr bills the reserve outright when a model lacks a prompt or a completion price - only
+ * when it prices the tokens itself (cost_calculation.py `if not (input_rate and output_rate)`,
+ * reached when the upstream reports no USD cost; a USD cost is billed first, whatever the rates).
+ */
 export function hasTokenPrices(m: ModelSpec): boolean {
   return m.promptSatsPerToken > 0 && m.completionSatsPerToken > 0;
 }
