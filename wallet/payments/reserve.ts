@@ -9,20 +9,63 @@ import { ProofStateError } from '../errors.ts';
 import type { SwapOutcome, SwapService } from '../swap/service.ts';
 
 export interface ReserveConfig {
-  /** Target count per denomination (powers of two). */
+  /** Target count per denomination (powers of two): the floor, whatever the demand. */
   targets: ReadonlyMap<number, number>;
-  /** Refill once any denomination has fewer than this many proofs. */
+  /** Refill once any denomination has fewer than this many proofs (or half its demand target). */
   minCount: number;
+  /**
+   * Demand-sized targets: each denomination's target grows to the proofs of it that payments
+   * take in this many seconds (measured, decaying), so that a refill - a swap at a mint that may
+   * take a second under load - starts while half of that is still at hand and takes almost never
+   * find the reserve empty. 0 or absent: fixed targets.
+   */
+  horizonS?: number;
+  /** No denomination's target above this many proofs. */
+  maxCount?: number;
+  /** At most this many new proofs per refill swap (a mint limits a swap's outputs). */
+  maxOutputs?: number;
 }
 
 /**
  * Every power of two up to `maxDenominationSat`, `perDenomination` of each; refilled once any
  * falls to half its target, so the refill runs while the rest still covers the requests.
  */
-export function defaultReserve(maxDenominationSat = 256, perDenomination = 6): ReserveConfig {
+export function defaultReserve(maxDenominationSat = 256, perDenomination = 6, demand: Partial<Pick<ReserveConfig, 'horizonS' | 'maxCount' | 'maxOutputs'>> = {}): ReserveConfig {
   const targets = new Map<number, number>();
   for (let d = 1; d <= maxDenominationSat; d *= 2) targets.set(d, perDenomination);
-  return { targets, minCount: Math.ceil(perDenomination / 2) };
+  return { targets, minCount: Math.ceil(perDenomination / 2), horizonS: 4, maxCount: 400, maxOutputs: 100, ...demand };
+}
+
+/**
+ * Proofs taken per denomination per second, an exponentially decaying average (time constant
+ * `tauMs`): a burst raises it at once, a quiet spell lets it fall back. Clock injected.
+ */
+export class DemandMeter {
+  private readonly level = new Map<number, { value: number; at: number }>();
+
+  constructor(private readonly tauMs = 10_000) {}
+
+  note(amounts: readonly number[], now: number): void {
+    for (const a of amounts) {
+      const l = this.level.get(a);
+      this.level.set(a, { value: (l ? l.value * Math.exp(-(now - l.at) / this.tauMs) : 0) + 1, at: now });
+    }
+  }
+
+  /** Proofs of `amount` taken per second lately. */
+  perSecond(amount: number, now: number): number {
+    const l = this.level.get(amount);
+    return l ? (l.value * Math.exp(-(now - l.at) / this.tauMs) * 1000) / this.tauMs : 0;
+  }
+}
+
+/** The reserve's targets for the demand measured now: each the floor or `horizonS` of takes, capped. Pure. */
+export function demandTargets(cfg: ReserveConfig, perSecond: (amount: number) => number): ReserveConfig {
+  const horizonS = cfg.horizonS ?? 0;
+  if (horizonS <= 0) return cfg;
+  const targets = new Map<number, number>();
+  for (const [d, floor] of cfg.targets) targets.set(d, Math.max(floor, Math.min(cfg.maxCount ?? Infinity, Math.ceil(perSecond(d) * horizonS))));
+  return { ...cfg, targets };
 }
 
 type Counts = ReadonlyMap<number, number>;
@@ -33,17 +76,29 @@ export function countByAmount(proofs: readonly { amount: number }[]): Map<number
   return m;
 }
 
-/** The denominations missing to reach the targets, smallest first (with repeats). */
+/**
+ * The denominations missing to reach the targets (with repeats, smallest first), at most
+ * `maxOutputs` of them: each next proof goes to the denomination whose count is the smallest
+ * share of its target, so a capped refill tops up the emptiest first.
+ */
 export function reserveDeficit(counts: Counts, cfg: ReserveConfig): number[] {
+  const level = [...cfg.targets].filter(([, target]) => target > 0).map(([d, target]) => ({ d, target, have: counts.get(d) ?? 0 }));
   const out: number[] = [];
-  for (const [d, target] of [...cfg.targets].sort((a, b) => a[0] - b[0])) {
-    for (let i = counts.get(d) ?? 0; i < target; i++) out.push(d);
+  for (const cap = cfg.maxOutputs ?? Infinity; out.length < cap; ) {
+    let next: (typeof level)[number] | undefined;
+    for (const l of level) if (l.have < l.target && (!next || l.have / l.target < next.have / next.target)) next = l;
+    if (!next) break;
+    next.have++;
+    out.push(next.d);
   }
-  return out;
+  return out.sort((a, b) => a - b);
 }
 
+/** Refill threshold of a denomination: `minCount`, or half its target once demand has raised it. */
+const refillBelow = (target: number, cfg: ReserveConfig) => Math.max(cfg.minCount, Math.ceil(target / 2));
+
 export function needsRefill(counts: Counts, cfg: ReserveConfig): boolean {
-  for (const d of cfg.targets.keys()) if ((counts.get(d) ?? 0) < cfg.minCount) return true;
+  for (const [d, target] of cfg.targets) if ((counts.get(d) ?? 0) < refillBelow(target, cfg)) return true;
   return false;
 }
 
@@ -123,6 +178,7 @@ export function planRefill(
 export class Reserve {
   private readonly running = new Map<string, Promise<SwapOutcome | null>>();
   private readonly locks = new Map<string, Promise<void>>();
+  private readonly demand = new Map<string, DemandMeter>();
   refills = 0;
 
   constructor(
@@ -149,15 +205,30 @@ export class Reserve {
     return new Map(this.ctx.store.denominations(mint, this.unit).map((r) => [r.amount, r.count]));
   }
 
+  /** A payment took proofs of these amounts at `mint` (the demand the targets follow). */
+  noteTaken(mint: string, amounts: readonly number[]): void {
+    let meter = this.demand.get(mint);
+    if (!meter) this.demand.set(mint, (meter = new DemandMeter()));
+    meter.note(amounts, this.ctx.clock());
+  }
+
+  /** The targets in force at `mint` now: the configured floors, raised to the measured demand. */
+  configFor(mint: string): ReserveConfig {
+    const meter = this.demand.get(mint);
+    if (!meter) return this.config;
+    const now = this.ctx.clock();
+    return demandTargets(this.config, (d) => meter.perSecond(d, now));
+  }
+
   /** Denominations to ask for when `amountSat` of new proofs arrive (change, refunds). */
   denominationsFor(mint: string, amountSat: number): number[] {
-    return fillDenominations(amountSat, reserveDeficit(this.counts(mint), this.config));
+    return fillDenominations(amountSat, reserveDeficit(this.counts(mint), this.configFor(mint)));
   }
 
   /** Start a refill in the background if the reserve runs low; null if none is needed or one is running. */
   maybeRefill(mint: string): Promise<SwapOutcome | null> | null {
     if (this.running.has(mint)) return null;
-    if (!needsRefill(this.counts(mint), this.config)) return null;
+    if (!needsRefill(this.counts(mint), this.configFor(mint))) return null;
     return this.refill(mint);
   }
 
@@ -198,7 +269,8 @@ export class Reserve {
     const feeOf = (id: string) => fees.get(id);
     for (let attempt = 0; ; attempt++) {
       const proofs = this.ctx.store.selectUnspent(mint, this.unit);
-      const plan = planRefill(proofs, this.config, feeOf, required) ?? (required.length ? planRefill(proofs, { targets: new Map(), minCount: 0 }, feeOf, required) : null);
+      const config = this.configFor(mint);
+      const plan = planRefill(proofs, config, feeOf, required) ?? (required.length ? planRefill(proofs, { ...config, targets: new Map(), minCount: 0 }, feeOf, required) : null);
       if (!plan) return null;
       try {
         this.refills++;

@@ -115,6 +115,7 @@ export class TokenTaker {
       }
     })();
     ctx.store.unspentTaken(mint, this.unit, chosen.version, added);
+    this.reserve.noteTaken(mint, proofs.filter((p) => !keptSecrets.has(p.secret)).map((p) => p.amount));
     this.opts.onTaken(paymentId); // in the same synchronous step, so recovery can never see it as an orphan
     return taken;
   }

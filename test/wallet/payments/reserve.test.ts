@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { countByAmount, defaultReserve, fillDenominations, needsRefill, planRefill, reserveDeficit, type ReserveConfig } from '../../../wallet/payments/reserve.ts';
+import { countByAmount, defaultReserve, DemandMeter, demandTargets, fillDenominations, needsRefill, planRefill, reserveDeficit, type ReserveConfig } from '../../../wallet/payments/reserve.ts';
 import type { StoredProof } from '../../../wallet/store.ts';
 
 let n = 0;
@@ -50,4 +50,33 @@ test('a wallet smaller than its reserve breaks its largest proof into the missin
 test('change fills missing denominations smallest first, within its amount', () => {
   assert.deepEqual(fillDenominations(5, [1, 2, 2, 4]), [1, 2, 2]);
   assert.deepEqual(fillDenominations(0, [1]), []);
+});
+
+test('the reserve grows to the demand it sees: a denomination taken 20 times a second keeps ~4 s of it', () => {
+  const meter = new DemandMeter(10_000);
+  // 20 tokens a second for 30 s, each made of a 2 and a 1.
+  for (let t = 0; t <= 30_000; t += 50) meter.note([2, 1], t);
+  const now = 30_000;
+  assert.ok(Math.abs(meter.perSecond(2, now) - 20) < 1.5, `measured ${meter.perSecond(2, now)} per second`);
+  const base = defaultReserve(8, 6, { horizonS: 4, maxCount: 400 });
+  const cfg = demandTargets(base, (d) => meter.perSecond(d, now));
+  assert.ok(Math.abs(cfg.targets.get(2)! - 80) <= 6, `target for 2 sat: ${cfg.targets.get(2)}`);
+  assert.equal(cfg.targets.get(4), 6, 'untouched denominations keep their floor');
+  // Half the target is the refill threshold: 50 twos is plenty for a fixed reserve, too few now.
+  assert.equal(needsRefill(new Map([[1, 80], [2, 50], [4, 6], [8, 6]]), cfg), false);
+  assert.equal(needsRefill(new Map([[1, 80], [2, 30], [4, 6], [8, 6]]), cfg), true);
+  // A minute of quiet and the demand has decayed back to the floor.
+  assert.equal(demandTargets(base, (d) => meter.perSecond(d, now + 60_000)).targets.get(2), 6);
+  assert.equal(demandTargets({ ...base, maxCount: 50 }, (d) => meter.perSecond(d, now)).targets.get(2), 50, 'capped');
+});
+
+test('a refill makes at most maxOutputs proofs, shared among the emptiest denominations', () => {
+  const cfg = { targets: new Map([[1, 100], [2, 100], [4, 6]]), minCount: 3, maxOutputs: 20 };
+  const deficit = reserveDeficit(new Map([[1, 90], [2, 0], [4, 0]]), cfg);
+  assert.equal(deficit.length, 20);
+  assert.equal(deficit.filter((d) => d === 1).length, 0, 'the nearly full one waits');
+  assert.ok(deficit.filter((d) => d === 2).length >= 15, 'the emptiest gets most');
+  assert.ok(deficit.filter((d) => d === 4).length >= 1, 'every empty one gets some');
+  const plan = planRefill([proof(1024)], cfg, free);
+  assert.ok(plan && plan.denominations.length <= 20 + 10, 'the outputs stay bounded (the rest is split the default way)');
 });
