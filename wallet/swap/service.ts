@@ -40,7 +40,7 @@ export interface SwapSpec {
   foreign?: readonly ProofJson[];
   /** Output denominations wanted; the rest of the amount is split the default way. */
   denominations?: number[];
-  /** Refuse foreign proofs that carry no DLEQ proof (those that carry one are always checked). */
+  /** Refuse foreign proofs that carry no valid DLEQ proof (else the mint's swap is their check). */
   requireDleq?: boolean;
   /** Runs inside the transaction that writes the swap row. */
   onPrepared?: (swapId: string) => void;

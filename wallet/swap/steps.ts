@@ -85,7 +85,15 @@ export async function prepareSwap(req: PrepareRequest): Promise<PrepareResult> {
   try {
     const wallet = walletFor(req.cache);
     const outputType = { type: 'random' as const, ...(req.denominations.length ? { denominations: req.denominations } : {}) };
-    const preview = await wallet.prepareSwapToReceive(req.inputs.map(fromProofJson), { requireDleq: req.requireDleq }, outputType);
+    // The swap itself is the mint's verdict on every input (NUT-03: it refuses a bad signature
+    // or a spent proof), so an input's DLEQ checked offline first would only repeat it, at three
+    // curve multiplications (~8 ms here) per proof: a quarter of the wallet's CPU under load,
+    // spent mostly re-checking our own proofs when the reserve splits them (a node's change
+    // carries no DLEQ: routstr-core sends it with include_dleq=False). So an input's DLEQ is
+    // checked only when the caller requires one (`requireDleq`); the outputs' DLEQ (the mint's
+    // signatures on our new proofs, NUT-12) is always checked, in completeSwap.
+    const inputs = req.inputs.map((p) => (req.requireDleq ? fromProofJson(p) : fromProofJson({ ...p, dleq: undefined })));
+    const preview = await wallet.prepareSwapToReceive(inputs, { requireDleq: req.requireDleq }, outputType);
     return {
       outputs: (preview.keepOutputs ?? []).map((o) => OutputData.serialize(o)),
       keysetId: preview.keysetId,

@@ -1,5 +1,7 @@
 // Worker thread body: answers swap requests (see steps.ts) so their crypto never stalls the
 // daemon's event loop. Started through worker.mjs, which loads tsx first.
+import fs from 'node:fs';
+import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { setGlobalRequestOptions } from '@cashu/cashu-ts';
 import { SwapStepError } from '../errors.ts';
@@ -15,6 +17,22 @@ const port = parentPort;
 // cashu-ts request options are per thread: a mint that hangs must not hold a swap for ever
 // (a timed-out swap has an unknown outcome and is re-sent with the same outputs later).
 setGlobalRequestOptions({ requestTimeout: (workerData as { requestTimeoutMs?: number } | undefined)?.requestTimeoutMs ?? 20_000 });
+
+lowerPriority();
+
+/**
+ * Run this thread's crypto below the request path's priority (Linux: nice +10 for this thread
+ * alone), so a burst of swaps on a 2-core box yields the CPU to the event loop that answers
+ * clients instead of stretching their latency. Best effort: elsewhere it stays as it is.
+ */
+function lowerPriority(): void {
+  try {
+    const tid = Number(fs.readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isInteger(tid) && tid > 0) os.setPriority(tid, Math.min(19, os.getPriority(tid) + 10));
+  } catch {
+    // not Linux, or not allowed: the thread keeps the process's priority
+  }
+}
 
 port.on('message', (msg: Envelope) => {
   void (async () => {
