@@ -65,6 +65,17 @@ const ConfigFile = z
       .partial()
       .strict()
       .optional(),
+    /** How commits reach the disk (daemon/durability.ts). */
+    storage: z
+      .object({
+        /** 'interval': commits without fsync, the WAL synced every syncIntervalMs by a background thread (a power cut loses at most that much, reconciled with the mints at the next start); 'commit': every commit fsynced. */
+        durability: z.enum(['interval', 'commit']),
+        /** How often the WAL is synced in 'interval' durability, ms (default 200). */
+        syncIntervalMs: z.number().int().min(10).max(10_000),
+      })
+      .partial()
+      .strict()
+      .optional(),
     /** Router tuning (breaker, stats): validated by daemon/route/index.ts. */
     routing: z.unknown().optional(),
     /** `model: "auto"`: validated by daemon/route/auto.ts. */

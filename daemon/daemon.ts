@@ -27,6 +27,7 @@ import { startHttpApi, type HttpApi } from './api/http.ts';
 import { DaemonMetrics } from './api/metrics.ts';
 import { attachWebSocket, type WebSocketApi, type WsServerLimits, type WsTimers } from './api/ws.ts';
 import { booksControlHandlers } from './control/books.ts';
+import { Durability } from './durability.ts';
 import { auditReport } from './requests/audit.ts';
 import { Budgets } from './requests/budgets.ts';
 import { EventHub } from './requests/events.ts';
@@ -115,6 +116,8 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     });
     stack.push(() => opened.close());
     const { wallet, db } = opened;
+    const durability = new Durability(db, config.storage, clock, logger);
+    stack.push(() => durability.close());
     const payments = wallet.payments;
 
     const market = new Market({ db, config, logger, clock });
@@ -235,6 +238,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
         // Every session balance home before the wallet stops (its refund token waits in the change queue if not swapped yet).
         if (!(await within(sessions.closeAll('shutdown'), config.requests?.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS))) logger.warn('session refunds did not finish; the next start takes them home');
         await payments.changeQueue.drain().catch(() => undefined);
+        durability.stopCleanly();
         await unwind();
         logger.info('satroute stopped');
       })()),

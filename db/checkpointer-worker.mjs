@@ -1,0 +1,30 @@
+// The checkpointer's thread (db/checkpointer.ts): its own connection to the data directory's
+// database; every `intervalMs` a PASSIVE checkpoint, in which SQLite syncs the WAL before copying
+// it into the database and syncs the database after. Plain JavaScript: it needs no TypeScript and
+// starts in ~20 ms. Messages out: {checkpoint:{log,checkpointed}} after each one that did work,
+// {error}, {stopped}. In: 'stop' (a last checkpoint, then close).
+import { parentPort, workerData } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+
+const { file, intervalMs } = workerData;
+const db = new Database(file);
+db.pragma('busy_timeout = 1000');
+
+function checkpoint() {
+  try {
+    const [row] = db.pragma('wal_checkpoint(PASSIVE)');
+    if (row && row.log > 0) parentPort.postMessage({ checkpoint: { log: row.log, checkpointed: row.checkpointed } });
+  } catch (err) {
+    parentPort.postMessage({ error: String(err && err.message ? err.message : err) });
+  }
+}
+
+const timer = setInterval(checkpoint, intervalMs);
+parentPort.on('message', (msg) => {
+  if (msg !== 'stop') return;
+  clearInterval(timer);
+  checkpoint();
+  db.close();
+  parentPort.postMessage({ stopped: true });
+  parentPort.close();
+});
