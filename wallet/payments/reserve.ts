@@ -33,7 +33,7 @@ export interface ReserveConfig {
 export function defaultReserve(maxDenominationSat = 256, perDenomination = 6, demand: Partial<Pick<ReserveConfig, 'horizonS' | 'maxCount' | 'maxOutputs'>> = {}): ReserveConfig {
   const targets = new Map<number, number>();
   for (let d = 1; d <= maxDenominationSat; d *= 2) targets.set(d, perDenomination);
-  return { targets, minCount: Math.ceil(perDenomination / 2), horizonS: 4, maxCount: 400, maxOutputs: 100, ...demand };
+  return { targets, minCount: Math.ceil(perDenomination / 2), horizonS: 4, maxCount: 400, maxOutputs: 40, ...demand };
 }
 
 /**
@@ -269,7 +269,10 @@ export class Reserve {
     const feeOf = (id: string) => fees.get(id);
     for (let attempt = 0; ; attempt++) {
       const proofs = this.ctx.store.selectUnspent(mint, this.unit);
-      const config = this.configFor(mint);
+      // A split a payment waits for stays small (its own denominations and a few for the
+      // reserve); the background refills make the rest, 40 proofs at most at a time, so a payment
+      // never queues behind more than ~0.5 s of the worker's curve arithmetic.
+      const config = required.length ? { ...this.configFor(mint), maxOutputs: 8 } : this.configFor(mint);
       const plan = planRefill(proofs, config, feeOf, required) ?? (required.length ? planRefill(proofs, { ...config, targets: new Map(), minCount: 0 }, feeOf, required) : null);
       if (!plan) return null;
       try {

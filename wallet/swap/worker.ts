@@ -21,14 +21,15 @@ setGlobalRequestOptions({ requestTimeout: (workerData as { requestTimeoutMs?: nu
 lowerPriority();
 
 /**
- * Run this thread's crypto below the request path's priority (Linux: nice +10 for this thread
- * alone), so a burst of swaps on a 2-core box yields the CPU to the event loop that answers
+ * Run this thread's crypto below the request path's priority (Linux: nice +5 for this thread
+ * alone - not more: a payment that needs a swap waits for this thread, and other work on the box
+ * must not starve it), so a burst of swaps on a 2-core box yields the CPU to the event loop that answers
  * clients instead of stretching their latency. Best effort: elsewhere it stays as it is.
  */
 function lowerPriority(): void {
   try {
     const tid = Number(fs.readlinkSync('/proc/thread-self').split('/').pop());
-    if (Number.isInteger(tid) && tid > 0) os.setPriority(tid, Math.min(19, os.getPriority(tid) + 10));
+    if (Number.isInteger(tid) && tid > 0) os.setPriority(tid, Math.min(19, os.getPriority(tid) + 5));
   } catch {
     // not Linux, or not allowed: the thread keeps the process's priority
   }
