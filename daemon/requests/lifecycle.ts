@@ -20,13 +20,13 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { nullLogger, type Logger } from '../../protocol/logger.ts';
+import { REQUEST_TIMEOUT_DEFAULTS, type LifecycleDeps } from './lifecycle-deps.ts';
 import type { Usage } from '../../protocol/cost.ts';
 import { msatToSatCeil } from '../../protocol/units.ts';
 import { callProvider, type CallDeps, type CallOutcome, type CallRequest, type CallTimeouts, type OkAnswer, type OkStream } from '../../protocol/provider-call.ts';
 import type { DB } from '../../db/sqlite.ts';
-import type { PaymentOutcome } from '../../wallet/payments/index.ts';
-import { BudgetExceededError, CanceledError, PaymentFailedError, ProviderFailedError, toApiError, type DaemonError } from '../api/errors.ts';
-import type { DaemonMetrics, RequestOutcome } from '../api/metrics.ts';
+import { BudgetExceededError, CanceledError, PaymentFailedError, ProviderFailedError, type DaemonError } from '../api/errors.ts';
+import type { DaemonMetrics } from '../api/metrics.ts';
 import type { PlannedAttempt, RoutePlan, Router } from '../route/index.ts';
 import { runAttempt, type AttemptDeps, type AttemptOutcome, type PaymentPath } from './attempt.ts';
 import type { Budgets } from './budgets.ts';
@@ -34,54 +34,17 @@ import { Admission } from './admission.ts';
 import type { Accepted, ApiRequest, Done, RequestHandler, ResponseSink } from './contract.ts';
 import { ShuttingDownError } from './errors.ts';
 import type { EventHub } from './events.ts';
-import { applyLateOutcome } from './late.ts';
-import type { AttemptRow, RequestLedger, RequestRow } from './ledger.ts';
-import { doneOf, paymentEvent, Reply } from './reply.ts';
+import type { RequestLedger, RequestRow } from './ledger.ts';
+import { OutcomeReporter } from './outcomes.ts';
+import { doneOf, Reply } from './reply.ts';
 import { replayResponse, replaysStream, xcashuBody } from './responses-stream.ts';
-import { chargeBeyondRounding, finishUnserved, settleBrokenEarly, settleServed, type ServedAttempt } from './settle.ts';
+import { finishUnserved, settleBrokenEarly, settleServed, type ServedAttempt } from './settle.ts';
 import { TOPUP_CAP_DEFAULTS, TopUpCap, type TopUpCapOptions } from './topup-cap.ts';
 import { runSessionAttempt, settleSessionBrokenEarly, settleSessionServed } from './session-attempt.ts';
 import { remainingBalanceMsat } from './session-api.ts';
 import type { Lease, SessionManager } from './sessions.ts';
 
-/**
- * The request path's provider call timeouts, over protocol/provider-call.ts DEFAULT_CALL_TIMEOUTS:
- * a whole call (an answer that never ends included) gets 4 minutes, not 10 - the first byte's
- * 3 minutes (a node buffers a paid stream: the whole generation) plus a minute to stream it.
- */
-export const REQUEST_TIMEOUT_DEFAULTS: Partial<CallTimeouts> = { totalMs: 240_000 };
-
-export interface LifecycleOptions {
-  /** Provider call timeouts (REQUEST_TIMEOUT_DEFAULTS, then protocol/provider-call.ts DEFAULT_CALL_TIMEOUTS). */
-  timeouts?: Partial<CallTimeouts>;
-  /** Top-ups per provider and window; `maxCount: 0` turns them off. */
-  topUp?: Partial<TopUpCapOptions>;
-  /** Attempts per request, 1-3 (default 3). */
-  maxAttempts?: number;
-}
-
-export interface LifecycleDeps {
-  db: DB;
-  router: Pick<Router, 'plan' | 'report' | 'late' | 'release'>;
-  ledger: RequestLedger;
-  budgets: Budgets;
-  payments: PaymentPath;
-  /** Spendable sats per wallet mint (normalised URL). */
-  balances(): ReadonlyMap<string, number>;
-  /** The input fee of a mint's active sat keyset, ppk per proof (NUT-02); default none. */
-  feePpk?(mint: string): number;
-  call?: (req: CallRequest, deps?: CallDeps) => Promise<CallOutcome>;
-  callDeps?: CallDeps;
-  metrics?: DaemonMetrics;
-  events?: Pick<EventHub, 'publish'>;
-  logger?: Logger;
-  /** Epoch ms (timestamps, budgets' days); monotonic ms for durations. */
-  clock?: () => number;
-  now?: () => number;
-  options?: LifecycleOptions;
-  /** Session mode (sessions.ts); without it every request pays by X-Cashu. */
-  sessions?: SessionManager;
-}
+export { REQUEST_TIMEOUT_DEFAULTS, type LifecycleDeps, type LifecycleOptions } from './lifecycle-deps.ts';
 
 interface Ctx {
   req: ApiRequest;
@@ -110,6 +73,7 @@ export class RequestLifecycle implements RequestHandler {
   private readonly maxAttempts: number;
   private readonly attemptDeps: AttemptDeps;
   private readonly admission: Admission;
+  private readonly outcomes: OutcomeReporter;
   private readonly inflight = new Map<AbortController, Promise<void>>();
   private readonly work = new Set<Promise<unknown>>();
   private draining = false;
@@ -128,7 +92,8 @@ export class RequestLifecycle implements RequestHandler {
       topUps: this.topUps, feeSat: (mint) => this.admission.feeSat(mint), background: (what, w) => this.background(what, w),
       now: this.now, clock: this.clock, logger: this.logger,
     };
-    this.unsubscribe = d.payments.onOutcome((o) => this.onLate(o));
+    this.outcomes = new OutcomeReporter(d, this.clock, this.now, this.logger);
+    this.unsubscribe = d.payments.onOutcome((o) => this.outcomes.late(o));
   }
 
   /** Requests running now. */
@@ -198,7 +163,7 @@ export class RequestLifecycle implements RequestHandler {
     } catch (err) {
       const error = this.admission.refusal(err, req, model, maxSats);
       this.admission.recordRefused(requestId, req, model, err, error);
-      this.finishMetrics(t0, 'error', error, null, null);
+      this.outcomes.finished(t0, 'error', error, null, null);
       return reply.error(error, requestId);
     }
 
@@ -260,12 +225,12 @@ export class RequestLifecycle implements RequestHandler {
     if (!ctx.opened) {
       // No token was ever taken: no reservation, no money; the request is in the audit as refused.
       this.admission.recordRefused(ctx.requestId, ctx.req, ctx.model, lastError, lastError);
-      this.finishMetrics(ctx.t0, 'error', lastError, null, null);
+      this.outcomes.finished(ctx.t0, 'error', lastError, null, null);
       return ctx.reply.error(lastError, ctx.requestId);
     }
     const row = finishUnserved(this.d, ctx.requestId, canceled ? 'canceled' : 'failed', lastError, this.clock);
-    this.finishMetrics(ctx.t0, 'error', lastError, row, null);
-    this.publish(row, null, false);
+    this.outcomes.finished(ctx.t0, 'error', lastError, row, null);
+    this.outcomes.publish(row, null, false);
     await ctx.reply.error(canceled && !(lastError instanceof CanceledError) ? new CanceledError() : lastError, ctx.requestId);
   }
 
@@ -274,10 +239,10 @@ export class RequestLifecycle implements RequestHandler {
     const settled = r.session
       ? settleSessionServed(this.d, this.d.sessions!, r.session, this.served(ctx, planned, r), call.reported.usage, call.reported.costMsat, remainingBalanceMsat(call.body), 'succeeded', null, this.clock)
       : settleServed(this.d, this.served(ctx, planned, r), call.reported.usage, call.reported.costMsat, 'succeeded', null, this.clock);
-    this.reportServed(planned, r, settled.attempt);
+    this.outcomes.served(planned, r, settled.attempt);
     const done = this.doneOf(ctx, settled.request, call.reported.usage);
-    this.finishMetrics(ctx.t0, 'ok', null, settled.request, null, done.overheadMs);
-    this.publish(settled.request, call.reported.usage, false);
+    this.outcomes.finished(ctx.t0, 'ok', null, settled.request, null, done.overheadMs);
+    this.outcomes.publish(settled.request, call.reported.usage, false);
     await ctx.reply.end(async () => {
       ctx.reply.accept(this.acceptedOf(ctx, planned));
       // A streamed /v1/responses was asked of the node unstreamed (responses-stream.ts): replayed.
@@ -349,12 +314,12 @@ export class RequestLifecycle implements RequestHandler {
     const settled = r.session
       ? settleSessionServed(this.d, this.d.sessions!, r.session, served, reported.usage, reported.costMsat, remainingMsat, status, err, this.clock)
       : settleServed(this.d, served, reported.usage, reported.costMsat, status, err, this.clock);
-    if (status === 'succeeded') this.reportServed(planned, r, settled.attempt);
+    if (status === 'succeeded') this.outcomes.served(planned, r, settled.attempt);
     else this.d.router.report(planned, { breaker: canceled ? { kind: 'neutral' } : { kind: 'failure', scope: 'provider', error: 'stream broke' }, latencyMs: r.providerMs });
     if (status !== 'succeeded') this.d.metrics?.attemptFinished(planned.providerId, 'failed');
     const done = this.doneOf(ctx, settled.request, reported.usage);
-    this.finishMetrics(ctx.t0, status === 'succeeded' ? 'ok' : 'error', err, settled.request, firstChunkMs, done.overheadMs);
-    this.publish(settled.request, reported.usage, false);
+    this.outcomes.finished(ctx.t0, status === 'succeeded' ? 'ok' : 'error', err, settled.request, firstChunkMs, done.overheadMs);
+    this.outcomes.publish(settled.request, reported.usage, false);
     if (err) {
       await ctx.reply.error(err, ctx.requestId);
     } else {
@@ -370,43 +335,6 @@ export class RequestLifecycle implements RequestHandler {
 
   private served(ctx: Ctx, planned: PlannedAttempt, r: Extract<AttemptOutcome, { kind: 'ok' }>): ServedAttempt {
     return { requestId: ctx.requestId, n: planned.n, paymentId: r.paymentId, model: planned.model, httpStatus: r.call.status, changeToken: r.call.changeToken };
-  }
-
-  private reportServed(planned: PlannedAttempt, r: Extract<AttemptOutcome, { kind: 'ok' }>, attempt: AttemptRow): void {
-    // Change worth more than was sent is reported like invalid change, never as a cheap charge:
-    // a node that pays us to pick it is not a cheap node (issue 13, the generous provider).
-    const surplus = attempt.flags.includes('change_surplus');
-    const changeInvalid = attempt.flags.includes('change_invalid') || surplus;
-    this.d.router.report(planned, {
-      breaker: changeInvalid ? { kind: 'failure', scope: 'provider', error: surplus ? 'change surplus' : 'invalid change' } : { kind: 'success' },
-      latencyMs: r.providerMs,
-      ...(attempt.expectedMsat !== null && !surplus ? { expectedMsat: attempt.expectedMsat, chargedMsat: chargeBeyondRounding(attempt.chargedMsat, attempt.expectedMsat) } : {}),
-      changeInvalid,
-      ...(attempt.promptTokens !== null ? { usage: { promptTokens: attempt.promptTokens, completionTokens: attempt.completionTokens ?? 0 } } : {}),
-    });
-    this.d.metrics?.attemptFinished(planned.providerId, changeInvalid ? 'failed' : 'ok');
-  }
-
-  // ---- late outcomes ---------------------------------------------------------------------------
-
-  private onLate(o: PaymentOutcome): void {
-    let change;
-    try {
-      change = applyLateOutcome(this.d, o);
-    } catch (err) {
-      this.logger.error('a late payment outcome could not be booked', { payment: o.paymentId, error: (err as Error).message });
-      return;
-    }
-    if (!change) return;
-    const { after, before, request, newFlags } = change;
-    const changeInvalid = newFlags.includes('change_invalid') || newFlags.includes('change_surplus');
-    const lost = newFlags.includes('lost');
-    if (changeInvalid || lost) {
-      this.d.router.late({ providerId: after.providerId, modelId: after.modelId, changeInvalid, ...(lost ? { lostMsat: after.chargedMsat } : {}) });
-    }
-    for (const f of newFlags) this.d.metrics?.flagRaised(after.providerId, f);
-    if (request.status !== 'pending') this.publish(request, null, true);
-    this.logger.debug('late payment outcome booked', { payment: o.paymentId, changeSat: [before.changeSat, after.changeSat], flags: newFlags });
   }
 
   // ---- helpers ---------------------------------------------------------------------------------
@@ -449,19 +377,6 @@ export class RequestLifecycle implements RequestHandler {
     return ctx.reply.sink;
   }
 
-  private finishMetrics(t0: number, outcome: 'ok' | 'error', err: unknown, row: RequestRow | null, firstChunkMs: number | null | undefined, overheadMs?: number): void {
-    const m = this.d.metrics;
-    if (!m) return;
-    m.requestFinished({
-      outcome: outcome === 'ok' ? 'ok' : (toApiError(err).code as RequestOutcome), provider: row?.provider ?? null, payment: row?.payment ?? 'xcashu',
-      chargedMsat: row?.chargedMsat ?? 0, expectedMsat: row?.expectedMsat ?? undefined, flags: row?.flags, durationMs: this.now() - t0,
-      ...(overheadMs !== undefined ? { overheadMs } : {}), ...(firstChunkMs != null ? { firstChunkMs } : {}),
-    });
-  }
-
-  private publish(row: RequestRow, usage: Usage | null, late: boolean): void {
-    this.d.events?.publish(paymentEvent(row, usage, late, this.clock()));
-  }
 }
 
 /** `req_` + 17 random letters and digits (~100 bits): unique, safe in payment ids, headers and file names. */
