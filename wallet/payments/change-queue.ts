@@ -112,7 +112,10 @@ export class ChangeQueue {
     };
     for (const purpose of ['change', 'refund'] as const) {
       swaps.on(purpose, {
-        done: (row, r) => this.onDone(row, r.fee),
+        done: (row, r) => {
+          this.onDone(row, r.fee);
+          this.reserve?.noteReceived(row.mint, r.proofs.map((p) => p.amount));
+        },
         rejected: (row, failure) => this.onRejected(this.rowsOfSwap(row.id), failure),
         lost: (row, evidence) => this.refuseRows(this.rowsOfSwap(row.id), 'lost', 'swap outcome unknown', evidence),
       });

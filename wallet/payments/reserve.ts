@@ -45,14 +45,15 @@ export class DemandMeter {
 
   constructor(private readonly tauMs = 10_000) {}
 
-  note(amounts: readonly number[], now: number): void {
+  /** Proofs taken (weight 1), or proofs that came in without a refill - change, refunds (weight -1). */
+  note(amounts: readonly number[], now: number, weight = 1): void {
     for (const a of amounts) {
       const l = this.level.get(a);
-      this.level.set(a, { value: (l ? l.value * Math.exp(-(now - l.at) / this.tauMs) : 0) + 1, at: now });
+      this.level.set(a, { value: (l ? l.value * Math.exp(-(now - l.at) / this.tauMs) : 0) + weight, at: now });
     }
   }
 
-  /** Proofs of `amount` taken per second lately. */
+  /** Proofs of `amount` taken per second lately, less those that came back by themselves (may be negative). */
   perSecond(amount: number, now: number): number {
     const l = this.level.get(amount);
     return l ? (l.value * Math.exp(-(now - l.at) / this.tauMs) * 1000) / this.tauMs : 0;
@@ -210,6 +211,14 @@ export class Reserve {
     let meter = this.demand.get(mint);
     if (!meter) this.demand.set(mint, (meter = new DemandMeter()));
     meter.note(amounts, this.ctx.clock());
+  }
+
+  /**
+   * Proofs of these amounts came in by themselves (change, refunds): a denomination that comes
+   * back as fast as it goes needs no refill to keep up.
+   */
+  noteReceived(mint: string, amounts: readonly number[]): void {
+    this.demand.get(mint)?.note(amounts, this.ctx.clock(), -1);
   }
 
   /** The targets in force at `mint` now: the configured floors, raised to the measured demand. */

@@ -68,6 +68,15 @@ test('the reserve grows to the demand it sees: a denomination taken 20 times a s
   // A minute of quiet and the demand has decayed back to the floor.
   assert.equal(demandTargets(base, (d) => meter.perSecond(d, now + 60_000)).targets.get(2), 6);
   assert.equal(demandTargets({ ...base, maxCount: 50 }, (d) => meter.perSecond(d, now)).targets.get(2), 50, 'capped');
+  // Change bringing back a 1-sat proof with every request: no refill needs to make 1s.
+  const net = new DemandMeter(10_000);
+  for (let t = 0; t <= 30_000; t += 50) {
+    net.note([2, 1], t);
+    net.note([1], t, -1);
+  }
+  const withChange = demandTargets(base, (d) => net.perSecond(d, now));
+  assert.equal(withChange.targets.get(1), 6, 'what comes back by itself is not demand');
+  assert.ok(withChange.targets.get(2)! > 70);
 });
 
 test('a refill makes at most maxOutputs proofs, shared among the emptiest denominations', () => {
