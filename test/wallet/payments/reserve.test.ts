@@ -89,3 +89,25 @@ test('a refill makes at most maxOutputs proofs, shared among the emptiest denomi
   const plan = planRefill([proof(1024)], cfg, free);
   assert.ok(plan && plan.denominations.length <= 20 + 10, 'the outputs stay bounded (the rest is split the default way)');
 });
+
+test('against a mint: after a run of payments, the refills stock ~4 s of what they take (as measured so far), where a fixed reserve stays at 6', async (t) => {
+  const { paymentsWorld, take } = await import('./fixture.ts');
+  for (const horizonS of [4, 0]) {
+    const w = await paymentsWorld(t, { fundSat: 4000, payments: { reserve: defaultReserve(256, 6, { horizonS }) } });
+    let now = 1_000_000;
+    (w.ctx as { clock: () => number }).clock = () => now;
+    await w.payments.reserve.refill(w.mint.url); // the floor: 6 of each
+    // 3-sat tokens (2 + 1), 20 a second for 2 s.
+    for (let i = 0; i < 40; i++, now += 50) await take(w.payments, w.mint.url, 3, `p${horizonS}-${i}`);
+    for (let i = 0; i < 5 && (await w.payments.reserve.refill(w.mint.url)); i++);
+    const twos = w.payments.reserve.counts(w.mint.url).get(2) ?? 0;
+    // The demand read so far (a 10 s average: 2 s of payments read as a fraction of their rate)
+    // sets a target above the floor, and the refills stock up to it.
+    const target = w.payments.reserve.configFor(w.mint.url).targets.get(2)!;
+    if (horizonS) {
+      assert.ok(target >= 8, `target ${target}`);
+      assert.ok(twos >= target, `demand-sized: ${twos} two-sat proofs after the refills, target ${target}`);
+    }
+    else assert.equal(twos, 6, 'fixed reserve');
+  }
+});
