@@ -18,13 +18,14 @@ import type { MintRegistry } from './mints.ts';
 import { loadNwcUri, saveNwc, withNwc, type NwcInfo } from './nwc.ts';
 import { Payments, type PaymentsOptions, type SessionExposure } from './payments/index.ts';
 import { receiveHandler, receiveToken, type ReceiveResult } from './receive.ts';
+import { sweepUnspent, type SweepOptions, type SweepReport } from './sweep.ts';
 import type { BalanceRow, Clock, ProofStore } from './store.ts';
 import { WorkerSwapEngine, type SwapEngine } from './swap/engine.ts';
 import { SwapService } from './swap/service.ts';
 import { AUTO_TOPUP_TAG, decideTopup, recentTopups, type TopupDecision, type TopupPolicy } from './topup.ts';
 import { resumeMelts, withdraw, type WithdrawResult } from './withdraw.ts';
 
-export type { FundingQuote, InvariantReport, LedgerRow, NwcInfo, ReceiveResult, WithdrawResult, TopupPolicy, SessionExposure };
+export type { FundingQuote, InvariantReport, LedgerRow, NwcInfo, ReceiveResult, WithdrawResult, TopupPolicy, SessionExposure, SweepOptions, SweepReport };
 export { WalletError } from './errors.ts';
 
 export interface CashuWalletOptions {
@@ -253,6 +254,16 @@ export class CashuWallet {
   /** The money invariant (wallet/invariant.ts); payments in flight here explain their proofs spent at the mint. */
   verify(opts: { checkMints?: boolean } = {}): Promise<InvariantReport> {
     return verifyInvariant(this.ctx, { ...opts, explainPending: (kind, ref) => this.payments.explainPending(kind, ref) });
+  }
+
+  /**
+   * Ask every mint about the proofs we count as unspent and settle what it says (wallet/sweep.ts):
+   * spent ones are booked as a loss, pending ones held out of selection. Run at start after
+   * recover(), before serving (after an unclean stop a rolled-back commit may have left proofs
+   * unspent here that a provider already redeemed). A mint that does not answer is reported.
+   */
+  sweepUnspent(opts: SweepOptions = {}): Promise<SweepReport[]> {
+    return sweepUnspent(this.ctx, opts);
   }
 
   trustMint(url: string): string {
