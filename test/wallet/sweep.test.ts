@@ -112,6 +112,44 @@ test('after a power cut rolled back a paid token, the sweep finds its proofs spe
   assert.equal(wallet.history({ kind: 'loss' }).length, 1);
 });
 
+/** Runs `beforeNextCall` once, just before the next swap's mint call (after its durable commit). */
+class SnapshotEngine extends InlineSwapEngine {
+  beforeNextCall?: () => void;
+  override complete(req: Parameters<InlineSwapEngine['complete']>[0]) {
+    const hook = this.beforeNextCall;
+    this.beforeNextCall = undefined;
+    hook?.();
+    return super.complete(req);
+  }
+}
+
+test('a power cut right after a split swap reached the mint loses only the token sent: recovery restores the swap, the sweep books the token', async (t) => {
+  const w = await world(t);
+  const { ln, mint, dir } = w;
+  await fundNow(w.ctx, ln, 2000);
+  const engine = new SnapshotEngine();
+  const before = new CashuWallet({ db: w.ctx.db, dataDir: dir, mints: [mint.url], engine, payments: { autoRefill: false } });
+  t.after(() => before.stop());
+  const lastSynced = path.join(dir, 'synced.db');
+  // The commit before a swap's mint call is durable (fsynced, wallet/durable.ts): the disk holds it and nothing after.
+  engine.beforeNextCall = () => w.ctx.db.exec(`VACUUM INTO '${lastSynced}'`);
+  const provider = await testProvider(t, mint.url);
+  const taken = await before.payments.takeToken({ paymentId: 'r-cold', mint: mint.url, amountSat: requiredSat(), providerUrl: provider.url });
+  assert.equal(taken.mintRoundTrip, true, 'the token needed a split swap at the mint');
+  assert.ok(fs.existsSync(lastSynced));
+  assert.equal((await payProvider(provider, taken.token, chatBody())).status, 200);
+  const ctx = await powerCut(t, w, before, lastSynced);
+
+  const wallet = quietWallet(t, ctx, dir, mint.url);
+  await wallet.recover();
+  assert.equal(wallet.balance().totalSat + wallet.balance().pendingSat, 2000, 'the split swap is restored (NUT-09): its outputs are ours again');
+  const [report] = await wallet.sweepUnspent();
+  assert.deepEqual(report.spent, { count: (await ctx.mints.wallet(mint.url)).decodeToken(taken.token).proofs.length, amount: taken.sentSat });
+  assert.equal(wallet.balance().totalSat, 2000 - taken.sentSat);
+  assert.deepEqual(wallet.history({ kind: 'loss' }).map((r) => r.amount), [-taken.sentSat], 'only the token sent is lost');
+  await assertBooksBalanceAtMint(ctx);
+});
+
 test('proofs the mint says are unspent are left exactly as they were', async (t) => {
   const { ln, mint, ctx } = await world(t);
   await fundNow(ctx, ln, 1000);
