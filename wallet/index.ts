@@ -141,11 +141,24 @@ export class CashuWallet {
     return { steps };
   }
 
-  /** Recover now, then every `intervalMs` recover again and consider an auto top-up; the change queue and refund retries run in the background. */
-  async start(intervalMs = 30_000): Promise<RecoveryReport> {
+  /**
+   * Recover now, then every `intervalMs` recover again and consider an auto top-up; the change queue
+   * and refund retries run in the background. `sweep`: after recovery and before the background work
+   * starts, ask the mints about every unspent proof (sweepUnspent; its reports are the last step's
+   * result) - after an unclean stop, or at every start (a checkstate call per 100 proofs).
+   */
+  async start(intervalMs = 30_000, opts: { sweep?: boolean } = {}): Promise<RecoveryReport> {
     this.timer = setInterval(() => this.tick(), intervalMs);
     this.timer.unref();
     const report = await this.recover();
+    if (opts.sweep && !this.stopped) {
+      try {
+        report.steps.push({ name: 'sweep', result: await this.sweepUnspent() });
+      } catch (err) {
+        this.ctx.logger.warn('sweep failed', { error: (err as Error).message });
+        report.steps.push({ name: 'sweep', error: (err as Error).message });
+      }
+    }
     if (!this.stopped) this.payments.start();
     return report;
   }

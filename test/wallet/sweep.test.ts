@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Wallet, getEncodedToken, type Proof } from '@cashu/cashu-ts';
 import { verifyInvariant } from '../../wallet/invariant.ts';
 import { toCashuProof, type StoredProof } from '../../wallet/store.ts';
-import { sweepUnspent, SWEEP_REF_PREFIX } from '../../wallet/sweep.ts';
+import { sweepUnspent, SWEEP_REF_PREFIX, type SweepReport } from '../../wallet/sweep.ts';
 import type { WalletContext } from '../../wallet/context.ts';
 import { CashuWallet } from '../../wallet/index.ts';
 import { InlineSwapEngine } from '../../wallet/swap/engine.ts';
@@ -148,6 +148,38 @@ test('a power cut right after a split swap reached the mint loses only the token
   assert.equal(wallet.balance().totalSat, 2000 - taken.sentSat);
   assert.deepEqual(wallet.history({ kind: 'loss' }).map((r) => r.amount), [-taken.sentSat], 'only the token sent is lost');
   await assertBooksBalanceAtMint(ctx);
+});
+
+test('a wallet started with sweep asks the mints after its recovery and reports what it found as its last step', async (t) => {
+  const { ln, mint, ctx, dir } = await world(t);
+  await fundNow(ctx, ln, 100); // 64 + 32 + 4
+  const [p64] = unspentAt(ctx, mint.url).filter((p) => p.amount === 64);
+  await (await stranger(mint.url)).receive([toCashuProof(p64)]);
+  const wallet = quietWallet(t, ctx, dir, mint.url);
+  const started = await wallet.start(60_000, { sweep: true });
+  const last = started.steps.at(-1)!;
+  assert.equal(last.name, 'sweep');
+  assert.deepEqual((last.result as SweepReport[]).map((r) => r.spent), [{ count: 1, amount: 64 }]);
+  assert.equal(wallet.balance().totalSat, 36);
+  await assertBooksBalanceAtMint(ctx);
+});
+
+test('proofs at a mint no longer trusted are reported as not asked about and left as they are', async (t) => {
+  const { ln, mint, ctx } = await world(t);
+  await fundNow(ctx, ln, 100);
+  const gone = 'http://127.0.0.1:9';
+  const [p4] = unspentAt(ctx, mint.url).filter((p) => p.amount === 4);
+  // A proof kept from a mint the configuration no longer lists (its data reused: it is never sent anywhere).
+  ctx.db.transaction(() => {
+    ctx.store.insertProofs([{ ...toCashuProof(p4), secret: `${p4.secret}-old` }], gone, 'sat', 'unspent', 'test:old');
+    ctx.ledger.record({ kind: 'receive', mint: gone, unit: 'sat', amount: 4, ref: 'test:old' });
+  })();
+  const reports = await sweepUnspent(ctx);
+  const old = reports.find((r) => r.mint === gone)!;
+  assert.match(old.failed ?? '', /not trusted/);
+  assert.equal(old.checked, 0);
+  assert.equal(unspentAt(ctx, gone).length, 1);
+  assert.equal(reports.find((r) => r.mint === mint.url)?.failed, undefined, 'the trusted mint is still asked');
 });
 
 test('proofs the mint says are unspent are left exactly as they were', async (t) => {
