@@ -12,6 +12,7 @@
 import type { MintPreview, Proof } from '@cashu/cashu-ts';
 import type { WalletContext } from './context.ts';
 import { assertFundingInvoice } from './bolt11.ts';
+import { durableTransaction } from './durable.ts';
 import { FundingError, MintRejectedError, WalletError } from './errors.ts';
 import { deserializeOutputs, mapMintError, NUT_CODE, serializeOutputs } from './mints.ts';
 import { sumAmounts } from './store.ts';
@@ -112,8 +113,8 @@ async function mintPaid(ctx: WalletContext, r: QuoteRow, retried = false): Promi
     preview = { method: 'bolt11', payload: { quote: r.quote_id, outputs: outputData.map((o) => o.blindedMessage) }, outputData, keysetId: saved.keysetId, quote: { quote: r.quote_id } };
   } else {
     preview = await w.prepareMint('bolt11', r.amount, { quote: r.quote_id });
-    // Written before the call: the outputs are the only way back to signatures the mint makes.
-    update(ctx, r.quote_id, { state: 'minting', outputs: JSON.stringify({ keysetId: preview.keysetId, data: serializeOutputs(preview.outputData) }) });
+    // On disk before the call (a power cut must not roll it back): the outputs are the only way back to signatures the mint makes.
+    durableTransaction(ctx.db, () => update(ctx, r.quote_id, { state: 'minting', outputs: JSON.stringify({ keysetId: preview.keysetId, data: serializeOutputs(preview.outputData) }) }));
   }
   let proofs: Proof[];
   try {

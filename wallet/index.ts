@@ -18,13 +18,14 @@ import type { MintRegistry } from './mints.ts';
 import { loadNwcUri, saveNwc, withNwc, type NwcInfo } from './nwc.ts';
 import { Payments, type PaymentsOptions, type SessionExposure } from './payments/index.ts';
 import { receiveHandler, receiveToken, type ReceiveResult } from './receive.ts';
+import { sweepUnspent, type SweepOptions, type SweepReport } from './sweep.ts';
 import type { BalanceRow, Clock, ProofStore } from './store.ts';
 import { WorkerSwapEngine, type SwapEngine } from './swap/engine.ts';
 import { SwapService } from './swap/service.ts';
 import { AUTO_TOPUP_TAG, decideTopup, recentTopups, type TopupDecision, type TopupPolicy } from './topup.ts';
 import { resumeMelts, withdraw, type WithdrawResult } from './withdraw.ts';
 
-export type { FundingQuote, InvariantReport, LedgerRow, NwcInfo, ReceiveResult, WithdrawResult, TopupPolicy, SessionExposure };
+export type { FundingQuote, InvariantReport, LedgerRow, NwcInfo, ReceiveResult, WithdrawResult, TopupPolicy, SessionExposure, SweepOptions, SweepReport };
 export { WalletError } from './errors.ts';
 
 export interface CashuWalletOptions {
@@ -140,11 +141,24 @@ export class CashuWallet {
     return { steps };
   }
 
-  /** Recover now, then every `intervalMs` recover again and consider an auto top-up; the change queue and refund retries run in the background. */
-  async start(intervalMs = 30_000): Promise<RecoveryReport> {
+  /**
+   * Recover now, then every `intervalMs` recover again and consider an auto top-up; the change queue
+   * and refund retries run in the background. `sweep`: after recovery and before the background work
+   * starts, ask the mints about every unspent proof (sweepUnspent; its reports are the last step's
+   * result) - after an unclean stop, or at every start (a checkstate call per 100 proofs).
+   */
+  async start(intervalMs = 30_000, opts: { sweep?: boolean } = {}): Promise<RecoveryReport> {
     this.timer = setInterval(() => this.tick(), intervalMs);
     this.timer.unref();
     const report = await this.recover();
+    if (opts.sweep && !this.stopped) {
+      try {
+        report.steps.push({ name: 'sweep', result: await this.sweepUnspent() });
+      } catch (err) {
+        this.ctx.logger.warn('sweep failed', { error: (err as Error).message });
+        report.steps.push({ name: 'sweep', error: (err as Error).message });
+      }
+    }
     if (!this.stopped) this.payments.start();
     return report;
   }
@@ -253,6 +267,16 @@ export class CashuWallet {
   /** The money invariant (wallet/invariant.ts); payments in flight here explain their proofs spent at the mint. */
   verify(opts: { checkMints?: boolean } = {}): Promise<InvariantReport> {
     return verifyInvariant(this.ctx, { ...opts, explainPending: (kind, ref) => this.payments.explainPending(kind, ref) });
+  }
+
+  /**
+   * Ask every mint about the proofs we count as unspent and settle what it says (wallet/sweep.ts):
+   * spent ones are booked as a loss, pending ones held out of selection. Run at start after
+   * recover(), before serving (after an unclean stop a rolled-back commit may have left proofs
+   * unspent here that a provider already redeemed). A mint that does not answer is reported.
+   */
+  sweepUnspent(opts: SweepOptions = {}): Promise<SweepReport[]> {
+    return sweepUnspent(this.ctx, opts);
   }
 
   trustMint(url: string): string {
