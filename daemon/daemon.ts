@@ -18,7 +18,7 @@ import { Market } from './market.ts';
 import { isOnionUrl } from '../protocol/discovery.ts';
 import { nullLogger, type Logger } from '../protocol/logger.ts';
 import { socksFetch } from '../protocol/socks.ts';
-import type { CashuWallet } from '../wallet/index.ts';
+import type { CashuWallet, RecoveryReport, SweepReport } from '../wallet/index.ts';
 import { openWallet } from '../wallet/open.ts';
 import type { DB } from '../db/sqlite.ts';
 import type { Payments } from '../wallet/payments/index.ts';
@@ -167,8 +167,10 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
 
     await routing.start();
     await market.start();
-    const recovery = await wallet.start();
+    // After an unclean stop (kill, crash, power cut) the proofs counted unspent are checked with their mints.
+    const recovery = await wallet.start(undefined, { sweep: durability.lastStop === 'unclean' });
     for (const step of recovery.steps) if (step.error) logger.warn('recovery step failed; retried on the next tick', { step: step.name, error: step.error });
+    reportSweep(recovery.steps.find((s) => s.name === 'sweep'), durability, logger);
     const recovered = recoverInterrupted({ db, ledger, budgets }, paymentFacts, clock);
     if (recovered.requests) logger.warn('requests interrupted by the last stop were settled from the wallet', { ...recovered });
     // Session balances the last run left at providers come home (refund tries go on in the background past the bound).
@@ -247,6 +249,20 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     await unwind();
     throw err;
   }
+}
+
+/** The sweep after an unclean stop: logged; once every mint answered, nothing is owed any more. */
+function reportSweep(step: RecoveryReport['steps'][number] | undefined, durability: Durability, logger: Logger): void {
+  if (!step) return;
+  const reports = (step.result ?? []) as SweepReport[];
+  const failed = reports.filter((r) => r.failed);
+  if (!step.error && failed.length === 0) durability.markReconciled();
+  const found = reports.filter((r) => r.spent.count || r.pending.count);
+  const fields = {
+    mints: reports.map((r) => ({ mint: r.mint, unit: r.unit, checked: r.checked, spent: r.spent.amount, held: r.pending.amount, ...(r.failed ? { failed: r.failed } : {}) })),
+  };
+  if (found.length || failed.length || step.error) logger.warn('the last stop was unclean: proofs counted unspent were checked with their mints; spent ones are booked as losses, and a mint that did not answer is asked at the next start', fields);
+  else logger.info('the last stop was unclean: every proof counted unspent is unspent at its mint', fields);
 }
 
 /** Spendable sats per trusted mint (normalised URL), as the router wants them. */
