@@ -143,6 +143,7 @@ test('SIGKILL at any phase, then the mint, a provider and the relay down: nothin
   await Promise.all(phaseSent.map((p) => p.catch(() => undefined)));
   const count = (o: Sent['outcome']) => sent.filter((s) => s.outcome === o).length;
   t.diagnostic(`traffic: ${sent.length} requests (${count('answered')} answered, ${count('error')} errors, ${count('dropped')} dropped by a kill), ${kills.length} kills`);
+  for (const p of world.providers) t.diagnostic(`${p.name} (${p.url}): ${JSON.stringify(p.stats().pool.map((x) => [x.amount, x.proofs]))} in its pool, ${JSON.stringify(p.stats().byStatus)} answers`);
   if (FULL) assert.ok(kills.length >= 10, `${kills.length} kills`);
   for (const p of PHASES.filter((x) => !ONLY || ONLY.includes(x.name))) assert.ok(kills.filter((k) => k.phase === p.name).length >= KILLS_PER_PHASE, `killed at least ${KILLS_PER_PHASE} times ${p.name}`);
   assert.ok(count('answered') > 0, 'requests were served between the kills');

@@ -31,6 +31,7 @@ export interface Phase {
 const NWC_FUND_SAT = 300;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const kindOf = (c: PhaseCtx, kinds: readonly Kind[] = KINDS): Kind => kinds[Math.floor(c.random() * kinds.length)];
+let refundKills = 0;
 const swaps = (c: PhaseCtx) => c.world.mints[0].requestCounts()['POST /v1/swap'] ?? 0;
 
 /** A request of a random kind (of `kinds`), sent now; its outcome recorded whatever happens. */
@@ -120,22 +121,26 @@ export const PHASES: readonly Phase[] = [
     },
   },
   {
-    // An idle session's balance coming home (the idle sweep): the node asked (POST
-    // /v1/balance/refund, slow between its read and its debit, minting at a slow mint), or its
-    // token on its way into the wallet (the change queue's swap).
+    // An idle session's balance coming home (the idle sweep), killed at its two steps in turn: the
+    // node asked (POST /v1/balance/refund, slow between its read and its debit,
+    // minting at a slow mint), or its token on its way into the wallet (the change queue's swap
+    // at the slow mint).
     name: 'refunding a session',
     async run(c) {
       // A session at beta, which the background traffic (cheapest first: alpha) leaves idle.
       const beta = c.world.providers[1];
-      await fire(c, SESSION_KINDS, beta.url);
-      const [s] = peek<{ id: string }>(c.dir, `SELECT session_id AS id FROM provider_sessions WHERE provider_url = ? AND state = 'open' ORDER BY created_at DESC LIMIT 1`, beta.url);
-      if (!s) return 'no session opened at beta (paid by token)';
+      const atBeta = () => peek<{ id: string }>(c.dir, `SELECT session_id AS id FROM provider_sessions WHERE provider_url = ? AND state = 'open' ORDER BY created_at DESC LIMIT 1`, beta.url)[0];
+      for (let i = 0; i < 3 && !atBeta(); i++) await fire(c, SESSION_KINDS, beta.url);
+      const s = atBeta();
+      if (!s) throw new Error('three streams pinned to beta opened no session there');
       beta.knobs.refundDebitDelayMs = 300;
       c.world.mints[0].knobs.latencyMs = 300;
+      const step = refundKills++ % 2 === 0 ? 'asked' : 'coming in';
       await until(() => refundState(c, s.id)?.ours !== 'open', 'the idle sweep to refund the session', 15_000, 2);
-      await sleep(c.random() * 900);
+      if (step === 'coming in') await until(() => refundState(c, s.id)?.wallet !== 'open', 'the refund token', 10_000, 2);
+      await sleep(c.random() * 250);
       const r = refundState(c, s.id);
-      return `session refund: ours ${r?.ours}, wallet ${r?.wallet}, ${r?.queued ?? 0} token(s) to swap in`;
+      return `session refund (${step}): ours ${r?.ours}, wallet ${r?.wallet}, ${r?.queued ?? 0} token(s) to swap in`;
     },
   },
   {
