@@ -149,7 +149,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     // A provider whose session balance shrank beyond what it reported, or that kept one: a
     // failure towards its breaker (demoted), and the flag counted.
     const sessions = new SessionManager({
-      db, payments, clock, logger, options: config.payment,
+      db, payments, clock, logger, options: config.payment, books: { ledger, budgets },
       onFlag: (providerId, flag) => {
         metrics.flagRaised(providerId, flag);
         routing.breakers.recordLate(providerId, '', { kind: 'failure', scope: 'provider', error: flag });

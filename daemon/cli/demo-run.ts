@@ -239,17 +239,14 @@ async function auditAtTheEnd(screen: Screen, dataDir: string): Promise<boolean> 
 
 /** The final line's figures, from three separate books (see the header). */
 async function account(daemon: Daemon, fundedSat: number, traffic: { requests: number; succeeded: number }): Promise<DemoSummary> {
-  const { queryRequests } = await import('../requests/audit.ts');
+  const { queryRequests, sessionChargesSat } = await import('../requests/audit.ts');
   const rows = queryRequests(daemon.db);
   // What went to providers: sent - change (refunds included) - what was lost (booked apart below).
   // It includes the mint's input fee a token carries for its redemption (the request's fee_sats).
   const tokensSat = rows.reduce((s, r) => s + r.sentSat - r.changeSat - r.lostSat, 0);
   // Streams paid from a session balance: what each attempt's balance lost (msat, exact); a
   // session's charges leave the wallet's books in whole sats, rounded up over the session.
-  const perSession = daemon.db
-    .prepare(`SELECT session_id AS id, SUM(session_charged_msat) AS msat FROM attempts WHERE session_id IS NOT NULL GROUP BY session_id`)
-    .all() as { id: string; msat: number }[];
-  const sessionsSat = perSession.reduce((s, r) => s + Math.ceil(r.msat / 1000), 0);
+  const sessionsSat = sessionChargesSat(daemon.db);
   const spentSat = tokensSat + sessionsSat;
   const report = await daemon.wallet.verify({ checkMints: true });
   let balanceSat = 0;

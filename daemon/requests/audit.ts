@@ -95,6 +95,16 @@ export function queryAttempts(db: DB, f: AuditFilter = {}): (AttemptRow & { time
   return rows.map((r) => ({ ...attemptFromDb(r), time: r.r_time, client: r.r_client }));
 }
 
+/**
+ * What the attempts paid from session balances cost in the wallet's books, sat: per session, the
+ * msat its attempts' balance lost, rounded up once (wallet/payments/sessions.ts books a session's
+ * running total rounded up). Charges no attempt explains (a close's correction) are not in it.
+ */
+export function sessionChargesSat(db: DB): number {
+  const perSession = db.prepare('SELECT SUM(session_charged_msat) AS msat FROM attempts WHERE session_id IS NOT NULL GROUP BY session_id').pluck().all() as (number | null)[];
+  return perSession.reduce<number>((s, msat) => s + Math.ceil((msat ?? 0) / 1000), 0);
+}
+
 export function requestRecord(r: RequestRow): RequestRecord {
   return {
     time: iso(r.time), request_id: r.id, client: r.client, endpoint: r.endpoint, model: r.modelServed ?? r.modelRequested,
@@ -113,7 +123,7 @@ export function attemptRecord(a: AttemptRow & { time: number; client: string }):
     prompt_tokens: a.promptTokens, completion_tokens: a.completionTokens, sent_sats: a.sentSat, change_sats: a.changeSat,
     fee_sats: a.feeSat, lost_sats: a.lostSat, charged_msat: a.chargedMsat, expected_msat: a.expectedMsat, reported_msat: a.reportedMsat,
     flags: a.flags, ttfb_ms: a.firstByteAt === null ? null : a.firstByteAt - a.startedAt, duration_ms: a.endedAt === null ? null : a.endedAt - a.startedAt,
-    request_time: iso(a.time), error_message: a.error,
+    request_time: iso(a.time), error_message: a.error, session_id: a.sessionId, session_charged_msat: a.sessionChargedMsat,
     // Change beyond the token less its fee (flag change_surplus): kept apart from the charge, which is never negative.
     surplus_sats: keptBy(a.sentSat, a.changeSat, a.feeSat).surplusSat,
   };

@@ -150,6 +150,7 @@ export class RequestLedger {
         cache_read_tokens = ?, cache_write_tokens = ?, reported_msat = ?, session_charged_msat = COALESCE(?, session_charged_msat), change_sat = COALESCE(?, change_sat), lost_sat = COALESCE(?, lost_sat), flags = ?,
         first_byte_at = COALESCE(?, first_byte_at), ended_at = ? WHERE request_id = ? AND n = ?`),
       late: db.prepare('UPDATE attempts SET change_sat = COALESCE(?, change_sat), lost_sat = COALESCE(?, lost_sat), flags = ? WHERE request_id = ? AND n = ?'),
+      lateSession: db.prepare(`UPDATE attempts SET session_charged_msat = ? WHERE request_id = ? AND n = ? AND session_id IS NOT NULL AND status <> 'pending'`),
       money: db.prepare('UPDATE attempts SET charged_msat = ?, expected_msat = ?, flags = ? WHERE request_id = ? AND n = ?'),
     };
     // Each write is one transaction (a savepoint inside the caller's), prepared once.
@@ -183,6 +184,11 @@ export class RequestLedger {
         this.s.late.run(late.changeSat ?? null, late.lostSat ?? null, encodeFlags(flags), a.requestId, a.n);
         this.reconcileAttempt(a.requestId, a.n);
         return this.require(a.requestId);
+      }),
+      lateSessionCharge: db.transaction((requestId: string, n: number, msat: number): RequestRow => {
+        if (this.s.lateSession.run(msat, requestId, n).changes !== 1) throw new LedgerError(`attempt ${requestId}#${n} is not a finished session attempt`);
+        this.reconcileAttempt(requestId, n);
+        return this.require(requestId);
       }),
       finishRequest: db.transaction((requestId: string, end: RequestEnd): RequestRow => {
         const now = this.clock();
@@ -250,6 +256,15 @@ export class RequestLedger {
     nonNegative(late.changeSat, 'changeSat');
     nonNegative(late.lostSat, 'lostSat');
     return this.tx.applyLate(paymentId, late);
+  }
+
+  /**
+   * A finished session attempt learns what the balance lost for it (one a restart finished
+   * `interrupted`, charged by the node all the same). Reconciles again; returns the request row.
+   */
+  lateSessionCharge(requestId: string, n: number, msat: number): RequestRow {
+    nonNegative(msat, 'msat');
+    return this.tx.lateSessionCharge(requestId, n, msat);
   }
 
   /** The request is over (its attempts may still learn late outcomes). */

@@ -17,7 +17,8 @@
 //            provider's breaker opens (providerDown), on start for every session a crash left
 //            (recover): 400 ongoing / 409 / no answer -> retry by the table below; 400 no
 //            balance -> closed; 410 swept / 401 unknown key / never answering -> a loss with
-//            evidence, bounded by the cap.
+//            evidence, bounded by the cap. On start, before that refund, requests the crash cut on
+//            the session are charged what its balance lost for them (session-interrupted.ts).
 // The money is booked by the wallet (wallet/payments/sessions.ts); the key lives in
 // session-store.ts. Nothing here logs the API key.
 import { randomBytes } from 'node:crypto';
@@ -25,6 +26,7 @@ import { nullLogger, type Logger } from '../../protocol/logger.ts';
 import type { DB } from '../../db/sqlite.ts';
 import { apiKeyOf, SessionApi, versionAtLeast } from './session-api.ts';
 import { refundSession, type SessionPayments } from './session-refund.ts';
+import { chargeCut, type InterruptedBooks } from './session-interrupted.ts';
 import { SessionStore, type SessionRow } from './session-store.ts';
 
 export type { SessionPayments } from './session-refund.ts';
@@ -59,6 +61,8 @@ export interface SessionDeps {
   logger?: Logger;
   /** A provider took more than it reported: demote it (breaker/statistics) and count the flag. */
   onFlag?: (providerId: string, flag: string, detail: Record<string, unknown>) => void;
+  /** The request books: on start, requests a kill cut on a session are charged what its balance lost (session-interrupted.ts). */
+  books?: InterruptedBooks;
   options?: Partial<SessionOptions>;
 }
 
@@ -283,7 +287,10 @@ export class SessionManager {
   /** On start, after the wallet's recovery: refund every session the last run left behind. */
   async recover(): Promise<number> {
     const rows = this.store.unclosed();
-    await Promise.all(rows.map((r) => this.close(r.sessionId, 'left by the last run')));
+    await Promise.all(rows.map(async (r) => {
+      if (this.d.books) await chargeCut({ db: this.d.db, books: this.d.books, payments: this.d.payments, api: this.api }, r).catch((err) => this.logger.warn('the cost of requests cut by the last stop is unknown; the refund books it', { session: r.sessionId, error: (err as Error).message }));
+      await this.close(r.sessionId, 'left by the last run');
+    }));
     return rows.length;
   }
 

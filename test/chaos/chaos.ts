@@ -1,10 +1,10 @@
 // Chaos with money in flight (issue 13), `npm run test:chaos`: paid requests - HTTP and WebSocket,
-// streaming and not - against test/world while the daemon (`satroute start`, a real process) is
+// streaming and not, X-Cashu and session - against test/world while the daemon (`satroute start`, a real process) is
 // killed with SIGKILL at seeded moments, at least twice in every phase of phases.ts, and started
 // again each time; then the mint, a provider and the relay go down for a while. At the end
 // `satroute audit verify` passes, every request is settled or explicitly recorded, and the sats
-// add up exactly: funded = wallet + charged + fees + evidenced losses (no session mode yet: its
-// balances are 0 and checked to be).
+// add up exactly: funded = wallet + held in sessions + charged (by token and in sessions) + fees +
+// evidenced losses (books.ts).
 // Not a *.test.ts file: the main suite does not run it (minutes, and a busy machine). Seed:
 // CHAOS_SEED (default 13); every kill's phase and moment follow from it.
 import { test } from 'node:test';
@@ -16,8 +16,10 @@ import { seededRandom, startWorld, type Scenario } from '../world/index.ts';
 import { satroute } from '../daemon/cli/run.ts';
 import { control, kill9, startDaemonProcess, until, type DaemonProcess } from './daemon-process.ts';
 import { calm, PHASES, type PhaseCtx } from './phases.ts';
-import { traffic, type Sent } from './traffic.ts';
+import { send, traffic, type Sent } from './traffic.ts';
+import type { ProviderExposure } from '../../daemon/requests/sessions.ts';
 import { checkBooks, explicitlyOpen, openPayments } from './books.ts';
+import { peek } from './peek.ts';
 
 const SEED = Number(process.env.CHAOS_SEED ?? 13);
 // A shorter run while working on one phase: CHAOS_PHASES="in flight,settling" CHAOS_KILLS_PER_PHASE=1 CHAOS_EXTRA_KILLS=0.
@@ -30,13 +32,14 @@ const FUND_SAT = 4000;
 
 const model = (prompt: number, completion: number) => ({ id: MODEL, promptSatsPerToken: prompt, completionSatsPerToken: completion, contextLength: 1000, maxCompletionTokens: 200 });
 const SCENARIO: Scenario = {
-  description: 'Chaos: two honest providers on one mint with an input fee, NWC to fund from',
+  description: 'Chaos: three honest providers on one mint with an input fee (the dearest vanishes at the end), NWC to fund from',
   seed: SEED,
   mints: [{ name: 'main', inputFeePpk: 100 }],
   nwcBalanceSat: 20_000,
   providers: [
     { name: 'alpha', mints: ['main'], models: [model(0.02, 0.08)] },
     { name: 'beta', mints: ['main'], models: [model(0.03, 0.12)] },
+    { name: 'gamma', mints: ['main'], models: [model(0.05, 0.2)] },
   ],
 };
 
@@ -68,10 +71,10 @@ test('SIGKILL at any phase, then the mint, a provider and the relay down: nothin
     SATROUTE_PROVIDERS: world.providers.map((p) => p.url).join(','), SATROUTE_LISTEN: '127.0.0.1:0',
     SATROUTE_FROM_SOURCE: '1', SATROUTE_LOG_LEVEL: 'warn',
   };
-  // Every request pays by X-Cashu here: a token per request is what these kills are aimed at, and
-  // the books below count tokens. Session balances (streams' default) have their own crash tests
-  // (test/daemon/requests/sessions*.test.ts); their kill phases are not in this suite yet.
-  fs.writeFileSync(path.join(dir, 'satroute.json'), JSON.stringify({ payment: { streaming: 'xcashu' } }) + '\n', { mode: 0o600 });
+  // Streams pay from session balances by default, other requests by token (traffic.ts mixes both
+  // ways, and the other way asked for explicitly). Sessions idle 4 s are refunded (the sweep runs
+  // every second), so balances come home - and are killed coming home - while traffic flows.
+  fs.writeFileSync(path.join(dir, 'satroute.json'), JSON.stringify({ payment: { idleRefundMs: 4_000 } }) + '\n', { mode: 0o600 });
   const start = async () => {
     daemon = await startDaemonProcess(env, world.providers.length);
     return daemon;
@@ -112,6 +115,17 @@ test('SIGKILL at any phase, then the mint, a provider and the relay down: nothin
   }
   for (const k of kills) t.diagnostic(`SIGKILL ${k.phase} after ${k.ms} ms: ${k.seen}; back up in ${k.restartMs} ms`);
 
+  // A provider vanishing for good (its port closed, its database gone) while it holds a session
+  // of ours: what it held is lost - with evidence, bounded by its cap - once the idle refund has
+  // asked it again and again (the outages below run meanwhile).
+  const gamma = world.provider('gamma');
+  const opened = await send('http-stream', daemon!.base, key, MODEL, n++, { provider: gamma.url });
+  const atGamma = (await control<{ session_exposure: ProviderExposure[] }>(dir, 'daemon.status')).session_exposure.find((e) => e.providerUrl === gamma.url);
+  assert.ok(atGamma && atGamma.heldSat > 0, `a session balance at gamma before it vanishes (${opened.outcome} ${opened.detail ?? ''})`);
+  const vanished = [{ url: gamma.url, capSat: atGamma.capSat }];
+  gamma.knobs.vanished = true;
+  t.diagnostic(`gamma vanished holding ${atGamma.heldSat} sat (cap ${atGamma.capSat})`);
+
   // Outages while the daemon runs and traffic flows: each down for a while, then back.
   const down = async (what: string, off: () => Promise<void>, on: () => Promise<void>, ms: number) => {
     await off();
@@ -129,6 +143,7 @@ test('SIGKILL at any phase, then the mint, a provider and the relay down: nothin
   await Promise.all(phaseSent.map((p) => p.catch(() => undefined)));
   const count = (o: Sent['outcome']) => sent.filter((s) => s.outcome === o).length;
   t.diagnostic(`traffic: ${sent.length} requests (${count('answered')} answered, ${count('error')} errors, ${count('dropped')} dropped by a kill), ${kills.length} kills`);
+  for (const p of world.providers) t.diagnostic(`${p.name} (${p.url}): ${JSON.stringify(p.stats().pool.map((x) => [x.amount, x.proofs]))} in its pool, ${JSON.stringify(p.stats().byStatus)} answers`);
   if (FULL) assert.ok(kills.length >= 10, `${kills.length} kills`);
   for (const p of PHASES.filter((x) => !ONLY || ONLY.includes(x.name))) assert.ok(kills.filter((k) => k.phase === p.name).length >= KILLS_PER_PHASE, `killed at least ${KILLS_PER_PHASE} times ${p.name}`);
   assert.ok(count('answered') > 0, 'requests were served between the kills');
@@ -139,14 +154,16 @@ test('SIGKILL at any phase, then the mint, a provider and the relay down: nothin
     const v = await control<{ open: number }>(dir, 'requests.verify');
     const r = await control<{ requests: { status: string }[] }>(dir, 'audit.requests', {});
     const open = openPayments(dir);
-    return r.requests.every((q) => q.status !== 'pending') && v.open === open.length && open.every(explicitlyOpen);
-  }, 'every request and payment to be settled or explicitly recorded', 60_000, 250);
+    const sessions = peek<{ state: string; provider_url: string }>(dir, 'SELECT state, provider_url FROM wallet_sessions');
+    return r.requests.every((q) => q.status !== 'pending') && v.open === open.length && open.every(explicitlyOpen)
+      && sessions.every((s) => s.state !== 'refunding') && sessions.some((s) => s.provider_url === gamma.url && s.state === 'lost');
+  }, 'every request and payment settled or explicitly recorded, every refund token in, the balance at gamma written off', 60_000, 250);
 
   const verify = await satroute(env, 'audit', 'verify', '--json');
   assert.equal(verify.code, 0, `satroute audit verify: ${verify.stdout}${verify.stderr}`);
   assert.equal(JSON.parse(verify.stdout).ok, true);
 
-  await checkBooks(t, { dir, world, quotes, sent });
+  await checkBooks(t, { dir, world, quotes, sent, vanished });
 
   daemon!.child.kill('SIGTERM');
   assert.equal(await daemon!.exited, 0, 'a clean stop after all that');

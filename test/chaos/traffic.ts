@@ -1,11 +1,17 @@
-// Paid traffic as clients send it: HTTP and WebSocket, streaming and not, X-Cashu (and, once the
-// session mode lands, session: one more entry in KINDS). Every request ends in exactly one
+// Paid traffic as clients send it: HTTP and WebSocket, streaming and not, X-Cashu and session.
+// A stream pays from a session balance by default (README "Live streaming"), a non-streamed
+// request by X-Cashu; the kinds ending in a payment mode choose the other way explicitly
+// (`x-satroute-payment` / the WebSocket `payment` field). Every request ends in exactly one
 // outcome the client saw - answered, an error with a body, or the connection dropped (the daemon
 // was killed) - and nothing here retries: what the books must explain is what was sent.
 import WebSocket from 'ws';
 
-export type Kind = 'http' | 'http-stream' | 'ws' | 'ws-stream';
-export const KINDS: readonly Kind[] = ['http', 'http-stream', 'ws', 'ws-stream'];
+export type Kind = 'http' | 'http-stream' | 'ws' | 'ws-stream' | 'http-stream-xcashu' | 'ws-stream-xcashu' | 'http-session' | 'ws-session';
+export const KINDS: readonly Kind[] = ['http', 'http-stream', 'ws', 'ws-stream', 'http-stream-xcashu', 'ws-stream-xcashu', 'http-session', 'ws-session'];
+/** Kinds that pay by token (a token taken, change coming back). */
+export const XCASHU_KINDS: readonly Kind[] = ['http', 'ws', 'http-stream-xcashu', 'ws-stream-xcashu'];
+/** Kinds that pay from a session balance (when the provider and the caps allow; else by token). */
+export const SESSION_KINDS: readonly Kind[] = ['http-stream', 'ws-stream', 'http-session', 'ws-session'];
 
 export type Outcome = 'answered' | 'error' | 'dropped';
 
@@ -17,21 +23,34 @@ export interface Sent {
   detail?: string;
 }
 
+/** Per request: pin a provider (`x-satroute-provider`: its id, URL or name). */
+export interface SendOptions {
+  provider?: string;
+}
+
+const streamed = (kind: Kind) => kind.includes('stream');
+const paymentOf = (kind: Kind): 'xcashu' | 'session' | undefined => (kind.endsWith('-xcashu') ? 'xcashu' : kind.endsWith('-session') ? 'session' : undefined);
 const body = (model: string, stream: boolean, n: number) => ({ model, messages: [{ role: 'user', content: `chaos request ${n}` }], max_tokens: 40, ...(stream ? { stream: true } : {}) });
 
 /** One request of `kind`; never rejects. */
-export async function send(kind: Kind, base: string, key: string, model: string, n: number): Promise<Sent> {
+export async function send(kind: Kind, base: string, key: string, model: string, n: number, o: SendOptions = {}): Promise<Sent> {
   try {
-    return kind.startsWith('ws') ? await overWs(kind, base, key, model, n) : await overHttp(kind, base, key, model, n);
+    return kind.startsWith('ws') ? await overWs(kind, base, key, model, n, o) : await overHttp(kind, base, key, model, n, o);
   } catch (err) {
     return { kind, outcome: 'dropped', detail: (err as Error).message };
   }
 }
 
-async function overHttp(kind: Kind, base: string, key: string, model: string, n: number): Promise<Sent> {
-  const stream = kind === 'http-stream';
+async function overHttp(kind: Kind, base: string, key: string, model: string, n: number, o: SendOptions): Promise<Sent> {
+  const stream = streamed(kind);
+  const payment = paymentOf(kind);
   const res = await fetch(`${base}/v1/chat/completions`, {
-    method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body(model, stream, n)),
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${key}`, 'content-type': 'application/json',
+      ...(payment ? { 'x-satroute-payment': payment } : {}), ...(o.provider ? { 'x-satroute-provider': o.provider } : {}),
+    },
+    body: JSON.stringify(body(model, stream, n)),
     signal: AbortSignal.timeout(20_000),
   });
   const requestId = res.headers.get('x-satroute-request-id') ?? undefined;
@@ -42,7 +61,7 @@ async function overHttp(kind: Kind, base: string, key: string, model: string, n:
   return { kind, outcome: 'answered', requestId };
 }
 
-function overWs(kind: Kind, base: string, key: string, model: string, n: number): Promise<Sent> {
+function overWs(kind: Kind, base: string, key: string, model: string, n: number, o: SendOptions): Promise<Sent> {
   return new Promise((resolve) => {
     const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/v1/ws`, { headers: { authorization: `Bearer ${key}` } });
     let requestId: string | undefined;
@@ -55,7 +74,11 @@ function overWs(kind: Kind, base: string, key: string, model: string, n: number)
       resolve(s);
     };
     const timer = setTimeout(() => end({ kind, outcome: 'dropped', requestId, detail: 'no end within 20 s' }), 20_000);
-    ws.on('open', () => ws.send(JSON.stringify({ type: 'request', id: `c${n}`, endpoint: '/v1/chat/completions', body: body(model, kind === 'ws-stream', n) })));
+    const payment = paymentOf(kind);
+    ws.on('open', () => ws.send(JSON.stringify({
+      type: 'request', id: `c${n}`, endpoint: '/v1/chat/completions', body: body(model, streamed(kind), n),
+      ...(payment ? { payment } : {}), ...(o.provider ? { provider: o.provider } : {}),
+    })));
     ws.on('message', (data) => {
       const m = JSON.parse(String(data)) as { type: string; id?: string; request_id?: string; error?: { message?: string } };
       if (m.request_id) requestId = m.request_id;

@@ -7,6 +7,7 @@ import type { WalletContext } from '../context.ts';
 import type { StoredProof } from '../store.ts';
 import { ProofStateError } from '../errors.ts';
 import type { SwapOutcome, SwapService } from '../swap/service.ts';
+import { fitDenominations } from '../swap/steps.ts';
 
 export interface ReserveConfig {
   /** Target count per denomination (powers of two): the floor, whatever the demand. */
@@ -108,14 +109,7 @@ export function needsRefill(counts: Counts, cfg: ReserveConfig): boolean {
  * smallest first (the rest is split the default way by the swap). Pure.
  */
 export function fillDenominations(amountSat: number, deficit: readonly number[]): number[] {
-  const out: number[] = [];
-  let rest = amountSat;
-  for (const d of [...deficit].sort((a, b) => a - b)) {
-    if (d > rest) break;
-    out.push(d);
-    rest -= d;
-  }
-  return out;
+  return fitDenominations([...deficit].sort((a, b) => a - b), amountSat);
 }
 
 export interface RefillPlan {

@@ -84,7 +84,6 @@ function fromProofJson(p: ProofJson): Proof {
 export async function prepareSwap(req: PrepareRequest): Promise<PrepareResult> {
   try {
     const wallet = walletFor(req.cache);
-    const outputType = { type: 'random' as const, ...(req.denominations.length ? { denominations: req.denominations } : {}) };
     // The swap itself is the mint's verdict on every input (NUT-03: it refuses a bad signature
     // or a spent proof), so an input's DLEQ checked offline first would only repeat it, at three
     // curve multiplications (~8 ms here) per proof: a quarter of the wallet's CPU under load,
@@ -93,6 +92,11 @@ export async function prepareSwap(req: PrepareRequest): Promise<PrepareResult> {
     // checked only when the caller requires one (`requireDleq`); the outputs' DLEQ (the mint's
     // signatures on our new proofs, NUT-12) is always checked, in completeSwap.
     const inputs = req.inputs.map((p) => (req.requireDleq ? fromProofJson(p) : fromProofJson({ ...p, dleq: undefined })));
+    // Wanted denominations are a preference: never more than the inputs net after the mint's fee
+    // (cashu-ts refuses a split above the amount, and a refused swap would refuse the token).
+    const netAmount = req.inputs.reduce((a, p) => a + p.amount, 0) - wallet.getFeesForProofs(inputs).toNumber();
+    const denominations = fitDenominations(req.denominations, netAmount);
+    const outputType = { type: 'random' as const, ...(denominations.length ? { denominations } : {}) };
     const preview = await wallet.prepareSwapToReceive(inputs, { requireDleq: req.requireDleq }, outputType);
     return {
       outputs: (preview.keepOutputs ?? []).map((o) => OutputData.serialize(o)),
@@ -103,6 +107,18 @@ export async function prepareSwap(req: PrepareRequest): Promise<PrepareResult> {
   } catch (err) {
     throw new SwapStepError({ kind: 'invalid', message: (err as Error).message });
   }
+}
+
+/** The wanted denominations, in order, as long as they fit in `amount` (the rest is split the default way). */
+export function fitDenominations(wanted: readonly number[], amount: number): number[] {
+  const out: number[] = [];
+  let rest = amount;
+  for (const d of wanted) {
+    if (d > rest) break;
+    out.push(d);
+    rest -= d;
+  }
+  return out;
 }
 
 /** Send the swap to the mint with the persisted outputs, check and unblind the signatures. */

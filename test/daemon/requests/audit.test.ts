@@ -6,7 +6,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { openDatabase, type DB } from '../../../db/sqlite.ts';
-import { ATTEMPT_COLUMNS, REQUEST_COLUMNS, auditReport, csvField, toCsv } from '../../../daemon/requests/audit.ts';
+import { ATTEMPT_COLUMNS, REQUEST_COLUMNS, auditReport, csvField, sessionChargesSat, toCsv } from '../../../daemon/requests/audit.ts';
+import { RequestLedger } from '../../../daemon/requests/ledger.ts';
+import { normalizePrice } from '../../../protocol/pricing.ts';
 
 import { T0, HOUR, fillLedger } from './fixture.ts';
 
@@ -74,4 +76,25 @@ test('--attempts lists every provider tried, with its status and timings', (t) =
   assert.equal(csv.length, 4);
   // --flagged with --attempts keeps the flagged attempts only.
   assert.deepEqual(auditReport(db, { flagged: true, provider: 'honest' }, { attempts: true }).attempts, []);
+});
+
+test('streams paid from a session show it per attempt, and cost what the wallet books: each session rounded up once', (t) => {
+  const db = setup(t);
+  const ledger = new RequestLedger(db, () => T0);
+  const price = normalizePrice({ sats_pricing: { prompt: 0.01, completion: 0.05, max_cost: 60 } })!;
+  const onSession = (id: string, sessionId: string, chargedMsat: number) => {
+    ledger.open({ id, client: 'laptop', endpoint: '/v1/chat/completions', modelRequested: 'tiny', stream: true, payment: 'session', priceSnapshot: price });
+    ledger.startAttempt({ requestId: id, n: 1, providerId: 'honest', providerUrl: 'http://honest.test', modelId: 'tiny', mint: 'http://mint.test', paymentId: null, sessionId, price, sentSat: 0, feeSat: 0 });
+    ledger.finishAttempt(id, 1, { status: 'succeeded', httpStatus: 200, usage: { promptTokens: 10, completionTokens: 20 }, reportedMsat: chargedMsat, sessionChargedMsat: chargedMsat });
+    ledger.finishRequest(id, { status: 'succeeded', modelServed: 'tiny' });
+  };
+  // 1.2 + 1.3 sat on one session: 2.5, booked as 3; 0.4 on another: 1. Token-paid attempts count nothing here.
+  onSession('s1', 'ses_a', 1_200);
+  onSession('s2', 'ses_a', 1_300);
+  onSession('s3', 'ses_b', 400);
+  assert.equal(sessionChargesSat(db), 4);
+  const attempts = auditReport(db, {}, { attempts: true }).attempts!.filter((a) => a.session_id !== null);
+  assert.deepEqual(attempts.map((a) => [a.request_id, a.session_id, a.session_charged_msat, a.charged_msat, a.sent_sats]), [
+    ['s1', 'ses_a', 1_200, 1_200, 0], ['s2', 'ses_a', 1_300, 1_300, 0], ['s3', 'ses_b', 400, 400, 0],
+  ]);
 });

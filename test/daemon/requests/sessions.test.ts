@@ -9,6 +9,7 @@ import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { startProvider, startWorld, type ProviderKnobs, type Scenario, type TestProvider, type World } from '../../world/index.ts';
 import { SessionManager, type SessionOptions } from '../../../daemon/requests/sessions.ts';
+import { recoverInterrupted } from '../../../daemon/requests/recover.ts';
 import { harness, type Capture, type Harness } from './lifecycle-fixture.ts';
 
 const SCENARIO: Scenario = { seed: 12, mints: [{ name: 'mint-a' }], nwcBalanceSat: 0, providers: [] };
@@ -202,6 +203,37 @@ test('a crash leaves a session behind: the next start refunds it before anything
   assert.equal(await next.recover(), 1);
   await h.accounted();
   assert.deepEqual([walletSession(h, id).state, walletSession(h, id).heldSat], ['closed', 0]);
+});
+
+test('a kill cut a stream the node had charged: the next start charges that request what the balance lost, and blames no provider', async (t) => {
+  const { h, p } = await setup(t);
+  const first = ok(await h.ask(MODEL.id, { stream: true }));
+  const id = sessionOf(h, first.requestId);
+  const apiKey = h.db.prepare('SELECT api_key FROM provider_sessions WHERE session_id = ?').pluck().get(id) as string;
+  const [a1] = h.ledger.attempts(first.requestId);
+  // The request the daemon was streaming on the session when it was killed: its rows pending...
+  h.ledger.open({ id: 'cut', client: 'test', endpoint: '/v1/chat/completions', modelRequested: MODEL.id, stream: true, payment: 'session', reservedMsat: 60_000, priceSnapshot: a1.price });
+  h.ledger.startAttempt({ requestId: 'cut', n: 1, providerId: a1.providerId, providerUrl: a1.providerUrl, modelId: MODEL.id, mint: a1.mint, paymentId: null, sessionId: id, price: a1.price, sentSat: 0, feeSat: 0 });
+  // ...and the node, which served it to the end and charged the balance (proxy.py).
+  const balance = async () => ((await (await fetch(`${p.url}/v1/balance/info`, { headers: { authorization: `Bearer ${apiKey}` } })).json()) as { balance: number }).balance;
+  const before = await balance();
+  const res = await fetch(`${p.url}/v1/chat/completions`, {
+    method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL.id, stream: true, max_tokens: 40, messages: [{ role: 'user', content: 'cut short' }] }),
+  });
+  await res.text();
+  const chargedMsat = before - (await balance());
+  assert.ok(chargedMsat > 0);
+  // The next start: the request books first (the attempt interrupted), then the sessions.
+  recoverInterrupted({ db: h.db, ledger: h.ledger, budgets: h.budgets }, () => undefined, () => h.clock.now);
+  const next = new SessionManager({ db: h.db, payments: h.payments, books: { ledger: h.ledger, budgets: h.budgets }, clock: () => h.clock.now, sleep: async () => {} });
+  assert.equal(await next.recover(), 1);
+  await h.accounted();
+  const [cut] = h.ledger.attempts('cut');
+  assert.deepEqual([cut.status, cut.errorCode, cut.sessionChargedMsat, cut.chargedMsat], ['failed', 'interrupted', chargedMsat, chargedMsat]);
+  assert.equal(h.ledger.get('cut')!.chargedMsat, chargedMsat, 'the request shows what it cost');
+  const s = walletSession(h, id);
+  assert.deepEqual([s.state, s.heldSat, s.flags], ['closed', 0, []], 'nothing unexplained at close: the provider is not flagged');
 });
 
 test('a provider that vanishes holding a session costs at most the cap, recorded as a loss with evidence', async (t) => {

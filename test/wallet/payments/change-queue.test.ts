@@ -237,3 +237,19 @@ test('our own token echoed back by the node and banked is recognised: not counte
   const audit = await verifyInvariant(ctx, { checkMints: true });
   assert.deepEqual(audit.differences, []);
 });
+
+test('a 2-sat refund at a mint with an input fee comes in as 1 sat, though the reserve wants denominations that fill its face value', async (t) => {
+  // The reserve is empty, so it wants 1s and 2s; a token of one 2-sat proof nets 1 after the
+  // mint's fee (100 ppk, rounded up per swap): outputs of 2 would be refused before the mint call.
+  const { ln, mint, ctx, payments } = await paymentsWorld(t, { mint: { inputFeePpk: 100 } });
+  const token = await outsideToken(ln, mint.url, 2);
+  assert.equal(getTokenMetadata(token).amount.toNumber(), 2);
+  await ctx.mints.wallet(mint.url);
+  payments.changeQueue.enqueue('small', 'refund', token, mint.url);
+  const report = await payments.changeQueue.drain();
+  const row = payments.changeQueue.rowsOf('small')[0];
+  assert.equal(row.state, 'received', JSON.stringify(row));
+  assert.equal(report.received, 1);
+  assert.equal(balanceOf(ctx, mint.url).unspent, 1);
+  await assertBooksBalance(ctx);
+});

@@ -179,8 +179,11 @@ export class Purse {
       pool.push(...keep);
       return encode(send);
     } catch (err) {
-      // The swap may or may not have happened; only put the proofs back if the mint still has them unspent.
-      await this.restoreUnspent(mint, unit, picked);
+      // Refused at the connection: the swap never reached the mint, so its proofs are as they were
+      // (nutshell's split invalidates its inputs only once the mint answered). Otherwise it may or
+      // may not have happened: only put the proofs back if the mint still has them unspent.
+      if (transportFailure(err) === 'refused') pool.push(...picked);
+      else await this.restoreUnspent(mint, unit, picked);
       throw err;
     }
   }

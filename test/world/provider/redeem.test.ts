@@ -6,6 +6,7 @@ import { getEncodedToken, getTokenMetadata, Wallet } from '@cashu/cashu-ts';
 import { startMint } from '../mint.ts';
 import { spellMint } from '../scenario.ts';
 import { chat, expectedFor, market, Payer, provider, type ErrorBody } from './fixture.ts';
+import { Purse } from './purse.ts';
 
 const kept = Math.ceil(expectedFor('sim-a').costMsat / 1000);
 
@@ -164,5 +165,20 @@ describe('redemption failures, as classify_redemption_error answers them', () =>
     assert.equal(JSON.stringify(mint.requestCounts()), asked, 'no request reached the mint while cooling down');
     now += 2_000;
     assert.equal((await chat(p, token)).status, 200, 'after the cooldown the same token is redeemed');
+  });
+});
+
+describe("the node's own ecash", () => {
+  test('a swap refused at the connection (mint down) leaves the pool as it was: once the mint is back the node issues from it', async (t) => {
+    // nutshell's split invalidates its inputs only once the mint answered: a swap that never
+    // reached the mint leaves the proofs in the node's wallet.
+    const { mint, payer } = await market(t);
+    const purse = new Purse();
+    await purse.redeem(await payer.token(5), mint.url, 'sat');
+    await mint.setDown(true);
+    await assert.rejects(purse.issue(mint.url, 'sat', 3)); // no exact set of 3: a swap, refused
+    await mint.setDown(false);
+    assert.equal(purse.balances()[0].amount, 5, 'the proofs are back in the pool');
+    assert.equal(await payer.redeem(await purse.issue(mint.url, 'sat', 3)), 3);
   });
 });
