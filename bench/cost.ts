@@ -172,7 +172,7 @@ async function drive(run: Run, n: number): Promise<void> {
 }
 
 /** Sats paid per successful request, from the run's ledger (after change and reclaims are settled). */
-async function result(run: Run): Promise<{ satsPerSuccess: number; successRate: number; requests: number }> {
+async function result(run: Run): Promise<{ satsPerSuccess: number; successRate: number; requests: number; failures: string }> {
   for (let i = 0; i < 3; i++) {
     await run.lifecycle.idle();
     await run.opened.wallet.payments.changeQueue.drain();
@@ -180,7 +180,15 @@ async function result(run: Run): Promise<{ satsPerSuccess: number; successRate: 
   const rows = queryRequests(run.opened.db, { client: run.strategy });
   const paidMsat = rows.reduce((t, r) => t + requestCostMsat(r), 0);
   const ok = rows.filter((r) => r.status === 'succeeded').length;
-  return { satsPerSuccess: ok ? paidMsat / 1000 / ok : Infinity, successRate: rows.length ? ok / rows.length : 0, requests: rows.length };
+  // Why the others failed, by error code and the providers tried (what a missed success rate needs explained).
+  const why = new Map<string, number>();
+  for (const r of rows.filter((x) => x.status !== 'succeeded')) {
+    const tried = (run.opened.db.prepare('SELECT provider_id FROM attempts WHERE request_id = ? ORDER BY n').all(r.id) as { provider_id: string }[]).map((a) => a.provider_id);
+    const k = `${r.errorCode ?? r.status} after [${tried.join(', ')}]`;
+    why.set(k, (why.get(k) ?? 0) + 1);
+  }
+  const failures = [...why].map(([k, n]) => `${n} x ${k}`).join('; ');
+  return { satsPerSuccess: ok ? paidMsat / 1000 / ok : Infinity, successRate: rows.length ? ok / rows.length : 0, requests: rows.length, failures };
 }
 
 export async function run(): Promise<Figure[]> {
@@ -200,7 +208,7 @@ export async function run(): Promise<Figure[]> {
     return [
       { name: 'sats_per_success_vs_list_price', value: a.satsPerSuccess / b.satsPerSuccess, unit: `satroute / Routstr client's rule: ${f(a.satsPerSuccess)} vs ${f(b.satsPerSuccess)} sat per successful request over ${N} requests each (target <= 0.8)`, baseline: b.satsPerSuccess, ratio: a.satsPerSuccess / b.satsPerSuccess },
       { name: 'sats_per_success_vs_random', value: a.satsPerSuccess / c.satsPerSuccess, unit: `satroute / random live provider: ${f(a.satsPerSuccess)} vs ${f(c.satsPerSuccess)} sat (target <= 0.6)`, baseline: c.satsPerSuccess, ratio: a.satsPerSuccess / c.satsPerSuccess },
-      { name: 'success_rate', value: a.successRate, unit: `satroute's share of requests served (Routstr client's rule ${f(b.successRate)}, random ${f(c.successRate)})`, baseline: b.successRate, ratio: b.successRate ? a.successRate / b.successRate : null },
+      { name: 'success_rate', value: a.successRate, unit: `satroute's share of requests served (Routstr client's rule ${f(b.successRate)}, random ${f(c.successRate)})${a.failures ? `; satroute's failures: ${a.failures}` : ''}${b.failures ? `; the rule's: ${b.failures}` : ''}`, baseline: b.successRate, ratio: b.successRate ? a.successRate / b.successRate : null },
       { name: 'mint_roundtrips_per_request', value: roundtrips, unit: `satroute's tokens that needed (or waited for) a mint swap, per request, with the whole request path running, ${WORKERS} at a time (target < 0.05)` },
     ];
   } finally {
