@@ -43,6 +43,12 @@ export class Durability {
     if (this.reconciled) endRun(this.db, this.runId, this.clock);
   }
 
+  /** Every commit so far on disk, off the event loop (null with 'commit' durability: each commit already is). */
+  get flush(): (() => Promise<void>) | null {
+    const cp = this.checkpointer;
+    return cp ? () => cp.flush() : null;
+  }
+
   /** The checkpointer's last checkpoint; before the database closes. */
   async close(): Promise<void> {
     await this.checkpointer?.stop();

@@ -15,6 +15,11 @@ export interface WalletContext {
   mints: MintRegistry;
   clock: Clock;
   logger: Logger;
+  /**
+   * Resolves once every commit made so far is on disk, without blocking the event loop (the
+   * daemon's WAL thread, db/checkpointer.ts); absent: durable commits use synchronous=FULL.
+   */
+  flush?: () => Promise<void>;
 }
 
 export interface WalletContextOptions {

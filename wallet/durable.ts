@@ -5,7 +5,9 @@
 // before a mint call that creates signatures: the blinded outputs in it are the only way back to
 // them (NUT-09 restore). Lose that commit after the mint signed and the money is gone. So those
 // commits are made with synchronous=FULL: the WAL, with every commit before it, is fsynced.
+import fs from 'node:fs';
 import type { DB } from '../db/sqlite.ts';
+import type { WalletContext } from './context.ts';
 
 /** PRAGMA synchronous levels (SQLite numbers them). */
 const FULL = 2;
@@ -26,4 +28,26 @@ export function durableTransaction<T>(db: DB, fn: () => T): T {
   } finally {
     db.pragma(`synchronous = ${level}`);
   }
+}
+
+/**
+ * Commit `fn`, and return once that commit is on disk: through the context's flush when it has one
+ * (the WAL fsynced by another thread while the event loop serves on), else as durableTransaction.
+ * Call it just before a mint call that signs outputs, and await it before the call.
+ */
+export async function durableCommit<T>(ctx: Pick<WalletContext, 'db' | 'flush'>, fn: () => T): Promise<T> {
+  if (!ctx.flush || ctx.db.inTransaction) return durableTransaction(ctx.db, fn);
+  const out = ctx.db.transaction(fn)();
+  try {
+    await ctx.flush();
+  } catch {
+    // The thread could not: the WAL (holding this commit) fsynced on this thread instead.
+    const fd = fs.openSync(`${ctx.db.name}-wal`, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  return out;
 }

@@ -12,7 +12,7 @@
 import type { MintPreview, Proof } from '@cashu/cashu-ts';
 import type { WalletContext } from './context.ts';
 import { assertFundingInvoice } from './bolt11.ts';
-import { durableTransaction } from './durable.ts';
+import { durableCommit } from './durable.ts';
 import { FundingError, MintRejectedError, WalletError } from './errors.ts';
 import { deserializeOutputs, mapMintError, NUT_CODE, serializeOutputs } from './mints.ts';
 import { sumAmounts } from './store.ts';
@@ -114,7 +114,7 @@ async function mintPaid(ctx: WalletContext, r: QuoteRow, retried = false): Promi
   } else {
     preview = await w.prepareMint('bolt11', r.amount, { quote: r.quote_id });
     // On disk before the call (a power cut must not roll it back): the outputs are the only way back to signatures the mint makes.
-    durableTransaction(ctx.db, () => update(ctx, r.quote_id, { state: 'minting', outputs: JSON.stringify({ keysetId: preview.keysetId, data: serializeOutputs(preview.outputData) }) }));
+    await durableCommit(ctx, () => update(ctx, r.quote_id, { state: 'minting', outputs: JSON.stringify({ keysetId: preview.keysetId, data: serializeOutputs(preview.outputData) }) }));
   }
   let proofs: Proof[];
   try {

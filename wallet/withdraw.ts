@@ -6,7 +6,7 @@
 import { Amount, type MeltPreview, type MeltQuoteBolt11Response, type Proof, type Wallet } from '@cashu/cashu-ts';
 import type { WalletContext } from './context.ts';
 import { assertMeltQuote, parseBolt11 } from './bolt11.ts';
-import { durableTransaction } from './durable.ts';
+import { durableCommit } from './durable.ts';
 import { InsufficientFundsError, InvoiceError, MintRejectedError, WithdrawError } from './errors.ts';
 import { deserializeOutputs, mapMintError, NUT_CODE, serializeOutputs } from './mints.ts';
 import { amountOf, sumAmounts, toCashuProof } from './store.ts';
@@ -83,7 +83,7 @@ async function meltOnce(ctx: WalletContext, w: Wallet, mint: string, unit: strin
   const inputsAmount = sumAmounts(selected);
   const now = ctx.clock();
   // On disk before the call (a power cut must not roll it back): the change outputs and the inputs' reason.
-  durableTransaction(ctx.db, () => {
+  await durableCommit(ctx, () => {
     ctx.db.prepare(`INSERT INTO wallet_melts (quote_id, mint, unit, request, amount, fee_reserve, input_fee, inputs_amount, state, outputs, created_at, updated_at)
       VALUES (?,?,?,?,?,?,?,?, 'pending', ?,?,?)
       ON CONFLICT (quote_id) DO UPDATE SET state = 'pending', input_fee = excluded.input_fee, inputs_amount = excluded.inputs_amount,

@@ -36,8 +36,12 @@ test('with the checkpointer, commits skip the fsync and still reach the database
   } finally {
     alone.close();
   }
+  // A flush: the WAL fsynced by the thread, the caller's event loop free meanwhile.
+  db.transaction(() => insert.run(50))();
+  await cp.flush();
   await cp.stop();
   await cp.stop(); // twice is harmless
+  await assert.rejects(cp.flush(), /stopped/, 'a stopped checkpointer says so (the caller syncs itself)');
   assert.equal(cp.errors, 0);
 });
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { openDatabase } from '../../db/sqlite.ts';
-import { durableTransaction } from '../../wallet/durable.ts';
+import { durableCommit, durableTransaction } from '../../wallet/durable.ts';
 import { tempDir } from './world.ts';
 
 const NORMAL = 1;
@@ -50,4 +50,37 @@ test('inside an outer transaction it joins it (SQLite cannot change the level th
   })(), /outer fails/);
   assert.deepEqual(rows(d), [], 'rolled back with the outer transaction');
   assert.equal(level(d), NORMAL);
+});
+
+test('with an off-thread flush, a durable commit stays NORMAL on this thread and returns only after the flush', async (t) => {
+  const d = db(t);
+  const order: string[] = [];
+  let levelInside: unknown;
+  const ctx = {
+    db: d,
+    flush: async () => {
+      order.push(`flush after ${rows(d).length} row(s)`);
+    },
+  };
+  const out = await durableCommit(ctx, () => {
+    levelInside = level(d);
+    d.prepare('INSERT INTO t VALUES (1)').run();
+    order.push('committed');
+    return 'done';
+  });
+  assert.equal(out, 'done');
+  assert.equal(levelInside, NORMAL, 'no fsync on the event loop');
+  assert.deepEqual(order, ['committed', 'flush after 1 row(s)'], 'the flush comes after the commit, before the caller goes on');
+});
+
+test('a flush that fails falls back to an fsync on this thread; without a flush it is a FULL commit', async (t) => {
+  const d = db(t);
+  await durableCommit({ db: d, flush: () => Promise.reject(new Error('thread gone')) }, () => d.prepare('INSERT INTO t VALUES (1)').run());
+  let inside: unknown;
+  await durableCommit({ db: d }, () => {
+    inside = level(d);
+    d.prepare('INSERT INTO t VALUES (2)').run();
+  });
+  assert.equal(inside, FULL);
+  assert.deepEqual(rows(d), [1, 2]);
 });

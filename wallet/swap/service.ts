@@ -17,7 +17,7 @@
 // swap's transaction, so a swap resumed after a restart settles exactly like one that never stopped.
 import { OutputData } from '@cashu/cashu-ts';
 import type { WalletContext } from '../context.ts';
-import { durableTransaction } from '../durable.ts';
+import { durableCommit } from '../durable.ts';
 import { newId } from '../ids.ts';
 import { MintRejectedError, SwapStepError, type SwapFailure } from '../errors.ts';
 import { NUT_CODE } from '../mints.ts';
@@ -217,7 +217,7 @@ export class SwapService {
     // An earlier attempt that got no answer (or was cut off by a crash) may have done the swap already.
     const wasUncertain = swap.inFlight || swap.uncertain;
     // On disk before the call (with the prepared row before it): the outputs are the only way back to the signatures.
-    durableTransaction(ctx.db, () => this.records.sending(swapId));
+    await durableCommit(ctx, () => this.records.sending(swapId));
     this.mintCalls++;
     try {
       const { proofs } = await this.engine.complete({ cache, inputs, outputs: swap.outputs, keysetId: swap.keysetId });
