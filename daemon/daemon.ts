@@ -270,7 +270,7 @@ function reportSweep(step: RecoveryReport['steps'][number] | undefined, durabili
 /** Spendable sats per trusted mint (normalised URL), as the router wants them. */
 function spendable(wallet: CashuWallet): Map<string, number> {
   const out = new Map<string, number>();
-  for (const b of wallet.store.balances()) if (b.unit === 'sat' && wallet.mints.isTrusted(b.mint)) out.set(b.mint, b.unspent);
+  for (const b of wallet.store.unspentTotals()) if (b.unit === 'sat' && wallet.mints.isTrusted(b.mint)) out.set(b.mint, b.unspent);
   return out;
 }
 

@@ -90,6 +90,12 @@ export function toCashuProof(p: StoredProof): Proof {
 
 export type InsertState = 'unspent' | { kind: PendingKind; ref: string };
 
+export interface UnspentTotal {
+  mint: string;
+  unit: string;
+  unspent: number;
+}
+
 /** Unspent coins of one mint+unit as read at `version` (see ProofStore.unspentCoins). */
 export interface UnspentCoins {
   coins: readonly Coin[];
@@ -115,7 +121,9 @@ export class ProofStore {
   private readonly s;
   /** Committed unspent coins per mint+unit, with the epoch and data_version they were read at. */
   private readonly coinCache = new Map<string, { coins: readonly Coin[]; version: number; dataVersion: number }>();
-  /** Every write to wallet_proofs goes through this class: the cache above relies on it. */
+  /** Unspent sums per mint+unit, cached like the coins. */
+  private totalsCache: { totals: readonly UnspentTotal[]; version: number; dataVersion: number } | null = null;
+  /** Every write to wallet_proofs goes through this class: the caches above rely on it. */
   private readonly epoch: { n: number };
 
   constructor(readonly db: DB, private readonly clock: Clock = Date.now) {
@@ -148,6 +156,7 @@ export class ProofStore {
         WHERE state IN ('unspent', 'pending') GROUP BY mint, unit ORDER BY mint, unit`),
       coins: db.prepare(`SELECT secret, keyset_id AS keysetId, amount AS amountSat FROM wallet_proofs WHERE mint = ? AND unit = ? AND state = 'unspent'`),
       dataVersion: db.prepare('PRAGMA data_version').pluck(),
+      unspentTotals: db.prepare(`SELECT mint, unit, SUM(amount) AS unspent FROM wallet_proofs WHERE state = 'unspent' GROUP BY mint, unit ORDER BY mint, unit`),
       denoms: db.prepare(`SELECT amount, COUNT(*) AS count FROM wallet_proofs WHERE mint = ? AND unit = ? AND state = 'unspent'
         GROUP BY amount ORDER BY amount`),
     };
@@ -341,5 +350,20 @@ export class ProofStore {
   /** Unspent and pending sums per mint and unit. */
   balances(): BalanceRow[] {
     return this.s.balances.all() as BalanceRow[];
+  }
+
+  /**
+   * Unspent sums per mint and unit - what a request can spend - served from memory while no write
+   * changed the unspent set (as unspentCoins): the router asks on every request, and a burst of
+   * admissions would otherwise each sum the whole table. Do not mutate the result.
+   */
+  unspentTotals(): readonly UnspentTotal[] {
+    const version = this.epoch.n;
+    const dataVersion = this.s.dataVersion.get() as number;
+    const c = this.totalsCache;
+    if (c && c.version === version && c.dataVersion === dataVersion && !this.db.inTransaction) return c.totals;
+    const totals = this.s.unspentTotals.all() as UnspentTotal[];
+    this.totalsCache = this.db.inTransaction ? null : { totals, version, dataVersion };
+    return totals;
   }
 }
