@@ -2,7 +2,10 @@
 // one queue for all connections (first come, first served; each connection's messages stay in
 // order). A burst - a thousand requests arriving in one poll of the sockets - is spread over a
 // few turns instead of holding the loop for its whole length, so streams already running keep
-// their pace. A connection with more than `maxQueuedPerConnection` messages waiting is paused
+// their pace. A slice also ends after `maxPerTurn` messages: what a request message starts goes
+// on in promise continuations after the slice (taking the token, its commit, the provider call),
+// outside the clock the slice reads, so a slice of cheap admissions could still hold the loop
+// for tens of ms. A connection with more than `maxQueuedPerConnection` messages waiting is paused
 // (TCP pushes back on the client) until its backlog is handled.
 import { performance } from 'node:perf_hooks';
 
@@ -25,12 +28,14 @@ export class Inbox {
   private readonly paused = new Set<InboxOwner>();
 
   private readonly sliceMs: number;
+  private readonly maxPerTurn: number;
   private readonly maxQueuedPerConnection: number;
   private readonly now: () => number;
   private readonly onError: (err: unknown) => void;
 
-  constructor(opts: { sliceMs?: number; maxQueuedPerConnection?: number; now?: () => number; onError?: (err: unknown) => void } = {}) {
+  constructor(opts: { sliceMs?: number; maxPerTurn?: number; maxQueuedPerConnection?: number; now?: () => number; onError?: (err: unknown) => void } = {}) {
     this.sliceMs = opts.sliceMs ?? 5;
+    this.maxPerTurn = opts.maxPerTurn ?? 8;
     this.maxQueuedPerConnection = opts.maxQueuedPerConnection ?? 256;
     this.now = opts.now ?? (() => performance.now());
     this.onError = opts.onError ?? (() => {});
@@ -66,6 +71,7 @@ export class Inbox {
 
   private readonly drain = (): void => {
     const end = this.now() + this.sliceMs;
+    let n = 0;
     do {
       const task = this.queue[this.head++];
       const left = this.queued.get(task.owner)! - 1;
@@ -77,7 +83,7 @@ export class Inbox {
       } catch (err) {
         this.onError(err); // one bad message must not stop everyone's
       }
-    } while (this.head < this.queue.length && this.now() < end);
+    } while (this.head < this.queue.length && ++n < this.maxPerTurn && this.now() < end);
     if (this.head === this.queue.length) {
       this.queue = [];
       this.head = 0;

@@ -42,6 +42,19 @@ test('a burst of messages is handled a slice per turn, each connection in order'
   assert.equal(handled.length, 20);
 });
 
+test('a slice ends after maxPerTurn messages however cheap they look: what they start runs on after the slice', async () => {
+  const inbox = new Inbox({ sliceMs: 5, maxPerTurn: 8, now: () => 0 });
+  const a = new Owner();
+  let handled = 0;
+  for (let i = 0; i < 20; i++) inbox.push(a, () => void handled++);
+  await turn();
+  assert.equal(handled, 8);
+  await turn();
+  assert.equal(handled, 16);
+  await handledAll(inbox);
+  assert.equal(handled, 20);
+});
+
 test('a connection with too long a backlog is paused until it is handled; the others are not', async () => {
   const inbox = new Inbox({ maxQueuedPerConnection: 3 });
   const [flood, quiet] = [new Owner(), new Owner()];
