@@ -8,42 +8,46 @@ import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 
-const { file, intervalMs } = workerData;
-const db = new Database(file);
-db.pragma('busy_timeout = 1000');
+// Loaded outside a Checkpointer (the build's check that every worker loads without tsx): nothing to do.
+if (workerData?.file) start(workerData);
 
-function checkpoint() {
-  try {
-    const [row] = db.pragma('wal_checkpoint(PASSIVE)');
-    if (row && row.log > 0) parentPort.postMessage({ checkpoint: { log: row.log, checkpointed: row.checkpointed } });
-  } catch (err) {
-    parentPort.postMessage({ error: String(err && err.message ? err.message : err) });
-  }
-}
+function start({ file, intervalMs }) {
+  const db = new Database(file);
+  db.pragma('busy_timeout = 1000');
 
-const timer = setInterval(checkpoint, intervalMs);
-/** fsync the WAL file: it holds every commit not yet checkpointed (a missing one: none since the last checkpoint, which synced them). */
-function flush(id) {
-  try {
-    const fd = fs.openSync(`${file}-wal`, 'r');
+  function checkpoint() {
     try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
+      const [row] = db.pragma('wal_checkpoint(PASSIVE)');
+      if (row && row.log > 0) parentPort.postMessage({ checkpoint: { log: row.log, checkpointed: row.checkpointed } });
+    } catch (err) {
+      parentPort.postMessage({ error: String(err && err.message ? err.message : err) });
     }
-    parentPort.postMessage({ flushed: id });
-  } catch (err) {
-    if (err && err.code === 'ENOENT') parentPort.postMessage({ flushed: id });
-    else parentPort.postMessage({ flushed: id, error: String(err && err.message ? err.message : err) });
   }
-}
 
-parentPort.on('message', (msg) => {
-  if (msg && typeof msg === 'object' && 'flush' in msg) return flush(msg.flush);
-  if (msg !== 'stop') return;
-  clearInterval(timer);
-  checkpoint();
-  db.close();
-  parentPort.postMessage({ stopped: true });
-  parentPort.close();
-});
+  const timer = setInterval(checkpoint, intervalMs);
+  /** fsync the WAL file: it holds every commit not yet checkpointed (a missing one: none since the last checkpoint, which synced them). */
+  function flush(id) {
+    try {
+      const fd = fs.openSync(`${file}-wal`, 'r');
+      try {
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      parentPort.postMessage({ flushed: id });
+    } catch (err) {
+      if (err && err.code === 'ENOENT') parentPort.postMessage({ flushed: id });
+      else parentPort.postMessage({ flushed: id, error: String(err && err.message ? err.message : err) });
+    }
+  }
+
+  parentPort.on('message', (msg) => {
+    if (msg && typeof msg === 'object' && 'flush' in msg) return flush(msg.flush);
+    if (msg !== 'stop') return;
+    clearInterval(timer);
+    checkpoint();
+    db.close();
+    parentPort.postMessage({ stopped: true });
+    parentPort.close();
+  });
+}
