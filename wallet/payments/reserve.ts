@@ -169,6 +169,8 @@ export function planRefill(
   return denominations.length > 0 ? { inputs: [largest], denominations } : null;
 }
 
+const IDLE: Promise<void> = Promise.resolve();
+
 /** Keeps each mint's reserve topped up; one swap at a time per mint, off the request path. */
 export class Reserve {
   private readonly running = new Map<string, Promise<SwapOutcome | null>>();
@@ -248,11 +250,14 @@ export class Reserve {
 
   /** Run `fn` while no other split of this mint's proofs runs (splits planned together would pick the same proofs). */
   async exclusive<T>(mint: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.locks.get(mint) ?? Promise.resolve();
+    const previous = this.locks.get(mint) ?? IDLE;
     let release!: () => void;
     const mine = previous.then(() => new Promise<void>((r) => (release = r)));
     this.locks.set(mint, mine);
     await previous;
+    // Waiters released by one swap would otherwise all run in the same turn of the event loop
+    // (each taking its token, a commit each): one turn each keeps the loop answering meanwhile.
+    if (previous !== IDLE) await new Promise<void>((resolve) => setImmediate(resolve));
     try {
       return await fn();
     } finally {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { countByAmount, defaultReserve, DemandMeter, demandTargets, fillDenominations, needsRefill, planRefill, reserveDeficit, type ReserveConfig } from '../../../wallet/payments/reserve.ts';
+import { countByAmount, defaultReserve, DemandMeter, demandTargets, fillDenominations, needsRefill, planRefill, Reserve, reserveDeficit, type ReserveConfig } from '../../../wallet/payments/reserve.ts';
 import type { StoredProof } from '../../../wallet/store.ts';
 
 let n = 0;
@@ -108,4 +108,22 @@ test('against a mint: after a run of payments, the refills stock ~4 s of what th
     assert.ok(target >= 8, `target ${target}, above the floor of 6 a fixed reserve keeps (the pure tests above)`);
     assert.ok(twos >= target, `demand-sized: ${twos} two-sat proofs after the refills, target ${target}`);
   }
+});
+
+test('payments released by one swap take their turns on the event loop one at a time, not all in one', async () => {
+  const reserve = new Reserve({ clock: Date.now } as never, { on() {} } as never);
+  const order: string[] = [];
+  let release!: () => void;
+  const first = reserve.exclusive('m', () => new Promise<void>((r) => (release = r)));
+  const waiters = [1, 2, 3].map((i) => reserve.exclusive('m', async () => void order.push(`waiter ${i}`)));
+  await new Promise((r) => setImmediate(r));
+  release();
+  await first;
+  // Something else the loop has to do, queued after the swap ended: it runs between the waiters.
+  setImmediate(() => order.push('other work'));
+  await Promise.all(waiters);
+  // (Without the turns, all three would run before it, in the swap's own turn.)
+  const other = order.indexOf('other work');
+  assert.ok(other >= 0 && other <= 1, order.join(', '));
+  assert.deepEqual(order.filter((o) => o !== 'other work'), ['waiter 1', 'waiter 2', 'waiter 3'], 'in order');
 });
