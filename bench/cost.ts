@@ -14,26 +14,20 @@
 //   success_rate                    satroute's (baselines' in the unit)
 //   mint_roundtrips_per_request     satroute's tokens that needed a mint swap, per request (target < 0.05)
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { normalizeMintUrl } from '@cashu/cashu-ts';
 import type { Figure } from './_figure.ts';
+import { openBenchPath, type BenchPath } from './_request-path.ts';
 import { startWorldChild, type WorldChild } from './_world-child.ts';
-import { ClientKeys, type ClientKey } from '../daemon/api/auth.ts';
 import { Market } from '../daemon/market.ts';
 import type { Offer } from '../daemon/market-index.ts';
 import type { ApiRequest, ResponseSink } from '../daemon/requests/contract.ts';
-import { Budgets } from '../daemon/requests/budgets.ts';
-import { RequestLedger, requestCostMsat } from '../daemon/requests/ledger.ts';
-import { RequestLifecycle, type LifecycleDeps } from '../daemon/requests/lifecycle.ts';
-import { MintFees } from '../daemon/requests/mint-fees.ts';
+import { requestCostMsat } from '../daemon/requests/ledger.ts';
 import { queryRequests } from '../daemon/requests/audit.ts';
-import { openRouting, type AttemptReport, type PlannedAttempt, type RoutePlan, type RouteRequest, type Routing } from '../daemon/route/index.ts';
+import { type AttemptReport, type PlannedAttempt, type RoutePlan, type RouteRequest } from '../daemon/route/index.ts';
 import { NoProviderError } from '../daemon/route/errors.ts';
 import { randomLiveOrder, RoutstrClientRule } from '../daemon/route/baseline.ts';
 import { msatToSatCeil, reservationMsatFor, reserveInputOf, tokenCostMsat } from '../protocol/pricing.ts';
 import { seededRandom, type Scenario } from '../test/world/index.ts';
-import { openWallet, type OpenedWallet } from '../wallet/open.ts';
 
 const N = Number(process.env.SATROUTE_BENCH_COST_N ?? 1000);
 const WORKERS = 4;
@@ -114,46 +108,16 @@ class BaselineRouter {
   }
 }
 
-interface Run {
+interface Run extends BenchPath {
   strategy: Strategy;
-  opened: OpenedWallet;
-  market: Market;
-  routing?: Routing;
-  ledger: RequestLedger;
-  lifecycle: RequestLifecycle;
-  client: ClientKey;
-  dir: string;
 }
 
 async function setUp(strategy: Strategy, world: WorldChild): Promise<Run> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `satroute-bench-cost-${strategy}-`));
-  const mint = world.info.mints[0];
-  const opened = openWallet({ dataDir: dir, mints: [mint], synchronous: 'NORMAL' });
-  const { wallet, db } = opened;
-  const market = new Market({ db, config: { relays: [], providers: world.info.providers.map((p) => p.url) }, autoSchedule: false });
-  await market.start();
-  await Promise.all(market.providers().map((p) => market.probe(p.id)));
-  const ledger = new RequestLedger(db);
-  const budgets = new Budgets(db);
-  const fees = new MintFees(wallet.mints);
-  await fees.refresh([wallet.mints.assertTrusted(mint)]);
-  let routing: Routing | undefined;
-  let router: LifecycleDeps['router'];
-  if (strategy === 'satroute') {
-    routing = openRouting({ db, market, config: {} });
-    await routing.start();
-    router = routing.router;
-  } else router = new BaselineRouter(strategy, market);
-  const lifecycle = new RequestLifecycle({
-    db, router, ledger, budgets, payments: wallet.payments, feePpk: (m) => fees.feePpk(m),
-    balances: () => new Map(wallet.store.balances().filter((b) => b.unit === 'sat').map((b) => [b.mint, b.unspent])),
+  const opened = await openBenchPath(world, {
+    name: strategy, fundSat: Math.max(20_000, N * 120),
+    ...(strategy === 'satroute' ? {} : { router: (market: Market) => new BaselineRouter(strategy, market) }),
   });
-  await wallet.start();
-  const q = await wallet.createFundingQuote(Math.max(20_000, N * 120), { mint });
-  await world.pay(q.bolt11);
-  await wallet.waitForFunding(q.quoteId, { pollMs: 20, timeoutMs: 30_000 });
-  const client = new ClientKeys(db).create({ name: strategy }).client;
-  return { strategy, opened, market, routing, ledger, lifecycle, client, dir };
+  return { ...opened, strategy };
 }
 
 const quietSink = (): ResponseSink & { ok: boolean } => {

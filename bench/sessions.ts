@@ -9,25 +9,17 @@
 //   session_exposure_sats     the most held at providers at once during bench/cost.ts's workload
 //                             (its 20-provider market, streamed, 4 at a time) in session mode
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Figure } from './_figure.ts';
 import { scenario as costScenario, BODY as COST_BODY } from './cost.ts';
+import { openBenchPath, type BenchPath } from './_request-path.ts';
 import { startWorldChild, type WorldChild } from './_world-child.ts';
-import { ClientKeys, type ClientKey } from '../daemon/api/auth.ts';
-import { Market } from '../daemon/market.ts';
 import type { ApiRequest, ResponseSink } from '../daemon/requests/contract.ts';
-import { Budgets } from '../daemon/requests/budgets.ts';
-import { RequestLedger } from '../daemon/requests/ledger.ts';
-import { RequestLifecycle } from '../daemon/requests/lifecycle.ts';
-import { MintFees } from '../daemon/requests/mint-fees.ts';
 import { SessionApi } from '../daemon/requests/session-api.ts';
 import { SessionManager } from '../daemon/requests/sessions.ts';
-import { openRouting, type Routing } from '../daemon/route/index.ts';
+import type { Routing } from '../daemon/route/index.ts';
 import { callProvider, createProviderAgents } from '../protocol/provider-call.ts';
 import type { Scenario } from '../test/world/index.ts';
-import { openWallet, type OpenedWallet } from '../wallet/open.ts';
 
 const N = Number(process.env.SATROUTE_BENCH_SESSIONS_N ?? 60);
 const COST_N = Number(process.env.SATROUTE_BENCH_SESSIONS_COST_N ?? 200);
@@ -40,39 +32,12 @@ const liveScenario = (): Scenario => ({
   providers: [{ name: 'live', announce: false, models: [{ id: MODEL, promptSatsPerToken: 0.01, completionSatsPerToken: 0.04, contextLength: 2000, maxCompletionTokens: 300 }], knobs: { chunkDelayMs: CHUNK_MS } }],
 });
 
-interface Path {
-  opened: OpenedWallet;
-  market: Market;
-  routing: Routing;
-  lifecycle: RequestLifecycle;
-  sessions: SessionManager;
-  client: ClientKey;
-  dir: string;
-}
+type Path = BenchPath & { routing: Routing; sessions: SessionManager };
 
 async function setUp(world: WorldChild, fundSat: number): Promise<Path> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'satroute-bench-sessions-'));
-  const mint = world.info.mints[0];
-  const opened = openWallet({ dataDir: dir, mints: [mint], synchronous: 'NORMAL' });
-  const { wallet, db } = opened;
-  const market = new Market({ db, config: { relays: [], providers: world.info.providers.map((p) => p.url) }, autoSchedule: false });
-  await market.start();
-  await Promise.all(market.providers().map((p) => market.probe(p.id)));
-  const routing = openRouting({ db, market, config: {} });
-  await routing.start();
-  const fees = new MintFees(wallet.mints);
-  await fees.refresh([wallet.mints.assertTrusted(mint)]);
-  const sessions = new SessionManager({ db, payments: wallet.payments });
-  const lifecycle = new RequestLifecycle({
-    db, router: routing.router, ledger: new RequestLedger(db), budgets: new Budgets(db), payments: wallet.payments, feePpk: (m) => fees.feePpk(m), sessions,
-    balances: () => new Map(wallet.store.balances().filter((b) => b.unit === 'sat').map((b) => [b.mint, b.unspent])),
-  });
-  await wallet.start();
-  const q = await wallet.createFundingQuote(fundSat, { mint });
-  await world.pay(q.bolt11);
-  await wallet.waitForFunding(q.quoteId, { pollMs: 20, timeoutMs: 30_000 });
-  const client = new ClientKeys(db).create({ name: 'bench' }).client;
-  return { opened, market, routing, lifecycle, sessions, client, dir };
+  const p = await openBenchPath(world, { name: 'sessions', fundSat, sessions: true });
+  if (!p.routing || !p.sessions) throw new Error('a bench path with satroute\'s router and sessions was asked for');
+  return { ...p, routing: p.routing, sessions: p.sessions };
 }
 
 async function tearDown(p: Path): Promise<void> {
