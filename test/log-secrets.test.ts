@@ -2,11 +2,9 @@
 // commands, debug level) hold none of the secrets its data directory holds.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { createLogger } from '../protocol/logger.ts';
 import { assertNoSecrets, captureLogs, findSecrets, secretsInDataDir } from './log-secrets.ts';
 import { LightningNetwork } from './world/lightning.ts';
@@ -14,7 +12,7 @@ import { startMint } from './world/mint.ts';
 import { startRelay } from './world/relay.ts';
 import { startNwcService } from './world/nwc.ts';
 import { outsideToken } from './wallet/world.ts';
-import { bin, root, satroute } from './daemon/cli/run.ts';
+import { satroute, startDaemonProcess } from './daemon/cli/run.ts';
 
 const PROOF_SECRET = 'b7c5d2a1e9f04c3b8a6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b';
 const TOKEN = 'cashuBo2FteCJodHRwOi8vMTI3LjAuMC4xOjQwMDAxYXVjc2F0YXSBomFpSAC0';
@@ -75,20 +73,15 @@ test('a run at debug level - NWC connected, funded, a token received, through th
 
   await cli('wallet', 'nwc', nwc.uri);
   await cli('wallet', 'receive', await outsideToken(ln, mint.url, 100));
-  const daemon = spawn(process.execPath, [bin, 'start', '--json'], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  daemon.stderr.on('data', (d) => (log += d));
-  const exited = new Promise<number | null>((resolve) => daemon.once('exit', (code) => resolve(code)));
-  t.after(() => void (daemon.exitCode === null && daemon.kill('SIGKILL')));
-  await new Promise<string>((resolve, reject) => {
-    readline.createInterface({ input: daemon.stdout }).once('line', resolve);
-    void exited.then((code) => reject(new Error(`start exited with ${code}: ${log}`)));
-  });
+  const { child: daemon, stderr, exited } = await startDaemonProcess(t, env);
   await cli('wallet', 'fund', '300', '--json');
   await cli('wallet', 'receive', await outsideToken(ln, mint.url, 21), '--json');
   await cli('wallet', 'balance');
   await cli('wallet', 'history', '--json');
   daemon.kill('SIGTERM');
-  assert.equal(await exited, 0, log);
+  const code = await exited;
+  log += stderr();
+  assert.equal(code, 0, log);
 
   const known = secretsInDataDir(dir);
   const nwcSecret = new URL(nwc.uri).searchParams.get('secret')!;

@@ -6,11 +6,10 @@ import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { Worker } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import { build } from '../../bin/build.js';
-import { root } from '../daemon/cli/run.ts';
+import { root, startDaemonProcess } from '../daemon/cli/run.ts';
 
 /** Not copied: dependencies (shared by a link), builds, git, the tests and benchmarks. */
 const NOT_COPIED = new Set(['node_modules', 'dist', '.git', 'test', 'bench']);
@@ -95,17 +94,9 @@ test('the compiled daemon starts, answers wallet balance through its socket, ref
   assert.deepEqual(JSON.parse(alone.stdout), { total_sat: 0, pending_sat: 0, held_sat: 0, sessions: [], mints: [], nwc: false });
   assert.match(alone.stderr, /running the compiled build/);
 
-  const daemon = spawn(process.execPath, [path.join(dir, 'bin', 'satroute.js'), 'start', '--json'], { env: { ...process.env, SATROUTE_DEBUG_LAUNCH: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  daemon.stderr.on('data', (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => daemon.once('exit', (code) => resolve(code)));
-  t.after(() => void (daemon.exitCode === null && daemon.kill('SIGKILL')));
-  const line = await new Promise<string>((resolve, reject) => {
-    readline.createInterface({ input: daemon.stdout }).once('line', resolve);
-    void exited.then((code) => reject(new Error(`start exited with ${code}: ${stderr}`)));
-  });
-  assert.equal(JSON.parse(line).pid, daemon.pid);
-  assert.match(stderr, /running the compiled build/);
+  const { child: daemon, info, stderr, exited } = await startDaemonProcess(t, { SATROUTE_DEBUG_LAUNCH: '1', ...env }, { script: path.join(dir, 'bin', 'satroute.js') });
+  assert.equal(info.pid, daemon.pid);
+  assert.match(stderr(), /running the compiled build/);
 
   // The daemon holds the wallet lock: only its control socket can answer this.
   const through = await satroute(dir, ['wallet', 'balance', '--json'], env);
@@ -117,7 +108,7 @@ test('the compiled daemon starts, answers wallet balance through its socket, ref
   assert.match(second.stderr, new RegExp(`satroute: another satroute daemon \\(pid ${daemon.pid}\\) is already running on ${data}\\n$`));
 
   daemon.kill('SIGTERM');
-  assert.equal(await exited, 0, stderr);
+  assert.equal(await exited, 0, stderr());
   assert.ok(!fs.existsSync(path.join(data, 'daemon.json')));
 });
 

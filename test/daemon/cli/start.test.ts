@@ -1,13 +1,11 @@
 // One daemon per data directory: what a user sees when they start a second one.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { WalletLock } from '../../../wallet/lock.ts';
-import { bin, root, satroute } from './run.ts';
+import { satroute, startDaemonProcess } from './run.ts';
 
 function dataDir(t: TestContext): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'satroute-start-'));
@@ -18,16 +16,8 @@ function dataDir(t: TestContext): string {
 test('a second satroute start on the same data directory is refused, naming the running daemon', async (t) => {
   const dir = dataDir(t);
   const env = { SATROUTE_DATA_DIR: dir, SATROUTE_RELAYS: '', SATROUTE_LISTEN: '127.0.0.1:0' };
-  const daemon = spawn(process.execPath, [bin, 'start', '--json'], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  daemon.stderr.on('data', (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => daemon.once('exit', (code) => resolve(code)));
-  t.after(() => void (daemon.exitCode === null && daemon.kill('SIGKILL')));
-  const line = await new Promise<string>((resolve, reject) => {
-    readline.createInterface({ input: daemon.stdout }).once('line', resolve);
-    void exited.then((code) => reject(new Error(`start exited with ${code}: ${stderr}`)));
-  });
-  assert.equal(JSON.parse(line).pid, daemon.pid);
+  const { child: daemon, info, stderr, exited } = await startDaemonProcess(t, env);
+  assert.equal(info.pid, daemon.pid);
 
   const second = await satroute(env, 'start');
   assert.equal(second.code, 1);
@@ -35,7 +25,7 @@ test('a second satroute start on the same data directory is refused, naming the 
   assert.equal(second.stdout, '');
 
   daemon.kill('SIGTERM');
-  assert.equal(await exited, 0, stderr);
+  assert.equal(await exited, 0, stderr());
   const again = await satroute({ ...env, SATROUTE_LOG_LEVEL: 'error' }, 'status', '--json');
   assert.equal(JSON.parse(again.stdout).running, false, 'the first daemon is gone; nothing it held is left behind');
 });
@@ -49,14 +39,9 @@ test('a start while a wallet command holds the data directory says which process
   assert.equal(r.stderr, `satroute: the wallet in ${dir} is in use by process ${process.pid} (a satroute command, or a daemon still starting); try again when it has finished\n`);
 });
 
-async function startAndStop(env: Record<string, string>, stderrFd: number): Promise<number | null> {
-  const daemon = spawn(process.execPath, [bin, 'start', '--json'], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', stderrFd] });
-  const exited = new Promise<number | null>((resolve) => daemon.once('exit', (code) => resolve(code)));
-  await new Promise<string>((resolve, reject) => {
-    readline.createInterface({ input: daemon.stdout! }).once('line', resolve);
-    void exited.then((code) => reject(new Error(`start exited with ${code}`)));
-  });
-  daemon.kill('SIGTERM');
+async function startAndStop(t: TestContext, env: Record<string, string>, stderrFd: number): Promise<number | null> {
+  const { child, exited } = await startDaemonProcess(t, env, { stderrFd });
+  child.kill('SIGTERM');
   return exited;
 }
 
@@ -66,7 +51,7 @@ test('under systemd (stderr is the journal) log lines carry their syslog priorit
   const journal = path.join(dir, 'journal.log');
   const fd = fs.openSync(journal, 'w');
   const st = fs.fstatSync(fd, { bigint: true });
-  assert.equal(await startAndStop({ ...env, JOURNAL_STREAM: `${st.dev}:${st.ino}` }, fd), 0);
+  assert.equal(await startAndStop(t, { ...env, JOURNAL_STREAM: `${st.dev}:${st.ino}` }, fd), 0);
   fs.closeSync(fd);
   const lines = fs.readFileSync(journal, 'utf8').trim().split('\n').filter((l) => !l.startsWith('satroute: running'));
   assert.ok(lines.length >= 2);
@@ -79,7 +64,7 @@ test('under systemd (stderr is the journal) log lines carry their syslog priorit
   // A JOURNAL_STREAM inherited by a process whose stderr went elsewhere must not add prefixes.
   const other = path.join(dir, 'other.log');
   const fd2 = fs.openSync(other, 'w');
-  assert.equal(await startAndStop({ ...env, JOURNAL_STREAM: `${st.dev}:${st.ino}` }, fd2), 0);
+  assert.equal(await startAndStop(t, { ...env, JOURNAL_STREAM: `${st.dev}:${st.ino}` }, fd2), 0);
   fs.closeSync(fd2);
   for (const line of fs.readFileSync(other, 'utf8').trim().split('\n').filter((l) => !l.startsWith('satroute: running'))) assert.equal(JSON.parse(line).name, 'satroute');
 });
