@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { startProvider, startWorld, type ProviderKnobs, type Scenario, type TestProvider, type World } from '../../world/index.ts';
 import { SessionManager, type SessionOptions } from '../../../daemon/requests/sessions.ts';
 import { recoverInterrupted } from '../../../daemon/requests/recover.ts';
+import { Gate } from '../../world/provider/balance-fixture.ts';
 import { harness, type Capture, type Harness } from './lifecycle-fixture.ts';
 
 const SCENARIO: Scenario = { seed: 12, mints: [{ name: 'mint-a' }], nwcBalanceSat: 0, providers: [] };
@@ -20,56 +21,6 @@ before(async () => {
   base = await startWorld(SCENARIO);
 });
 after(() => base?.stop());
-
-/**
- * Stands in for the provider's timers (the world's injected delay): open, each delay passes at
- * once; held, each waits until the test releases it. `now` advances by the delays passed.
- */
-class Gate {
-  now = 0;
-  private held = false;
-  private readonly waiting: { ms: number; resolve: () => void }[] = [];
-  private watchers: { n: number; resolve: () => void }[] = [];
-
-  readonly delay = (ms: number): Promise<void> => {
-    if (ms <= 0) return Promise.resolve();
-    if (!this.held) {
-      this.now += ms;
-      return Promise.resolve();
-    }
-    return new Promise<void>((resolve) => {
-      this.waiting.push({ ms, resolve });
-      const ready = this.watchers.filter((w) => this.waiting.length >= w.n);
-      this.watchers = this.watchers.filter((w) => !ready.includes(w));
-      for (const w of ready) w.resolve();
-    });
-  };
-
-  hold(): void {
-    this.held = true;
-  }
-
-  /** Resolves once at least `n` delays are waiting. */
-  until(n: number): Promise<void> {
-    if (this.waiting.length >= n) return Promise.resolve();
-    return new Promise((resolve) => this.watchers.push({ n, resolve }));
-  }
-
-  releaseOne(): void {
-    const w = this.waiting.shift();
-    if (!w) throw new Error('no delay is waiting');
-    this.now += w.ms;
-    w.resolve();
-  }
-
-  open(): void {
-    this.held = false;
-    for (const w of this.waiting.splice(0)) {
-      this.now += w.ms;
-      w.resolve();
-    }
-  }
-}
 
 interface Setup {
   h: Harness;
@@ -82,6 +33,7 @@ interface Setup {
 /** One provider (its waits on a Gate, open unless `held`) and a funded request path with session mode. */
 async function setup(t: TestContext, o: { knobs?: Partial<ProviderKnobs>; sessions?: Partial<SessionOptions>; fund?: number; dearer?: Partial<ProviderKnobs> } = {}): Promise<Setup> {
   const gate = new Gate();
+  gate.open(); // the provider's waits pass at once until a test holds them
   const p = await startProvider({ name: 'live', relays: [], mints: [base.mint('mint-a').url], models: [MODEL], knobs: o.knobs, delay: gate.delay, noAnnounce: true });
   const providers = [p];
   if (o.dearer) {

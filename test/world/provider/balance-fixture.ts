@@ -116,6 +116,11 @@ export class Gate {
     w.resolve();
   }
 
+  /** Make each delay from now on wait for the test again. */
+  hold(): void {
+    this.auto = false;
+  }
+
   /** Let every delay end, now and from now on. */
   open(): void {
     this.auto = true;
