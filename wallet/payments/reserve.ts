@@ -248,6 +248,14 @@ export class Reserve {
     return run;
   }
 
+  /** Wait for the splits of this mint's proofs running (or queued) now; false if there were none. */
+  async splitsDone(mint: string): Promise<boolean> {
+    const busy = this.locks.get(mint);
+    if (!busy) return false;
+    await busy;
+    return true;
+  }
+
   /** Run `fn` while no other split of this mint's proofs runs (splits planned together would pick the same proofs). */
   async exclusive<T>(mint: string, fn: () => Promise<T>): Promise<T> {
     const previous = this.locks.get(mint) ?? IDLE;

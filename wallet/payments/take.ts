@@ -69,7 +69,16 @@ export class TokenTaker {
   async take(spec: TakeSpec, policy?: SelectPolicy): Promise<TakenToken> {
     const fees = await this.feeMap(spec.mint);
     const take: Take = (roundtrip) => this.takeOffline(spec, fees, policy ?? this.opts.policy(spec.amountSat), roundtrip);
-    const taken = take(false) ?? (await this.takeWithSwap(spec.mint, this.stillNeeded(spec), take));
+    let first: TakenToken | null;
+    try {
+      first = take(false);
+    } catch (err) {
+      // Our own split (a refill, another payment's) holds proofs in its swap for a moment: the
+      // money is ours and comes back split; wait for it rather than refuse the payment.
+      if (!(err instanceof InsufficientFundsError) || !(await this.reserve.splitsDone(spec.mint))) throw err;
+      first = take(false);
+    }
+    const taken = first ?? (await this.takeWithSwap(spec.mint, this.stillNeeded(spec), take));
     this.afterTake(spec.mint);
     return taken;
   }

@@ -127,3 +127,14 @@ test('payments released by one swap take their turns on the event loop one at a 
   assert.ok(other >= 0 && other <= 1, order.join(', '));
   assert.deepEqual(order.filter((o) => o !== 'other work'), ['waiter 1', 'waiter 2', 'waiter 3'], 'in order');
 });
+
+test('a payment that arrives while a refill holds the largest proof in its swap waits for it instead of failing for want of funds', async (t) => {
+  const { paymentsWorld, take } = await import('./fixture.ts');
+  const w = await paymentsWorld(t, { fundSat: 5000 }); // 4096 + 512 + 256 + 128 + 8
+  const unspent = () => w.ctx.store.selectUnspent(w.mint.url, 'sat').reduce((a, p) => a + p.amount, 0);
+  const refill = w.payments.reserve.refill(w.mint.url);
+  while (unspent() >= 1000) await new Promise((r) => setImmediate(r)); // the 4096 is in the swap now
+  const taken = await take(w.payments, w.mint.url, 1000, 'during-refill');
+  assert.equal(taken.amountSat, 1000);
+  await refill;
+});
