@@ -44,3 +44,24 @@ export function migrate(db: DB, owner: string, migrations: readonly string[]): v
     })();
   }
 }
+
+/** PRAGMA synchronous levels (SQLite numbers them). */
+const FULL = 2;
+
+/**
+ * Run `fn` in a transaction whose commit is on disk when this returns (synchronous=FULL for that
+ * commit, the connection's level restored after). Inside an outer transaction SQLite refuses to
+ * change the level: `fn` joins it and the outer commit decides (make that one durable instead).
+ */
+export function durableTransaction<T>(db: DB, fn: () => T): T {
+  const tx = db.transaction(fn);
+  if (db.inTransaction) return tx();
+  const level = db.pragma('synchronous', { simple: true }) as number;
+  if (level >= FULL) return tx();
+  db.pragma('synchronous = FULL');
+  try {
+    return tx();
+  } finally {
+    db.pragma(`synchronous = ${level}`);
+  }
+}
