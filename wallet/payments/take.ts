@@ -105,7 +105,8 @@ export class TokenTaker {
     if (!chosen) return null;
     const { sel, proofs } = chosen;
     const keptSecrets = new Set(kept.map((p) => p.secret));
-    const added = proofs.filter((p) => !keptSecrets.has(p.secret)).map((p) => p.secret);
+    const addedProofs = proofs.filter((p) => !keptSecrets.has(p.secret));
+    const added = addedProofs.map((p) => p.secret);
     const token = getEncodedToken({ mint: spec.tokenMint, unit: this.unit, proofs: proofs.map(toCashuProof) });
     const taken: TakenToken = {
       paymentId, mint, tokenMint: spec.tokenMint, unit: this.unit, token, amountSat: spec.amountSat, sentSat: sat(sel.totalSat), feeSat: sat(sel.feeSat),
@@ -124,7 +125,7 @@ export class TokenTaker {
       }
     })();
     ctx.store.unspentTaken(mint, this.unit, chosen.version, added);
-    this.reserve.noteTaken(mint, proofs.filter((p) => !keptSecrets.has(p.secret)).map((p) => p.amount));
+    this.reserve.noteTaken(mint, addedProofs.map((p) => p.amount));
     this.opts.onTaken(paymentId); // in the same synchronous step, so recovery can never see it as an orphan
     return taken;
   }
