@@ -31,8 +31,7 @@ export class Checkpointer {
   private readonly worker: Worker;
   private stopping: Promise<void> | null = null;
   private exited = false;
-  /** Checkpoints that found work, errors reported. */
-  checkpoints = 0;
+  /** Checkpoint errors the thread reported. */
   errors = 0;
   private waiters: (() => void)[] = [];
   private readonly flushes = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
@@ -44,6 +43,12 @@ export class Checkpointer {
     this.worker.unref();
     this.worker.once('exit', () => {
       this.exited = true;
+      // The thread ended before stop(): nothing syncs the WAL behind this connection any more, so
+      // it goes back to fsyncing every commit and checkpointing on its own.
+      if (!this.stopping && db.open) {
+        db.pragma('synchronous = FULL');
+        db.pragma('wal_autocheckpoint = 1000');
+      }
       for (const f of this.flushes.values()) f.reject(new Error('the checkpointer thread ended'));
       this.flushes.clear();
     });
@@ -55,16 +60,13 @@ export class Checkpointer {
         else f?.resolve();
         return;
       }
-      if (msg.checkpoint) {
-        this.checkpoints++;
-        for (const w of this.waiters.splice(0)) w();
-      }
+      if (msg.checkpoint) for (const w of this.waiters.splice(0)) w();
       if (msg.error) {
         this.errors++;
         opts.logger?.warn('WAL checkpoint failed; commits stay in the WAL until the next one', { error: msg.error });
       }
     });
-    this.worker.on('error', (err) => opts.logger?.error('WAL checkpointer thread failed; the database checkpoints on its own connection from now on', { error: err }));
+    this.worker.on('error', (err) => opts.logger?.error('WAL checkpointer thread failed; every commit is fsynced on the event loop from now on', { error: err }));
   }
 
   /** Switch `db` (a file database in WAL mode) to synchronous=NORMAL with this thread behind it. */
@@ -88,7 +90,7 @@ export class Checkpointer {
     });
   }
 
-  /** Resolves after the next checkpoint that finds commits to copy (tests, `satroute status`). */
+  /** Resolves after the next checkpoint that finds commits to copy (tests). */
   nextCheckpoint(): Promise<void> {
     return new Promise((resolve) => this.waiters.push(resolve));
   }

@@ -42,6 +42,7 @@ test('with the checkpointer, commits skip the fsync and still reach the database
   await cp.stop();
   await cp.stop(); // twice is harmless
   await assert.rejects(cp.flush(), /stopped/, 'a stopped checkpointer says so (the caller syncs itself)');
+  assert.equal(db.pragma('synchronous', { simple: true }), 1, 'a stop as planned leaves the connection as it was, about to close');
   assert.equal(cp.errors, 0);
 });
 
@@ -81,4 +82,17 @@ test('a start knows whether the last run stopped cleanly; a run that owes a swee
   next.stopCleanly();
   assert.equal(new Durability(db, { durability: 'commit' }).lastStop, 'clean');
   assert.equal(db.pragma('synchronous', { simple: true }), 2, "'commit' durability keeps every commit fsynced (FULL)");
+});
+
+test('if the thread dies, the connection goes back to fsyncing every commit: nothing is left unsynced behind it', async (t) => {
+  const file = tmp(t);
+  const db = openDatabase(file);
+  t.after(() => db.close());
+  const cp = Checkpointer.start(db, { intervalMs: 10_000 });
+  assert.equal(db.pragma('synchronous', { simple: true }), 1);
+  await (cp as unknown as { worker: import('node:worker_threads').Worker }).worker.terminate();
+  await new Promise((r) => setImmediate(r));
+  assert.equal(db.pragma('synchronous', { simple: true }), 2, 'FULL');
+  assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 1000);
+  await assert.rejects(cp.flush(), /stopped/);
 });
