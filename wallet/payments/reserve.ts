@@ -1,5 +1,6 @@
-// The small-denomination reserve: a few proofs of every power of two up to the usual token size,
-// so that almost every token can be made offline with an exact sum (wallet/select.ts). It is
+// The small-denomination reserve: proofs of every power of two up to the usual token size - a
+// few of each, more of those payments take often (demandTargets) - so that almost every token
+// can be made offline with an exact sum (wallet/select.ts). It is
 // refilled in the background by swapping a surplus proof into the missing denominations, and
 // change received at the mint is split into the missing denominations first, which keeps most
 // refills from ever being needed.
@@ -48,16 +49,17 @@ export class DemandMeter {
 
   /** Proofs taken (weight 1), or proofs that came in without a refill - change, refunds (weight -1). */
   note(amounts: readonly number[], now: number, weight = 1): void {
-    for (const a of amounts) {
-      const l = this.level.get(a);
-      this.level.set(a, { value: (l ? l.value * Math.exp(-(now - l.at) / this.tauMs) : 0) + weight, at: now });
-    }
+    for (const a of amounts) this.level.set(a, { value: this.levelAt(a, now) + weight, at: now });
   }
 
   /** Proofs of `amount` taken per second lately, less those that came back by themselves (may be negative). */
   perSecond(amount: number, now: number): number {
+    return (this.levelAt(amount, now) * 1000) / this.tauMs;
+  }
+
+  private levelAt(amount: number, now: number): number {
     const l = this.level.get(amount);
-    return l ? (l.value * Math.exp(-(now - l.at) / this.tauMs) * 1000) / this.tauMs : 0;
+    return l ? l.value * Math.exp(-(now - l.at) / this.tauMs) : 0;
   }
 }
 
