@@ -119,7 +119,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     const durability = new Durability(db, config.storage, clock, logger);
     stack.push(() => durability.close());
     // The commits a mint call must not outlive (its outputs) reach the disk without stalling requests.
-    wallet.ctx.flush = durability.flush ?? undefined;
+    wallet.ctx.flush = durability.flush;
     const payments = wallet.payments;
 
     const market = new Market({ db, config, logger, clock });

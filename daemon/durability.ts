@@ -43,10 +43,10 @@ export class Durability {
     if (this.reconciled) endRun(this.db, this.runId, this.clock);
   }
 
-  /** Every commit so far on disk, off the event loop (null with 'commit' durability: each commit already is). */
-  get flush(): (() => Promise<void>) | null {
+  /** Every commit so far on disk, off the event loop (absent with 'commit' durability: each commit already is). */
+  get flush(): (() => Promise<void>) | undefined {
     const cp = this.checkpointer;
-    return cp ? () => cp.flush() : null;
+    return cp ? () => cp.flush() : undefined;
   }
 
   /** The checkpointer's last checkpoint; before the database closes. */
