@@ -182,7 +182,7 @@ test('GET /v1/models lists the catalogue with the cheapest price per model', asy
 test('requests without a valid key are refused with 401 in OpenAI\'s error shape; /healthz needs none', async () => {
   const before = paid();
   await assert.rejects(new OpenAI({ apiKey: 'sr_wrong', baseURL: `${base}/v1`, maxRetries: 0 }).chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] }), OpenAI.AuthenticationError);
-  for (const headers of [{}, { authorization: 'Bearer nope' }, { authorization: `Bearer ${key.slice(0, -1)}x` }] as Record<string, string>[]) {
+  for (const headers of [{}, { authorization: 'Bearer nope' }, { authorization: `Bearer ${key.slice(0, -1)}${key.endsWith('x') ? 'y' : 'x'}` }] as Record<string, string>[]) {
     const res = await fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{}' });
     assert.equal(res.status, 401);
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'unauthorized');
