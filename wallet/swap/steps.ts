@@ -4,6 +4,7 @@
 // swap, mostly DLEQ. Everything that crosses the thread boundary is plain JSON (amounts as numbers).
 import { Amount, OutputData, Wallet, type GetInfoResponse, type KeyChainCache, type Proof, type SerializedOutputData } from '@cashu/cashu-ts';
 import { mapMintError } from '../mints.ts';
+import { proofsFromSignatures } from './unblind.ts';
 import { MintRejectedError, SwapStepError } from '../errors.ts';
 
 /** A proof as it crosses the thread boundary. */
@@ -129,13 +130,35 @@ export async function completeSwap(req: CompleteRequest): Promise<CompleteResult
   try {
     const total = req.inputs.reduce((a, p) => a + p.amount, 0);
     const fee = wallet.getFeesForProofs(inputs);
-    const { keep } = await wallet.completeSwap({ amount: Amount.from(total).subtract(fee), fees: fee, keysetId: req.keysetId, inputs, keepOutputs });
-    return { proofs: keep.map(toProofJson) };
+    if (inputs.some((p) => p.witness) || keepOutputs.some((o) => o.ephemeralE)) {
+      const { keep } = await wallet.completeSwap({ amount: Amount.from(total).subtract(fee), fees: fee, keysetId: req.keysetId, inputs, keepOutputs });
+      return { proofs: keep.map(toProofJson) };
+    }
+    return { proofs: (await swapPlain(wallet, inputs, keepOutputs, req.keysetId)).map(toProofJson) };
   } catch (raw) {
     const err = mapMintError(req.cache.mint, raw);
     if (err instanceof MintRejectedError) throw new SwapStepError({ kind: 'rejected', message: err.message, mintCode: err.mintCode });
     throw new SwapStepError({ kind: 'unavailable', message: err.message, refused: connectionRefused(raw) });
   }
+}
+
+/**
+ * wallet.completeSwap for plain proofs and outputs (no P2PK), its signatures turned into proofs with
+ * the mint's keys precomputed (./unblind.ts): the same request (outputs in ascending amount, inputs
+ * without their DLEQ), the same checks, the same proofs, in the outputs' order.
+ */
+async function swapPlain(wallet: Wallet, inputs: Proof[], outputs: OutputData[], keysetId: string): Promise<Proof[]> {
+  const order = outputs.map((_, i) => i).sort((a, b) => outputs[a].blindedMessage.amount.compareTo(outputs[b].blindedMessage.amount));
+  const sorted = order.map((i) => outputs[i]);
+  const { signatures } = await wallet.mint.swap({
+    inputs: inputs.map(({ id, amount, secret, C }) => ({ id, amount, secret, C })),
+    outputs: sorted.map((o) => o.blindedMessage),
+  });
+  const requireDleq = wallet.getMintInfo().isSupported(12).supported;
+  const proofs = proofsFromSignatures(sorted, signatures, wallet.getKeyset(keysetId), requireDleq);
+  const out = new Array<Proof>(outputs.length);
+  order.forEach((i, k) => (out[i] = proofs[k]));
+  return out;
 }
 
 export async function runSwapRequest(req: SwapRequest): Promise<PrepareResult | CompleteResult> {
