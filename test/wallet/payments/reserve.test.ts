@@ -128,6 +128,24 @@ test('payments released by one swap take their turns on the event loop one at a 
   assert.deepEqual(order.filter((o) => o !== 'other work'), ['waiter 1', 'waiter 2', 'waiter 3'], 'in order');
 });
 
+test('payments waiting for a split to end resume one per turn of the event loop, in order', async () => {
+  const reserve = new Reserve({ clock: Date.now } as never, { on() {} } as never);
+  const order: string[] = [];
+  let release!: () => void;
+  const split = reserve.exclusive('m', () => new Promise<void>((r) => (release = r)));
+  const waiters = [1, 2, 3, 4].map((i) => reserve.splitsDone('m').then((waited) => void order.push(`waiter ${i} ${waited}`)));
+  await new Promise((r) => setImmediate(r));
+  release();
+  await split;
+  setImmediate(() => order.push('other work'));
+  await Promise.all(waiters);
+  // (Woken by the same split, all four would run in its turn, before anything else.)
+  const other = order.indexOf('other work');
+  assert.ok(other >= 0 && other <= 1, order.join(', '));
+  assert.deepEqual(order.filter((o) => o !== 'other work'), ['waiter 1 true', 'waiter 2 true', 'waiter 3 true', 'waiter 4 true']);
+  assert.equal(await reserve.splitsDone('m'), false, 'no split running: no wait');
+});
+
 test('a payment that arrives while a refill holds the largest proof in its swap waits for it instead of failing for want of funds', async (t) => {
   const { paymentsWorld, take } = await import('./fixture.ts');
   const w = await paymentsWorld(t, { fundSat: 5000 }); // 4096 + 512 + 256 + 128 + 8
