@@ -24,7 +24,7 @@ import { Session } from 'node:inspector';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
 import readline from 'node:readline';
 import { ClientKeys } from '../daemon/api/auth.ts';
 import { attachWebSocket, type WebSocketApi } from '../daemon/api/ws.ts';
@@ -103,6 +103,16 @@ let rssMax = 0;
 let sampler: NodeJS.Timeout | undefined;
 let cpuBase = process.cpuUsage();
 let wallBase = 0;
+// Garbage-collection pauses in the measured window (the loop delay's usual suspect).
+const gcPauses: number[] = [];
+const gcLong: string[] = [];
+const GC_KINDS: Record<number, string> = { 1: 'minor', 2: 'major', 4: 'incremental', 8: 'weakcb' };
+const gcObserver = new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    gcPauses.push(e.duration);
+    if (e.duration > 10) gcLong.push(`${GC_KINDS[(e as unknown as { detail: { kind: number } }).detail.kind] ?? '?'} ${e.duration.toFixed(1)}`);
+  }
+});
 
 const lines = readline.createInterface({ input: process.stdin });
 lines.on('line', (line) => {
@@ -117,6 +127,8 @@ lines.on('line', (line) => {
   } else if (cmd === 'start') {
     loop.reset();
     loop.enable();
+    gcPauses.length = 0;
+    gcObserver.observe({ entryTypes: ['gc'] });
     cpuBase = process.cpuUsage();
     wallBase = performance.now();
     if (profileTo) {
@@ -127,6 +139,7 @@ lines.on('line', (line) => {
     process.stdout.write('{}\n');
   } else if (cmd === 'stop') {
     loop.disable();
+    gcObserver.disconnect();
     clearInterval(sampler);
     if (profileTo) profiler.post('Profiler.stop', (_err, r) => fs.writeFileSync(profileTo, JSON.stringify(r.profile)));
     rssMax = Math.max(rssMax, process.memoryUsage.rss());
@@ -135,6 +148,10 @@ lines.on('line', (line) => {
       rss_growth_mb: (rssMax - rssBase) / MB,
       loop_delay_max_ms: loop.max / 1e6,
       loop_delay_p99_ms: loop.percentile(99) / 1e6,
+      gc_pause_max_ms: Math.max(0, ...gcPauses),
+      gc_pauses_over_10ms: gcPauses.filter((d) => d > 10).length,
+      gc_long: gcLong,
+      gc_ms: gcPauses.reduce((a, b) => a + b, 0),
       cpu_ms: (cpu.user + cpu.system) / 1000,
       wall_ms: performance.now() - wallBase,
       stats: api?.stats() ?? null,

@@ -135,13 +135,19 @@ export async function run(): Promise<Figure[]> {
       for (let made = 0; made < count; ) {
         const batch = Math.min(200, count - made); // the mint reads bodies up to a limit
         const each = parts.reduce((a, b) => a + b, 0);
-        // (a keep-alive socket the mint closed while the last batch was being verified fails once: ask again)
-        const quote = await w.createMintQuoteBolt11(batch * each).catch((err) => {
-          process.stderr.write(`overhead: mint quote failed once (${(err as { cause?: Error }).cause?.message ?? (err as Error).message}); asking again\n`);
-          return w.createMintQuoteBolt11(batch * each);
-        });
-        await world.pay(quote.request);
-        const proofs: Proof[] = await w.mintProofsBolt11(batch * each, quote.quote, undefined, { type: 'random', denominations: Array.from({ length: batch }, () => parts).flat() });
+        // (a keep-alive socket the mint closed while it was busy fails a call now and then: the batch
+        // is made again with a new quote; a lost answer only leaves the bench some unspendable sats)
+        let proofs: Proof[] | undefined;
+        for (let attempt = 1; !proofs; attempt++) {
+          try {
+            const quote = await w.createMintQuoteBolt11(batch * each);
+            await world.pay(quote.request);
+            proofs = await w.mintProofsBolt11(batch * each, quote.quote, undefined, { type: 'random', denominations: Array.from({ length: batch }, () => parts).flat() });
+          } catch (err) {
+            if (attempt === 3) throw err;
+            process.stderr.write(`overhead: minting the direct way's tokens failed (${(err as { cause?: Error }).cause?.message ?? (err as Error).message}); again\n`);
+          }
+        }
         const byAmount = new Map<number, Proof[]>();
         for (const p of proofs) byAmount.set(Number(p.amount), [...(byAmount.get(Number(p.amount)) ?? []), p]);
         for (let i = 0; i < batch; i++) out.push(getEncodedToken({ mint: mintUrl, unit: 'sat', proofs: parts.map((a) => byAmount.get(a)!.pop()!) }));

@@ -50,7 +50,8 @@ async function startDaemon(opts: { idle?: boolean; world?: WorldChild } = {}): P
   const { world, ...rest } = opts;
   const synchronous = process.env.WS_BENCH_SYNCHRONOUS === 'NORMAL' ? 'NORMAL' : undefined;
   const real = world ? { mint: world.info.mints[0], providers: world.info.providers.map((p) => p.url), fundSat: 60_000, synchronous } : undefined;
-  const proc = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', path.join(here, '_ws-process.ts'), JSON.stringify({ intervalMs: INTERVAL_MS, ...rest, real })], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const flags = (process.env.WS_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const proc = spawn(process.execPath, ['--expose-gc', ...flags, '--import', 'tsx', path.join(here, '_ws-process.ts'), JSON.stringify({ intervalMs: INTERVAL_MS, ...rest, real })], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = readline.createInterface({ input: proc.stdout! });
   const queue: ((line: string) => void)[] = [];
   lines.on('line', (line) => queue.shift()?.(line));
@@ -135,7 +136,7 @@ function streams(socket: WebSocket, tag: string, n: number, chunks: number): Pro
   });
 }
 
-interface Measured { rss_growth_mb: number; loop_delay_max_ms: number; loop_delay_p99_ms: number; cpu_ms: number; wall_ms: number; stats: Record<string, number> | null }
+interface Measured { rss_growth_mb: number; loop_delay_max_ms: number; loop_delay_p99_ms: number; gc_pause_max_ms: number; gc_pauses_over_10ms: number; gc_ms: number; gc_long: string[]; cpu_ms: number; wall_ms: number; stats: Record<string, number> | null }
 
 export async function run(): Promise<Figure[]> {
   const world = STANDIN ? undefined : await startWorldChild({
@@ -170,7 +171,8 @@ export async function run(): Promise<Figure[]> {
     }
     process.stderr.write(
       `bench ws: ${STANDIN ? `stand-in lifecycle; ${CONNECTIONS} connections x ${STREAMS_PER_CONNECTION} streams x ${CHUNKS} chunks every ${INTERVAL_MS} ms` : `real request path against a world provider (2 s to answer); ${CONNECTIONS} connections x ${STREAMS_PER_CONNECTION} streams`}${books}; ` +
-        `daemon cpu ${Math.round(m.cpu_ms)} ms in ${Math.round(m.wall_ms)} ms, loop delay p99 ${m.loop_delay_p99_ms.toFixed(1)} ms ` +
+        `daemon cpu ${Math.round(m.cpu_ms)} ms in ${Math.round(m.wall_ms)} ms, loop delay p99 ${m.loop_delay_p99_ms.toFixed(1)} ms, ` +
+        `gc ${Math.round(m.gc_ms)} ms (longest pause ${m.gc_pause_max_ms.toFixed(1)} ms, ${m.gc_pauses_over_10ms} over 10 ms: ${m.gc_long.join(', ')}) ` +
         `(idle process: max ${base.loop_delay_max_ms.toFixed(1)}, p99 ${base.loop_delay_p99_ms.toFixed(1)} ms); stats ${JSON.stringify(m.stats)}\n`,
     );
     return [
