@@ -10,9 +10,10 @@
 // the mint's answer as evidence. A swap our side could not prepare (SwapFailure 'invalid':
 // cashu-ts refusing to build the outputs, a bug) never showed the proofs to the mint, so it says
 // nothing against the token: a batch is split the same way, and a token alone stays queued, tried
-// again after a backoff, the reason on its row and in a log line - never refused for our fault. A token whose proofs are our own (a node echoes the token we sent
-// on 400/422/503) is never swapped in: the row is 'own' and the payment those proofs belong to is
-// resolved (NUT-07, then reclaimed) - counting it as change would count the same sats twice.
+// again after a backoff, the reason on its row and in a log line - never refused for our fault.
+// A token whose proofs are our own (a node echoes the token we sent on 400/422/503) is never
+// swapped in: the row is 'own' and the payment those proofs belong to is resolved (NUT-07, then
+// reclaimed) - counting it as change would count the same sats twice.
 import { getTokenMetadata } from '@cashu/cashu-ts';
 import type { WalletContext } from '../context.ts';
 import { UnsupportedUnitError, type SwapFailure } from '../errors.ts';
