@@ -19,7 +19,7 @@ import { isOnionUrl } from '../protocol/discovery.ts';
 import { nullLogger, type Logger } from '../protocol/logger.ts';
 import { socksFetch } from '../protocol/socks.ts';
 import type { CashuWallet, RecoveryReport, SweepReport } from '../wallet/index.ts';
-import { openWallet } from '../wallet/open.ts';
+import { openWallet, type OpenedWallet } from '../wallet/open.ts';
 import type { DB } from '../db/sqlite.ts';
 import type { Payments } from '../wallet/payments/index.ts';
 import { ClientKeys } from './api/auth.ts';
@@ -109,17 +109,25 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   try {
     // Refunds from .onion providers go through the same SOCKS proxy as their probes.
     const onionFetch = config.socksProxy ? socksFetch(config.socksProxy) : undefined;
-    // The writer lock, the database and the wallet with its payment path, opened as the CLI opens them.
-    const opened = openWallet({
-      dataDir: config.dataDir, mints: config.mints, logger, clock, autoTopup: config.autoTopup, ...opts.wallet,
-      payments: { fetch: (url, init) => (onionFetch && isOnionUrl(url) ? onionFetch : fetch)(url, init), ...opts.wallet?.payments },
-    });
+    // The writer lock, the database and the wallet with its payment path, opened as the CLI opens
+    // them; the commits a mint call must not outlive (its outputs) reach the disk through the WAL
+    // thread, without stalling requests - from the wallet's first commit on.
+    let durable: Durability | undefined;
+    let opened: OpenedWallet;
+    try {
+      opened = openWallet({
+        dataDir: config.dataDir, mints: config.mints, logger, clock, autoTopup: config.autoTopup, ...opts.wallet,
+        payments: { fetch: (url, init) => (onionFetch && isOnionUrl(url) ? onionFetch : fetch)(url, init), ...opts.wallet?.payments },
+        flushFor: (db) => (durable = new Durability(db, config.storage, clock, logger)).flush,
+      });
+    } catch (err) {
+      await durable?.close();
+      throw err;
+    }
     stack.push(() => opened.close());
-    const { wallet, db } = opened;
-    const durability = new Durability(db, config.storage, clock, logger);
+    const durability = durable!;
     stack.push(() => durability.close());
-    // The commits a mint call must not outlive (its outputs) reach the disk without stalling requests.
-    wallet.ctx.flush = durability.flush;
+    const { wallet, db } = opened;
     const payments = wallet.payments;
 
     const market = new Market({ db, config, logger, clock });

@@ -27,6 +27,8 @@ export interface WalletContextOptions {
   mints: readonly string[];
   clock?: Clock;
   logger?: Logger;
+  /** The off-thread flush for `db` (WalletContext.flush); absent: durable commits use synchronous=FULL. */
+  flush?: () => Promise<void>;
 }
 
 /** The wallet's parts on an open database, its tables created or upgraded first. */
@@ -34,5 +36,8 @@ export function createWalletContext(db: DB, opts: WalletContextOptions): WalletC
   migrateWallet(db);
   const clock = opts.clock ?? Date.now;
   const logger = opts.logger ?? nullLogger;
-  return { db, clock, logger, store: new ProofStore(db, clock), ledger: new Ledger(db, clock), mints: new MintRegistry({ trusted: opts.mints, logger, clock }) };
+  return {
+    db, clock, logger, store: new ProofStore(db, clock), ledger: new Ledger(db, clock), mints: new MintRegistry({ trusted: opts.mints, logger, clock }),
+    ...(opts.flush ? { flush: opts.flush } : {}),
+  };
 }

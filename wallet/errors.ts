@@ -112,7 +112,11 @@ export type SwapFailure =
   | { kind: 'rejected'; message: string; mintCode?: number }
   /** No answer, or an answer we cannot use: the mint may or may not have done it. `refused`: the connection was refused, so it certainly did not. */
   | { kind: 'unavailable'; message: string; refused: boolean }
-  /** Checked locally before any mint call and found bad (invalid DLEQ, unknown keyset, wrong unit). */
+  /**
+   * Failed on our side before any mint call, so the mint never saw the proofs: a DLEQ proof we
+   * required missing or bad, cashu-ts refusing to build the outputs, a bug. (A keyset the mint does
+   * not list is the mint's refusal: 'rejected' with 12001.)
+   */
   | { kind: 'invalid'; message: string };
 
 /** A swap step (blinding, the mint call, unblinding) failed; `failure` says how. */

@@ -45,6 +45,8 @@ export interface CashuWalletOptions {
   engine?: SwapEngine;
   /** The payment path's options (reserve, refund endpoint fetch, ...). */
   payments?: Omit<PaymentsOptions, 'swaps' | 'engine'>;
+  /** Every commit so far on disk, off the event loop (WalletContext.flush); absent: durable commits use synchronous=FULL. */
+  flush?: () => Promise<void>;
 }
 
 export interface BalanceSummary {

@@ -24,6 +24,19 @@ export const NUT_CODE = {
   QUOTE_EXPIRED: 20007,
 } as const;
 
+/**
+ * Items (Ys, outputs) sent in one mint request: Nutshell refuses an array longer than its
+ * `mint_max_request_length` (default 1000) on every route, so bulk calls go in batches of this.
+ */
+export const MINT_MAX_REQUEST_ITEMS = 1000;
+
+/** `items` in consecutive batches of at most MINT_MAX_REQUEST_ITEMS. */
+export function mintBatches<T>(items: readonly T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += MINT_MAX_REQUEST_ITEMS) out.push(items.slice(i, i + MINT_MAX_REQUEST_ITEMS));
+  return out;
+}
+
 export interface MintRegistryOptions {
   /** Trusted mint URLs (config `mints` / SATROUTE_MINTS). */
   trusted: readonly string[];
@@ -197,10 +210,16 @@ export class MintRegistry {
     return wallet.keyChain.getKeysets().map((k) => ({ id: k.id, unit: k.unit, active: k.isActive, inputFeePpk: k.fee }));
   }
 
-  /** NUT-07 states of proofs, in order ('UNSPENT' | 'PENDING' | 'SPENT'). */
+  /**
+   * NUT-07 states of proofs, in order ('UNSPENT' | 'PENDING' | 'SPENT'), any number of them: sent in
+   * batches the mint accepts (cashu-ts 4.8 splits again by 100; the cap here does not rely on that).
+   */
   async checkStates(mintUrl: string, unit: string, proofs: Pick<Proof, 'secret' | 'id'>[]): Promise<('UNSPENT' | 'PENDING' | 'SPENT')[]> {
-    if (proofs.length === 0) return [];
-    return this.call(mintUrl, unit, async (w) => (await w.checkProofsStates(proofs)).map((s) => s.state as 'UNSPENT' | 'PENDING' | 'SPENT'));
+    const states: ('UNSPENT' | 'PENDING' | 'SPENT')[] = [];
+    for (const batch of mintBatches(proofs)) {
+      states.push(...(await this.call(mintUrl, unit, async (w) => (await w.checkProofsStates(batch)).map((s) => s.state as 'UNSPENT' | 'PENDING' | 'SPENT'))));
+    }
+    return states;
   }
 
   /** Does the mint offer NUT-09 restore (recovering signatures for outputs we persisted)? */
@@ -212,17 +231,22 @@ export class MintRegistry {
   /**
    * NUT-09: ask the mint for signatures it already made on these outputs and unblind them.
    * Returns the proofs recovered (possibly fewer than the outputs), or null if the mint has no restore.
+   * Any number of outputs (every set a swap ever sent): asked in batches the mint accepts.
    */
   async restore(mintUrl: string, unit: string, outputs: OutputData[]): Promise<Proof[] | null> {
     if (!(await this.supportsRestore(mintUrl, unit))) return null;
-    return this.call(mintUrl, unit, async (w) => {
-      const res = await w.mint.restore({ outputs: outputs.map((o) => o.blindedMessage) });
-      const byB = new Map(outputs.map((o) => [o.blindedMessage.B_, o]));
-      return res.outputs.map((bm, i) => {
-        const out = byB.get(bm.B_);
-        if (!out) throw new MintRejectedError('mint restored an output we did not send');
-        return out.toProof(res.signatures[i], w.getKeyset(res.signatures[i].id));
-      });
-    });
+    const proofs: Proof[] = [];
+    for (const batch of mintBatches(outputs)) {
+      proofs.push(...(await this.call(mintUrl, unit, async (w) => {
+        const res = await w.mint.restore({ outputs: batch.map((o) => o.blindedMessage) });
+        const byB = new Map(batch.map((o) => [o.blindedMessage.B_, o]));
+        return res.outputs.map((bm, i) => {
+          const out = byB.get(bm.B_);
+          if (!out) throw new MintRejectedError('mint restored an output we did not send');
+          return out.toProof(res.signatures[i], w.getKeyset(res.signatures[i].id));
+        });
+      })));
+    }
+    return proofs;
   }
 }

@@ -11,6 +11,12 @@ import { SessionBook, type SessionExposure } from './payments/sessions.ts';
 
 export interface OpenWalletOptions extends Omit<CashuWalletOptions, 'db'> {
   synchronous?: OpenOptions['synchronous'];
+  /**
+   * The off-thread flush for the database once it is open (the daemon's WAL thread), in the
+   * wallet's context from the start, so every durable commit - its recovery's first - goes through
+   * it. Undefined (or absent): durable commits use synchronous=FULL. Overrides `flush`.
+   */
+  flushFor?: (db: DB) => (() => Promise<void>) | undefined;
 }
 
 export interface OpenedWallet {
@@ -27,7 +33,9 @@ export function openWallet(opts: OpenWalletOptions): OpenedWallet {
   let db: DB | undefined;
   try {
     db = openDatabase(databaseFile(opts.dataDir), { synchronous: opts.synchronous });
-    const wallet = new CashuWallet({ ...opts, db });
+    const { flushFor, ...rest } = opts;
+    const flush = flushFor ? flushFor(db) : opts.flush;
+    const wallet = new CashuWallet({ ...rest, db, flush });
     const opened = db;
     let closing: Promise<void> | null = null;
     return {

@@ -87,8 +87,9 @@ export async function receiveToken(ctx: WalletContext, swaps: SwapService, token
       return { mint: t.mint, unit: t.unit, amount: outcome.foreignAmount, fee: outcome.fee, received: outcome.amount, swapId: outcome.swapId };
     case 'rejected': {
       const f = outcome.failure;
-      if (f.kind === 'invalid') throw new InvalidTokenError(`token refused before the swap: ${f.message}`);
       const code = f.kind === 'rejected' ? f.mintCode : undefined;
+      // Refused before any swap: a keyset the mint does not list makes the token itself invalid here.
+      if (f.kind === 'invalid' || (outcome.swapId === null && code === NUT_CODE.KEYSET_UNKNOWN)) throw new InvalidTokenError(`token refused before the swap: ${f.message}`);
       if (code === NUT_CODE.PROOFS_ALREADY_SPENT) throw new MintRejectedError(`this token (${sumAmounts(t.proofs)} ${t.unit}) was already spent`, code);
       throw new MintRejectedError(f.message, code);
     }

@@ -2,11 +2,14 @@
 // restart finishes them `interrupted` (recover.ts) without knowing what the node charged: a node
 // serves a request to its end though the client is gone (proxy.py), and takes its cost from the
 // balance. Before such a session is refunded on start, the node's balance tells: what it lost
-// beyond the charges we booked is what those requests cost, at most what they reserved. One cut
-// request: charged to it (its attempt, its request and the client's budget learn it). Several:
-// booked on the session (`<session>.interrupted`), the split between them being unknowable.
-// Either way the close finds nothing unexplained, so the provider is not flagged for our crash;
-// a node that kept more than the cut requests could cost is still flagged there.
+// beyond the charges we booked is what those requests cost, at most what they reserved. That is
+// charged to the cut requests - each one's attempt, its request and the client's budget learn
+// their part, in one transaction. Several cut on one session: the node's balance shows only their
+// sum, so it is split pro rata to their reservations (each request's worst case, which is what
+// the node reserved for it too): integer msat, the rounding remainder to the largest, never above
+// any one's reservation, the parts adding up exactly. The close then finds nothing unexplained, so
+// the provider is not flagged for our crash; a node that kept more than the cut requests could
+// cost is still flagged there.
 import type { DB } from '../../db/sqlite.ts';
 import type { Budgets } from './budgets.ts';
 import { requestCostMsat, type RequestLedger } from './ledger.ts';
@@ -48,12 +51,36 @@ export async function chargeCut(d: { db: DB; books: InterruptedBooks; payments: 
 function bookCut(db: DB, books: InterruptedBooks, payments: SessionPayments, sessionId: string, cut: readonly CutAttempt[], lostMsat: number): number {
   const msat = Math.min(lostMsat, cut.reduce((s, a) => s + a.reservedMsat, 0));
   if (msat <= 0) return 0;
+  const shares = splitCutCharge(msat, cut.map((a) => a.reservedMsat));
   db.transaction(() => {
-    if (cut.length > 1) return void payments.sessionCharge(sessionId, msat, `${sessionId}.interrupted`);
-    const [a] = cut;
-    payments.sessionCharge(sessionId, msat, `${a.requestId}.${a.n}`);
-    const request = books.ledger.lateSessionCharge(a.requestId, a.n, msat);
-    books.budgets.settle(a.requestId, requestCostMsat(request));
+    cut.forEach((a, i) => {
+      if (shares[i] === 0) return;
+      payments.sessionCharge(sessionId, shares[i], `${a.requestId}.${a.n}`);
+      const request = books.ledger.lateSessionCharge(a.requestId, a.n, shares[i]);
+      books.budgets.settle(a.requestId, requestCostMsat(request));
+    });
   }).immediate();
   return msat;
+}
+
+/**
+ * `totalMsat` split between cut requests pro rata to their reservations (msat, in order): each part
+ * rounded down, the remainder given one msat at a time from the largest reservation down, never
+ * past a reservation. The parts add up to `totalMsat`, which must not exceed the reservations' sum.
+ */
+export function splitCutCharge(totalMsat: number, reservedMsat: readonly number[]): number[] {
+  const sum = reservedMsat.reduce((s, r) => s + r, 0);
+  if (!Number.isSafeInteger(totalMsat) || totalMsat < 0 || totalMsat > sum) throw new RangeError(`cannot split ${totalMsat} msat over reservations of ${sum}`);
+  if (totalMsat === 0) return reservedMsat.map(() => 0);
+  // BigInt: total x reservation can pass 2^53.
+  const shares = reservedMsat.map((r) => Number((BigInt(totalMsat) * BigInt(r)) / BigInt(sum)));
+  let left = totalMsat - shares.reduce((s, x) => s + x, 0);
+  // One pass is enough: the room left under the reservations is sum - shares >= total - shares.
+  const largestFirst = reservedMsat.map((_, i) => i).sort((a, b) => reservedMsat[b] - reservedMsat[a] || a - b);
+  for (const i of largestFirst) {
+    const room = Math.min(left, reservedMsat[i] - shares[i]);
+    shares[i] += room;
+    left -= room;
+  }
+  return shares;
 }

@@ -13,10 +13,10 @@
 //   input fee; for the wallet, no payment and a reclaim swap's mint fee: the same sats, and the
 //   wallet's reclaim fees of request payments are exactly those attempts' input fees)
 //   session charges  = per session, its attempts' msat rounded up once (daemon/requests/audit.ts
-//                      sessionChargesSat, as the demo counts them; a request a kill cut alone on
-//                      its session is charged there on the next start), plus, only on a session
-//                      where kills cut several requests (or the node still ran one at the
-//                      restart), what the node charged for them - at most their reservations
+//                      sessionChargesSat, as the demo counts them; requests a kill cut on the
+//                      session are charged there on the next start, several pro rata to their
+//                      reservations), plus, only on a session where the node still ran a cut
+//                      request at the restart, what the node charged for it - at most its reservation
 // Every loss has evidence and a cause a real node gives: X-Cashu none here (honest providers);
 // a session lost only at the provider that vanished, at most its cap. And every request is
 // settled or explicitly recorded: no pending request or attempt; a failed one names its error

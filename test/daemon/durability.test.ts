@@ -30,6 +30,7 @@ test('after an unclean stop the daemon checks its unspent proofs with the mint b
   const config = loadConfig({ SATROUTE_DATA_DIR: dir, SATROUTE_MINTS: mint.url, SATROUTE_RELAYS: '', SATROUTE_LISTEN: '127.0.0.1:0' });
 
   const first = await startDaemon(config);
+  assert.equal(typeof first.wallet.ctx.flush, 'function', "the WAL thread's flush is the wallet's (durability 'interval', the default)");
   const quote = await callDaemon<{ quote_id: string; bolt11: string }>(dir, 'wallet.fund.create', { amount_sat: 400 });
   ln.pay(quote.bolt11);
   assert.equal((await callDaemon<{ state: string }>(dir, 'wallet.fund.status', { quote_id: quote.quote_id })).state, 'issued');

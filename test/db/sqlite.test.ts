@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { durableTransaction, migrate, openDatabase } from '../../db/sqlite.ts';
 import { tempDir } from '../wallet/world.ts';
+import { normalDb, rowsOf, SYNC, syncLevel } from './fixture.ts';
 
 test('the database file is private, and each owner\'s migrations run once, in order, across restarts', (t) => {
   const file = path.join(tempDir(t), 'data', 'satroute.sqlite');
@@ -31,31 +32,20 @@ test('a failing migration leaves the schema as it was', (t) => {
 });
 
 // Commits that must survive a power cut (wallet/durable.ts, db/runs.ts).
-const NORMAL = 1;
-const FULL = 2;
-
-function normalDb(t: Parameters<typeof tempDir>[0]) {
-  const d = openDatabase(path.join(tempDir(t), 'durable.db'), { synchronous: 'NORMAL' });
-  t.after(() => d.close());
-  d.exec('CREATE TABLE t (x INTEGER)');
-  return d;
-}
-
-const level = (d: ReturnType<typeof normalDb>) => d.pragma('synchronous', { simple: true });
-const rows = (d: ReturnType<typeof normalDb>) => d.prepare('SELECT x FROM t ORDER BY x').pluck().all();
+const { NORMAL, FULL } = SYNC;
 
 test('a commit that must survive a power cut is made with synchronous=FULL, and the connection goes back to NORMAL', (t) => {
   const d = normalDb(t);
   let inside: unknown;
   const out = durableTransaction(d, () => {
-    inside = level(d);
+    inside = syncLevel(d);
     d.prepare('INSERT INTO t VALUES (1)').run();
     return 'done';
   });
   assert.equal(out, 'done');
   assert.equal(inside, FULL);
-  assert.equal(level(d), NORMAL);
-  assert.deepEqual(rows(d), [1]);
+  assert.equal(syncLevel(d), NORMAL);
+  assert.deepEqual(rowsOf(d), [1]);
 });
 
 test('a durable transaction that throws is rolled back and the connection goes back to NORMAL', (t) => {
@@ -64,8 +54,8 @@ test('a durable transaction that throws is rolled back and the connection goes b
     d.prepare('INSERT INTO t VALUES (1)').run();
     throw new Error('boom');
   }), /boom/);
-  assert.deepEqual(rows(d), []);
-  assert.equal(level(d), NORMAL);
+  assert.deepEqual(rowsOf(d), []);
+  assert.equal(syncLevel(d), NORMAL);
 });
 
 test('inside an outer transaction it joins it (SQLite cannot change the level there): the outer commit decides', (t) => {
@@ -74,6 +64,6 @@ test('inside an outer transaction it joins it (SQLite cannot change the level th
     durableTransaction(d, () => d.prepare('INSERT INTO t VALUES (1)').run());
     throw new Error('outer fails');
   })(), /outer fails/);
-  assert.deepEqual(rows(d), [], 'rolled back with the outer transaction');
-  assert.equal(level(d), NORMAL);
+  assert.deepEqual(rowsOf(d), [], 'rolled back with the outer transaction');
+  assert.equal(syncLevel(d), NORMAL);
 });

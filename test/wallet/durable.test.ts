@@ -1,35 +1,22 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { openDatabase } from '../../db/sqlite.ts';
 import { durableCommit } from '../../wallet/durable.ts';
-import { tempDir } from './world.ts';
+import { normalDb, rowsOf, SYNC, syncLevel } from '../db/fixture.ts';
 
-const NORMAL = 1;
-const FULL = 2;
-
-function db(t: Parameters<typeof tempDir>[0]) {
-  const d = openDatabase(path.join(tempDir(t), 'durable.db'), { synchronous: 'NORMAL' });
-  t.after(() => d.close());
-  d.exec('CREATE TABLE t (x INTEGER)');
-  return d;
-}
-
-const level = (d: ReturnType<typeof db>) => d.pragma('synchronous', { simple: true });
-const rows = (d: ReturnType<typeof db>) => d.prepare('SELECT x FROM t ORDER BY x').pluck().all();
+const { NORMAL, FULL } = SYNC;
 
 test('with an off-thread flush, a durable commit stays NORMAL on this thread and returns only after the flush', async (t) => {
-  const d = db(t);
+  const d = normalDb(t);
   const order: string[] = [];
   let levelInside: unknown;
   const ctx = {
     db: d,
     flush: async () => {
-      order.push(`flush after ${rows(d).length} row(s)`);
+      order.push(`flush after ${rowsOf(d).length} row(s)`);
     },
   };
   const out = await durableCommit(ctx, () => {
-    levelInside = level(d);
+    levelInside = syncLevel(d);
     d.prepare('INSERT INTO t VALUES (1)').run();
     order.push('committed');
     return 'done';
@@ -40,13 +27,13 @@ test('with an off-thread flush, a durable commit stays NORMAL on this thread and
 });
 
 test('a flush that fails falls back to an fsync on this thread; without a flush it is a FULL commit', async (t) => {
-  const d = db(t);
+  const d = normalDb(t);
   await durableCommit({ db: d, flush: () => Promise.reject(new Error('thread gone')) }, () => d.prepare('INSERT INTO t VALUES (1)').run());
   let inside: unknown;
   await durableCommit({ db: d }, () => {
-    inside = level(d);
+    inside = syncLevel(d);
     d.prepare('INSERT INTO t VALUES (2)').run();
   });
   assert.equal(inside, FULL);
-  assert.deepEqual(rows(d), [1, 2]);
+  assert.deepEqual(rowsOf(d), [1, 2]);
 });

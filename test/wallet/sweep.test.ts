@@ -2,7 +2,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Wallet, getEncodedToken, type Proof } from '@cashu/cashu-ts';
+import { Wallet, getEncodedToken, hashToCurve, type Proof } from '@cashu/cashu-ts';
 import { verifyInvariant } from '../../wallet/invariant.ts';
 import { toCashuProof, type StoredProof } from '../../wallet/store.ts';
 import { sweepUnspent, SWEEP_REF_PREFIX, type SweepReport } from '../../wallet/sweep.ts';
@@ -232,6 +232,29 @@ test('250 unspent proofs are asked about 100 at a time (3 checkstate calls), and
   assert.equal(report.checked, 250);
   assert.deepEqual(report.spent, { count: 3, amount: 3 });
   assert.deepEqual(gone.map((p) => ctx.store.get(p.secret)?.state), ['spent', 'spent', 'spent']);
+  await assertBooksBalanceAtMint(ctx);
+});
+
+test('a wallet holding more than 1000 proofs (more than a mint takes in one request) still sweeps them all and finds the spent ones', async (t) => {
+  const { ln, mint, ctx } = await world(t);
+  const minter = await stranger(mint.url);
+  const keysetId = (await ctx.mints.wallet(mint.url)).keysetId;
+  // Proofs the mint never signed answer UNSPENT to NUT-07, as at Nutshell (a Y it has no record of
+  // is unspent), so 1,100 of them stand in for a long-running wallet's small change without minting each.
+  const filler = Array.from({ length: 1100 }, (_, i) => ({
+    id: keysetId, amount: 1, secret: `filler-${i}`, C: hashToCurve(new TextEncoder().encode(`filler C ${i}`)).toHex(true),
+  }));
+  const real = await mintOnes(ln, minter, 4);
+  ctx.db.transaction(() => {
+    ctx.store.insertProofs([real[0], ...filler.slice(0, 600), real[1], ...filler.slice(600), real[2], real[3]], mint.url, 'sat', 'unspent', 'test:many');
+    ctx.ledger.record({ kind: 'receive', mint: mint.url, unit: 'sat', amount: 1104, ref: 'test:many' });
+  })();
+  await minter.receive([real[0], real[1], real[3]]);
+  const [report] = await sweepUnspent(ctx, { batchSize: 5000 });
+  assert.equal(report.failed, undefined, 'no request was refused as too long');
+  assert.equal(report.checked, 1104);
+  assert.deepEqual(report.spent, { count: 3, amount: 3 });
+  assert.deepEqual([real[0], real[1], real[2], real[3]].map((p) => ctx.store.get(p.secret)?.state), ['spent', 'spent', 'unspent', 'spent']);
   await assertBooksBalanceAtMint(ctx);
 });
 

@@ -5,11 +5,15 @@
 //
 // Failures: mint down or no answer -> retried with backoff until done (the swap row keeps the
 // exact outputs, so a retry can never mint twice). Refused by the mint (already spent, bad
-// signature) or failing our checks -> a batch is split and each token retried alone; a token
+// signature, a keyset it does not list) -> a batch is split and each token retried alone; a token
 // refused alone is 'invalid': the provider's money, not ours, flagged `change_invalid` with
-// the mint's answer as evidence. A token whose proofs are our own (a node echoes the token we sent
-// on 400/422/503) is never swapped in: the row is 'own' and the payment those proofs belong to is
-// resolved (NUT-07, then reclaimed) - counting it as change would count the same sats twice.
+// the mint's answer as evidence. A swap our side could not prepare (SwapFailure 'invalid':
+// cashu-ts refusing to build the outputs, a bug) never showed the proofs to the mint, so it says
+// nothing against the token: a batch is split the same way, and a token alone stays queued, tried
+// again after a backoff, the reason on its row and in a log line - never refused for our fault.
+// A token whose proofs are our own (a node echoes the token we sent on 400/422/503) is never
+// swapped in: the row is 'own' and the payment those proofs belong to is resolved (NUT-07, then
+// reclaimed) - counting it as change would count the same sats twice.
 import { getTokenMetadata } from '@cashu/cashu-ts';
 import type { WalletContext } from '../context.ts';
 import { UnsupportedUnitError, type SwapFailure } from '../errors.ts';
@@ -104,6 +108,7 @@ export class ChangeQueue {
       received: db.prepare(`UPDATE payment_change SET state = 'received', received = ?, fee = ?, error = NULL, updated_at = ? WHERE id = ?`),
       requeue: db.prepare(`UPDATE payment_change SET state = 'queued', swap_id = NULL, solo = ?, next_at = ?, error = ?, updated_at = ? WHERE id = ?`),
       retryLater: db.prepare(`UPDATE payment_change SET attempts = attempts + 1, next_at = ?, error = ?, updated_at = ? WHERE id = ?`),
+      keep: db.prepare(`UPDATE payment_change SET state = 'queued', swap_id = NULL, solo = 1, attempts = ?, next_at = ?, error = ?, updated_at = ? WHERE id = ?`),
       refuse: db.prepare(`UPDATE payment_change SET state = ?, error = ?, evidence = ?, updated_at = ? WHERE id = ?`),
       setClaimed: db.prepare('UPDATE payment_change SET claimed = ? WHERE id = ?'),
       get: db.prepare('SELECT * FROM payment_change WHERE id = ?'),
@@ -287,9 +292,10 @@ export class ChangeQueue {
     if (outcome.status === 'done') report.received += members.length;
     else if (outcome.status === 'retry') report.retrying += members.length;
     else if (outcome.status === 'rejected') {
-      // Refused by our own checks before anything was written (e.g. a bad DLEQ proof)?
+      // Refused before anything was written (the mint's keyset list, or a swap we could not prepare)?
       if (outcome.swapId === null) ctx.db.transaction(() => this.onRejected(members.map((m) => m.row), outcome.failure))();
-      if (members.length === 1) report.invalid++;
+      if (outcome.failure.kind === 'invalid') report.retrying += members.length;
+      else if (members.length === 1) report.invalid++;
       else if (outcome.failure.kind === 'rejected' && outcome.failure.mintCode === NUT_CODE.PROOFS_ALREADY_SPENT) {
         report.invalid += await this.sortOutSpent(members);
       }
@@ -354,7 +360,10 @@ export class ChangeQueue {
     this.notify(rows);
   }
 
-  /** Nothing happened at the mint. A batch is split so each token is tried alone; a lone token is refused. */
+  /**
+   * Nothing happened at the mint. A batch is split so each token is tried alone; a lone token is
+   * refused - unless the swap failed on our side (kind 'invalid'): then it is kept for a retry.
+   */
   private onRejected(rows: ChangeRow[], failure: SwapFailure): void {
     const { ctx } = this;
     if (rows.length > 1) {
@@ -362,12 +371,28 @@ export class ChangeQueue {
       this.again = true;
       return;
     }
+    if (failure.kind === 'invalid') return this.keepForRetry(rows[0], failure.message);
     const evidence = {
-      reason: failure.kind === 'rejected' && failure.mintCode === NUT_CODE.PROOFS_ALREADY_SPENT ? 'already_spent' : failure.kind === 'invalid' ? 'failed_checks' : 'refused',
+      reason: failure.kind === 'rejected' && failure.mintCode === NUT_CODE.PROOFS_ALREADY_SPENT ? 'already_spent' : 'refused',
       mint_code: failure.kind === 'rejected' ? failure.mintCode : undefined,
       mint_answer: failure.message,
     };
     this.refuseRows(rows, 'invalid', failure.message, evidence);
+  }
+
+  /**
+   * The token's swap could not be prepared here (the mint never saw its proofs): it stays queued,
+   * alone, tried again after a backoff; the reason is on its row (the payment's outcome shows it).
+   */
+  private keepForRetry(r: ChangeRow, message: string): void {
+    const { ctx } = this;
+    // A row already in a swap counted this attempt when the swap was written.
+    const attempts = r.attempts + (r.state === 'swapping' ? 0 : 1);
+    const retryInMs = backoffMs(attempts);
+    this.s.keep.run(attempts, ctx.clock() + retryInMs, `not swapped, kept for a retry: the swap could not be prepared here (${message})`, ctx.clock(), r.id);
+    ctx.logger.warn('change token kept for a retry: its swap could not be prepared here, the mint never saw it', {
+      payment: r.paymentId, kind: r.kind, mint: r.mint, claimed: r.claimed, attempts, retry_in_ms: retryInMs, error: message,
+    });
   }
 
   private refuseRows(rows: ChangeRow[], state: 'invalid' | 'lost' | 'own', error: string, evidence: unknown): void {

@@ -103,14 +103,15 @@ export class SwapService {
   /**
    * What the engine needs to act for this mint without asking it (keys and info). Keys of rotated
    * keysets are loaded when inputs use them (their DLEQ checks need the keys); an input keyset the
-   * mint does not list (even after reloading) is refused as invalid.
+   * mint does not list (even after reloading) is the mint's refusal (its keyset list says so; the
+   * swap would get 12001), not a failure of ours.
    */
   async mintCache(mint: string, unit: string, inputKeysets: Iterable<string> = []): Promise<MintCache> {
     const ids = [...new Set(inputKeysets)];
     let wallet = await this.ctx.mints.wallet(mint, unit);
     const known = () => ids.every((id) => { try { wallet.keyChain.getKeyset(id); return true; } catch { return false; } });
     if (!known()) wallet = await this.ctx.mints.refresh(mint, unit, true);
-    if (!known()) throw new SwapStepError({ kind: 'invalid', message: `a keyset the mint ${mint} does not list for unit ${unit}` });
+    if (!known()) throw new SwapStepError({ kind: 'rejected', mintCode: NUT_CODE.KEYSET_UNKNOWN, message: `a keyset the mint ${mint} does not list for unit ${unit}` });
     for (const id of ids) {
       if (!wallet.keyChain.getKeyset(id).hasKeys) await this.ctx.mints.call(mint, unit, (w) => w.keyChain.ensureKeysetKeys(id));
     }
@@ -129,7 +130,8 @@ export class SwapService {
       const cache = await this.mintCache(spec.mint, spec.unit, inputs.map((p) => p.id));
       prepared = await this.engine.prepare({ cache, inputs, denominations: spec.denominations ?? [], requireDleq: spec.requireDleq ?? false });
     } catch (err) {
-      if (err instanceof SwapStepError && err.failure.kind === 'invalid') return { status: 'rejected', swapId: null, failure: err.failure };
+      // Nothing written, nothing sent: refused by the mint's keyset list, or not prepared on our side.
+      if (err instanceof SwapStepError && err.failure.kind !== 'unavailable') return { status: 'rejected', swapId: null, failure: err.failure };
       throw err;
     }
     const id = newId('swap');
@@ -233,7 +235,7 @@ export class SwapService {
         const again = await this.mintCache(swap.mint, swap.unit, inputs.map((p) => p.id))
           .then((fresh) => this.engine.prepare({ cache: fresh, inputs, denominations: [], requireDleq: false }))
           .catch((e) => e as Error);
-        if (again instanceof Error) return this.reject(swap, own, { kind: 'invalid', message: again.message });
+        if (again instanceof Error) return this.reject(swap, own, again instanceof SwapStepError ? again.failure : { kind: 'invalid', message: again.message });
         ctx.db.transaction(() => this.records.replaceOutputs(swap, again.keysetId, again.outputs, again.fee))();
         return this.run(swapId, true);
       }

@@ -188,6 +188,54 @@ test('a kill cut a stream the node had charged: the next start charges that requ
   assert.deepEqual([s.state, s.heldSat, s.flags], ['closed', 0, []], 'nothing unexplained at close: the provider is not flagged');
 });
 
+test('a kill cut two streams on one session: the next start splits what the balance lost between them by their reservations, each request and budget shows its share', async (t) => {
+  const { h, p } = await setup(t);
+  const first = ok(await h.ask(MODEL.id, { stream: true }));
+  const id = sessionOf(h, first.requestId);
+  const apiKey = h.db.prepare('SELECT api_key FROM provider_sessions WHERE session_id = ?').pluck().get(id) as string;
+  const [a1] = h.ledger.attempts(first.requestId);
+  const client = { name: 'test', dailySats: null, maxSatsPerRequest: null };
+  // Two requests the daemon was streaming on the session when it was killed, admitted as the lifecycle does...
+  for (const [rid, reservedMsat] of [['cut-big', 60_000], ['cut-small', 30_000]] as const) {
+    h.db.transaction(() => {
+      h.budgets.reserve(rid, client, reservedMsat);
+      h.ledger.open({ id: rid, client: 'test', endpoint: '/v1/chat/completions', modelRequested: MODEL.id, stream: true, payment: 'session', reservedMsat, priceSnapshot: a1.price });
+    })();
+    h.ledger.startAttempt({ requestId: rid, n: 1, providerId: a1.providerId, providerUrl: a1.providerUrl, modelId: MODEL.id, mint: a1.mint, paymentId: null, sessionId: id, price: a1.price, sentSat: 0, feeSat: 0 });
+  }
+  const spentBefore = h.budgets.spentTodayMsat('test');
+  // ...and the node, which served both to the end and charged the balance (proxy.py).
+  const balance = async () => ((await (await fetch(`${p.url}/v1/balance/info`, { headers: { authorization: `Bearer ${apiKey}` } })).json()) as { balance: number }).balance;
+  const before = await balance();
+  for (const content of ['cut short', 'cut shorter still']) {
+    const res = await fetch(`${p.url}/v1/chat/completions`, {
+      method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: MODEL.id, stream: true, max_tokens: 40, messages: [{ role: 'user', content }] }),
+    });
+    await res.text();
+  }
+  const lostMsat = before - (await balance());
+  assert.ok(lostMsat > 0 && lostMsat <= 90_000);
+  // The next start: the request books first (the attempts interrupted), then the sessions.
+  recoverInterrupted({ db: h.db, ledger: h.ledger, budgets: h.budgets }, () => undefined, () => h.clock.now);
+  const next = new SessionManager({ db: h.db, payments: h.payments, books: { ledger: h.ledger, budgets: h.budgets }, clock: () => h.clock.now, sleep: async () => {} });
+  assert.equal(await next.recover(), 1);
+  await h.accounted();
+  // Pro rata to 60 000 : 30 000 msat reserved, rounded down; the odd msat to the larger.
+  const small = Math.floor(lostMsat / 3);
+  const shares = { 'cut-big': lostMsat - small, 'cut-small': small };
+  for (const [rid, share] of Object.entries(shares)) {
+    const [cut] = h.ledger.attempts(rid);
+    assert.deepEqual([cut.status, cut.errorCode, cut.sessionChargedMsat, cut.chargedMsat], ['failed', 'interrupted', share, share], rid);
+    assert.equal(h.ledger.get(rid)!.chargedMsat, share, `${rid}: the request shows its share`);
+    assert.deepEqual([h.budgets.get(rid)!.state, h.budgets.get(rid)!.chargedMsat], ['settled', share], `${rid}: its budget is settled at its share`);
+  }
+  assert.equal(h.budgets.spentTodayMsat('test'), spentBefore - 90_000 + lostMsat, "the client's day counts what the cut requests cost, not what they reserved");
+  assert.ok(!h.wallet.ctx.ledger.list({ kind: 'session_charge' }).some((e) => e.ref === `${id}.interrupted`), 'nothing booked on the session alone');
+  const s = walletSession(h, id);
+  assert.deepEqual([s.state, s.heldSat, s.flags], ['closed', 0, []], 'nothing unexplained at close: the provider is not flagged');
+});
+
 test('a provider that vanishes holding a session costs at most the cap, recorded as a loss with evidence', async (t) => {
   const { h, p } = await setup(t, { sessions: { providerCapSat: 60 } });
   const r = ok(await h.ask(MODEL.id, { stream: true }));

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { getTokenMetadata, Wallet } from '@cashu/cashu-ts';
-import { outsideToken } from '../world.ts';
+import { getEncodedToken, getTokenMetadata, Wallet } from '@cashu/cashu-ts';
+import { outsideToken, testMint } from '../world.ts';
 import { take, paymentsWorld, newPayments, testProvider, payProvider, requiredSat, assertBooksBalance, balanceOf, mintCallsSince } from './fixture.ts';
 import type { WalletContext } from '../../../wallet/context.ts';
 import { Payments } from '../../../wallet/payments/index.ts';
@@ -252,4 +252,68 @@ test('a 2-sat refund at a mint with an input fee comes in as 1 sat, though the r
   assert.equal(report.received, 1);
   assert.equal(balanceOf(ctx, mint.url).unspent, 1);
   await assertBooksBalance(ctx);
+});
+
+test('change whose swap our side cannot prepare is kept and retried, not refused: the mint never saw it; once prepared, a mint refusal still refuses', async (t) => {
+  const w = await paymentsWorld(t);
+  const warnings: { msg: string; fields: Record<string, unknown> }[] = [];
+  const logger = { debug() {}, info() {}, error() {}, warn: (msg: string, fields?: Record<string, unknown>) => void warnings.push({ msg, fields: fields ?? {} }) };
+  const clock = manualClock(w.ctx);
+  const ctx = { ...clock.ctx, logger } as WalletContext;
+  const payments = newPayments(t, ctx);
+  const good = await outsideToken(w.ln, w.mint.url, 12);
+  const spent = await spentToken(w.ln, w.mint.url, 9);
+  // A bug on our side: the reserve wants a denomination the keyset has no key for, so cashu-ts
+  // refuses to build the outputs (SwapStepError 'invalid') before any mint call.
+  const wanted = payments.reserve.denominationsFor.bind(payments.reserve);
+  payments.reserve.denominationsFor = () => [3];
+  payments.changeQueue.enqueue('local-1', 'change', good, w.mint.url);
+  payments.changeQueue.enqueue('local-2', 'change', spent, w.mint.url);
+  await ctx.mints.wallet(w.mint.url);
+  const before = w.mint.requestCounts();
+  const first = await payments.changeQueue.drain();
+  assert.deepEqual(mintCallsSince(before, w.mint.requestCounts()), {}, 'nothing was shown to the mint');
+  assert.equal(first.invalid, 0);
+  for (const id of ['local-1', 'local-2']) {
+    const [row] = payments.changeQueue.rowsOf(id);
+    assert.equal(row.state, 'queued', `${id} is kept, not refused`);
+    assert.match(row.error ?? '', /could not be prepared here/);
+    assert.equal(row.attempts, 1);
+    assert.deepEqual(payments.changeQueue.rowsOf(id).map((c) => c.evidence), [null], 'no refusal evidence against the provider');
+  }
+  assert.deepEqual(warnings.map((x) => x.fields.payment).sort(), ['local-1', 'local-2'], 'one log line per token kept');
+  assert.ok(warnings.every((x) => !JSON.stringify(x).includes(good) && !JSON.stringify(x).includes(spent)), 'the token never reaches the log');
+  assert.equal(payments.changeQueue.openCount(), 2, 'still counted as change on its way');
+  assert.equal((await payments.changeQueue.drain()).swaps, 0, 'not retried before its backoff is over');
+
+  // The cause is gone (a fixed build, say): after the backoff each is tried again and the mint decides.
+  payments.reserve.denominationsFor = wanted;
+  clock.advance(1_000);
+  await payments.changeQueue.drain();
+  assert.equal(payments.changeQueue.rowsOf('local-1')[0].state, 'received');
+  const refused = payments.changeQueue.rowsOf('local-2')[0];
+  assert.equal(refused.state, 'invalid', 'a mint refusal takes the existing path');
+  assert.deepEqual([(refused.evidence as { reason: string }).reason, (refused.evidence as { mint_code: number }).mint_code], ['already_spent', 11001]);
+  assert.equal(balanceOf(ctx, w.mint.url).unspent, 12);
+  await assertBooksBalance(ctx);
+});
+
+test('change on a keyset our mint does not list is the mint\'s refusal: refused and flagged, not kept for a retry', async (t) => {
+  const w = await paymentsWorld(t);
+  const other = await testMint(t, w.ln);
+  // Proofs of another mint's keyset, in a token that names ours.
+  const minter = new Wallet(other.url);
+  await minter.loadMint();
+  const quote = await minter.createMintQuoteBolt11(10);
+  w.ln.pay(quote.request);
+  const token = getEncodedToken({ mint: w.mint.url, unit: 'sat', proofs: await minter.mintProofsBolt11(10, quote.quote) });
+  w.payments.changeQueue.enqueue('alien-1', 'change', token, w.mint.url);
+  const report = await w.payments.changeQueue.drain();
+  const [row] = w.payments.changeQueue.rowsOf('alien-1');
+  assert.equal(row.state, 'invalid', JSON.stringify(row));
+  assert.deepEqual([(row.evidence as { reason: string }).reason, (row.evidence as { mint_code: number }).mint_code], ['refused', 12001], 'the mint\'s keyset list is its answer');
+  assert.equal(report.invalid, 1);
+  assert.deepEqual(w.payments.outcome('alien-1'), undefined);
+  assert.equal(balanceOf(w.ctx, w.mint.url).unspent, 0);
+  await assertBooksBalance(w.ctx);
 });

@@ -2,7 +2,7 @@
 // body; Retry-After when a proxy in front of the mint adds one) and faults aimed at one route.
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { getEncodedToken, RateLimitError, sumProofs, Wallet } from '@cashu/cashu-ts';
+import { getEncodedToken, hashToCurve, RateLimitError, sumProofs, Wallet } from '@cashu/cashu-ts';
 import { LightningNetwork } from '../lightning.ts';
 import { startMint } from '../mint.ts';
 
@@ -45,4 +45,24 @@ test('onlyRoute aims failNext and loseResponseNext at one route, leaving the oth
   await assert.rejects(wallet.receive(getEncodedToken({ mint: mint.url, unit: 'sat', proofs })), { name: 'NetworkError' });
   assert.equal(mint.knobs.loseResponseNext, 0);
   assert.equal(mint.stats().spent, 16, 'the swap was done; only its answer was lost');
+});
+
+test('a checkstate or restore of more than 1000 items is refused, as Nutshell refuses past mint_max_request_length', async (t) => {
+  const { mint, wallet } = await funded(t, 1);
+  const post = (path: string, body: unknown) => fetch(mint.url + path, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+  const points = Array.from({ length: 1001 }, (_, i) => hashToCurve(new TextEncoder().encode(`item ${i}`)).toHex(true));
+  const outputs = points.map((B_) => ({ amount: 1, id: wallet.keysetId, B_ }));
+
+  const atLimit = await post('/v1/checkstate', { Ys: points.slice(0, 1000) });
+  assert.equal(atLimit.status, 200);
+  assert.equal(((await atLimit.json()) as { states: unknown[] }).states.length, 1000);
+  assert.equal((await post('/v1/restore', { outputs: outputs.slice(0, 1000) })).status, 200);
+
+  for (const [path, body] of [['/v1/checkstate', { Ys: points }], ['/v1/restore', { outputs }]] as const) {
+    const res = await post(path, body);
+    assert.equal(res.status, 400, path);
+    const json = (await res.json()) as { detail: unknown; code: unknown };
+    assert.equal(typeof json.detail, 'string');
+    assert.equal(typeof json.code, 'number');
+  }
 });
