@@ -270,7 +270,11 @@ export class Reserve {
   refill(mint: string): Promise<SwapOutcome | null> {
     const running = this.running.get(mint);
     if (running) return running;
-    const run = this.exclusive(mint, () => this.split(mint, [])).finally(() => {
+    // The lock is let go once the refill's inputs are pending (its swap row written): a payment
+    // short of denominations then makes its own split beside it (first on the swap thread)
+    // instead of waiting out the refill's mint call; payments short of money wait for the refill
+    // itself (splitsDone).
+    const run = this.exclusive(mint, (release) => this.split(mint, [], release)).finally(() => {
       if (this.running.get(mint) === run) this.running.delete(mint);
     });
     this.running.set(mint, run);
@@ -280,15 +284,21 @@ export class Reserve {
   /** Wait for the splits of this mint's proofs running (or queued) now; false if there were none. */
   async splitsDone(mint: string): Promise<boolean> {
     const busy = this.locks.get(mint);
-    if (!busy) return false;
+    const refilling = this.running.get(mint);
+    if (!busy && !refilling) return false;
     await busy;
+    await refilling?.catch(() => null);
     // Every payment waiting here wakes when the same split ends: one turn each (see Turnstile).
     await this.turnstile.pass();
     return true;
   }
 
-  /** Run `fn` while no other split of this mint's proofs runs (splits planned together would pick the same proofs). */
-  async exclusive<T>(mint: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Run `fn` while no other split of this mint's proofs runs (splits planned together would pick
+   * the same proofs). `fn` may let the next one in early (`release`), once its proofs are out of
+   * selection.
+   */
+  async exclusive<T>(mint: string, fn: (release: () => void) => Promise<T>): Promise<T> {
     const previous = this.locks.get(mint) ?? IDLE;
     let release!: () => void;
     const mine = previous.then(() => new Promise<void>((r) => (release = r)));
@@ -296,7 +306,7 @@ export class Reserve {
     await previous;
     if (previous !== IDLE) await this.turnstile.pass();
     try {
-      return await fn();
+      return await fn(release);
     } finally {
       release();
       if (this.locks.get(mint) === mine) this.locks.delete(mint);
@@ -306,9 +316,10 @@ export class Reserve {
   /**
    * Swap so that proofs of exactly `required` denominations exist (on the request path, when a
    * token cannot be made offline), refilling the reserve with the rest. Spends surplus first,
-   * reserve proofs only if the surplus is too small. Call inside exclusive().
+   * reserve proofs only if the surplus is too small. Call inside exclusive(); `onPrepared` runs in
+   * the transaction that moves the inputs to pending.
    */
-  async split(mint: string, required: readonly number[]): Promise<SwapOutcome | null> {
+  async split(mint: string, required: readonly number[], onPrepared?: () => void): Promise<SwapOutcome | null> {
     const wallet = await this.ctx.mints.wallet(mint, this.unit);
     const fees = new Map(wallet.keyChain.getKeysets().map((k) => [k.id, k.fee]));
     const feeOf = (id: string) => fees.get(id);
@@ -322,7 +333,7 @@ export class Reserve {
       if (!plan) return null;
       try {
         this.refills++;
-        return await this.swaps.start({ mint, unit: this.unit, purpose: 'split', ref: null, own: plan.inputs, denominations: plan.denominations });
+        return await this.swaps.start({ mint, unit: this.unit, purpose: 'split', ref: null, own: plan.inputs, denominations: plan.denominations, urgent: required.length > 0, onPrepared });
       } catch (err) {
         // A request took a planned proof while the outputs were being blinded: plan again.
         if (!(err instanceof ProofStateError) || attempt >= 3) throw err;

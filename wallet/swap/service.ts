@@ -45,6 +45,8 @@ export interface SwapSpec {
   requireDleq?: boolean;
   /** Runs inside the transaction that writes the swap row. */
   onPrepared?: (swapId: string) => void;
+  /** A payment waits for this swap: its curve arithmetic goes first on the swap thread (this run only, not a resend). */
+  urgent?: boolean;
 }
 
 export interface SwapResult {
@@ -89,6 +91,8 @@ export class SwapService {
   private readonly handlers = new Map<SwapPurpose, PurposeHandler>();
   /** Swaps this process is running now: a second resume of one shares the run (no two calls race on a row). */
   private readonly inFlight = new Map<string, Promise<SwapOutcome>>();
+  /** Swaps a payment waits for (their curve arithmetic goes first on the swap thread). */
+  private readonly urgent = new Set<string>();
   /** Swaps sent to a mint (each attempt), for the round-trip figures. */
   mintCalls = 0;
 
@@ -128,7 +132,7 @@ export class SwapService {
     let prepared;
     try {
       const cache = await this.mintCache(spec.mint, spec.unit, inputs.map((p) => p.id));
-      prepared = await this.engine.prepare({ cache, inputs, denominations: spec.denominations ?? [], requireDleq: spec.requireDleq ?? false });
+      prepared = await this.engine.prepare({ cache, inputs, denominations: spec.denominations ?? [], requireDleq: spec.requireDleq ?? false, urgent: spec.urgent });
     } catch (err) {
       // Nothing written, nothing sent: refused by the mint's keyset list, or not prepared on our side.
       if (err instanceof SwapStepError && err.failure.kind !== 'unavailable') return { status: 'rejected', swapId: null, failure: err.failure };
@@ -148,7 +152,9 @@ export class SwapService {
       });
       spec.onPrepared?.(id);
     })();
-    return this.resume(id);
+    if (!spec.urgent) return this.resume(id);
+    this.urgent.add(id);
+    return this.resume(id).finally(() => this.urgent.delete(id));
   }
 
   /** Send (or re-send) a prepared swap and settle it. Concurrent calls for one swap share the run. */
@@ -222,7 +228,7 @@ export class SwapService {
     await durableCommit(ctx, () => this.records.sending(swapId));
     this.mintCalls++;
     try {
-      const { proofs } = await this.engine.complete({ cache, inputs, outputs: swap.outputs, keysetId: swap.keysetId });
+      const { proofs } = await this.engine.complete({ cache, inputs, outputs: swap.outputs, keysetId: swap.keysetId, urgent: this.urgent.has(swapId) });
       return this.finish(swap, proofs, own, false);
     } catch (err) {
       if (!(err instanceof SwapStepError)) throw err;

@@ -4,7 +4,8 @@
 // swap, mostly DLEQ. Everything that crosses the thread boundary is plain JSON (amounts as numbers).
 import { Amount, OutputData, Wallet, type GetInfoResponse, type KeyChainCache, type Proof, type SerializedOutputData } from '@cashu/cashu-ts';
 import { mapMintError } from '../mints.ts';
-import { proofsFromSignatures } from './unblind.ts';
+import { CpuQueue } from './cpu-queue.ts';
+import { checkSignatures, proofFromSignature } from './unblind.ts';
 import { MintRejectedError, SwapStepError } from '../errors.ts';
 
 /** A proof as it crosses the thread boundary. */
@@ -33,6 +34,8 @@ export interface PrepareRequest {
   denominations: number[];
   /** Refuse incoming proofs that lack a DLEQ proof (those that carry one are always checked). */
   requireDleq: boolean;
+  /** A payment waits for this swap: its curve arithmetic goes before other swaps' (CpuQueue). */
+  urgent?: boolean;
 }
 export interface PrepareResult {
   outputs: SerializedOutputData[];
@@ -48,6 +51,8 @@ export interface CompleteRequest {
   inputs: ProofJson[];
   outputs: SerializedOutputData[];
   keysetId: string;
+  /** As in PrepareRequest. */
+  urgent?: boolean;
 }
 export interface CompleteResult {
   proofs: ProofJson[];
@@ -56,6 +61,10 @@ export interface CompleteResult {
 export type SwapRequest = PrepareRequest | CompleteRequest;
 
 const wallets = new Map<string, Wallet>();
+/** This thread's curve arithmetic, in slices, urgent first. */
+const cpu = new CpuQueue();
+/** Outputs unblinded and checked per slice: ~12 ms of CPU here, the longest a payment's split waits for other work. */
+const OUTPUTS_PER_SLICE = 2;
 
 function walletFor(cache: MintCache): Wallet {
   const fingerprint = cache.keychain.keysets.map((k) => `${k.id}:${k.active ? 1 : 0}:${k.input_fee_ppk ?? 0}`).join(',');
@@ -98,7 +107,7 @@ export async function prepareSwap(req: PrepareRequest): Promise<PrepareResult> {
     const netAmount = req.inputs.reduce((a, p) => a + p.amount, 0) - wallet.getFeesForProofs(inputs).toNumber();
     const denominations = fitDenominations(req.denominations, netAmount);
     const outputType = { type: 'random' as const, ...(denominations.length ? { denominations } : {}) };
-    const preview = await wallet.prepareSwapToReceive(inputs, { requireDleq: req.requireDleq }, outputType);
+    const preview = await cpu.run(req.urgent ?? false, () => wallet.prepareSwapToReceive(inputs, { requireDleq: req.requireDleq }, outputType));
     return {
       outputs: (preview.keepOutputs ?? []).map((o) => OutputData.serialize(o)),
       keysetId: preview.keysetId,
@@ -134,7 +143,7 @@ export async function completeSwap(req: CompleteRequest): Promise<CompleteResult
       const { keep } = await wallet.completeSwap({ amount: Amount.from(total).subtract(fee), fees: fee, keysetId: req.keysetId, inputs, keepOutputs });
       return { proofs: keep.map(toProofJson) };
     }
-    return { proofs: (await swapPlain(wallet, inputs, keepOutputs, req.keysetId)).map(toProofJson) };
+    return { proofs: (await swapPlain(wallet, inputs, keepOutputs, req.keysetId, req.urgent ?? false)).map(toProofJson) };
   } catch (raw) {
     const err = mapMintError(req.cache.mint, raw);
     if (err instanceof MintRejectedError) throw new SwapStepError({ kind: 'rejected', message: err.message, mintCode: err.mintCode });
@@ -147,7 +156,7 @@ export async function completeSwap(req: CompleteRequest): Promise<CompleteResult
  * the mint's keys precomputed (./unblind.ts): the same request (outputs in ascending amount, inputs
  * without their DLEQ), the same checks, the same proofs, in the outputs' order.
  */
-async function swapPlain(wallet: Wallet, inputs: Proof[], outputs: OutputData[], keysetId: string): Promise<Proof[]> {
+async function swapPlain(wallet: Wallet, inputs: Proof[], outputs: OutputData[], keysetId: string, urgent: boolean): Promise<Proof[]> {
   const order = outputs.map((_, i) => i).sort((a, b) => outputs[a].blindedMessage.amount.compareTo(outputs[b].blindedMessage.amount));
   const sorted = order.map((i) => outputs[i]);
   const { signatures } = await wallet.mint.swap({
@@ -155,7 +164,13 @@ async function swapPlain(wallet: Wallet, inputs: Proof[], outputs: OutputData[],
     outputs: sorted.map((o) => o.blindedMessage),
   });
   const requireDleq = wallet.getMintInfo().isSupported(12).supported;
-  const proofs = proofsFromSignatures(sorted, signatures, wallet.getKeyset(keysetId), requireDleq);
+  checkSignatures(sorted, signatures, requireDleq);
+  const keyset = wallet.getKeyset(keysetId);
+  const proofs: Proof[] = [];
+  for (let i = 0; i < sorted.length; i += OUTPUTS_PER_SLICE) {
+    const slice = sorted.slice(i, i + OUTPUTS_PER_SLICE);
+    proofs.push(...(await cpu.run(urgent, () => slice.map((o, k) => proofFromSignature(o, signatures[i + k], keyset)))));
+  }
   const out = new Array<Proof>(outputs.length);
   order.forEach((i, k) => (out[i] = proofs[k]));
   return out;

@@ -66,17 +66,22 @@ export function proofFromSignature(output: OutputData, sig: SerializedBlindedSig
 
 /**
  * The mint's answer to a swap whose outputs were sent as `outputs` (in that order): one signature
- * each, same keyset and amount, a DLEQ proof on each when `requireDleq` (the checks cashu-ts's
- * completeSwap makes), turned into proofs. Throws CTSError, as cashu-ts does, on any mismatch.
+ * each, same keyset and amount, a DLEQ proof on each when `requireDleq` - the checks cashu-ts's
+ * completeSwap makes. Throws CTSError, as cashu-ts does, on any mismatch. Cheap: no curve arithmetic.
  */
-export function proofsFromSignatures(outputs: readonly OutputData[], sigs: readonly SerializedBlindedSignature[], keyset: Pick<Keyset, 'id' | 'keys'>, requireDleq: boolean): Proof[] {
+export function checkSignatures(outputs: readonly OutputData[], sigs: readonly SerializedBlindedSignature[], requireDleq: boolean): void {
   if (sigs.length !== outputs.length) throw new CTSError(`Mint returned ${sigs.length} signatures, expected ${outputs.length}`);
-  return outputs.map((output, i) => {
+  outputs.forEach((output, i) => {
     const sig = sigs[i];
     if (sig == null) throw new CTSError(`Mint response is missing a signature at index ${i}`);
     if (sig.id !== output.blindedMessage.id) throw new CTSError(`Mint signature keyset id at index ${i} does not match output: expected ${output.blindedMessage.id}, got ${sig.id}`);
     if (!sig.amount.equals(output.blindedMessage.amount)) throw new CTSError(`Mint returned signature with wrong amount at index ${i}: expected ${output.blindedMessage.amount.toString()}, got ${sig.amount.toString()}`);
     if (requireDleq && !sig.dleq) throw new CTSError(`Mint supports NUT-12, but returned a signature without DLEQ proof at index ${i}`);
-    return proofFromSignature(output, sig, keyset);
   });
+}
+
+/** checkSignatures, then every output's proof (proofFromSignature). */
+export function proofsFromSignatures(outputs: readonly OutputData[], sigs: readonly SerializedBlindedSignature[], keyset: Pick<Keyset, 'id' | 'keys'>, requireDleq: boolean): Proof[] {
+  checkSignatures(outputs, sigs, requireDleq);
+  return outputs.map((output, i) => proofFromSignature(output, sigs[i], keyset));
 }

@@ -156,3 +156,34 @@ test('a payment that arrives while a refill holds the largest proof in its swap 
   assert.equal(taken.amountSat, 1000);
   await refill;
 });
+
+test('a payment short of a denomination splits beside a background refill still at the mint, instead of waiting for it', { timeout: 30_000 }, async (t) => {
+  const { paymentsWorld, take, assertBooksBalance } = await import('./fixture.ts');
+  const { InlineSwapEngine } = await import('../../../wallet/swap/engine.ts');
+  const { Payments } = await import('../../../wallet/payments/index.ts');
+  const w = await paymentsWorld(t, { fundSat: 1000 }); // 512 + 256 + 128 + 64 + 32 + 8: no 1 or 2
+  // The refill's mint call is held here until the test lets it go; a payment's split (urgent) is not.
+  let reached!: () => void;
+  const atGate = new Promise<void>((r) => (reached = r));
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  const inline = new InlineSwapEngine();
+  const engine = Object.assign(Object.create(inline) as InlineSwapEngine, {
+    async complete(req: Parameters<InlineSwapEngine['complete']>[0]) {
+      if (!req.urgent) {
+        reached();
+        await gate;
+      }
+      return inline.complete(req);
+    },
+  });
+  const payments = new Payments(w.ctx, { fetch, autoRefill: false, engine });
+  t.after(() => payments.stop());
+  const refill = payments.reserve.refill(w.mint.url);
+  await atGate; // its inputs are pending, its swap is at the mint
+  const taken = await take(payments, w.mint.url, 3, 'beside-refill'); // would wait for the gate before
+  assert.equal(taken.amountSat, 3);
+  open();
+  assert.equal((await refill)?.status, 'done');
+  await assertBooksBalance(w.ctx);
+});
