@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { countByAmount, defaultReserve, DemandMeter, demandTargets, fillDenominations, needsRefill, planRefill, Reserve, reserveDeficit, type ReserveConfig } from '../../../wallet/payments/reserve.ts';
 import type { StoredProof } from '../../../wallet/store.ts';
+import { InlineSwapEngine } from '../../../wallet/swap/engine.ts';
+import { Payments } from '../../../wallet/payments/index.ts';
 
 let n = 0;
 const proof = (amount: number, keysetId = 'k'): StoredProof => ({
@@ -159,8 +161,6 @@ test('a payment that arrives while a refill holds the largest proof in its swap 
 
 test('a payment short of a denomination splits beside a background refill still at the mint, instead of waiting for it', { timeout: 30_000 }, async (t) => {
   const { paymentsWorld, take, assertBooksBalance } = await import('./fixture.ts');
-  const { InlineSwapEngine } = await import('../../../wallet/swap/engine.ts');
-  const { Payments } = await import('../../../wallet/payments/index.ts');
   const w = await paymentsWorld(t, { fundSat: 1000 }); // 512 + 256 + 128 + 64 + 32 + 8: no 1 or 2
   // The refill's mint call is held here until the test lets it go; a payment's split (urgent) is not.
   let reached!: () => void;
