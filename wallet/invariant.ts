@@ -160,9 +160,16 @@ async function askMint(ctx: WalletContext, t: MintUnitTotals, explain: NonNullab
     t.mintCheck = { checked: 0, spentAmount: 0, pendingAmount: 0, error: (err as Error).message };
     return [`${t.mint} (${t.unit}): could not ask the mint (${(err as Error).message}); ${t.unspent} ${t.unit} unspent and ${t.pending} ${t.unit} pending are unverified`];
   }
+  // The wallet goes on while the mint answers: a proof whose state changed meanwhile (taken and
+  // redeemed, a swap that finished) was settled in the books then, and is not a difference.
+  const unchanged = (p: StoredProof) => {
+    const now = ctx.store.get(p.secret);
+    return now?.state === p.state && now.reasonKind === p.reasonKind && now.reasonRef === p.reasonRef;
+  };
   let spentAmount = 0;
   let pendingAmount = 0;
   unspent.forEach((p, i) => {
+    if (!unchanged(p)) return;
     if (states[i] === 'SPENT') spentAmount += p.amount;
     if (states[i] === 'PENDING') pendingAmount += p.amount;
   });
@@ -171,7 +178,7 @@ async function askMint(ctx: WalletContext, t: MintUnitTotals, explain: NonNullab
   // Pending proofs the mint says are spent, per reason, unless the reason explains it.
   const spentByReason = new Map<string, { kind: PendingKind; ref: string; amount: number }>();
   pending.forEach((p: StoredProof, i) => {
-    if (states[unspent.length + i] !== 'SPENT' || !p.reasonKind || !p.reasonRef) return;
+    if (states[unspent.length + i] !== 'SPENT' || !p.reasonKind || !p.reasonRef || !unchanged(p)) return;
     const key = `${p.reasonKind}\n${p.reasonRef}`;
     const r = spentByReason.get(key) ?? { kind: p.reasonKind, ref: p.reasonRef, amount: 0 };
     r.amount += p.amount;
