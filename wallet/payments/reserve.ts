@@ -9,6 +9,7 @@ import type { StoredProof } from '../store.ts';
 import { ProofStateError } from '../errors.ts';
 import type { SwapOutcome, SwapService } from '../swap/service.ts';
 import { fitDenominations } from '../swap/steps.ts';
+import { TurnQueue } from '../turns.ts';
 
 export interface ReserveConfig {
   /** Target count per denomination (powers of two): the floor, whatever the demand. */
@@ -173,37 +174,12 @@ export function planRefill(
 
 const IDLE: Promise<void> = Promise.resolve();
 
-/**
- * Lets its waiters go one per turn of the event loop, in order. Payments released by one swap
- * (the split they waited for, or the lock they queued on) would otherwise all resume in the same
- * turn, each taking its token (a commit each): hundreds at once held the loop for 50-100 ms in the
- * 1,000-stream bench. One a turn, the loop reads sockets and fires timers between them.
- */
-export class Turnstile {
-  private waiting: (() => void)[] = [];
-  private head = 0;
-
-  pass(): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.waiting.push(resolve) - this.head === 1) setImmediate(this.next);
-    });
-  }
-
-  private readonly next = (): void => {
-    this.waiting[this.head++]();
-    if (this.head < this.waiting.length) setImmediate(this.next);
-    else {
-      this.waiting = [];
-      this.head = 0;
-    }
-  };
-}
-
 /** Keeps each mint's reserve topped up; one swap at a time per mint, off the request path. */
 export class Reserve {
   private readonly running = new Map<string, Promise<SwapOutcome | null>>();
   private readonly locks = new Map<string, Promise<void>>();
-  private readonly turnstile = new Turnstile();
+  /** Payments released together resume one per turn (wallet/turns.ts). */
+  private readonly turns = new TurnQueue();
   private readonly demand = new Map<string, DemandMeter>();
   refills = 0;
 
@@ -288,8 +264,8 @@ export class Reserve {
     if (!busy && !refilling) return false;
     await busy;
     await refilling?.catch(() => null);
-    // Every payment waiting here wakes when the same split ends: one turn each (see Turnstile).
-    await this.turnstile.pass();
+    // Every payment waiting here wakes when the same split ends: one turn each.
+    await this.turns.pass();
     return true;
   }
 
@@ -304,7 +280,7 @@ export class Reserve {
     const mine = previous.then(() => new Promise<void>((r) => (release = r)));
     this.locks.set(mint, mine);
     await previous;
-    if (previous !== IDLE) await this.turnstile.pass();
+    if (previous !== IDLE) await this.turns.pass();
     try {
       return await fn(release);
     } finally {

@@ -4,7 +4,7 @@
 // swap, mostly DLEQ. Everything that crosses the thread boundary is plain JSON (amounts as numbers).
 import { Amount, OutputData, Wallet, type GetInfoResponse, type KeyChainCache, type Proof, type SerializedOutputData } from '@cashu/cashu-ts';
 import { mapMintError } from '../mints.ts';
-import { CpuQueue } from './cpu-queue.ts';
+import { TurnQueue } from '../turns.ts';
 import { checkSignatures, proofFromSignature } from './unblind.ts';
 import { MintRejectedError, SwapStepError } from '../errors.ts';
 
@@ -34,7 +34,7 @@ export interface PrepareRequest {
   denominations: number[];
   /** Refuse incoming proofs that lack a DLEQ proof (those that carry one are always checked). */
   requireDleq: boolean;
-  /** A payment waits for this swap: its curve arithmetic goes before other swaps' (CpuQueue). */
+  /** A payment waits for this swap: its curve arithmetic goes before other swaps' (TurnQueue). */
   urgent?: boolean;
 }
 export interface PrepareResult {
@@ -62,7 +62,7 @@ export type SwapRequest = PrepareRequest | CompleteRequest;
 
 const wallets = new Map<string, Wallet>();
 /** This thread's curve arithmetic, in slices, urgent first. */
-const cpu = new CpuQueue();
+const cpu = new TurnQueue();
 /** Outputs unblinded and checked per slice: ~12 ms of CPU here, the longest a payment's split waits for other work. */
 const OUTPUTS_PER_SLICE = 2;
 

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CpuQueue } from '../../../wallet/swap/cpu-queue.ts';
+import { TurnQueue } from '../../wallet/turns.ts';
 
 test('a payment\'s split waits for at most one slice of a background refill\'s arithmetic, not for all of it', async () => {
-  const cpu = new CpuQueue();
+  const cpu = new TurnQueue();
   const order: string[] = [];
   // A refill: 5 slices, each queueing the next when it ends (as swapPlain does).
   const refill = (async () => {
@@ -18,7 +18,7 @@ test('a payment\'s split waits for at most one slice of a background refill\'s a
 });
 
 test('each slice runs in a turn of its own (the thread answers its port between them); same-priority work takes turns', async () => {
-  const cpu = new CpuQueue();
+  const cpu = new TurnQueue();
   const order: string[] = [];
   const a = (async () => { for (let i = 1; i <= 3; i++) await cpu.run(false, () => order.push(`a${i}`)); })();
   const b = (async () => { for (let i = 1; i <= 3; i++) await cpu.run(false, () => order.push(`b${i}`)); })();
@@ -30,8 +30,19 @@ test('each slice runs in a turn of its own (the thread answers its port between 
 });
 
 test('a slice that throws (or rejects) fails its own caller only', async () => {
-  const cpu = new CpuQueue();
+  const cpu = new TurnQueue();
   await assert.rejects(cpu.run(true, () => { throw new Error('DLEQ verification failed'); }), /DLEQ/);
   await assert.rejects(cpu.run(false, () => Promise.reject(new Error('refused'))), /refused/);
   assert.equal(await cpu.run(false, () => 42), 42);
+});
+
+test('waiters that only pass go one per turn, behind the work already waiting', async () => {
+  const turns = new TurnQueue();
+  const order: string[] = [];
+  const work = turns.run(false, () => order.push('work'));
+  const waiters = [1, 2].map((i) => turns.pass().then(() => order.push(`waiter ${i}`)));
+  setImmediate(() => order.push('other'));
+  await Promise.all([work, ...waiters]);
+  assert.deepEqual(order.filter((o) => o !== 'other'), ['work', 'waiter 1', 'waiter 2']);
+  assert.ok(order.indexOf('other') <= 1, order.join(' '));
 });
