@@ -79,9 +79,3 @@ export function checkSignatures(outputs: readonly OutputData[], sigs: readonly S
     if (requireDleq && !sig.dleq) throw new CTSError(`Mint supports NUT-12, but returned a signature without DLEQ proof at index ${i}`);
   });
 }
-
-/** checkSignatures, then every output's proof (proofFromSignature). */
-export function proofsFromSignatures(outputs: readonly OutputData[], sigs: readonly SerializedBlindedSignature[], keyset: Pick<Keyset, 'id' | 'keys'>, requireDleq: boolean): Proof[] {
-  checkSignatures(outputs, sigs, requireDleq);
-  return outputs.map((output, i) => proofFromSignature(output, sigs[i], keyset));
-}

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Amount, CTSError, OutputData, type SerializedBlindedSignature } from '@cashu/cashu-ts';
-import { keyPoint, proofsFromSignatures } from '../../../wallet/swap/unblind.ts';
+import { checkSignatures, keyPoint, proofFromSignature } from '../../../wallet/swap/unblind.ts';
 import { Keyset } from '../../world/mint/keys.ts';
 
 // A keyset of the world's mint (NUT-02 ids of both versions), signing as a Nutshell mint does (NUT-12 DLEQ included).
@@ -13,6 +13,12 @@ function signed(version: '00' | '01', amount: number, split?: number[], mint = n
     return { ...s, amount: Amount.from(s.amount) } as SerializedBlindedSignature;
   });
   return { mint, keyset, outputs, sigs };
+}
+
+// What the swap thread does with the mint's answer (wallet/swap/steps.ts swapPlain, there in slices).
+function proofsFromSignatures(outputs: OutputData[], sigs: SerializedBlindedSignature[], keyset: { id: string; keys: Record<string, string> }, requireDleq: boolean) {
+  checkSignatures(outputs, sigs, requireDleq);
+  return outputs.map((o, i) => proofFromSignature(o, sigs[i], keyset));
 }
 
 const json = (x: unknown) => JSON.stringify(x, (_, v) => (typeof v === 'bigint' || v instanceof Amount ? v.toString() : v));
