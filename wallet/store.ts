@@ -96,6 +96,12 @@ export interface UnspentTotal {
   unspent: number;
 }
 
+/** The state a cached read of the unspent set was taken at (ProofStore's caches). */
+interface CacheStamp {
+  version: number;
+  dataVersion: number;
+}
+
 /** Unspent coins of one mint+unit as read at `version` (see ProofStore.unspentCoins). */
 export interface UnspentCoins {
   coins: readonly Coin[];
@@ -203,14 +209,13 @@ export class ProofStore {
    */
   unspentCoins(mint: string, unit: string, opts: { fresh?: boolean } = {}): UnspentCoins {
     const k = coinKey(mint, unit);
-    const version = this.epoch.n;
-    const dataVersion = this.s.dataVersion.get() as number;
+    const stamp = this.stamp();
     const cached = this.coinCache.get(k);
-    if (cached && !opts.fresh && cached.version === version && cached.dataVersion === dataVersion && !this.db.inTransaction) return cached;
+    if (!opts.fresh && this.current(cached, stamp)) return cached!;
     const coins = this.s.coins.all(mint, unit) as Coin[];
     if (this.db.inTransaction) this.coinCache.delete(k);
-    else this.coinCache.set(k, { coins, version, dataVersion });
-    return { coins, version };
+    else this.coinCache.set(k, { coins, ...stamp });
+    return { coins, version: stamp.version };
   }
 
   /**
@@ -358,12 +363,20 @@ export class ProofStore {
    * admissions would otherwise each sum the whole table. Do not mutate the result.
    */
   unspentTotals(): readonly UnspentTotal[] {
-    const version = this.epoch.n;
-    const dataVersion = this.s.dataVersion.get() as number;
-    const c = this.totalsCache;
-    if (c && c.version === version && c.dataVersion === dataVersion && !this.db.inTransaction) return c.totals;
+    const stamp = this.stamp();
+    if (this.current(this.totalsCache, stamp)) return this.totalsCache!.totals;
     const totals = this.s.unspentTotals.all() as UnspentTotal[];
-    this.totalsCache = this.db.inTransaction ? null : { totals, version, dataVersion };
+    this.totalsCache = this.db.inTransaction ? null : { totals, ...stamp };
     return totals;
+  }
+
+  /** Where the unspent set stands now: this process's writes (epoch) and any connection's (data_version). */
+  private stamp(): CacheStamp {
+    return { version: this.epoch.n, dataVersion: this.s.dataVersion.get() as number };
+  }
+
+  /** A read cached at `stamp`'s state, outside a transaction (one still open may roll back), is still true. */
+  private current(cached: CacheStamp | null | undefined, stamp: CacheStamp): boolean {
+    return !!cached && cached.version === stamp.version && cached.dataVersion === stamp.dataVersion && !this.db.inTransaction;
   }
 }
