@@ -65,3 +65,17 @@ export function durableTransaction<T>(db: DB, fn: () => T): T {
     db.pragma(`synchronous = ${level}`);
   }
 }
+
+/**
+ * fsync the database's WAL file on this thread: every commit made so far (synchronous=NORMAL
+ * leaves them in the page cache) is then on disk. (The checkpointer's thread, plain JavaScript,
+ * does the same off the event loop in db/checkpointer-worker.mjs.)
+ */
+export function syncWal(db: DB): void {
+  const fd = fs.openSync(`${db.name}-wal`, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}

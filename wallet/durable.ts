@@ -6,8 +6,7 @@
 // them (NUT-09 restore). Lose that commit after the mint signed and the money is gone. So those
 // commits are on disk before the call: the WAL, with every commit before it, fsynced by the
 // daemon's WAL thread (ctx.flush), else committed with synchronous=FULL (db/sqlite.ts).
-import fs from 'node:fs';
-import { durableTransaction } from '../db/sqlite.ts';
+import { durableTransaction, syncWal } from '../db/sqlite.ts';
 import type { WalletContext } from './context.ts';
 
 /**
@@ -22,12 +21,7 @@ export async function durableCommit<T>(ctx: Pick<WalletContext, 'db' | 'flush'>,
     await ctx.flush();
   } catch {
     // The thread could not: the WAL (holding this commit) fsynced on this thread instead.
-    const fd = fs.openSync(`${ctx.db.name}-wal`, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    syncWal(ctx.db);
   }
   return out;
 }
