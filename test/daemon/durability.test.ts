@@ -1,8 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Wallet, type Proof } from '@cashu/cashu-ts';
 import { loadConfig } from '../../daemon/config.ts';
@@ -11,7 +8,7 @@ import { startDaemon } from '../../daemon/daemon.ts';
 import { databaseFile } from '../../db/sqlite.ts';
 import type { Logger } from '../../protocol/logger.ts';
 import { LightningNetwork } from '../world/lightning.ts';
-import { startMint } from '../world/mint.ts';
+import { tempDir, testMint } from '../wallet/world.ts';
 
 function recordingLogger(): Logger & { lines: { level: string; msg: string; fields?: Record<string, unknown> }[] } {
   const lines: { level: string; msg: string; fields?: Record<string, unknown> }[] = [];
@@ -21,12 +18,8 @@ function recordingLogger(): Logger & { lines: { level: string; msg: string; fiel
 
 test('after an unclean stop the daemon checks its unspent proofs with the mint before it listens: one spent behind its back (a commit a power cut took back) is booked as a loss, never paid with', async (t) => {
   const ln = new LightningNetwork();
-  const mint = await startMint({ lightning: ln });
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'satroute-durability-'));
-  t.after(async () => {
-    await mint.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  const mint = await testMint(t, ln);
+  const dir = tempDir(t, 'satroute-durability-');
   const config = loadConfig({ SATROUTE_DATA_DIR: dir, SATROUTE_MINTS: mint.url, SATROUTE_RELAYS: '', SATROUTE_LISTEN: '127.0.0.1:0' });
 
   const first = await startDaemon(config);
