@@ -35,7 +35,7 @@ export class Inbox {
 
   constructor(opts: { sliceMs?: number; maxPerTurn?: number; maxQueuedPerConnection?: number; now?: () => number; onError?: (err: unknown) => void } = {}) {
     this.sliceMs = opts.sliceMs ?? 5;
-    this.maxPerTurn = opts.maxPerTurn ?? 8;
+    this.maxPerTurn = opts.maxPerTurn ?? 2;
     this.maxQueuedPerConnection = opts.maxQueuedPerConnection ?? 256;
     this.now = opts.now ?? (() => performance.now());
     this.onError = opts.onError ?? (() => {});

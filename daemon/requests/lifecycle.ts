@@ -43,6 +43,7 @@ import { TOPUP_CAP_DEFAULTS, TopUpCap, type TopUpCapOptions } from './topup-cap.
 import { runSessionAttempt, settleSessionBrokenEarly, settleSessionServed } from './session-attempt.ts';
 import { remainingBalanceMsat } from './session-api.ts';
 import type { Lease, SessionManager } from './sessions.ts';
+import { TurnQueue } from '../../wallet/turns.ts';
 
 export { REQUEST_TIMEOUT_DEFAULTS, type LifecycleDeps, type LifecycleOptions } from './lifecycle-deps.ts';
 
@@ -75,6 +76,11 @@ export class RequestLifecycle implements RequestHandler {
   private readonly admission: Admission;
   private readonly outcomes: OutcomeReporter;
   private readonly inflight = new Map<AbortController, Promise<void>>();
+  /**
+   * Requests released together (a burst read in one poll, a thousand streams ending in one) pay and
+   * settle one per turn of the event loop, a commit each, so the loop reads sockets between them.
+   */
+  private readonly turns = new TurnQueue();
   private readonly work = new Set<Promise<unknown>>();
   private draining = false;
   private readonly unsubscribe: () => void;
@@ -178,12 +184,13 @@ export class RequestLifecycle implements RequestHandler {
   }
 
   private async attempts(ctx: Ctx): Promise<void> {
-    let lastError: DaemonError | Error = new ProviderFailedError('no provider could serve the request');
+    let lastError: DaemonError | Error | undefined; // made only when no attempt served (an Error's stack costs on every request)
     for (const [i, planned] of ctx.plan.attempts.entries()) {
       if (ctx.signal.aborted) {
         lastError = new CanceledError();
         break;
       }
+      await this.turns.pass();
       // The payment-mode seam: a session lease when this provider and request may use one, else a token.
       const lease = await this.sessionLease(ctx, planned);
       ctx.payment = lease ? 'session' : 'xcashu';
@@ -221,6 +228,7 @@ export class RequestLifecycle implements RequestHandler {
       if ((await this.serveStream(ctx, planned, r, r.call)) === 'served') return;
     }
     // Nothing served: the request fails with the last attempt's error (money is settled or being reclaimed).
+    lastError ??= new ProviderFailedError('no provider could serve the request');
     const canceled = lastError instanceof CanceledError || ctx.signal.aborted;
     if (!ctx.opened) {
       // No token was ever taken: no reservation, no money; the request is in the audit as refused.
@@ -236,6 +244,7 @@ export class RequestLifecycle implements RequestHandler {
 
   /** A JSON answer: settle (one commit), report, then answer the client. */
   private async serveAnswer(ctx: Ctx, planned: PlannedAttempt, r: Extract<AttemptOutcome, { kind: 'ok' }>, call: OkAnswer): Promise<void> {
+    await this.turns.pass();
     const settled = r.session
       ? settleSessionServed(this.d, this.d.sessions!, r.session, this.served(ctx, planned, r), call.reported.usage, call.reported.costMsat, remainingBalanceMsat(call.body), 'succeeded', null, this.clock)
       : settleServed(this.d, this.served(ctx, planned, r), call.reported.usage, call.reported.costMsat, 'succeeded', null, this.clock);
@@ -294,6 +303,7 @@ export class RequestLifecycle implements RequestHandler {
       broken = err as Error;
     }
     ctx.providerMs += this.now() - t0;
+    await this.turns.pass();
     const canceled = clientGone || ctx.signal.aborted;
     const reported = events.reported();
 

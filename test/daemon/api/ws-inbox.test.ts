@@ -26,7 +26,7 @@ class Owner implements InboxOwner {
 
 test('a burst of messages is handled a slice per turn, each connection in order', async () => {
   let now = 0;
-  const inbox = new Inbox({ sliceMs: 5, now: () => now });
+  const inbox = new Inbox({ sliceMs: 5, maxPerTurn: 100, now: () => now });
   const [a, b] = [new Owner(), new Owner()];
   const handled: string[] = [];
   for (let i = 0; i < 10; i++) {
