@@ -24,6 +24,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
+import { DAEMON_NODE_FLAGS } from '../bin/node-flags.js';
 import type { Figure } from './_figure.ts';
 import { startWorldChild, type WorldChild } from './_world-child.ts';
 
@@ -50,7 +51,8 @@ async function startDaemon(opts: { idle?: boolean; world?: WorldChild } = {}): P
   const { world, ...rest } = opts;
   const synchronous = process.env.WS_BENCH_SYNCHRONOUS === 'NORMAL' ? 'NORMAL' : undefined;
   const real = world ? { mint: world.info.mints[0], providers: world.info.providers.map((p) => p.url), fundSat: 60_000, synchronous } : undefined;
-  const flags = (process.env.WS_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  // The daemon's own flags (bin/node-flags.js: as the shebang and the systemd unit run it), then any the caller adds.
+  const flags = [...DAEMON_NODE_FLAGS, ...(process.env.WS_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)];
   const proc = spawn(process.execPath, ['--expose-gc', ...flags, '--import', 'tsx', path.join(here, '_ws-process.ts'), JSON.stringify({ intervalMs: INTERVAL_MS, ...rest, real })], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = readline.createInterface({ input: proc.stdout! });
   const queue: ((line: string) => void)[] = [];

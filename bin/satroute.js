@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
 // Entry point for the `satroute` command. Runs the compiled CLI (dist/, built by `npm ci` through
 // `prepare`, or `npm run build`) when it is current, else the TypeScript sources through tsx:
 // an edited source never runs as old compiled code, and no build is needed at all (just slower

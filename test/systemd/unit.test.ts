@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { root } from '../daemon/cli/run.ts';
+import { DAEMON_NODE_FLAGS } from '../../bin/node-flags.js';
 
 const unitFile = path.join(root, 'systemd', 'satroute.service');
 const unitText = fs.readFileSync(unitFile, 'utf8');
@@ -45,6 +46,14 @@ test('the unit keeps its data in StateDirectory=satroute as a dedicated user and
   assert.deepEqual(value('Restart'), ['on-failure']);
   assert.match(value('ExecStart')[0], /\/bin\/satroute\.js start$/);
   assert.deepEqual(value('Environment').filter((e) => e.startsWith('SATROUTE_DATA_DIR')), [], 'the data directory comes from $STATE_DIRECTORY');
+});
+
+test('the daemon runs with its node flags wherever it starts: the unit, the satroute command and the ws bench', () => {
+  const flags = DAEMON_NODE_FLAGS.join(' ');
+  assert.ok(flags.length > 0);
+  assert.equal(value('ExecStart')[0], `/usr/bin/node ${flags} /opt/satroute/bin/satroute.js start`);
+  assert.equal(fs.readFileSync(path.join(root, 'bin', 'satroute.js'), 'utf8').split('\n')[0], `#!/usr/bin/env -S node ${flags}`);
+  assert.match(fs.readFileSync(path.join(root, 'bench', 'ws.ts'), 'utf8'), /\[\.\.\.DAEMON_NODE_FLAGS, /);
 });
 
 test('systemctl stop sends SIGTERM and waits long enough for in-flight requests to drain', () => {
