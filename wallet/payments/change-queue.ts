@@ -23,25 +23,9 @@ import { backoffMs, type SwapRecord, type SwapService } from '../swap/service.ts
 import type { ProofJson } from '../swap/steps.ts';
 import { sortBatch } from './change-tokens.ts';
 import type { Reserve } from './reserve.ts';
+import { changeStatements, fromDb, type ChangeKind, type ChangeRow, type ChangeStatements, type DbRow } from './change-rows.ts';
 
-/** change / refund: a payment's (payment_id: the payment); session_refund: a session's balance coming home (payment_id: the session). */
-export type ChangeKind = 'change' | 'refund' | 'session_refund';
-export type ChangeState = 'queued' | 'swapping' | 'received' | 'invalid' | 'lost' | 'own';
-
-export interface ChangeRow {
-  id: number;
-  paymentId: string;
-  kind: ChangeKind;
-  mint: string;
-  unit: string;
-  claimed: number;
-  state: ChangeState;
-  received: number | null;
-  fee: number | null;
-  attempts: number;
-  error: string | null;
-  evidence: unknown;
-}
+export type { ChangeKind, ChangeRow, ChangeState } from './change-rows.ts';
 
 export interface ChangeQueueOptions {
   /** Tokens per swap; default 10 (DESIGN.md step 6: ten per swap halves the per-token cost). */
@@ -65,18 +49,12 @@ export interface DrainReport {
   retrying: number;
 }
 
-interface DbRow {
-  id: number; payment_id: string; kind: ChangeKind; mint: string; unit: string; token: string; claimed: number;
-  state: ChangeState; swap_id: string | null; solo: number; attempts: number; next_at: number;
-  received: number | null; fee: number | null; error: string | null; evidence: string | null;
-}
-
 const KIND_LEDGER: Record<ChangeKind, LedgerKind> = { change: 'change_received', refund: 'refund', session_refund: 'session_refund' };
 /** The swap purpose each kind is swapped in with (a session's refund is a refund at the mint). */
 const KIND_PURPOSE: Record<ChangeKind, 'change' | 'refund'> = { change: 'change', refund: 'refund', session_refund: 'refund' };
 
 export class ChangeQueue {
-  private readonly s;
+  private readonly s: ChangeStatements;
   private readonly maxBatch: number;
   private readonly batchDelayMs: number;
   private readonly pollMs: number;
@@ -97,24 +75,7 @@ export class ChangeQueue {
     this.maxBatch = opts.maxBatch ?? 10;
     this.batchDelayMs = opts.batchDelayMs ?? 1_000;
     this.pollMs = opts.pollMs ?? 1_000;
-    const db = ctx.db;
-    this.s = {
-      insert: db.prepare(`INSERT INTO payment_change (payment_id, kind, mint, unit, token, claimed, state, error, evidence, next_at, created_at, updated_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-      due: db.prepare(`SELECT * FROM payment_change WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, id LIMIT 500`),
-      bySwap: db.prepare('SELECT * FROM payment_change WHERE swap_id = ? ORDER BY id'),
-      byPayment: db.prepare('SELECT * FROM payment_change WHERE payment_id = ? ORDER BY id'),
-      toSwapping: db.prepare(`UPDATE payment_change SET state = 'swapping', swap_id = ?, attempts = attempts + 1, updated_at = ? WHERE id = ? AND state = 'queued'`),
-      received: db.prepare(`UPDATE payment_change SET state = 'received', received = ?, fee = ?, error = NULL, updated_at = ? WHERE id = ?`),
-      requeue: db.prepare(`UPDATE payment_change SET state = 'queued', swap_id = NULL, solo = ?, next_at = ?, error = ?, updated_at = ? WHERE id = ?`),
-      retryLater: db.prepare(`UPDATE payment_change SET attempts = attempts + 1, next_at = ?, error = ?, updated_at = ? WHERE id = ?`),
-      keep: db.prepare(`UPDATE payment_change SET state = 'queued', swap_id = NULL, solo = 1, attempts = ?, next_at = ?, error = ?, updated_at = ? WHERE id = ?`),
-      refuse: db.prepare(`UPDATE payment_change SET state = ?, error = ?, evidence = ?, updated_at = ? WHERE id = ?`),
-      setClaimed: db.prepare('UPDATE payment_change SET claimed = ? WHERE id = ?'),
-      get: db.prepare('SELECT * FROM payment_change WHERE id = ?'),
-      sameToken: db.prepare(`SELECT * FROM payment_change WHERE payment_id = ? AND token = ? AND state <> 'invalid' ORDER BY id LIMIT 1`),
-      openCount: db.prepare(`SELECT COUNT(*) AS n FROM payment_change WHERE state IN ('queued', 'swapping')`),
-    };
+    this.s = changeStatements(ctx.db);
     for (const purpose of ['change', 'refund'] as const) {
       swaps.on(purpose, {
         done: (row, r) => {
@@ -426,11 +387,4 @@ function addTo(total: DrainReport, r: DrainReport): void {
   total.received += r.received;
   total.invalid += r.invalid;
   total.retrying += r.retrying;
-}
-
-function fromDb(r: DbRow): ChangeRow {
-  return {
-    id: r.id, paymentId: r.payment_id, kind: r.kind, mint: r.mint, unit: r.unit, claimed: r.claimed, state: r.state,
-    received: r.received, fee: r.fee, attempts: r.attempts, error: r.error, evidence: r.evidence ? JSON.parse(r.evidence) : null,
-  };
 }
