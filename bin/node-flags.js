@@ -6,5 +6,5 @@
 // With a thousand streams live, each scavenge copies what survives of them, and the default's
 // scavenges held the event loop 15-41 ms. Capped at 4 MB they stay short (more frequent, more
 // promoted to the old generation, whose marking is incremental): `npm run bench -- --only ws`
-// max loop delay 34-49 ms in 7 of 7 runs, against 29-79 ms (3 of 7 over the 50 ms target) without.
+// max loop delay 31.7-48.7 ms in 9 of 9 runs, against 29-79 ms (3 of 7 over the 50 ms target) without.
 export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=4'];

@@ -1,4 +1,4 @@
-// Work and waiters let through one per turn of the event loop, in order, urgent ones first. Two
+// Work and waiters let through one per turn of the event loop, in order, urgent ones first. Three
 // uses, one mechanism:
 //   - the swap thread's curve arithmetic in slices (wallet/swap/steps.ts): a background refill of
 //     40 outputs is ~250 ms of unblinding and DLEQ checks, and a payment whose token waits for a
@@ -7,7 +7,9 @@
 //   - payments released together (wallet/payments/reserve.ts): all those woken by the end of one
 //     split would resume in the same turn, each taking its token (a commit each) - hundreds at once
 //     held the loop for 50-100 ms in the 1,000-stream bench; one a turn, the loop reads sockets and
-//     fires timers between them.
+//     fires timers between them;
+//   - requests released together (daemon/requests/lifecycle.ts): a burst read in one poll of the
+//     sockets, or a thousand streams ending in one, pay and settle one per turn, a commit each.
 // Same-priority work takes turns: a job that queues its next slice when it ends goes behind the
 // others already waiting.
 export class TurnQueue {
