@@ -65,3 +65,26 @@ test('an amount the keyset has no key for is refused, not guessed', () => {
   const { keyset } = signed('01', 1);
   assert.throws(() => keyPoint({ id: keyset.id, keys: { '1': keyset.keys['1'] } as never }, '3'), /has no key/);
 });
+
+test('the DLEQ check, multiplying the public points in variable time, gives cashu-ts\'s verdict on every signature, genuine or tampered', () => {
+  const { keyset, outputs, sigs } = signed('01', 24, Array(24).fill(1));
+  const other = signed('01', 24, Array(24).fill(1));
+  const flip = (h: string, at: number) => h.slice(0, at) + (h[at] === '0' ? '1' : '0') + h.slice(at + 1);
+  let refused = 0;
+  sigs.forEach((sig, i) => {
+    // Untouched, or s / e / C_ changed: a bit of s or e, or C_ signed with another key.
+    const cases: SerializedBlindedSignature[] = [
+      sig,
+      { ...sig, dleq: { ...sig.dleq!, s: flip(sig.dleq!.s, i % 64) } },
+      { ...sig, dleq: { ...sig.dleq!, e: flip(sig.dleq!.e, (i * 7) % 64) } },
+      { ...sig, C_: other.mint.sign(1, outputs[i].blindedMessage.B_).C_ },
+    ];
+    for (const c of cases) {
+      const verdict = (f: () => unknown) => { try { f(); return 'accepted'; } catch { return 'refused'; } };
+      const ours = verdict(() => proofFromSignature(outputs[i], c, keyset));
+      assert.equal(ours, verdict(() => outputs[i].toProof(c, keyset as never)), `signature ${i}`);
+      if (ours === 'refused') refused++;
+    }
+  });
+  assert.equal(refused, 24 * 3);
+});
