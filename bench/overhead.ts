@@ -23,6 +23,9 @@
 //     overhead_replay_p50_ms, overhead_replay_p99_ms (10 connections), throughput_replay_ratio,
 //     overhead_replay_c10_p50_ms, overhead_internal_p50_ms (the daemon's own
 //     x-satroute-overhead-ms: its time less the provider's)
+// And the floor of any gateway written this way: a bare pass-through proxy in this process
+// (node:http, keep-alive, body parsed and sent on, the answer passed back; no auth, routing,
+// payment or ledger) to the same replay, in the same run: overhead_bare_proxy_p50_ms.
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -74,6 +77,35 @@ function post(agent: http.Agent, url: string, headers: Record<string, string>, p
 
 type Ways = Record<'direct' | 'through', () => Promise<Answer>>;
 
+/**
+ * The least a Node gateway adds: a proxy that reads the body, parses it, sends it on over a
+ * keep-alive agent and passes the answer back (the calibration beside satroute's own figures).
+ */
+async function bareProxy(upstream: string): Promise<{ url: string; close(): Promise<void> }> {
+  const up = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.from(JSON.stringify(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
+      const out = http.request(`${upstream}${req.url}`, { method: 'POST', agent: up, headers: { 'content-type': 'application/json', 'content-length': String(body.length) } }, (answer) => {
+        const got: Buffer[] = [];
+        answer.on('data', (c: Buffer) => got.push(c));
+        answer.on('end', () => {
+          const text = Buffer.concat(got);
+          res.writeHead(answer.statusCode ?? 502, { 'content-type': 'application/json', 'content-length': String(text.length) });
+          res.end(text);
+        });
+      });
+      out.on('error', () => res.destroy());
+      out.end(body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => { up.destroy(); server.closeAllConnections(); server.close(() => resolve()); }) };
+}
+
 /** Serial latencies, the two ways interleaved (alternating order) so drift hits both alike. */
 async function serial(ways: Ways, n: number, warmup: number): Promise<Record<'direct' | 'through', number[]>> {
   const out = { direct: [] as number[], through: [] as number[] };
@@ -124,6 +156,7 @@ export async function run(): Promise<Figure[]> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'satroute-bench-overhead-'));
   let replay: { first: { url: string }; stop(): Promise<void> } | undefined;
   let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;
+  let bare: { close(): Promise<void> } | undefined;
   try {
     // Tokens for the direct requests to the world provider, made beforehand: each exactly what the node checks.
     const needSat = Math.ceil(requiredMsat(MODEL, BODY) / 1000);
@@ -185,6 +218,10 @@ export async function run(): Promise<Figure[]> {
     // The replay: satroute's own work. (The direct way sends no X-Cashu to the replay, which then sends no change: it needs none.)
     const replayWays: Ways = { direct: () => post(agent, `${replayUrl}/v1/chat/completions`, { 'x-satroute-bench': tokens[0] }, payload), through: through(replayUrl) };
     const s = await serial(replayWays, N, Math.round(N / 5));
+    const proxy = await bareProxy(replayUrl);
+    bare = proxy;
+    const bareUrl = proxy.url;
+    const b = await serial({ direct: replayWays.direct, through: () => post(agent, `${bareUrl}/v1/chat/completions`, {}, payload) }, N, Math.round(N / 5));
     const internal: number[] = [];
     const c = await concurrent(replayWays, Math.round(N / 2), 4, (a) => internal.push(Number(a.headers['x-satroute-overhead-ms'])));
     internal.sort((a, b) => a - b);
@@ -200,10 +237,12 @@ export async function run(): Promise<Figure[]> {
       { name: 'overhead_replay_p99_ms', value: p99(c.lat.through) - p99(c.lat.direct), unit: `ms added at p99, ${CONCURRENCY} connections, replay (${vs(p99(c.lat.through), p99(c.lat.direct))})`, baseline: p99(c.lat.direct), ratio: p99(c.lat.through) / p99(c.lat.direct) },
       { name: 'throughput_replay_ratio', value: c.rate('through') / c.rate('direct'), unit: `requests/s through / direct at ${CONCURRENCY} connections, replay (${c.rate('through').toFixed(0)} vs ${c.rate('direct').toFixed(0)}): bound by the wallet's curve arithmetic`, baseline: c.rate('direct'), ratio: c.rate('through') / c.rate('direct') },
       { name: 'overhead_replay_c10_p50_ms', value: p50(c.lat.through) - p50(c.lat.direct), unit: `ms added at p50 with ${CONCURRENCY} connections, replay (${vs(p50(c.lat.through), p50(c.lat.direct))})`, baseline: p50(c.lat.direct), ratio: p50(c.lat.through) / p50(c.lat.direct) },
+      { name: 'overhead_bare_proxy_p50_ms', value: p50(b.through) - p50(b.direct), unit: `ms a bare Node pass-through proxy adds at p50, serial, to the same replay: the floor under satroute's own figures (${vs(p50(b.through), p50(b.direct))})`, baseline: p50(b.direct), ratio: p50(b.through) / p50(b.direct) },
       { name: 'overhead_internal_p50_ms', value: p50(internal), unit: `ms the daemon reports as its own (x-satroute-overhead-ms) at ${CONCURRENCY} connections, replay, p99 ${f(p99(internal))}` },
     ];
   } finally {
     agent.destroy();
+    await bare?.close();
     await daemon?.stop();
     await replay?.stop();
     await world.stop();
