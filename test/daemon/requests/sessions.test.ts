@@ -120,6 +120,33 @@ test('20 concurrent streams on one session never overdraw it: one session, no 40
   assert.equal(walletSession(h, id).state, 'closed');
 });
 
+test('streams that waited together for a session (its deposit, room under its cap) go on to pay one per event-loop turn', async (t) => {
+  const { h } = await setup(t, { knobs: { chunkDelayMs: 1 } });
+  // One step per turn of the event loop (an immediate that queues the next one).
+  let turn = 0;
+  let counting = true;
+  const tick = () => {
+    turn++;
+    if (counting) setImmediate(tick);
+  };
+  setImmediate(tick);
+  const turns: number[] = [];
+  const start = h.ledger.startAttempt.bind(h.ledger);
+  h.ledger.startAttempt = (a) => {
+    turns.push(turn);
+    return start(a);
+  };
+  // All wait for the first one's deposit; without a turn each after the lease, they all paid in the deposit's turn.
+  const runs = await Promise.all(Array.from({ length: 12 }, (_, i) => h.ask(MODEL.id, { stream: true, content: `stream ${i}` })));
+  counting = false;
+  for (const r of runs) ok(r);
+  assert.deepEqual(runs.map((r) => h.ledger.get(r.requestId)!.payment), Array(12).fill('session'));
+  assert.equal(turns.length, 12);
+  assert.equal(new Set(turns).size, 12, `attempts started in turns ${turns.join(', ')}`);
+  await h.sessions!.closeAll();
+  await h.accounted();
+});
+
 test('an idle session is refunded and the balance comes home (audit verify clean)', async (t) => {
   const { h } = await setup(t);
   const r = ok(await h.ask(MODEL.id, { stream: true }));
