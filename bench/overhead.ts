@@ -156,7 +156,7 @@ export async function run(): Promise<Figure[]> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'satroute-bench-overhead-'));
   let replay: { first: { url: string }; stop(): Promise<void> } | undefined;
   let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;
-  let bare: { close(): Promise<void> } | undefined;
+  let bare: Awaited<ReturnType<typeof bareProxy>> | undefined;
   try {
     // Tokens for the direct requests to the world provider, made beforehand: each exactly what the node checks.
     const needSat = Math.ceil(requiredMsat(MODEL, BODY) / 1000);
@@ -218,9 +218,8 @@ export async function run(): Promise<Figure[]> {
     // The replay: satroute's own work. (The direct way sends no X-Cashu to the replay, which then sends no change: it needs none.)
     const replayWays: Ways = { direct: () => post(agent, `${replayUrl}/v1/chat/completions`, { 'x-satroute-bench': tokens[0] }, payload), through: through(replayUrl) };
     const s = await serial(replayWays, N, Math.round(N / 5));
-    const proxy = await bareProxy(replayUrl);
-    bare = proxy;
-    const bareUrl = proxy.url;
+    bare = await bareProxy(replayUrl);
+    const bareUrl = bare.url;
     const b = await serial({ direct: replayWays.direct, through: () => post(agent, `${bareUrl}/v1/chat/completions`, {}, payload) }, N, Math.round(N / 5));
     const internal: number[] = [];
     const c = await concurrent(replayWays, Math.round(N / 2), 4, (a) => internal.push(Number(a.headers['x-satroute-overhead-ms'])));

@@ -190,9 +190,13 @@ export class RequestLifecycle implements RequestHandler {
         lastError = new CanceledError();
         break;
       }
-      await this.turns.pass();
       // The payment-mode seam: a session lease when this provider and request may use one, else a token.
       const lease = await this.sessionLease(ctx, planned);
+      // Then pay one request per turn: those released together (a burst read in one poll) and those
+      // whose lease waits ended together (one release or deposit wakes them all; their deadlines
+      // expire in one timers phase) would otherwise each commit in the same turn (77-104 ms stalls
+      // in the ws bench).
+      await this.turns.pass();
       ctx.payment = lease ? 'session' : 'xcashu';
       const plain = { ...(ctx.req.body as Record<string, unknown>), model: planned.model };
       // A session streams live; a token's streamed /v1/responses is asked unstreamed (responses-stream.ts).
@@ -373,15 +377,10 @@ export class RequestLifecycle implements RequestHandler {
     // balance-mode stream is not proven against a node here, and a token's change is.
     if (ctx.req.endpoint === '/v1/responses') return null;
     if (!sessions || !sessions.usable(ctx.req.stream, ctx.req.payment, planned.offer.provider.version ?? null)) return null;
-    const lease = await sessions.lease({
+    return sessions.lease({
       providerId: planned.providerId, providerUrl: planned.providerUrl, providerVersion: planned.offer.provider.version ?? null, mint: planned.mint, tokenMint: planned.tokenMint,
       worstMsat: Math.max(planned.reserveMsat, 1),
     }, ctx.signal);
-    // Waits for room under the caps end together (one release wakes them all; their deadlines
-    // expire in one timers phase): the requests go on to pay one per turn, as released ones do.
-    // Without this, a timers phase took a token for each (a commit each): 77-104 ms stalls in the ws bench.
-    await this.turns.pass();
-    return lease;
   }
 
   private doneOf(ctx: Ctx, request: RequestRow, usage: Usage | null): Done {
