@@ -9,9 +9,10 @@
 //               going pending with its attempt row
 //   attempts    at most 3, each its own payment `<requestId>.<n>` with fresh proofs (attempt.ts);
 //               failover only before the first byte reaches the client
-//   settle      ONE transaction: the wallet's settle (proofs spent, change queued), the attempt
-//               reconciled, the request finished, the budget settled at the real cost; then the
-//               breakers and statistics, the metrics, the `payments` event, the client's answer
+//   answer      (deliver.ts) ONE transaction: the wallet's settle (proofs spent, change queued),
+//               the attempt reconciled, the request finished, the budget settled at the real cost;
+//               then the breakers and statistics, the metrics, the `payments` event, the client's
+//               answer (a stream: passed on event by event, settled when it ends)
 //   late        the wallet's later outcomes (late.ts): change refused, reclaims, refunds, losses
 //
 // A sat is never "probably fine": the request row and its attempt rows are written before any
@@ -20,50 +21,25 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { nullLogger, type Logger } from '../../protocol/logger.ts';
-import { REQUEST_TIMEOUT_DEFAULTS, type LifecycleDeps } from './lifecycle-deps.ts';
-import type { Usage } from '../../protocol/cost.ts';
-import { msatToSatCeil } from '../../protocol/units.ts';
-import { callProvider, type CallDeps, type CallOutcome, type CallRequest, type CallTimeouts, type OkAnswer, type OkStream } from '../../protocol/provider-call.ts';
-import type { DB } from '../../db/sqlite.ts';
-import { BudgetExceededError, CanceledError, PaymentFailedError, ProviderFailedError, type DaemonError } from '../api/errors.ts';
-import type { DaemonMetrics } from '../api/metrics.ts';
-import type { PlannedAttempt, RoutePlan, Router } from '../route/index.ts';
-import { runAttempt, type AttemptDeps, type AttemptOutcome, type PaymentPath } from './attempt.ts';
-import type { Budgets } from './budgets.ts';
-import { Admission } from './admission.ts';
-import type { Accepted, ApiRequest, Done, RequestHandler, ResponseSink } from './contract.ts';
-import { ShuttingDownError } from './errors.ts';
-import type { EventHub } from './events.ts';
-import type { RequestLedger, RequestRow } from './ledger.ts';
-import { OutcomeReporter } from './outcomes.ts';
-import { doneOf, Reply } from './reply.ts';
-import { replayResponse, replaysStream, xcashuBody } from './responses-stream.ts';
-import { finishUnserved, settleBrokenEarly, settleServed, type ServedAttempt } from './settle.ts';
-import { TOPUP_CAP_DEFAULTS, TopUpCap, type TopUpCapOptions } from './topup-cap.ts';
-import { runSessionAttempt, settleSessionBrokenEarly, settleSessionServed } from './session-attempt.ts';
-import { remainingBalanceMsat } from './session-api.ts';
-import type { Lease, SessionManager } from './sessions.ts';
+import { callProvider } from '../../protocol/provider-call.ts';
 import { TurnQueue } from '../../wallet/turns.ts';
+import { BudgetExceededError, CanceledError, PaymentFailedError, ProviderFailedError, type DaemonError } from '../api/errors.ts';
+import type { PlannedAttempt, RoutePlan } from '../route/index.ts';
+import { Admission } from './admission.ts';
+import { runAttempt, type AttemptDeps, type AttemptOutcome } from './attempt.ts';
+import type { ApiRequest, RequestHandler, ResponseSink } from './contract.ts';
+import { serveAnswer, serveStream, type DeliveryDeps, type RequestState } from './deliver.ts';
+import { ShuttingDownError } from './errors.ts';
+import { REQUEST_TIMEOUT_DEFAULTS, type LifecycleDeps } from './lifecycle-deps.ts';
+import { OutcomeReporter } from './outcomes.ts';
+import { Reply } from './reply.ts';
+import { xcashuBody } from './responses-stream.ts';
+import { runSessionAttempt } from './session-attempt.ts';
+import type { Lease } from './sessions.ts';
+import { finishUnserved } from './settle.ts';
+import { TOPUP_CAP_DEFAULTS, TopUpCap } from './topup-cap.ts';
 
 export { REQUEST_TIMEOUT_DEFAULTS, type LifecycleDeps, type LifecycleOptions } from './lifecycle-deps.ts';
-
-interface Ctx {
-  req: ApiRequest;
-  requestId: string;
-  model: string;
-  signal: AbortSignal;
-  reply: Reply;
-  t0: number;
-  plan: RoutePlan;
-  maxSats?: number;
-  reservedMsat: number;
-  /** The request row and its reservation are written (with the first token taken). */
-  opened: boolean;
-  providerMs: number;
-  tried: { provider: string; outcome: string }[];
-  /** How the attempt serving (or the latest one) pays. */
-  payment: 'xcashu' | 'session';
-}
 
 export class RequestLifecycle implements RequestHandler {
   private readonly logger: Logger;
@@ -75,6 +51,7 @@ export class RequestLifecycle implements RequestHandler {
   private readonly attemptDeps: AttemptDeps;
   private readonly admission: Admission;
   private readonly outcomes: OutcomeReporter;
+  private readonly delivery: DeliveryDeps;
   private readonly inflight = new Map<AbortController, Promise<void>>();
   /**
    * Requests released together (a burst read in one poll, a thousand streams ending in one) pay and
@@ -99,6 +76,7 @@ export class RequestLifecycle implements RequestHandler {
       now: this.now, clock: this.clock, logger: this.logger,
     };
     this.outcomes = new OutcomeReporter(d, this.clock, this.now, this.logger);
+    this.delivery = { d, outcomes: this.outcomes, turns: this.turns, now: this.now, clock: this.clock };
     this.unsubscribe = d.payments.onOutcome((o) => this.outcomes.late(o));
   }
 
@@ -175,7 +153,7 @@ export class RequestLifecycle implements RequestHandler {
 
     // Reserved with the request row in the transaction that takes the first token (one commit, not two).
     const reservedMsat = this.admission.worstCaseMsat(plan);
-    const ctx: Ctx = { req, requestId, model, signal, reply, t0, plan, maxSats, reservedMsat, opened: false, providerMs: 0, tried: [], payment: 'xcashu' };
+    const ctx: RequestState = { req, requestId, model, signal, reply, t0, plan, maxSats, reservedMsat, opened: false, providerMs: 0, tried: [], payment: 'xcashu' };
     try {
       await this.attempts(ctx);
     } finally {
@@ -183,7 +161,7 @@ export class RequestLifecycle implements RequestHandler {
     }
   }
 
-  private async attempts(ctx: Ctx): Promise<void> {
+  private async attempts(ctx: RequestState): Promise<void> {
     let lastError: DaemonError | Error | undefined; // made only when no attempt served (an Error's stack costs on every request)
     for (const [i, planned] of ctx.plan.attempts.entries()) {
       if (ctx.signal.aborted) {
@@ -228,8 +206,8 @@ export class RequestLifecycle implements RequestHandler {
         if (!r.failover) break;
         continue;
       }
-      if (!r.call.stream) return this.serveAnswer(ctx, planned, r, r.call);
-      if ((await this.serveStream(ctx, planned, r, r.call)) === 'served') return;
+      if (!r.call.stream) return serveAnswer(this.delivery, ctx, planned, r, r.call);
+      if ((await serveStream(this.delivery, ctx, planned, r, r.call)) === 'served') return;
     }
     // Nothing served: the request fails with the last attempt's error (money is settled or being reclaimed).
     lastError ??= new ProviderFailedError('no provider could serve the request');
@@ -246,111 +224,6 @@ export class RequestLifecycle implements RequestHandler {
     await ctx.reply.error(canceled && !(lastError instanceof CanceledError) ? new CanceledError() : lastError, ctx.requestId);
   }
 
-  /** A JSON answer: settle (one commit), report, then answer the client. */
-  private async serveAnswer(ctx: Ctx, planned: PlannedAttempt, r: Extract<AttemptOutcome, { kind: 'ok' }>, call: OkAnswer): Promise<void> {
-    await this.turns.pass();
-    const settled = r.session
-      ? settleSessionServed(this.d, this.d.sessions!, r.session, this.served(ctx, planned, r), call.reported.usage, call.reported.costMsat, remainingBalanceMsat(call.body), 'succeeded', null, this.clock)
-      : settleServed(this.d, this.served(ctx, planned, r), call.reported.usage, call.reported.costMsat, 'succeeded', null, this.clock);
-    this.outcomes.served(planned, r, settled.attempt);
-    const done = this.doneOf(ctx, settled.request, call.reported.usage);
-    this.outcomes.finished(ctx.t0, 'ok', null, settled.request, null, done.overheadMs);
-    this.outcomes.publish(settled.request, call.reported.usage, false);
-    await ctx.reply.end(async () => {
-      ctx.reply.accept(this.acceptedOf(ctx, planned));
-      // A streamed /v1/responses was asked of the node unstreamed (responses-stream.ts): replayed.
-      if (replaysStream(ctx.req.endpoint, ctx.req.stream)) await replayResponse(this.sinkOf(ctx), call.body, done);
-      else await this.sinkOf(ctx).response(call.body, done);
-    });
-  }
-
-  /**
-   * A stream: each event passed on as it arrives. Before its first event reaches the client a
-   * broken stream fails over (the attempt is settled as failed); after it, the stream ends with
-   * an explicit error - never a silent switch - and the charge is settled all the same.
-   */
-  private async serveStream(ctx: Ctx, planned: PlannedAttempt, r: Extract<AttemptOutcome, { kind: 'ok' }>, call: OkStream): Promise<'served' | 'failover'> {
-    const events = call.events;
-    const sink = this.sinkOf(ctx);
-    const t0 = this.now();
-    let delivered = 0;
-    let firstChunkMs: number | undefined;
-    let firstByteAt: number | undefined;
-    let broken: Error | null = null;
-    let clientGone = false;
-    let remainingMsat: number | null = null;
-    try {
-      for await (const item of events) {
-        if (r.session) remainingMsat = remainingBalanceMsat(item.json) ?? remainingMsat;
-        if (item.kind === 'cost') continue;
-        if (item.kind === 'error') {
-          broken = new ProviderFailedError(`the provider's stream carried an error: ${clip(item.data)}`);
-          events.cancel();
-          break;
-        }
-        if (delivered === 0) {
-          firstChunkMs = this.now() - ctx.t0;
-          // Kept for the settlement's commit: a commit of its own here (an fsync per stream) stalled the event loop under load.
-          firstByteAt = this.clock();
-          ctx.reply.accept(this.acceptedOf(ctx, planned));
-        }
-        delivered += 1;
-        try {
-          await sink.chunk(item.json, item.event);
-        } catch {
-          clientGone = true;
-          events.cancel();
-          break;
-        }
-      }
-    } catch (err) {
-      broken = err as Error;
-    }
-    ctx.providerMs += this.now() - t0;
-    await this.turns.pass();
-    const canceled = clientGone || ctx.signal.aborted;
-    const reported = events.reported();
-
-    if (delivered === 0 && broken && !canceled) {
-      // Nothing reached the client: the attempt failed (the node kept the token; its change is
-      // banked) and the next candidate may serve.
-      if (r.session) settleSessionBrokenEarly(this.d, this.d.sessions!, r.session, this.served(ctx, planned, r), reported.costMsat, broken, this.clock);
-      else settleBrokenEarly(this.d, this.served(ctx, planned, r), broken, this.clock);
-      this.d.router.report(planned, { breaker: { kind: 'failure', scope: 'provider', error: 'stream broke before its first event' }, latencyMs: r.providerMs });
-      this.d.metrics?.attemptFinished(planned.providerId, 'failed');
-      ctx.tried.push({ provider: planned.providerId, outcome: 'stream_broken' });
-      return 'failover';
-    }
-
-    const status = canceled ? 'canceled' : broken ? 'failed' : 'succeeded';
-    const err = canceled ? new CanceledError() : broken ? new ProviderFailedError(`the provider's stream broke after ${delivered} events: ${broken.message}`) : null;
-    const served = { ...this.served(ctx, planned, r), firstByteAt };
-    const settled = r.session
-      ? settleSessionServed(this.d, this.d.sessions!, r.session, served, reported.usage, reported.costMsat, remainingMsat, status, err, this.clock)
-      : settleServed(this.d, served, reported.usage, reported.costMsat, status, err, this.clock);
-    if (status === 'succeeded') this.outcomes.served(planned, r, settled.attempt);
-    else this.d.router.report(planned, { breaker: canceled ? { kind: 'neutral' } : { kind: 'failure', scope: 'provider', error: 'stream broke' }, latencyMs: r.providerMs });
-    if (status !== 'succeeded') this.d.metrics?.attemptFinished(planned.providerId, 'failed');
-    const done = this.doneOf(ctx, settled.request, reported.usage);
-    this.outcomes.finished(ctx.t0, status === 'succeeded' ? 'ok' : 'error', err, settled.request, firstChunkMs, done.overheadMs);
-    this.outcomes.publish(settled.request, reported.usage, false);
-    if (err) {
-      await ctx.reply.error(err, ctx.requestId);
-    } else {
-      await ctx.reply.end(async () => {
-        ctx.reply.accept(this.acceptedOf(ctx, planned));
-        await sink.done(done);
-      });
-    }
-    return 'served';
-  }
-
-  // ---- settlement ------------------------------------------------------------------------------
-
-  private served(ctx: Ctx, planned: PlannedAttempt, r: Extract<AttemptOutcome, { kind: 'ok' }>): ServedAttempt {
-    return { requestId: ctx.requestId, n: planned.n, paymentId: r.paymentId, model: planned.model, httpStatus: r.call.status, changeToken: r.call.changeToken };
-  }
-
   // ---- helpers ---------------------------------------------------------------------------------
 
   private background(what: string, work: () => Promise<unknown>): void {
@@ -359,19 +232,8 @@ export class RequestLifecycle implements RequestHandler {
     void p.finally(() => this.work.delete(p));
   }
 
-  private acceptedOf(ctx: Ctx, planned: PlannedAttempt): Accepted {
-    const a: Accepted = {
-      requestId: ctx.requestId, provider: planned.providerId, providerUrl: planned.providerUrl, model: planned.model,
-      reservedSats: msatToSatCeil(ctx.reservedMsat), payment: ctx.payment, failedAttempts: ctx.tried.length,
-    };
-    if (ctx.req.explain) {
-      a.explain = { skipped: ctx.plan.skipped.map((s) => ({ provider: s.providerId, reason: `${s.reason}: ${s.detail}` })), tried: [...ctx.tried] };
-    }
-    return a;
-  }
-
   /** A lease on the provider's session when the request and the provider may pay that way (null: pay by token). */
-  private async sessionLease(ctx: Ctx, planned: PlannedAttempt): Promise<Lease | null> {
+  private async sessionLease(ctx: RequestState, planned: PlannedAttempt): Promise<Lease | null> {
     const sessions = this.d.sessions;
     // /v1/responses pays by token (asked unstreamed when streamed, responses-stream.ts): its
     // balance-mode stream is not proven against a node here, and a token's change is.
@@ -381,14 +243,6 @@ export class RequestLifecycle implements RequestHandler {
       providerId: planned.providerId, providerUrl: planned.providerUrl, providerVersion: planned.offer.provider.version ?? null, mint: planned.mint, tokenMint: planned.tokenMint,
       worstMsat: Math.max(planned.reserveMsat, 1),
     }, ctx.signal);
-  }
-
-  private doneOf(ctx: Ctx, request: RequestRow, usage: Usage | null): Done {
-    return doneOf(request, usage, Math.max(0, this.now() - ctx.t0 - ctx.providerMs));
-  }
-
-  private sinkOf(ctx: Ctx): ResponseSink {
-    return ctx.reply.sink;
   }
 
 }
@@ -404,7 +258,6 @@ function minDefined(a: number | undefined, b: number | undefined): number | unde
   return Math.min(a, b);
 }
 
-const clip = (s: string) => (s.length > 200 ? `${s.slice(0, 200)}...` : s);
 
 /** Resolves true if `p` settles within `ms`, false otherwise (the timer never keeps the process up). */
 export async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
