@@ -1,6 +1,7 @@
 // One request from admission to settlement (DESIGN.md "The life of one request"): the hub that
-// HTTP and WebSocket both enter through (contract.ts RequestHandler). It alone calls the router,
-// the wallet's payment path and the provider client.
+// HTTP and WebSocket both enter through (contract.ts RequestHandler). It alone - with deliver.ts,
+// which it hands each answered attempt - calls the router, the wallet's payment path and the
+// provider client.
 //
 //   admission   plan (the wallet's spendable sats per mint, the caller's max sats and remaining
 //               budget, policy, pin), then ONE transaction: the budget reservation at the plan's
