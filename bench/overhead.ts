@@ -183,7 +183,8 @@ export async function run(): Promise<Figure[]> {
         }
         const byAmount = new Map<number, Proof[]>();
         for (const p of proofs) byAmount.set(Number(p.amount), [...(byAmount.get(Number(p.amount)) ?? []), p]);
-        for (let i = 0; i < batch; i++) out.push(getEncodedToken({ mint: mintUrl, unit: 'sat', proofs: parts.map((a) => byAmount.get(a)!.pop()!) }));
+        // Without DLEQ proofs, as satroute sends its tokens and a node its change (include_dleq=False).
+        for (let i = 0; i < batch; i++) out.push(getEncodedToken({ mint: mintUrl, unit: 'sat', proofs: parts.map((a) => byAmount.get(a)!.pop()!) }, { removeDleq: true }));
         made += batch;
       }
       return out;

@@ -107,7 +107,12 @@ export class TokenTaker {
     const keptSecrets = new Set(kept.map((p) => p.secret));
     const addedProofs = proofs.filter((p) => !keptSecrets.has(p.secret));
     const added = addedProofs.map((p) => p.secret);
-    const token = getEncodedToken({ mint: spec.tokenMint, unit: this.unit, proofs: proofs.map(toCashuProof) });
+    // Without the proofs' DLEQ proofs, as routstr's own client sends (include_dleq=False): the node
+    // redeems the token at the mint anyway, which is the verdict on every proof, while a DLEQ
+    // carried in the token hands it each proof's blinding factor r (so the mint's signing of it
+    // can be linked to this payment), ~150 more characters per proof in the header, and its re-check
+    // (routstr-core checks a DLEQ that is present). The wallet keeps them.
+    const token = getEncodedToken({ mint: spec.tokenMint, unit: this.unit, proofs: proofs.map(toCashuProof) }, { removeDleq: true });
     const taken: TakenToken = {
       paymentId, mint, tokenMint: spec.tokenMint, unit: this.unit, token, amountSat: spec.amountSat, sentSat: sat(sel.totalSat), feeSat: sat(sel.feeSat),
       overpaySat: sat(sel.overpaySat), proofCount: proofs.length, mintRoundTrip: roundtrip,

@@ -94,3 +94,21 @@ test('a retry at another provider pays with fresh proofs, and each lost answer i
   assert.equal(payments.outcome('retry.2')!.changeReceivedSat, second.sentSat - b.stats().earnedSat);
   await assertBooksBalance(w.ctx);
 });
+
+test('a token sent to a provider carries no DLEQ proofs, as routstr\'s client sends them (its blinding factors stay in the wallet, which keeps every DLEQ), and the node takes it', async (t) => {
+  const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 500 });
+  const provider = await testProvider(t, mint.url);
+  const taken = await take(payments, mint.url, requiredSat(), 'nodleq.1', { providerUrl: provider.url });
+  const wallet = await ctx.mints.wallet(mint.url);
+  const proofs = wallet.decodeToken(taken.token).proofs;
+  assert.ok(proofs.length > 0);
+  for (const p of proofs) {
+    assert.equal(p.dleq, undefined, 'no DLEQ (and so no blinding factor r) in the token');
+    assert.ok(ctx.store.get(p.secret)!.dleq?.r, 'the wallet still holds the proof\'s DLEQ, r included');
+  }
+  const res = await payProvider(provider, taken.token);
+  assert.equal(res.status, 200);
+  payments.settle('nodleq.1', res.change);
+  await payments.changeQueue.drain();
+  await assertBooksBalance(ctx);
+});
