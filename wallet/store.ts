@@ -221,12 +221,15 @@ export class ProofStore {
   /**
    * After a transaction has COMMITTED whose only change to the unspent set was one
    * movePending(`secrets`) of coins read from unspentCoins at `version`: drop them from the cached
-   * coins instead of reading them all again. Anything else (another such write meanwhile, an
-   * outer transaction still open, a coin not in the cache) drops the cache instead.
+   * coins (and their amounts from the cached sums) instead of reading them all again. Anything else
+   * (another such write meanwhile, an outer transaction still open, a coin not in the cache) drops
+   * the caches instead.
    */
   unspentTaken(mint: string, unit: string, version: number, secrets: readonly string[]): void {
     const k = coinKey(mint, unit);
     const cached = this.coinCache.get(k);
+    const totals = this.totalsCache;
+    this.totalsCache = null;
     if (!cached) return;
     const gone = new Set(secrets);
     const coins = cached.coins.filter((c) => !gone.has(c.secret));
@@ -235,6 +238,13 @@ export class ProofStore {
       return;
     }
     this.coinCache.set(k, { coins, version: this.epoch.n, dataVersion: cached.dataVersion });
+    // The sums, when read at the same state, lose what was taken (the router asks on every request:
+    // summing the whole table again after each take costs more the more proofs the wallet holds).
+    if (totals && totals.version === version && totals.dataVersion === cached.dataVersion) {
+      const takenSat = cached.coins.reduce((a, c) => (gone.has(c.secret) ? a + c.amountSat : a), 0);
+      const after = totals.totals.map((t) => (t.mint === mint && t.unit === unit ? { ...t, unspent: t.unspent - takenSat } : t)).filter((t) => t.unspent > 0);
+      this.totalsCache = { totals: after, version: this.epoch.n, dataVersion: cached.dataVersion };
+    }
   }
 
   /** Pending proofs of one mint and unit, grouped by reason. */

@@ -144,3 +144,38 @@ test('the unspent coins offered to selection (and their sums) always match the d
   check('after a write on another connection');
   assert.equal(offered().includes(b.secret), false);
 });
+
+test('after a take, the spendable sums the router reads come from memory, less what was taken, and a mint taken to nothing drops out as the table says', (t) => {
+  const db = openDatabase(':memory:');
+  migrateWallet(db);
+  t.after(() => db.close());
+  const store = new ProofStore(db);
+  const OTHER = 'http://127.0.0.1:2/mint';
+  const [a, b] = store.insertProofs([proof(1), proof(4)], MINT, 'sat', 'unspent', 'test');
+  store.insertProofs([proof(8)], OTHER, 'sat', 'unspent', 'test');
+  const sumsRead = (() => {
+    const stmt = (store as unknown as { s: { unspentTotals: { all: (...a: unknown[]) => unknown } } }).s.unspentTotals;
+    const all = stmt.all.bind(stmt);
+    let n = 0;
+    stmt.all = (...args: unknown[]) => (n++, all(...args));
+    return () => n;
+  })();
+  const truth = () => db.prepare(`SELECT mint, unit, SUM(amount) AS unspent FROM wallet_proofs WHERE state = 'unspent' GROUP BY mint, unit ORDER BY mint, unit`).all();
+  const take = (secrets: string[], ref: string) => {
+    const { version } = store.unspentCoins(MINT, 'sat');
+    db.transaction(() => store.movePending(secrets, 'request', ref))();
+    store.unspentTaken(MINT, 'sat', version, secrets);
+  };
+  assert.deepEqual(store.unspentTotals(), truth());
+  const reads = sumsRead();
+  take([a.secret], 'r1');
+  assert.deepEqual(store.unspentTotals(), truth(), 'the sums less the 1 sat taken');
+  take([b.secret], 'r2');
+  assert.deepEqual(store.unspentTotals(), truth(), 'the first mint has nothing left: no row, as the table has none');
+  assert.deepEqual(store.unspentTotals().map((r) => r.mint), [OTHER]);
+  assert.equal(sumsRead(), reads, 'no take made the sums be read again');
+  // Any other write to the unspent set reads them again.
+  store.releasePending('r1');
+  assert.deepEqual(store.unspentTotals(), truth());
+  assert.equal(sumsRead(), reads + 1);
+});
