@@ -109,6 +109,8 @@ export interface UnspentCoins {
 }
 
 const coinKey = (mint: string, unit: string) => `${mint}\n${unit}`;
+/** SQLite's BINARY collation (ORDER BY mint, unit) for ASCII text: byte order. */
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
  * Counts the writes that may change which proofs are unspent (an insert of unspent proofs,
@@ -238,6 +240,7 @@ export class ProofStore {
       return;
     }
     this.coinCache.set(k, { coins, version: this.epoch.n, dataVersion: cached.dataVersion });
+    this.carryOthers(k, version);
     // The sums, when read at the same state, lose what was taken (the router asks on every request:
     // summing the whole table again after each take costs more the more proofs the wallet holds).
     if (totals && totals.version === version && totals.dataVersion === cached.dataVersion) {
@@ -245,6 +248,47 @@ export class ProofStore {
       const after = totals.totals.map((t) => (t.mint === mint && t.unit === unit ? { ...t, unspent: t.unspent - takenSat } : t)).filter((t) => t.unspent > 0);
       this.totalsCache = { totals: after, version: this.epoch.n, dataVersion: cached.dataVersion };
     }
+  }
+
+  /** Where this connection's writes to the unspent set stand: pass it to unspentAdded after the commit. */
+  unspentVersion(): number {
+    return this.epoch.n;
+  }
+
+  /**
+   * After a transaction has COMMITTED whose only change to the unspent set was one insertProofs of
+   * `added` as unspent (a swap's outputs), with the caches read at `version` (unspentVersion before
+   * it): add them to the cached coins and sums instead of reading every unspent proof again.
+   * Anything else drops the caches instead, as unspentTaken does.
+   */
+  unspentAdded(mint: string, unit: string, version: number, added: readonly StoredProof[]): void {
+    const k = coinKey(mint, unit);
+    const cached = this.coinCache.get(k);
+    const totals = this.totalsCache;
+    this.totalsCache = null;
+    if (!cached) return;
+    const fits = added.every((p) => p.state === 'unspent' && p.mint === mint && p.unit === unit);
+    if (this.db.inTransaction || !fits || cached.version !== version || this.epoch.n !== version + 1) {
+      this.coinCache.delete(k);
+      return;
+    }
+    // Smallest first, a new coin after the ones of its amount already held: the index's order.
+    const coins = [...cached.coins, ...added.map((p) => ({ secret: p.secret, keysetId: p.keysetId, amountSat: p.amount }))].sort((a, b) => a.amountSat - b.amountSat);
+    this.coinCache.set(k, { coins, version: this.epoch.n, dataVersion: cached.dataVersion });
+    this.carryOthers(k, version);
+    if (totals && totals.version === version && totals.dataVersion === cached.dataVersion) {
+      const addedSat = added.reduce((a, p) => a + p.amount, 0);
+      const row = totals.totals.find((t) => t.mint === mint && t.unit === unit);
+      const after = row
+        ? totals.totals.map((t) => (t === row ? { ...t, unspent: t.unspent + addedSat } : t))
+        : [...totals.totals, { mint, unit, unspent: addedSat }].sort((a, b) => (a.mint === b.mint ? cmp(a.unit, b.unit) : cmp(a.mint, b.mint)));
+      this.totalsCache = { totals: after.filter((t) => t.unspent > 0), version: this.epoch.n, dataVersion: cached.dataVersion };
+    }
+  }
+
+  /** The coins of every other mint+unit read at `version` are still true after a write to `k`'s alone. */
+  private carryOthers(k: string, version: number): void {
+    for (const [other, c] of this.coinCache) if (other !== k && c.version === version) this.coinCache.set(other, { ...c, version: this.epoch.n });
   }
 
   /** Pending proofs of one mint and unit, grouped by reason. */

@@ -179,3 +179,52 @@ test('after a take, the spendable sums the router reads come from memory, less w
   assert.deepEqual(store.unspentTotals(), truth());
   assert.equal(sumsRead(), reads + 1);
 });
+
+test('after a swap\'s outputs are committed, the coins offered to selection and the sums include them without reading the table again; any other write in that commit reads them again', (t) => {
+  const db = openDatabase(':memory:');
+  migrateWallet(db);
+  t.after(() => db.close());
+  const store = new ProofStore(db);
+  const OTHER = 'http://127.0.0.1:0/mint'; // sorts before MINT: a new row keeps the table's order
+  const counter = (name: 'coins' | 'unspentTotals') => {
+    const stmt = (store as unknown as { s: Record<string, { all: (...a: unknown[]) => unknown }> }).s[name];
+    const all = stmt.all.bind(stmt);
+    let n = 0;
+    stmt.all = (...args: unknown[]) => (n++, all(...args));
+    return () => n;
+  };
+  const coinReads = counter('coins');
+  const sumReads = counter('unspentTotals');
+  const offered = (mint: string) => store.unspentCoins(mint, 'sat').coins.map((c) => [c.amountSat, c.secret]);
+  const truthCoins = (mint: string) => store.selectUnspent(mint, 'sat').map((p) => [p.amount, p.secret]).sort((a, b) => (a[0] as number) - (b[0] as number));
+  const truthSums = () => db.prepare(`SELECT mint, unit, SUM(amount) AS unspent FROM wallet_proofs WHERE state = 'unspent' GROUP BY mint, unit ORDER BY mint, unit`).all();
+  const check = (what: string) => {
+    for (const m of [MINT, OTHER]) assert.deepEqual([...offered(m)].sort((a, b) => (a[0] as number) - (b[0] as number) || 0), truthCoins(m), `${what}: coins of ${m}`);
+    assert.deepEqual(store.unspentTotals(), truthSums(), `${what}: sums`);
+  };
+  const swapDone = (mint: string, amounts: number[], also?: () => void) => {
+    const version = store.unspentVersion();
+    let stored: ReturnType<ProofStore['insertProofs']> = [];
+    db.transaction(() => {
+      stored = store.insertProofs(amounts.map(proof), mint, 'sat', 'unspent', 'swap:test');
+      also?.();
+    })();
+    store.unspentAdded(mint, 'sat', version, stored);
+    return stored;
+  };
+  store.insertProofs([proof(4), proof(1)], MINT, 'sat', 'unspent', 'test');
+  store.unspentCoins(OTHER, 'sat');
+  check('before');
+  const [coins0, sums0] = [coinReads(), sumReads()];
+  swapDone(MINT, [2, 1, 8]);
+  check('after a swap added to a mint');
+  const after = store.unspentCoins(MINT, 'sat').coins.map((c) => c.amountSat);
+  assert.deepEqual(after, [...after].sort((a, b) => a - b), 'smallest first, as selection reads them');
+  swapDone(OTHER, [16]);
+  check('after a swap at a mint with nothing unspent before');
+  assert.deepEqual([coinReads(), sumReads()], [coins0, sums0], 'neither the coins nor the sums were read again');
+  // A take in the same commit (a payment waiting for this split): read again.
+  swapDone(MINT, [32], () => store.movePending([store.unspentCoins(MINT, 'sat').coins[0].secret], 'request', 'w1'));
+  check('after a swap whose commit also took one of the proofs');
+  assert.ok(coinReads() > coins0 && sumReads() > sums0);
+});

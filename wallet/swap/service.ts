@@ -259,6 +259,7 @@ export class SwapService {
     const foreignAmount = swap.foreign.reduce((a, p) => a + p.amount, 0);
     const fee = ownAmount + foreignAmount - amount;
     let stored: StoredProof[] = [];
+    const version = ctx.store.unspentVersion();
     ctx.db.transaction(() => {
       if (this.records.get(swap.id)?.state !== 'prepared') throw new Error(`swap ${swap.id} was settled meanwhile`);
       if (fee < 0) throw new Error(`swap ${swap.id}: outputs ${amount} exceed inputs ${ownAmount + foreignAmount}`);
@@ -268,6 +269,8 @@ export class SwapService {
       this.records.setState(swap.id, 'done');
       this.handler(swap.purpose).done(swap, { proofs: stored, amount, fee, ownAmount, foreignAmount, restored });
     })();
+    // The next take need not read every unspent proof again (the cache follows a plain swap's outputs).
+    ctx.store.unspentAdded(swap.mint, swap.unit, version, stored);
     return { status: 'done', swapId: swap.id, proofs: stored, amount, fee, ownAmount, foreignAmount, restored };
   }
 
