@@ -228,26 +228,12 @@ export class ProofStore {
    * the caches instead.
    */
   unspentTaken(mint: string, unit: string, version: number, secrets: readonly string[]): void {
-    const k = coinKey(mint, unit);
-    const cached = this.coinCache.get(k);
-    const totals = this.totalsCache;
-    this.totalsCache = null;
-    if (!cached) return;
+    const cached = this.coinCache.get(coinKey(mint, unit));
+    if (!cached) return void (this.totalsCache = null);
     const gone = new Set(secrets);
     const coins = cached.coins.filter((c) => !gone.has(c.secret));
-    if (this.db.inTransaction || cached.version !== version || this.epoch.n !== version + 1 || coins.length !== cached.coins.length - gone.size) {
-      this.coinCache.delete(k);
-      return;
-    }
-    this.coinCache.set(k, { coins, version: this.epoch.n, dataVersion: cached.dataVersion });
-    this.carryOthers(k, version);
-    // The sums, when read at the same state, lose what was taken (the router asks on every request:
-    // summing the whole table again after each take costs more the more proofs the wallet holds).
-    if (totals && totals.version === version && totals.dataVersion === cached.dataVersion) {
-      const takenSat = cached.coins.reduce((a, c) => (gone.has(c.secret) ? a + c.amountSat : a), 0);
-      const after = totals.totals.map((t) => (t.mint === mint && t.unit === unit ? { ...t, unspent: t.unspent - takenSat } : t)).filter((t) => t.unspent > 0);
-      this.totalsCache = { totals: after, version: this.epoch.n, dataVersion: cached.dataVersion };
-    }
+    const takenSat = cached.coins.reduce((a, c) => (gone.has(c.secret) ? a + c.amountSat : a), 0);
+    this.followWrite(mint, unit, version, coins.length === cached.coins.length - gone.size ? { coins, deltaSat: -takenSat } : null);
   }
 
   /** Where this connection's writes to the unspent set stand: pass it to unspentAdded after the commit. */
@@ -262,33 +248,40 @@ export class ProofStore {
    * Anything else drops the caches instead, as unspentTaken does.
    */
   unspentAdded(mint: string, unit: string, version: number, added: readonly StoredProof[]): void {
+    const cached = this.coinCache.get(coinKey(mint, unit));
+    if (!cached) return void (this.totalsCache = null);
+    const fits = added.every((p) => p.state === 'unspent' && p.mint === mint && p.unit === unit);
+    // Smallest first, a new coin after the ones of its amount already held: the index's order.
+    const coins = [...cached.coins, ...added.map((p) => ({ secret: p.secret, keysetId: p.keysetId, amountSat: p.amount }))].sort((a, b) => a.amountSat - b.amountSat);
+    this.followWrite(mint, unit, version, fits ? { coins, deltaSat: added.reduce((a, p) => a + p.amount, 0) } : null);
+  }
+
+  /**
+   * The caches after a committed write to `mint`+`unit`'s unspent coins alone, read at `version`:
+   * `next` (its coins now, and what their sum changed by), or null when the write was not such a
+   * one. They are kept only when nothing else wrote since they were read (one bump of the epoch)
+   * and no outer transaction is open; else dropped, to be read again.
+   */
+  private followWrite(mint: string, unit: string, version: number, next: { coins: readonly Coin[]; deltaSat: number } | null): void {
     const k = coinKey(mint, unit);
-    const cached = this.coinCache.get(k);
+    const cached = this.coinCache.get(k)!;
     const totals = this.totalsCache;
     this.totalsCache = null;
-    if (!cached) return;
-    const fits = added.every((p) => p.state === 'unspent' && p.mint === mint && p.unit === unit);
-    if (this.db.inTransaction || !fits || cached.version !== version || this.epoch.n !== version + 1) {
+    if (!next || this.db.inTransaction || cached.version !== version || this.epoch.n !== version + 1) {
       this.coinCache.delete(k);
       return;
     }
-    // Smallest first, a new coin after the ones of its amount already held: the index's order.
-    const coins = [...cached.coins, ...added.map((p) => ({ secret: p.secret, keysetId: p.keysetId, amountSat: p.amount }))].sort((a, b) => a.amountSat - b.amountSat);
-    this.coinCache.set(k, { coins, version: this.epoch.n, dataVersion: cached.dataVersion });
-    this.carryOthers(k, version);
+    this.coinCache.set(k, { coins: next.coins, version: this.epoch.n, dataVersion: cached.dataVersion });
+    // Every other mint+unit's coins read at `version` are still true.
+    for (const [other, c] of this.coinCache) if (other !== k && c.version === version) this.coinCache.set(other, { ...c, version: this.epoch.n });
     if (totals && totals.version === version && totals.dataVersion === cached.dataVersion) {
-      const addedSat = added.reduce((a, p) => a + p.amount, 0);
       const row = totals.totals.find((t) => t.mint === mint && t.unit === unit);
       const after = row
-        ? totals.totals.map((t) => (t === row ? { ...t, unspent: t.unspent + addedSat } : t))
-        : [...totals.totals, { mint, unit, unspent: addedSat }].sort((a, b) => (a.mint === b.mint ? cmp(a.unit, b.unit) : cmp(a.mint, b.mint)));
+        ? totals.totals.map((t) => (t === row ? { ...t, unspent: t.unspent + next.deltaSat } : t))
+        : [...totals.totals, { mint, unit, unspent: next.deltaSat }].sort((x, y) => (x.mint === y.mint ? cmp(x.unit, y.unit) : cmp(x.mint, y.mint)));
+      // A mint+unit with nothing unspent has no row, as the table's GROUP BY has none.
       this.totalsCache = { totals: after.filter((t) => t.unspent > 0), version: this.epoch.n, dataVersion: cached.dataVersion };
     }
-  }
-
-  /** The coins of every other mint+unit read at `version` are still true after a write to `k`'s alone. */
-  private carryOthers(k: string, version: number): void {
-    for (const [other, c] of this.coinCache) if (other !== k && c.version === version) this.coinCache.set(other, { ...c, version: this.epoch.n });
   }
 
   /** Pending proofs of one mint and unit, grouped by reason. */

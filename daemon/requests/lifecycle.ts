@@ -259,7 +259,6 @@ function minDefined(a: number | undefined, b: number | undefined): number | unde
   return Math.min(a, b);
 }
 
-
 /** Resolves true if `p` settles within `ms`, false otherwise (the timer never keeps the process up). */
 export async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
