@@ -115,8 +115,11 @@ export function fillDenominations(amountSat: number, deficit: readonly number[])
   return fitDenominations([...deficit].sort((a, b) => a - b), amountSat);
 }
 
-export interface RefillPlan {
-  inputs: StoredProof[];
+/** What planning a refill needs of a proof: its value and keyset (for the input fee). */
+export type RefillCoin = Pick<StoredProof, 'amount' | 'keysetId'>;
+
+export interface RefillPlan<P extends RefillCoin = StoredProof> {
+  inputs: P[];
   denominations: number[];
 }
 
@@ -127,27 +130,27 @@ export interface RefillPlan {
  * everything; else the largest surplus proofs until covered (a partial refill if they run out).
  * Returns null when there is nothing to do, or the surplus cannot even cover `required`. Pure.
  */
-export function planRefill(
-  proofs: readonly StoredProof[],
+export function planRefill<P extends RefillCoin>(
+  proofs: readonly P[],
   cfg: ReserveConfig,
   feePpk: (keysetId: string) => number | undefined,
   required: readonly number[] = [],
-): RefillPlan | null {
+): RefillPlan<P> | null {
   const deficit = reserveDeficit(countByAmount(proofs), cfg);
   if (deficit.length === 0 && required.length === 0) return null;
   const kept = new Map<number, number>();
-  const surplus: StoredProof[] = [];
+  const surplus: P[] = [];
   for (const p of [...proofs].sort((a, b) => a.amount - b.amount)) {
     if (feePpk(p.keysetId) === undefined) continue;
     const have = kept.get(p.amount) ?? 0;
     if (have < (cfg.targets.get(p.amount) ?? 0)) kept.set(p.amount, have + 1);
     else surplus.push(p);
   }
-  const fee = (ps: readonly StoredProof[]) => Math.ceil(ps.reduce((a, p) => a + (feePpk(p.keysetId) ?? 0), 0) / 1000);
+  const fee = (ps: readonly RefillCoin[]) => Math.ceil(ps.reduce((a, p) => a + (feePpk(p.keysetId) ?? 0), 0) / 1000);
   const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
   const requiredSat = sum(required);
   const wanted = requiredSat + sum(deficit);
-  let inputs: StoredProof[] = [];
+  let inputs: P[] = [];
   const single = surplus.find((p) => p.amount >= wanted + fee([p]));
   if (single) inputs = [single];
   else {
@@ -300,16 +303,21 @@ export class Reserve {
     const fees = new Map(wallet.keyChain.getKeysets().map((k) => [k.id, k.fee]));
     const feeOf = (id: string) => fees.get(id);
     for (let attempt = 0; ; attempt++) {
-      const proofs = this.ctx.store.selectUnspent(mint, this.unit);
+      // Planned from the coins offline selection uses (kept in memory across takes and swaps, see
+      // ProofStore.unspentCoins); only the inputs chosen are read whole. Reading every unspent
+      // proof whole on each refill held the event loop for milliseconds with a few thousand.
+      const coins = this.ctx.store.unspentCoins(mint, this.unit, { fresh: attempt > 0 }).coins.map((c) => ({ secret: c.secret, keysetId: c.keysetId, amount: c.amountSat }));
       // A split a payment waits for stays small (its own denominations and a few for the
       // reserve); the background refills make the rest, 40 proofs at most at a time, so a payment
       // never queues behind more than ~0.5 s of the worker's curve arithmetic.
       const config = required.length ? { ...this.configFor(mint), maxOutputs: 8 } : this.configFor(mint);
-      const plan = planRefill(proofs, config, feeOf, required) ?? (required.length ? planRefill(proofs, { ...config, targets: new Map(), minCount: 0 }, feeOf, required) : null);
+      const plan = planRefill(coins, config, feeOf, required) ?? (required.length ? planRefill(coins, { ...config, targets: new Map(), minCount: 0 }, feeOf, required) : null);
       if (!plan) return null;
       try {
         this.refills++;
-        return await this.swaps.start({ mint, unit: this.unit, purpose: 'split', ref: null, own: plan.inputs, denominations: plan.denominations, urgent: required.length > 0, onPrepared });
+        const own = plan.inputs.map((c) => this.ctx.store.get(c.secret));
+        if (!own.every((p) => p?.state === 'unspent')) throw new ProofStateError('a planned proof is no longer unspent');
+        return await this.swaps.start({ mint, unit: this.unit, purpose: 'split', ref: null, own: own as StoredProof[], denominations: plan.denominations, urgent: required.length > 0, onPrepared });
       } catch (err) {
         // A request took a planned proof while the outputs were being blinded: plan again.
         if (!(err instanceof ProofStateError) || attempt >= 3) throw err;

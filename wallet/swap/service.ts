@@ -139,6 +139,7 @@ export class SwapService {
       throw err;
     }
     const id = newId('swap');
+    const version = ctx.store.unspentVersion();
     ctx.db.transaction(() => {
       if (spec.reclaimRef) {
         // pending(request) -> pending(swap): the provider saw these secrets, so they are swapped, not just released.
@@ -152,6 +153,8 @@ export class SwapService {
       });
       spec.onPrepared?.(id);
     })();
+    // The caches of the coins offered to selection follow the inputs out (else the next take reads every unspent proof again).
+    if (!spec.reclaimRef && spec.own?.length) ctx.store.unspentTaken(spec.mint, spec.unit, version, spec.own.map((p) => p.secret));
     if (!spec.urgent) return this.resume(id);
     this.urgent.add(id);
     return this.resume(id).finally(() => this.urgent.delete(id));

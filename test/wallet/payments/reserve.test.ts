@@ -187,3 +187,26 @@ test('a payment short of a denomination splits beside a background refill still 
   assert.equal((await refill)?.status, 'done');
   await assertBooksBalance(w.ctx);
 });
+
+test('a refill neither reads every unspent proof whole nor makes the next take read the unspent coins again', async (t) => {
+  const { paymentsWorld, take, assertBooksBalance } = await import('./fixture.ts');
+  const w = await paymentsWorld(t, { fundSat: 5000 }); // 4096 + 512 + 256 + 128 + 8: the reserve's small denominations are missing
+  const count = (name: 'unspent' | 'coins') => {
+    const stmt = (w.ctx.store as unknown as { s: Record<string, { all: (...a: unknown[]) => unknown }> }).s[name];
+    const all = stmt.all.bind(stmt);
+    let n = 0;
+    stmt.all = (...args: unknown[]) => (n++, all(...args));
+    return () => n;
+  };
+  const wholeReads = count('unspent');
+  const coinReads = count('coins');
+  await take(w.payments, w.mint.url, 8, 'before'); // the coins are read once and kept
+  const [whole0, coins0] = [wholeReads(), coinReads()];
+  assert.equal((await w.payments.reserve.refill(w.mint.url))?.status, 'done');
+  for (let i = 0; i < 3; i++) await take(w.payments, w.mint.url, 3, `after-${i}`);
+  assert.equal(wholeReads() - whole0, 0, 'the refill planned from the coins in memory and read only its inputs whole');
+  assert.equal(coinReads() - coins0, 0, 'its inputs leaving and its outputs arriving were followed in memory');
+  const truth = w.ctx.store.selectUnspent(w.mint.url, 'sat').map((p) => p.secret).sort();
+  assert.deepEqual(w.ctx.store.unspentCoins(w.mint.url, 'sat').coins.map((c) => c.secret).sort(), truth, 'and the coins in memory are the table\'s');
+  await assertBooksBalance(w.ctx);
+});
