@@ -26,7 +26,7 @@ import type { BreakerOutcome, PlannedAttempt } from '../route/index.ts';
 import type { BudgetLimits, Budgets } from './budgets.ts';
 import { UpstreamRequestError } from './errors.ts';
 import type { RequestLedger } from './ledger.ts';
-import type { Lease } from './sessions.ts';
+import type { Lease } from './session-contract.ts';
 import { paymentFacts } from './payment-facts.ts';
 import type { FactFlag } from './reconcile.ts';
 import type { TopUpCap } from './topup-cap.ts';

@@ -36,7 +36,7 @@ import { OutcomeReporter } from './outcomes.ts';
 import { Reply } from './reply.ts';
 import { xcashuBody } from './responses-stream.ts';
 import { runSessionAttempt } from './session-attempt.ts';
-import type { Lease } from './sessions.ts';
+import type { Lease } from './session-contract.ts';
 import { finishUnserved } from './settle.ts';
 import { TOPUP_CAP_DEFAULTS, TopUpCap } from './topup-cap.ts';
 

@@ -14,7 +14,8 @@ import { CanceledError, toApiError } from '../api/errors.ts';
 import { refusalFailure, transportFailure, type AttemptDeps, type AttemptInput, type AttemptOutcome, type Failure } from './attempt.ts';
 import { requestCostMsat, type AttemptRow, type RequestRow } from './ledger.ts';
 import type { Books, ServedAttempt } from './settle.ts';
-import type { Lease, SessionManager } from './sessions.ts';
+import type { Lease } from './session-contract.ts';
+import type { SessionManager } from './sessions.ts';
 
 /** Run one attempt on `lease` (taken by the caller); the lease is released here unless the answer is served. */
 export async function runSessionAttempt(d: AttemptDeps, sessions: SessionManager, lease: Lease, a: AttemptInput): Promise<AttemptOutcome> {

@@ -17,7 +17,7 @@ import { satroute } from '../daemon/cli/run.ts';
 import { control, kill9, startDaemonProcess, until, type DaemonProcess } from './daemon-process.ts';
 import { calm, PHASES, type PhaseCtx } from './phases.ts';
 import { send, traffic, type Sent } from './traffic.ts';
-import type { ProviderExposure } from '../../daemon/requests/sessions.ts';
+import type { ProviderExposure } from '../../daemon/requests/session-contract.ts';
 import { checkBooks, explicitlyOpen, openPayments } from './books.ts';
 import { peek } from './peek.ts';
 

@@ -8,7 +8,8 @@
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { startProvider, startWorld, type ProviderKnobs, type Scenario, type TestProvider, type World } from '../../world/index.ts';
-import { SessionManager, type SessionOptions } from '../../../daemon/requests/sessions.ts';
+import type { SessionOptions } from '../../../daemon/requests/session-contract.ts';
+import { SessionManager } from '../../../daemon/requests/sessions.ts';
 import { recoverInterrupted } from '../../../daemon/requests/recover.ts';
 import { Gate } from '../../world/provider/balance-fixture.ts';
 import { harness, type Capture, type Harness } from './lifecycle-fixture.ts';
