@@ -8,6 +8,7 @@ import { migrateWallet } from '../../wallet/schema.ts';
 import { ProofStore, toCashuProof, sumAmounts } from '../../wallet/store.ts';
 import { Ledger } from '../../wallet/ledger.ts';
 import { ProofStateError } from '../../wallet/errors.ts';
+import { countReads } from './store-reads.ts';
 
 const MINT = 'http://127.0.0.1:1/mint';
 
@@ -153,13 +154,7 @@ test('after a take, the spendable sums the router reads come from memory, less w
   const OTHER = 'http://127.0.0.1:2/mint';
   const [a, b] = store.insertProofs([proof(1), proof(4)], MINT, 'sat', 'unspent', 'test');
   store.insertProofs([proof(8)], OTHER, 'sat', 'unspent', 'test');
-  const sumsRead = (() => {
-    const stmt = (store as unknown as { s: { unspentTotals: { all: (...a: unknown[]) => unknown } } }).s.unspentTotals;
-    const all = stmt.all.bind(stmt);
-    let n = 0;
-    stmt.all = (...args: unknown[]) => (n++, all(...args));
-    return () => n;
-  })();
+  const sumsRead = countReads(store, 'unspentTotals');
   const truth = () => db.prepare(`SELECT mint, unit, SUM(amount) AS unspent FROM wallet_proofs WHERE state = 'unspent' GROUP BY mint, unit ORDER BY mint, unit`).all();
   const take = (secrets: string[], ref: string) => {
     const { version } = store.unspentCoins(MINT, 'sat');
@@ -186,15 +181,8 @@ test('after a swap\'s outputs are committed, the coins offered to selection and 
   t.after(() => db.close());
   const store = new ProofStore(db);
   const OTHER = 'http://127.0.0.1:0/mint'; // sorts before MINT: a new row keeps the table's order
-  const counter = (name: 'coins' | 'unspentTotals') => {
-    const stmt = (store as unknown as { s: Record<string, { all: (...a: unknown[]) => unknown }> }).s[name];
-    const all = stmt.all.bind(stmt);
-    let n = 0;
-    stmt.all = (...args: unknown[]) => (n++, all(...args));
-    return () => n;
-  };
-  const coinReads = counter('coins');
-  const sumReads = counter('unspentTotals');
+  const coinReads = countReads(store, 'coins');
+  const sumReads = countReads(store, 'unspentTotals');
   const offered = (mint: string) => store.unspentCoins(mint, 'sat').coins.map((c) => [c.amountSat, c.secret]);
   const truthCoins = (mint: string) => store.selectUnspent(mint, 'sat').map((p) => [p.amount, p.secret]).sort((a, b) => (a[0] as number) - (b[0] as number));
   const truthSums = () => db.prepare(`SELECT mint, unit, SUM(amount) AS unspent FROM wallet_proofs WHERE state = 'unspent' GROUP BY mint, unit ORDER BY mint, unit`).all();

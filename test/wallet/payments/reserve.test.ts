@@ -4,6 +4,7 @@ import { countByAmount, defaultReserve, DemandMeter, demandTargets, fillDenomina
 import type { StoredProof } from '../../../wallet/store.ts';
 import { InlineSwapEngine } from '../../../wallet/swap/engine.ts';
 import { Payments } from '../../../wallet/payments/index.ts';
+import { countReads } from '../store-reads.ts';
 
 let n = 0;
 const proof = (amount: number, keysetId = 'k'): StoredProof => ({
@@ -191,15 +192,8 @@ test('a payment short of a denomination splits beside a background refill still 
 test('a refill neither reads every unspent proof whole nor makes the next take read the unspent coins again', async (t) => {
   const { paymentsWorld, take, assertBooksBalance } = await import('./fixture.ts');
   const w = await paymentsWorld(t, { fundSat: 5000 }); // 4096 + 512 + 256 + 128 + 8: the reserve's small denominations are missing
-  const count = (name: 'unspent' | 'coins') => {
-    const stmt = (w.ctx.store as unknown as { s: Record<string, { all: (...a: unknown[]) => unknown }> }).s[name];
-    const all = stmt.all.bind(stmt);
-    let n = 0;
-    stmt.all = (...args: unknown[]) => (n++, all(...args));
-    return () => n;
-  };
-  const wholeReads = count('unspent');
-  const coinReads = count('coins');
+  const wholeReads = countReads(w.ctx.store, 'unspent');
+  const coinReads = countReads(w.ctx.store, 'coins');
   await take(w.payments, w.mint.url, 8, 'before'); // the coins are read once and kept
   const [whole0, coins0] = [wholeReads(), coinReads()];
   assert.equal((await w.payments.reserve.refill(w.mint.url))?.status, 'done');
