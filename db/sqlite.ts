@@ -45,44 +45,6 @@ export function migrate(db: DB, owner: string, migrations: readonly string[]): v
   }
 }
 
-/**
- * `fn` in an IMMEDIATE transaction, then `beforeCommit(result)` right before its COMMIT, in one
- * synchronous step: what `beforeCommit` writes to a socket is on its way while SQLite writes the
- * WAL, and nothing else runs on this connection in between. `beforeCommit` must not touch the
- * database; if it throws, the transaction commits all the same and the error is rethrown after.
- * If `fn` throws, the transaction rolls back and `beforeCommit` does not run. Inside an outer
- * transaction `fn` joins it (a savepoint) and `beforeCommit` runs after it; the outer commit decides.
- */
-export function transactionThen<T>(db: DB, fn: () => T, beforeCommit: (result: T) => void): T {
-  if (db.inTransaction) {
-    const result = db.transaction(fn)();
-    beforeCommit(result);
-    return result;
-  }
-  db.exec('BEGIN IMMEDIATE');
-  let result: T;
-  try {
-    result = fn();
-  } catch (err) {
-    if (db.inTransaction) db.exec('ROLLBACK');
-    throw err;
-  }
-  let failure: { err: unknown } | null = null;
-  try {
-    beforeCommit(result);
-  } catch (err) {
-    failure = { err };
-  }
-  try {
-    db.exec('COMMIT');
-  } catch (err) {
-    if (db.inTransaction) db.exec('ROLLBACK');
-    throw err;
-  }
-  if (failure) throw failure.err;
-  return result;
-}
-
 /** PRAGMA synchronous levels (SQLite numbers them). */
 const FULL = 2;
 

@@ -1,10 +1,9 @@
 // Delivering what the attempt that served sent back (DESIGN.md "The life of one request", the
-// answer): a JSON answer is settled in one transaction and written to the client right before its
-// commit, then reported; a stream is passed on event by event and settled when it ends. A stream
-// that breaks before its first event reaches the client is settled as a failed attempt and the
-// lifecycle fails over; after it, the stream ends with an explicit error - never a silent switch -
-// and the charge is settled all the same. The lifecycle (lifecycle.ts) calls these once an
-// attempt is paid and answered.
+// answer): a JSON answer is settled in one commit, reported, then written to the client; a stream
+// is passed on event by event and settled when it ends. A stream that breaks before its first
+// event reaches the client is settled as a failed attempt and the lifecycle fails over; after it,
+// the stream ends with an explicit error - never a silent switch - and the charge is settled all
+// the same. The lifecycle (lifecycle.ts) calls these once an attempt is paid and answered.
 import type { Usage } from '../../protocol/cost.ts';
 import { msatToSatCeil } from '../../protocol/units.ts';
 import type { OkAnswer, OkStream } from '../../protocol/provider-call.ts';
@@ -20,7 +19,7 @@ import { doneOf, type Reply } from './reply.ts';
 import { replayResponse, replaysStream } from './responses-stream.ts';
 import { remainingBalanceMsat } from './session-api.ts';
 import { settleSessionBrokenEarly, settleSessionServed } from './session-attempt.ts';
-import { settleBrokenEarly, settleServed, type ServedAttempt, type Settled } from './settle.ts';
+import { settleBrokenEarly, settleServed, type ServedAttempt } from './settle.ts';
 
 /** One request as the lifecycle carries it from admission to its answer. */
 export interface RequestState {
@@ -54,38 +53,22 @@ export interface DeliveryDeps {
   clock: () => number;
 }
 
-/**
- * A JSON answer: settled in one transaction, the client's answer written from the settled rows
- * right before its COMMIT (in the same synchronous step: nothing else runs in between, and the
- * answer is on its way while SQLite writes), then reported. A streamed /v1/responses, replayed
- * event by event, is written after the commit.
- */
+/** A JSON answer: settle (one commit), report, then answer the client. */
 export async function serveAnswer(x: DeliveryDeps, ctx: RequestState, planned: PlannedAttempt, r: ServedOutcome, call: OkAnswer): Promise<void> {
   await x.turns.pass();
-  const usage = call.reported.usage;
-  const replay = replaysStream(ctx.req.endpoint, ctx.req.stream);
-  let done: Done | undefined;
-  const answer = (s: Settled) => {
-    if (replay) return;
-    done = doneFor(x, ctx, s.request, usage);
-    ctx.reply.endNow(() => {
-      ctx.reply.accept(acceptedOf(ctx, planned));
-      ctx.reply.sink.response(call.body, done!);
-    });
-  };
   const settled = r.session
-    ? settleSessionServed(x.d, x.d.sessions!, r.session, servedAttempt(ctx, planned, r), usage, call.reported.costMsat, remainingBalanceMsat(call.body), 'succeeded', null, x.clock, answer)
-    : settleServed(x.d, servedAttempt(ctx, planned, r), usage, call.reported.costMsat, 'succeeded', null, x.clock, answer);
+    ? settleSessionServed(x.d, x.d.sessions!, r.session, servedAttempt(ctx, planned, r), call.reported.usage, call.reported.costMsat, remainingBalanceMsat(call.body), 'succeeded', null, x.clock)
+    : settleServed(x.d, servedAttempt(ctx, planned, r), call.reported.usage, call.reported.costMsat, 'succeeded', null, x.clock);
   x.outcomes.served(planned, r, settled.attempt);
-  const reported = done ?? doneFor(x, ctx, settled.request, usage);
-  x.outcomes.finished(ctx.t0, 'ok', null, settled.request, null, reported.overheadMs);
-  x.outcomes.publish(settled.request, usage, false);
-  if (replay) {
-    await ctx.reply.end(async () => {
-      ctx.reply.accept(acceptedOf(ctx, planned));
-      await replayResponse(ctx.reply.sink, call.body, reported);
-    });
-  }
+  const done = doneFor(x, ctx, settled.request, call.reported.usage);
+  x.outcomes.finished(ctx.t0, 'ok', null, settled.request, null, done.overheadMs);
+  x.outcomes.publish(settled.request, call.reported.usage, false);
+  await ctx.reply.end(async () => {
+    ctx.reply.accept(acceptedOf(ctx, planned));
+    // A streamed /v1/responses was asked of the node unstreamed (responses-stream.ts): replayed.
+    if (replaysStream(ctx.req.endpoint, ctx.req.stream)) await replayResponse(ctx.reply.sink, call.body, done);
+    else await ctx.reply.sink.response(call.body, done);
+  });
 }
 
 /**

@@ -11,10 +11,9 @@
 //   attempts    at most 3, each its own payment `<requestId>.<n>` with fresh proofs (attempt.ts);
 //               failover only before the first byte reaches the client
 //   answer      (deliver.ts) ONE transaction: the wallet's settle (proofs spent, change queued),
-//               the attempt reconciled, the request finished, the budget settled at the real cost,
-//               the client's JSON answer written from those rows right before the COMMIT (same
-//               synchronous step); then the breakers and statistics, the metrics, the `payments`
-//               event (a stream: passed on event by event, settled when it ends)
+//               the attempt reconciled, the request finished, the budget settled at the real cost;
+//               then the breakers and statistics, the metrics, the `payments` event, the client's
+//               answer (a stream: passed on event by event, settled when it ends)
 //   late        the wallet's later outcomes (late.ts): change refused, reclaims, refunds, losses
 //
 // A sat is never "probably fine": the request row and its attempt rows are written before any

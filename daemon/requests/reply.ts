@@ -33,17 +33,6 @@ export class Reply {
     }
   }
 
-  /** As end, for a sink call that is synchronous: it has run when this returns. */
-  endNow(f: () => void): void {
-    if (this.ended) return;
-    this.ended = true;
-    try {
-      f();
-    } catch {
-      // the client is gone
-    }
-  }
-
   async end(f: () => void | Promise<void>): Promise<void> {
     if (this.ended) return;
     this.ended = true;

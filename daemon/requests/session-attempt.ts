@@ -12,9 +12,8 @@ import type { Usage } from '../../protocol/cost.ts';
 import type { CallOutcome } from '../../protocol/provider-call.ts';
 import { CanceledError, toApiError } from '../api/errors.ts';
 import { refusalFailure, transportFailure, type AttemptDeps, type AttemptInput, type AttemptOutcome, type Failure } from './attempt.ts';
-import { transactionThen } from '../../db/sqlite.ts';
-import { requestCostMsat } from './ledger.ts';
-import type { Books, ServedAttempt, Settled } from './settle.ts';
+import { requestCostMsat, type AttemptRow, type RequestRow } from './ledger.ts';
+import type { Books, ServedAttempt } from './settle.ts';
 import type { Lease } from './session-contract.ts';
 import type { SessionManager } from './sessions.ts';
 
@@ -56,11 +55,11 @@ function failedOnSession(d: AttemptDeps, sessions: SessionManager, lease: Lease,
 /** The serving session attempt and the request end together (settle.ts settleServed, for a balance). */
 export function settleSessionServed(
   books: Books, sessions: SessionManager, lease: Lease, a: ServedAttempt, usage: Usage | null, reportedMsat: number | null, remainingMsat: number | null,
-  status: 'succeeded' | 'failed' | 'canceled', err: Error | null, clock: () => number, beforeCommit: (s: Settled) => void = () => undefined,
-): Settled {
+  status: 'succeeded' | 'failed' | 'canceled', err: Error | null, clock: () => number,
+): { attempt: AttemptRow; request: RequestRow } {
   const chargedMsat = sessions.charge(lease, reportedMsat, remainingMsat);
   try {
-    return transactionThen(books.db, () => {
+    return books.db.transaction(() => {
       sessions.book(lease, chargedMsat, `${a.requestId}.${a.n}`);
       const attempt = books.ledger.finishAttempt(a.requestId, a.n, {
         status: 'succeeded', httpStatus: a.httpStatus, usage, reportedMsat, sessionChargedMsat: chargedMsat,
@@ -69,7 +68,7 @@ export function settleSessionServed(
       const request = books.ledger.finishRequest(a.requestId, { status, modelServed: a.model, errorCode: err ? toApiError(err).code : null, error: err?.message ?? null, endedAt: clock() });
       books.budgets.settle(a.requestId, requestCostMsat(request));
       return { attempt, request };
-    }, beforeCommit);
+    }).immediate();
   } finally {
     sessions.release(lease, status !== 'succeeded');
   }

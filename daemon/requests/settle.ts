@@ -3,7 +3,7 @@
 // wallet's facts, and - for the attempt that ends the request - the request finished and its
 // budget set to the real cost. Synchronous: the caller awaits nothing in between.
 import type { Usage } from '../../protocol/cost.ts';
-import { transactionThen, type DB } from '../../db/sqlite.ts';
+import type { DB } from '../../db/sqlite.ts';
 import { CanceledError, toApiError } from '../api/errors.ts';
 import type { PaymentPath } from './attempt.ts';
 import type { Budgets } from './budgets.ts';
@@ -30,24 +30,12 @@ export interface ServedAttempt {
   firstByteAt?: number;
 }
 
-/** The rows a settlement left: the serving attempt and its request, finished. */
-export interface Settled {
-  attempt: AttemptRow;
-  request: RequestRow;
-}
-
-/**
- * The serving attempt and the request end together: `status` is the request's; `err` why it did
- * not succeed. `beforeCommit` (the client's answer, written from the settled rows) runs after the
- * settlement's statements and before its COMMIT, in the same synchronous step (db/sqlite.ts
- * transactionThen): the answer is on its way while SQLite writes the WAL.
- */
+/** The serving attempt and the request end together: `status` is the request's; `err` why it did not succeed. */
 export function settleServed(
   books: Books, a: ServedAttempt, usage: Usage | null, reportedMsat: number | null, status: 'succeeded' | 'failed' | 'canceled', err: Error | null, clock: () => number,
-  beforeCommit: (s: Settled) => void = () => undefined,
-): Settled {
+): { attempt: AttemptRow; request: RequestRow } {
   const { ledger, budgets, payments } = books;
-  return transactionThen(books.db, () => {
+  return books.db.transaction(() => {
     const facts = paymentFacts(payments.settle(a.paymentId, a.changeToken ?? null));
     const attempt = ledger.finishAttempt(a.requestId, a.n, {
       status: 'succeeded', httpStatus: a.httpStatus, usage, reportedMsat, changeSat: facts.returnedSat, lostSat: facts.lostSat, facts: facts.facts,
@@ -58,7 +46,7 @@ export function settleServed(
     });
     budgets.settle(a.requestId, requestCostMsat(request));
     return { attempt, request };
-  }, beforeCommit);
+  }).immediate();
 }
 
 /** A stream that broke before its first event reached the client: the attempt failed (the node kept the token; its change is banked). */

@@ -2,8 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
-import { durableTransaction, migrate, openDatabase, transactionThen } from '../../db/sqlite.ts';
+import { durableTransaction, migrate, openDatabase } from '../../db/sqlite.ts';
 import { tempDir } from '../wallet/world.ts';
 import { normalDb, rowsOf, SYNC, syncLevel } from './fixture.ts';
 
@@ -67,53 +66,4 @@ test('inside an outer transaction it joins it (SQLite cannot change the level th
   })(), /outer fails/);
   assert.deepEqual(rowsOf(d), [], 'rolled back with the outer transaction');
   assert.equal(syncLevel(d), NORMAL);
-});
-
-test('what runs before a commit sees the transaction\'s result while no other connection sees its writes yet; then they are committed', (t) => {
-  const d = normalDb(t);
-  const other = new Database(d.name, { readonly: true });
-  t.after(() => other.close());
-  let seen: { result: unknown; inTransaction: boolean; otherSees: unknown[] } | undefined;
-  const out = transactionThen(d, () => {
-    d.prepare('INSERT INTO t VALUES (1)').run();
-    return 'settled';
-  }, (result) => {
-    seen = { result, inTransaction: d.inTransaction, otherSees: other.prepare('SELECT x FROM t').pluck().all() };
-  });
-  assert.equal(out, 'settled');
-  assert.deepEqual(seen, { result: 'settled', inTransaction: true, otherSees: [] });
-  assert.equal(d.inTransaction, false);
-  assert.deepEqual(other.prepare('SELECT x FROM t').pluck().all(), [1], 'committed after it');
-});
-
-test('a transaction whose work throws is rolled back and what was to run before its commit never runs', (t) => {
-  const d = normalDb(t);
-  let ran = false;
-  assert.throws(() => transactionThen(d, () => {
-    d.prepare('INSERT INTO t VALUES (1)').run();
-    throw new Error('boom');
-  }, () => (ran = true)), /boom/);
-  assert.equal(ran, false);
-  assert.equal(d.inTransaction, false);
-  assert.deepEqual(rowsOf(d), []);
-});
-
-test('a failure in what runs before the commit (a client gone) does not undo the books: they commit, then the error is raised', (t) => {
-  const d = normalDb(t);
-  assert.throws(() => transactionThen(d, () => d.prepare('INSERT INTO t VALUES (1)').run(), () => {
-    throw new Error('socket closed');
-  }), /socket closed/);
-  assert.equal(d.inTransaction, false);
-  assert.deepEqual(rowsOf(d), [1]);
-});
-
-test('inside an outer transaction the work joins it and the outer commit decides', (t) => {
-  const d = normalDb(t);
-  let ran = false;
-  assert.throws(() => d.transaction(() => {
-    transactionThen(d, () => d.prepare('INSERT INTO t VALUES (1)').run(), () => (ran = true));
-    throw new Error('outer fails');
-  })(), /outer fails/);
-  assert.equal(ran, true);
-  assert.deepEqual(rowsOf(d), [], 'rolled back with the outer transaction');
 });

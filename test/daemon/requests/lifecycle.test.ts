@@ -5,7 +5,6 @@
 // statistics of one test never touch another. Every test ends with every sat accounted for.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import Database from 'better-sqlite3';
 import { startWorld, type Scenario, type TestProvider, type World } from '../../world/index.ts';
 import { spellMint } from '../../world/scenario.ts';
 import { allowedChargeMsat } from '../../../daemon/requests/reconcile.ts';
@@ -103,24 +102,6 @@ test('the cheapest provider serves, paid with a token naming its mint exactly as
   assert.equal(P('c2').stats().requests + P('c3').stats().requests, 0);
   assert.equal(r.doneWith!.cost.charged_msat, attempt.chargedMsat);
   await h.accounted();
-});
-
-test('a JSON answer goes out with the settled figures before they are committed, and the books hold them once it is out', async () => {
-  const other = new Database(h.db.name, { readonly: true });
-  try {
-    let atAnswer: { status: unknown; inTransaction: boolean } | undefined;
-    const r = ok(await h.ask('m-cheap', {
-      onResponse: (done) => (atAnswer = { status: other.prepare('SELECT status FROM requests WHERE id = ?').pluck().get(done.requestId), inTransaction: h.db.inTransaction }),
-    }));
-    assert.deepEqual(atAnswer, { status: 'pending', inTransaction: true }, 'written inside the settlement, before its COMMIT');
-    const row = served(r.requestId);
-    assert.equal(row.status, 'succeeded', 'committed by the time the client has the answer');
-    assert.deepEqual(r.doneWith!.cost, { sent_sats: row.sentSat, change_sats: row.changeSat, charged_msat: row.chargedMsat, expected_msat: row.expectedMsat, reported_msat: row.reportedMsat });
-    assert.deepEqual(r.doneWith!.flags, row.flags);
-    await h.accounted();
-  } finally {
-    other.close();
-  }
 });
 
 test('a provider listing its mint with the port written out is paid with a token spelled its way', async () => {
