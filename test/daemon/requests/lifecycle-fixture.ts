@@ -104,6 +104,8 @@ export interface AskOptions {
   payment?: 'xcashu' | 'session';
   /** Called with each chunk as the client receives it. */
   onChunk?: (data: unknown) => void;
+  /** Called as a JSON answer is written to the client. */
+  onResponse?: (done: Done) => void;
 }
 
 /** A funded request path on `world`: its providers probed, `fund` sats minted at each named mint. */
@@ -156,6 +158,10 @@ export async function harness(world: World, o: { fund: Record<string, number>; o
       if (a.onChunk) {
         const chunk = sink.chunk.bind(sink);
         sink.chunk = (data: unknown) => (a.onChunk!(data), chunk(data));
+      }
+      if (a.onResponse) {
+        const response = sink.response.bind(sink);
+        sink.response = (body: unknown, done: Done) => (a.onResponse!(done), response(body, done));
       }
       const body: Record<string, unknown> = { model, messages: [{ role: 'user', content: a.content ?? 'Say hello to the test world.' }], max_tokens: a.maxTokens ?? 40 };
       if (a.stream) body.stream = true;

@@ -5,6 +5,7 @@
 // statistics of one test never touch another. Every test ends with every sat accounted for.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
 import { startWorld, type Scenario, type TestProvider, type World } from '../../world/index.ts';
 import { spellMint } from '../../world/scenario.ts';
 import { allowedChargeMsat } from '../../../daemon/requests/reconcile.ts';
@@ -102,6 +103,25 @@ test('the cheapest provider serves, paid with a token naming its mint exactly as
   assert.equal(P('c2').stats().requests + P('c3').stats().requests, 0);
   assert.equal(r.doneWith!.cost.charged_msat, attempt.chargedMsat);
   await h.accounted();
+});
+
+test('a JSON answer goes out only once its settlement is committed: whatever stops the daemon after, the books say what the client was told', async () => {
+  // (Writing it before the COMMIT saves the client ~0.2 ms, but a kill in between leaves an answer
+  // the client got recorded as failed after recovery: the chaos suite caught that.)
+  const other = new Database(h.db.name, { readonly: true });
+  try {
+    let atAnswer: { status: unknown; inTransaction: boolean } | undefined;
+    const r = ok(await h.ask('m-cheap', {
+      onResponse: (done) => (atAnswer = { status: other.prepare('SELECT status FROM requests WHERE id = ?').pluck().get(done.requestId), inTransaction: h.db.inTransaction }),
+    }));
+    assert.deepEqual(atAnswer, { status: 'succeeded', inTransaction: false }, 'another connection already sees it settled');
+    const row = served(r.requestId);
+    assert.deepEqual(r.doneWith!.cost, { sent_sats: row.sentSat, change_sats: row.changeSat, charged_msat: row.chargedMsat, expected_msat: row.expectedMsat, reported_msat: row.reportedMsat });
+    assert.deepEqual(r.doneWith!.flags, row.flags);
+    await h.accounted();
+  } finally {
+    other.close();
+  }
 });
 
 test('a provider listing its mint with the port written out is paid with a token spelled its way', async () => {
