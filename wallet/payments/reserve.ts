@@ -316,8 +316,8 @@ export class Reserve {
       try {
         this.refills++;
         const own = plan.inputs.map((c) => this.ctx.store.get(c.secret));
-        if (!own.every((p) => p?.state === 'unspent')) throw new ProofStateError('a planned proof is no longer unspent');
-        return await this.swaps.start({ mint, unit: this.unit, purpose: 'split', ref: null, own: own as StoredProof[], denominations: plan.denominations, urgent: required.length > 0, onPrepared });
+        if (!own.every((p): p is StoredProof => p?.state === 'unspent')) throw new ProofStateError('a planned proof is no longer unspent');
+        return await this.swaps.start({ mint, unit: this.unit, purpose: 'split', ref: null, own, denominations: plan.denominations, urgent: required.length > 0, onPrepared });
       } catch (err) {
         // A request took a planned proof while the outputs were being blinded: plan again.
         if (!(err instanceof ProofStateError) || attempt >= 3) throw err;

@@ -153,8 +153,9 @@ export class SwapService {
       });
       spec.onPrepared?.(id);
     })();
-    // The caches of the coins offered to selection follow the inputs out (else the next take reads every unspent proof again).
-    if (!spec.reclaimRef && spec.own?.length) ctx.store.unspentTaken(spec.mint, spec.unit, version, spec.own.map((p) => p.secret));
+    // The coins offered to selection follow our inputs out (else the next take reads every unspent
+    // proof again); the store drops them instead when the commit did more (a reclaim's moves).
+    if (spec.own?.length) ctx.store.unspentTaken(spec.mint, spec.unit, version, spec.own.map((p) => p.secret));
     if (!spec.urgent) return this.resume(id);
     this.urgent.add(id);
     return this.resume(id).finally(() => this.urgent.delete(id));
