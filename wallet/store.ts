@@ -147,6 +147,7 @@ export class ProofStore {
       toPending: db.prepare(`UPDATE wallet_proofs SET state = 'pending', reason_kind = ?, reason_ref = ?, updated_at = ?
         WHERE secret = ? AND state = 'unspent'`),
       spentByRef: db.prepare(`UPDATE wallet_proofs SET state = 'spent', updated_at = ? WHERE reason_ref = ? AND state = 'pending'`),
+      spentByRefAmounts: db.prepare(`UPDATE wallet_proofs SET state = 'spent', updated_at = ? WHERE reason_ref = ? AND state = 'pending' RETURNING amount`).pluck(),
       spentBySecret: db.prepare(`UPDATE wallet_proofs SET state = 'spent', updated_at = ? WHERE secret = ? AND state = 'pending'`),
       releaseByRef: db.prepare(`UPDATE wallet_proofs SET state = 'unspent', reason_kind = NULL, reason_ref = NULL, updated_at = ?
         WHERE reason_ref = ? AND state = 'pending'`),
@@ -326,11 +327,9 @@ export class ProofStore {
 
   /** pending(ref) -> spent for every proof of that reason, if any are pending (none is no error). */
   markSpentIfPending(ref: string): { count: number; amount: number } {
-    const rows = this.pendingOf(ref);
-    if (rows.length === 0) return { count: 0, amount: 0 };
-    const now = this.clock();
-    this.s.spentByRef.run(now, ref);
-    return { count: rows.length, amount: rows.reduce((a, p) => a + p.amount, 0) };
+    // One statement on the settlement's path: the update says which proofs it moved.
+    const amounts = this.s.spentByRefAmounts.all(this.clock(), ref) as number[];
+    return { count: amounts.length, amount: amounts.reduce((a, n) => a + n, 0) };
   }
 
   /** pending -> spent for these proofs only (e.g. NUT-07 says some of a set are spent). */

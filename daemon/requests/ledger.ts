@@ -13,7 +13,7 @@ import type { TokenUsage, ModelPrice } from '../../protocol/pricing.ts';
 import type { DB } from '../../db/sqlite.ts';
 import { isFactFlag, reconcile, sortFlags, type FactFlag, type Flag } from './reconcile.ts';
 import {
-  attemptFromDb, encodeFlags, encodePrice, encodeSkipped, requestFromDb,
+  attemptFromDb, decodePrice, encodeFlags, encodePrice, encodeSkipped, requestFromDb,
   type AttemptDbRow, type AttemptRow, type PaymentMode, type RequestDbRow, type RequestRow, type RequestStatus, type SkippedCandidate,
 } from './rows.ts';
 import { migrateRequests } from './schema.ts';
@@ -159,8 +159,16 @@ export class RequestLedger {
         const status = this.s.status.get(a.requestId) as RequestStatus | undefined;
         if (status === undefined) throw new LedgerError(`no request ${a.requestId}`);
         if (status !== 'pending') throw new LedgerError(`request ${a.requestId} is ${status}; no more attempts`);
-        this.s.insertAttempt.run(a.requestId, a.n, a.providerId, a.providerUrl, a.modelId, a.mint, a.paymentId, a.sessionId ?? null, encodePrice(a.price), a.sentSat, a.feeSat, a.startedAt ?? this.clock());
-        return this.reconcileAttempt(a.requestId, a.n);
+        const price = encodePrice(a.price);
+        const startedAt = a.startedAt ?? this.clock();
+        this.s.insertAttempt.run(a.requestId, a.n, a.providerId, a.providerUrl, a.modelId, a.mint, a.paymentId, a.sessionId ?? null, price, a.sentSat, a.feeSat, startedAt);
+        // The row as inserted (the table's defaults for the rest), reconciled without being read back.
+        return this.reconcileAttempt(a.requestId, a.n, {
+          requestId: a.requestId, n: a.n, providerId: a.providerId, providerUrl: a.providerUrl, modelId: a.modelId, mint: a.mint, paymentId: a.paymentId,
+          price: decodePrice(price), status: 'pending', httpStatus: null, errorCode: null, error: null, sentSat: a.sentSat, feeSat: a.feeSat, changeSat: 0,
+          lostSat: 0, chargedMsat: 0, expectedMsat: null, reportedMsat: null, promptTokens: null, completionTokens: null, cacheReadTokens: null,
+          cacheWriteTokens: null, sessionId: a.sessionId ?? null, sessionChargedMsat: null, flags: [], startedAt, firstByteAt: null, endedAt: null,
+        });
       }),
       topUp: db.transaction((requestId: string, n: number, sentSat: number, feeSat: number) => {
         if (this.s.topUp.run(sentSat, feeSat, requestId, n).changes !== 1) throw new LedgerError(`attempt ${requestId}#${n} is not pending`);
@@ -169,12 +177,19 @@ export class RequestLedger {
       finishAttempt: db.transaction((requestId: string, n: number, end: AttemptEnd) => {
         const a = this.requireAttempt(requestId, n);
         const u = end.usage ?? null;
-        const facts = sortFlags([...a.flags.filter(isFactFlag), ...(end.facts ?? [])]);
-        this.s.finishAttempt.run(end.status, end.httpStatus ?? null, end.errorCode ?? null, end.error ?? null,
-          u?.promptTokens ?? null, u?.completionTokens ?? null, u?.cacheReadTokens ?? null, u?.cacheWriteTokens ?? null,
-          end.reportedMsat ?? null, end.sessionChargedMsat ?? null, end.changeSat ?? null, end.lostSat ?? null, encodeFlags(facts),
-          end.firstByteAt ?? null, end.endedAt ?? this.clock(), requestId, n);
-        return this.reconcileAttempt(requestId, n);
+        // The row as this update leaves it (the COALESCEs below keep what the row had), so that it
+        // is reconciled without being read back.
+        const stored: AttemptRow = {
+          ...a, status: end.status, httpStatus: end.httpStatus ?? null, errorCode: end.errorCode ?? null, error: end.error ?? null,
+          promptTokens: u?.promptTokens ?? null, completionTokens: u?.completionTokens ?? null,
+          cacheReadTokens: u?.cacheReadTokens ?? null, cacheWriteTokens: u?.cacheWriteTokens ?? null, reportedMsat: end.reportedMsat ?? null,
+          sessionChargedMsat: end.sessionChargedMsat ?? a.sessionChargedMsat, changeSat: end.changeSat ?? a.changeSat, lostSat: end.lostSat ?? a.lostSat,
+          flags: sortFlags([...a.flags.filter(isFactFlag), ...(end.facts ?? [])]), firstByteAt: end.firstByteAt ?? a.firstByteAt, endedAt: end.endedAt ?? this.clock(),
+        };
+        this.s.finishAttempt.run(stored.status, stored.httpStatus, stored.errorCode, stored.error, stored.promptTokens, stored.completionTokens,
+          stored.cacheReadTokens, stored.cacheWriteTokens, stored.reportedMsat, end.sessionChargedMsat ?? null, end.changeSat ?? null, end.lostSat ?? null,
+          encodeFlags(stored.flags), end.firstByteAt ?? null, stored.endedAt, requestId, n);
+        return this.reconcileAttempt(requestId, n, stored);
       }),
       applyLate: db.transaction((paymentId: string, late: LateOutcome): RequestRow | undefined => {
         const r = this.s.attemptByPayment.get(paymentId) as AttemptDbRow | undefined;
@@ -298,9 +313,12 @@ export class RequestLedger {
     return attemptFromDb(r);
   }
 
-  /** Reconcile one attempt from its stored facts, then roll its request up. Returns the attempt as stored. */
-  private reconcileAttempt(requestId: string, n: number): AttemptRow {
-    const a = this.requireAttempt(requestId, n);
+  /**
+   * Reconcile one attempt from its stored facts (`stored`: the row as the caller's write just left
+   * it, else read), then roll its request up. Returns the attempt as stored.
+   */
+  private reconcileAttempt(requestId: string, n: number, stored?: AttemptRow): AttemptRow {
+    const a = stored ?? this.requireAttempt(requestId, n);
     const usage: TokenUsage | null = a.promptTokens === null && a.completionTokens === null ? null : {
       promptTokens: a.promptTokens ?? 0, completionTokens: a.completionTokens ?? 0,
       cacheReadTokens: a.cacheReadTokens ?? undefined, cacheWriteTokens: a.cacheWriteTokens ?? undefined,

@@ -117,9 +117,12 @@ export class ChangeQueue {
     } catch (err) {
       refusal = { error: 'not a Cashu token', evidence: { reason: 'undecodable', detail: (err as Error).message, length: token.length } };
     }
-    const info = this.s.insert.run(paymentId, kind, mint, unit, token.trim(), claimed, refusal ? 'invalid' : 'queued',
-      refusal?.error ?? null, refusal ? JSON.stringify(refusal.evidence) : null, now, now, now);
-    const row = this.get(Number(info.lastInsertRowid));
+    const state = refusal ? 'invalid' : 'queued';
+    const evidence = refusal ? JSON.stringify(refusal.evidence) : null;
+    const info = this.s.insert.run(paymentId, kind, mint, unit, token.trim(), claimed, state, refusal?.error ?? null, evidence, now, now, now);
+    // The row as inserted (the table's defaults for the rest), not read back: this runs in the settlement's transaction.
+    const row = fromDb({ id: Number(info.lastInsertRowid), payment_id: paymentId, kind, mint, unit, token: token.trim(), claimed, state, swap_id: null,
+      solo: 0, attempts: 0, next_at: now, received: null, fee: null, error: refusal?.error ?? null, evidence });
     if (refusal) this.notify([row]);
     else this.kick();
     return row;

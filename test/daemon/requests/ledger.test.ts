@@ -141,3 +141,24 @@ test('a finished request takes no more attempts; unknown ids are refused', (t) =
   assert.throws(() => ledger.open({ id: 'done', client: 'c', endpoint: '/v1/embeddings', modelRequested: 'e', stream: false, payment: 'session' }), /request done already exists/);
   assert.deepEqual([ledger.get('done')!.errorCode, ledger.get('done')!.payment], ['no_provider', 'session']);
 });
+
+test('what startAttempt and finishAttempt return is the row as stored, whatever the end leaves out', (t) => {
+  const { ledger, advance } = setup(t);
+  const ends = [
+    { status: 'succeeded' as const, httpStatus: 200, usage: { promptTokens: 1000, completionTokens: 200, cacheReadTokens: 50 }, reportedMsat: 21_000, changeSat: 19 },
+    { status: 'failed' as const, httpStatus: 502, errorCode: 'upstream_error', error: 'boom', changeSat: 39, facts: ['refunded' as const] },
+    { status: 'failed' as const, errorCode: 'timeout', lostSat: 3, facts: ['lost' as const], firstByteAt: T0 + 5, endedAt: T0 + 99 },
+    { status: 'succeeded' as const, usage: { promptTokens: 10, completionTokens: 0 }, sessionChargedMsat: 700 },
+  ];
+  for (const [i, end] of ends.entries()) {
+    const id = `s${i}`;
+    ledger.open({ id, client: 'c', endpoint: '/v1/chat/completions', modelRequested: 'tiny', stream: false, payment: 'xcashu' });
+    const started = ledger.startAttempt(attempt(id, 1, i === 3 ? { sessionId: 'sess-1', paymentId: null, mint: null, sentSat: 0, feeSat: 0 } : {}));
+    assert.deepEqual(started, ledger.attempts(id)[0], `start ${i}`);
+    advance(10);
+    if (i % 2 === 0) ledger.firstByte(id, 1);
+    if (i !== 3) ledger.applyLate(`${id}.1`, { facts: ['change_invalid'], changeSat: i, lostSat: i });
+    const returned = ledger.finishAttempt(id, 1, end);
+    assert.deepEqual(returned, ledger.attempts(id)[0], `end ${i}`);
+  }
+});

@@ -49,7 +49,9 @@ test('any string handed over as change is queued only when it is a sat token of 
   let n = 0;
   assertProperty(
     fc.property(hostile, fc.constantFrom('change' as const, 'refund' as const), ({ text, allowed }, kind) => {
-      const row = payments.changeQueue.enqueue(`h${n++}`, kind, text, mint.url, 'sat');
+      const id = `h${n++}`;
+      const row = payments.changeQueue.enqueue(id, kind, text, mint.url, 'sat');
+      assert.deepEqual(payments.changeQueue.rowsOf(id), [row], 'the row returned is the row stored');
       const reason = (row.evidence as { reason?: string } | null)?.reason;
       const outcome = row.state === 'queued' ? 'queued' : reason;
       assert.ok(outcome !== undefined && allowed.includes(outcome), `${outcome} not in ${allowed.join('|')} (${row.error})`);
