@@ -19,8 +19,8 @@
 // A sat is never "probably fine": the request row and its attempt rows are written before any
 // byte goes out, and every path out of here - served, failed, canceled, crashed (recover.ts) -
 // ends them with the wallet's facts.
-import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { randomId } from '../../protocol/ids.ts';
 import { nullLogger, type Logger } from '../../protocol/logger.ts';
 import { callProvider } from '../../protocol/provider-call.ts';
 import { TurnQueue } from '../../wallet/turns.ts';
@@ -250,7 +250,7 @@ export class RequestLifecycle implements RequestHandler {
 
 /** `req_` + 17 random letters and digits (~100 bits): unique, safe in payment ids, headers and file names. */
 export function newRequestId(): string {
-  return `req_${randomBytes(13).toString('base64url').slice(0, 17).replace(/[-_]/g, 'x')}`;
+  return randomId('req_', 13, 17);
 }
 
 function minDefined(a: number | undefined, b: number | undefined): number | undefined {

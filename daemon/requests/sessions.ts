@@ -21,7 +21,7 @@
 //            the session are charged what its balance lost for them (session-interrupted.ts).
 // The money is booked by the wallet (wallet/payments/sessions.ts); the key lives in
 // session-store.ts. Nothing here logs the API key.
-import { randomBytes } from 'node:crypto';
+import { randomId } from '../../protocol/ids.ts';
 import { nullLogger, type Logger } from '../../protocol/logger.ts';
 import { apiKeyOf, SessionApi, versionAtLeast } from './session-api.ts';
 import { refundSession } from './session-refund.ts';
@@ -42,7 +42,7 @@ interface Live {
   unreported: number;
 }
 
-const newSessionId = () => `ses_${randomBytes(12).toString('base64url').replace(/[-_]/g, 'x')}`;
+const newSessionId = () => randomId('ses_', 12);
 
 export class SessionManager {
   readonly options: SessionOptions;
