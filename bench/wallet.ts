@@ -7,6 +7,7 @@
 //                                (baseline: a wallet without the reserve, exact match or swap)
 //   change_swap_*_per_token      the change queue's swap cost per token, batched vs one by one
 //   change_queue_loop_delay_max  how long swapping change in stalls the request thread
+//   cashub_encode_us             encoding one token as cashuB (wallet/cashu-b.ts; baseline: cashu-ts's getEncodedToken)
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -22,6 +23,8 @@ import { createFundingQuote, waitForFunding } from '../wallet/funding.ts';
 import { Payments, type PaymentsOptions } from '../wallet/payments/index.ts';
 import { defaultReserve } from '../wallet/payments/reserve.ts';
 import { EXACT_ONLY } from '../wallet/select.ts';
+import { encodeCashuB } from '../wallet/cashu-b.ts';
+import { toCashuProof, type StoredProof } from '../wallet/store.ts';
 import { InlineSwapEngine, WorkerSwapEngine, type SwapEngine } from '../wallet/swap/engine.ts';
 import { requiredMsat, type ModelSpec } from '../test/world/provider.ts';
 
@@ -241,10 +244,41 @@ async function changeCost(mint: MintProcess): Promise<Figure[]> {
   ];
 }
 
+/** A typical token (3-5 proofs of one keyset, their DLEQs stored) encoded as take.ts does, ours vs cashu-ts, in us a token. */
+function cashubEncode(): Figure[] {
+  const rand = rng(3);
+  const hex = (bytes: number) => Array.from({ length: bytes }, () => Math.floor(rand() * 256).toString(16).padStart(2, '0')).join('');
+  const mint = 'https://mint.example.com';
+  const keysetId = '01' + hex(32);
+  const tokens = Array.from({ length: 64 }, (_, t) => Array.from({ length: 3 + (t % 3) }, (): StoredProof => ({
+    secret: hex(32), mint, unit: 'sat', keysetId, amount: 2 ** Math.floor(rand() * 12), C: '02' + hex(32), dleq: { e: hex(32), s: hex(32), r: hex(32) },
+    witness: null, p2pkE: null, state: 'unspent', reasonKind: null, reasonRef: null, source: 'bench', createdAt: 0,
+  })));
+  const ours = (proofs: StoredProof[]) => encodeCashuB({ mint, unit: 'sat', proofs });
+  const theirs = (proofs: StoredProof[]) => getEncodedToken({ mint, unit: 'sat', proofs: proofs.map(toCashuProof) }, { removeDleq: true });
+  if (tokens.some((p) => ours(p) !== theirs(p))) throw new Error('encodeCashuB and cashu-ts differ');
+  // Median of 5 timed runs after 2 warm-up runs (JIT-compiled).
+  const usPerToken = (encode: (proofs: StoredProof[]) => string, n: number) => {
+    const runs: number[] = [];
+    let chars = 0;
+    for (let r = 0; r < 7; r++) {
+      const started = performance.now();
+      for (let i = 0; i < n; i++) chars += encode(tokens[i & 63]).length;
+      if (r >= 2) runs.push(((performance.now() - started) * 1000) / n);
+    }
+    if (chars === 0) throw new Error('nothing encoded');
+    return runs.sort((a, b) => a - b)[2];
+  };
+  const value = usPerToken(ours, 40_000);
+  const baseline = usPerToken(theirs, 8_000);
+  return [{ name: 'cashub_encode_us', value, unit: 'us to encode a 3-5 proof token as cashuB, DLEQ removed (baseline: cashu-ts getEncodedToken, the same string)', baseline, ratio: value / baseline }];
+}
+
 export async function run(): Promise<Figure[]> {
+  const encode = cashubEncode();
   const mint = await startMintProcess([BENCH_MODEL]);
   try {
-    return [...(await takeTokenRate(mint)), ...(await takeTokenRate(mint, 'FULL')), ...(await roundTrips(mint)), ...(await changeCost(mint))];
+    return [...encode, ...(await takeTokenRate(mint)), ...(await takeTokenRate(mint, 'FULL')), ...(await roundTrips(mint)), ...(await changeCost(mint))];
   } finally {
     await mint.stop();
   }
