@@ -102,9 +102,22 @@ interface CacheStamp {
   dataVersion: number;
 }
 
+/**
+ * An unspent coin as the store holds it in memory: what offline selection needs, and what a token
+ * carries (so a payment is encoded without reading its proofs again; the DLEQ stays in the table).
+ */
+export interface HeldCoin extends Coin {
+  C: string;
+  witness: Proof['witness'] | null;
+  p2pkE: string | null;
+}
+
+/** A stored proof as a held coin. */
+export const heldCoin = (p: StoredProof): HeldCoin => ({ secret: p.secret, keysetId: p.keysetId, amountSat: p.amount, C: p.C, witness: p.witness, p2pkE: p.p2pkE });
+
 /** Unspent coins of one mint+unit as read at `version` (see ProofStore.unspentCoins). */
 export interface UnspentCoins {
-  coins: readonly Coin[];
+  coins: readonly HeldCoin[];
   version: number;
 }
 
@@ -128,7 +141,7 @@ const unspentEpochs = new WeakMap<DB, { n: number }>();
 export class ProofStore {
   private readonly s;
   /** Committed unspent coins per mint+unit, with the epoch and data_version they were read at. */
-  private readonly coinCache = new Map<string, { coins: readonly Coin[]; version: number; dataVersion: number }>();
+  private readonly coinCache = new Map<string, { coins: readonly HeldCoin[]; version: number; dataVersion: number }>();
   /** Unspent sums per mint+unit, cached like the coins. */
   private totalsCache: { totals: readonly UnspentTotal[]; version: number; dataVersion: number } | null = null;
   /** Every write to wallet_proofs goes through this class: the caches above rely on it. */
@@ -163,7 +176,8 @@ export class ProofStore {
       balances: db.prepare(`SELECT mint, unit, SUM(CASE WHEN state = 'unspent' THEN amount ELSE 0 END) AS unspent,
         SUM(CASE WHEN state = 'pending' THEN amount ELSE 0 END) AS pending FROM wallet_proofs
         WHERE state IN ('unspent', 'pending') GROUP BY mint, unit ORDER BY mint, unit`),
-      coins: db.prepare(`SELECT secret, keyset_id AS keysetId, amount AS amountSat FROM wallet_proofs WHERE mint = ? AND unit = ? AND state = 'unspent'`),
+      coins: db.prepare(`SELECT secret, keyset_id AS keysetId, amount AS amountSat, c AS C, witness, p2pk_e AS p2pkE FROM wallet_proofs
+        WHERE mint = ? AND unit = ? AND state = 'unspent'`),
       dataVersion: db.prepare('PRAGMA data_version').pluck(),
       unspentTotals: db.prepare(`SELECT mint, unit, SUM(amount) AS unspent FROM wallet_proofs WHERE state = 'unspent' GROUP BY mint, unit ORDER BY mint, unit`),
       denoms: db.prepare(`SELECT amount, COUNT(*) AS count FROM wallet_proofs WHERE mint = ? AND unit = ? AND state = 'unspent'
@@ -215,7 +229,8 @@ export class ProofStore {
     const stamp = this.stamp();
     const cached = this.coinCache.get(k);
     if (!opts.fresh && this.current(cached, stamp)) return cached!;
-    const coins = this.s.coins.all(mint, unit) as Coin[];
+    const coins = (this.s.coins.all(mint, unit) as (Omit<HeldCoin, 'witness'> & { witness: string | null })[])
+      .map((c): HeldCoin => (c.witness === null ? (c as HeldCoin) : { ...c, witness: JSON.parse(c.witness) }));
     if (this.db.inTransaction) this.coinCache.delete(k);
     else this.coinCache.set(k, { coins, ...stamp });
     return { coins, version: stamp.version };
@@ -253,7 +268,7 @@ export class ProofStore {
     if (!cached) return void (this.totalsCache = null);
     const fits = added.every((p) => p.state === 'unspent' && p.mint === mint && p.unit === unit);
     // Smallest first, a new coin after the ones of its amount already held: the index's order.
-    const coins = [...cached.coins, ...added.map((p) => ({ secret: p.secret, keysetId: p.keysetId, amountSat: p.amount }))].sort((a, b) => a.amountSat - b.amountSat);
+    const coins = [...cached.coins, ...added.map(heldCoin)].sort((a, b) => a.amountSat - b.amountSat);
     this.followWrite(mint, unit, version, fits ? { coins, deltaSat: added.reduce((a, p) => a + p.amount, 0) } : null);
   }
 
@@ -263,7 +278,7 @@ export class ProofStore {
    * one. They are kept only when nothing else wrote since they were read (one bump of the epoch)
    * and no outer transaction is open; else dropped, to be read again.
    */
-  private followWrite(mint: string, unit: string, version: number, next: { coins: readonly Coin[]; deltaSat: number } | null): void {
+  private followWrite(mint: string, unit: string, version: number, next: { coins: readonly HeldCoin[]; deltaSat: number } | null): void {
     const k = coinKey(mint, unit);
     const cached = this.coinCache.get(k)!;
     const totals = this.totalsCache;

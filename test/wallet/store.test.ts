@@ -183,8 +183,11 @@ test('after a swap\'s outputs are committed, the coins offered to selection and 
   const OTHER = 'http://127.0.0.1:0/mint'; // sorts before MINT: a new row keeps the table's order
   const coinReads = countReads(store, 'coins');
   const sumReads = countReads(store, 'unspentTotals');
-  const offered = (mint: string) => store.unspentCoins(mint, 'sat').coins.map((c) => [c.amountSat, c.secret]);
-  const truthCoins = (mint: string) => store.selectUnspent(mint, 'sat').map((p) => [p.amount, p.secret]).sort((a, b) => (a[0] as number) - (b[0] as number));
+  // What a token carries comes from memory too: C, witness and p2pk_e as the table has them.
+  const offered = (mint: string) => store.unspentCoins(mint, 'sat').coins.map((c) => [c.amountSat, c.secret, c.C, c.witness, c.p2pkE]);
+  const truthCoins = (mint: string) => store.selectUnspent(mint, 'sat').map((p) => [p.amount, p.secret, p.C, p.witness, p.p2pkE]).sort((a, b) => (a[0] as number) - (b[0] as number));
+  let k = 0;
+  const held = (amount: number) => ({ ...proof(amount), C: `02${(++k).toString(16).padStart(64, '0')}`, ...(k % 2 ? { witness: { signatures: [`sig${k}`] }, p2pk_e: `03${k}0` } : {}) });
   const truthSums = () => db.prepare(`SELECT mint, unit, SUM(amount) AS unspent FROM wallet_proofs WHERE state = 'unspent' GROUP BY mint, unit ORDER BY mint, unit`).all();
   const check = (what: string) => {
     for (const m of [MINT, OTHER]) assert.deepEqual([...offered(m)].sort((a, b) => (a[0] as number) - (b[0] as number) || 0), truthCoins(m), `${what}: coins of ${m}`);
@@ -194,13 +197,13 @@ test('after a swap\'s outputs are committed, the coins offered to selection and 
     const version = store.unspentVersion();
     let stored: ReturnType<ProofStore['insertProofs']> = [];
     db.transaction(() => {
-      stored = store.insertProofs(amounts.map(proof), mint, 'sat', 'unspent', 'swap:test');
+      stored = store.insertProofs(amounts.map(held), mint, 'sat', 'unspent', 'swap:test');
       also?.();
     })();
     store.unspentAdded(mint, 'sat', version, stored);
     return stored;
   };
-  store.insertProofs([proof(4), proof(1)], MINT, 'sat', 'unspent', 'test');
+  store.insertProofs([held(4), held(1)], MINT, 'sat', 'unspent', 'test');
   store.unspentCoins(OTHER, 'sat');
   check('before');
   const [coins0, sums0] = [coinReads(), sumReads()];

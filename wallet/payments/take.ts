@@ -6,9 +6,9 @@
 import { sat, type Sat } from '../../protocol/units.ts';
 import { encodeCashuB } from '../cashu-b.ts';
 import type { WalletContext } from '../context.ts';
-import { InsufficientFundsError, PaymentError, PaymentStateError } from '../errors.ts';
-import { inputFeeSat, selectIncluding, splitAmount, type Coin, type Selection, type SelectPolicy } from '../select.ts';
-import type { StoredProof } from '../store.ts';
+import { InsufficientFundsError, PaymentError, PaymentStateError, ProofStateError } from '../errors.ts';
+import { inputFeeSat, selectIncluding, splitAmount, type SelectPolicy } from '../select.ts';
+import { heldCoin } from '../store.ts';
 import type { Reserve } from './reserve.ts';
 import type { PaymentRows } from './rows.ts';
 
@@ -95,24 +95,43 @@ export class TokenTaker {
     return new Map(wallet.keyChain.getKeysets().filter((k) => k.unit === this.unit).map((k) => [k.id, k.fee]));
   }
 
-  /** Select, encode and record in one synchronous step, or null when no offline selection fits. */
+  /**
+   * Select, encode and record in one synchronous step, or null when no offline selection fits. The
+   * coins come from memory (the store follows every write to them); should the table disagree,
+   * movePending refuses them before anything is written, and they are read again once.
+   */
   private takeOffline(spec: TakeSpec, fees: ReadonlyMap<string, number>, policy: SelectPolicy, roundtrip: boolean): TakenToken | null {
+    try {
+      return this.takeFrom(spec, fees, policy, roundtrip, false);
+    } catch (err) {
+      if (!(err instanceof ProofStateError)) throw err;
+      this.ctx.logger.warn('cached unspent proofs were stale; reading them again', { mint: spec.mint });
+      return this.takeFrom(spec, fees, policy, roundtrip, true);
+    }
+  }
+
+  private takeFrom(spec: TakeSpec, fees: ReadonlyMap<string, number>, policy: SelectPolicy, roundtrip: boolean, fresh: boolean): TakenToken | null {
     const { ctx } = this;
     const { paymentId, mint, replace } = spec;
     // A top-up keeps every proof of the token it replaces: the provider has seen them.
-    const kept = replace ? ctx.store.pendingOf(paymentId) : [];
-    const chosen = this.choose(mint, spec.amountSat, fees, policy, kept.map((p) => ({ secret: p.secret, keysetId: p.keysetId, amountSat: p.amount })));
-    if (!chosen) return null;
-    const { sel, proofs } = chosen;
-    const keptSecrets = new Set(kept.map((p) => p.secret));
-    const addedProofs = proofs.filter((p) => !keptSecrets.has(p.secret));
-    const added = addedProofs.map((p) => p.secret);
+    const kept = replace ? ctx.store.pendingOf(paymentId).map(heldCoin) : [];
+    const unspent = ctx.store.unspentCoins(mint, this.unit, { fresh });
+    const sel = selectIncluding(kept, unspent.coins, spec.amountSat, fees, policy);
+    if (!sel) {
+      const have = unspent.coins.reduce((a, c) => a + c.amountSat, 0) + kept.reduce((a, c) => a + c.amountSat, 0);
+      if (have < spec.amountSat) throw new InsufficientFundsError(spec.amountSat, have, this.unit, mint);
+      return null;
+    }
+    const keptSecrets = new Set(kept.map((c) => c.secret));
+    const addedCoins = sel.coins.filter((c) => !keptSecrets.has(c.secret));
+    const added = addedCoins.map((c) => c.secret);
     // Without the proofs' DLEQ proofs, as routstr's own client sends (include_dleq=False): the node
     // redeems the token at the mint anyway, which is the verdict on every proof, while a DLEQ
     // carried in the token hands it each proof's blinding factor r (so the mint's signing of it
     // can be linked to this payment), ~150 more characters per proof in the header, and its re-check
     // (routstr-core checks a DLEQ that is present). The wallet keeps them. encodeCashuB always
     // leaves them out: cashu-ts's getEncodedToken(..., { removeDleq: true }) string, at a fraction of its cost.
+    const proofs = sel.coins.map((c) => ({ keysetId: c.keysetId, amount: c.amountSat, secret: c.secret, C: c.C, witness: c.witness, p2pkE: c.p2pkE }));
     const token = encodeCashuB({ mint: spec.tokenMint, unit: this.unit, proofs });
     const taken: TakenToken = {
       paymentId, mint, tokenMint: spec.tokenMint, unit: this.unit, token, amountSat: spec.amountSat, sentSat: sat(sel.totalSat), feeSat: sat(sel.feeSat),
@@ -120,6 +139,7 @@ export class TokenTaker {
     };
     ctx.db.transaction(() => {
       if (replace && ctx.store.pendingOf(paymentId).length !== kept.length) throw new PaymentStateError(`payment ${paymentId} changed while its top-up was made`);
+      // First, so that a refusal (a coin not unspent any more) comes before anything else is written.
       ctx.store.movePending(added, 'request', paymentId);
       const record = { token, amountSat: taken.amountSat, sentSat: taken.sentSat, feeSat: taken.feeSat, overpaySat: taken.overpaySat, roundtrip };
       if (replace) this.rows.replaceToken(paymentId, record);
@@ -130,35 +150,10 @@ export class TokenTaker {
         throw new PaymentError('inTransaction must be synchronous: it runs inside the transaction that takes the proofs, and returned a promise');
       }
     })();
-    ctx.store.unspentTaken(mint, this.unit, chosen.version, added);
-    this.reserve.noteTaken(mint, addedProofs.map((p) => p.amount));
+    ctx.store.unspentTaken(mint, this.unit, unspent.version, added);
+    this.reserve.noteTaken(mint, addedCoins.map((c) => c.amountSat));
     this.opts.onTaken(paymentId); // in the same synchronous step, so recovery can never see it as an orphan
     return taken;
-  }
-
-  /**
-   * Offline selection over the unspent coins (kept in memory by the store between writes), always
-   * including the `kept` ones (a top-up's), then the chosen proofs read in full; null when nothing fits.
-   */
-  private choose(mint: string, amountSat: number, fees: ReadonlyMap<string, number>, policy: SelectPolicy, kept: Coin[]):
-    { sel: Selection; proofs: StoredProof[]; version: number } | null {
-    const { store } = this.ctx;
-    const own = new Set(kept.map((c) => c.secret));
-    for (let fresh = false; ; fresh = true) {
-      const unspent = store.unspentCoins(mint, this.unit, { fresh });
-      const sel = selectIncluding(kept, unspent.coins, amountSat, fees, policy);
-      if (!sel) {
-        const have = unspent.coins.reduce((a, c) => a + c.amountSat, 0) + kept.reduce((a, c) => a + c.amountSat, 0);
-        if (have < amountSat) throw new InsufficientFundsError(amountSat, have, this.unit, mint);
-        return null;
-      }
-      const proofs = sel.coins.map((c) => store.get(c.secret)!);
-      const stale = proofs.some((p) => !p || (!own.has(p.secret) && (p.state !== 'unspent' || p.mint !== mint || p.unit !== this.unit)));
-      // A stale cache is never expected (the store follows every write); read again rather than
-      // fail. Should the DB itself disagree, movePending refuses the proofs.
-      if (!stale || fresh) return { sel, proofs, version: unspent.version };
-      this.ctx.logger.warn('cached unspent proofs were stale; reading them again', { mint });
-    }
   }
 
   /**

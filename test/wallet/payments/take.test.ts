@@ -112,3 +112,19 @@ test('a token sent to a provider carries no DLEQ proofs, as routstr\'s client se
   await payments.changeQueue.drain();
   await assertBooksBalance(ctx);
 });
+
+test('a coin the memory still offers but the table no longer holds unspent is never sent: the take reads the coins again and pays with others', async (t) => {
+  const { mint, ctx, payments } = await paymentsWorld(t, { fundSat: 1000 });
+  const held = ctx.store.unspentCoins(mint.url, 'sat').coins;
+  const smallest = held[0];
+  // Behind the store's back (nothing it follows): the coins in memory are now stale.
+  ctx.db.prepare(`UPDATE wallet_proofs SET state = 'spent' WHERE secret = ?`).run(smallest.secret);
+  assert.ok(ctx.store.unspentCoins(mint.url, 'sat').coins.some((c) => c.secret === smallest.secret), 'the memory still offers it');
+  const taken = await take(payments, mint.url, smallest.amountSat, 'stale.1');
+  const sent = await secretsOf(ctx, mint.url, taken.token);
+  assert.ok(!sent.includes(smallest.secret), 'the spent coin is not in the token');
+  for (const secret of sent) assert.equal(ctx.store.get(secret)!.state, 'pending');
+  assert.equal(ctx.store.get(smallest.secret)!.state, 'spent', 'and nothing moved it back');
+  const table = (ctx.db.prepare(`SELECT secret FROM wallet_proofs WHERE state = 'unspent'`).pluck().all() as string[]).sort();
+  assert.deepEqual(ctx.store.unspentCoins(mint.url, 'sat').coins.map((c) => c.secret).sort(), table, 'the coins in memory are the table\'s again');
+});
