@@ -161,8 +161,7 @@ function proofs(): number {
       } else return NOT_HERE;
     }
     if ((seen & 7) !== 7 || at > end) return NOT_HERE;
-    sum += amount;
-    if (sum > Number.MAX_SAFE_INTEGER) return NOT_HERE;
+    sum += amount; // checked by the caller: past 2^53 - 1 it stays past, inexact or not
   }
   return at > end ? NOT_HERE : sum;
 }
