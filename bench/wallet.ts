@@ -8,6 +8,7 @@
 //   change_swap_*_per_token      the change queue's swap cost per token, batched vs one by one
 //   change_queue_loop_delay_max  how long swapping change in stalls the request thread
 //   cashub_encode_us             encoding one token as cashuB (wallet/cashu-b.ts; baseline: cashu-ts's getEncodedToken)
+//   cashub_metadata_us           reading a change token's mint, unit and amount (wallet/cashu-b-read.ts; baseline: cashu-ts's getTokenMetadata)
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -15,7 +16,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { getEncodedToken, Wallet } from '@cashu/cashu-ts';
+import { Amount, getEncodedToken, getTokenMetadata, Wallet } from '@cashu/cashu-ts';
 import type { Figure } from './_figure.ts';
 import { openDatabase } from '../db/sqlite.ts';
 import { createWalletContext, type WalletContext } from '../wallet/context.ts';
@@ -24,6 +25,7 @@ import { Payments, type PaymentsOptions } from '../wallet/payments/index.ts';
 import { defaultReserve } from '../wallet/payments/reserve.ts';
 import { EXACT_ONLY } from '../wallet/select.ts';
 import { encodeCashuB } from '../wallet/cashu-b.ts';
+import { tokenMetadata, type CashuTokenMetadata } from '../wallet/cashu-b-read.ts';
 import { toCashuProof, type StoredProof } from '../wallet/store.ts';
 import { InlineSwapEngine, WorkerSwapEngine, type SwapEngine } from '../wallet/swap/engine.ts';
 import { requiredMsat, type ModelSpec } from '../test/world/provider.ts';
@@ -274,11 +276,43 @@ function cashubEncode(): Figure[] {
   return [{ name: 'cashub_encode_us', value, unit: 'us to encode a 3-5 proof token as cashuB, DLEQ removed (baseline: cashu-ts getEncodedToken, the same string)', baseline, ratio: value / baseline }];
 }
 
+/** A typical change token (1-6 proofs of one 01 keyset, with DLEQs, as a node sends it) read as enqueue does, ours vs cashu-ts, in us a token. */
+function cashubMetadata(): Figure[] {
+  const rand = rng(5);
+  const hex = (bytes: number) => Array.from({ length: bytes }, () => Math.floor(rand() * 256).toString(16).padStart(2, '0')).join('');
+  const mint = 'https://mint.example.com';
+  const id = '01' + hex(32);
+  const tokens = Array.from({ length: 64 }, (_, t) => getEncodedToken({ mint, unit: 'sat', proofs: Array.from({ length: 1 + (t % 6) }, () => ({
+    id, amount: Amount.from(2 ** Math.floor(rand() * 12)), secret: hex(32), C: '02' + hex(32), dleq: { e: hex(32), s: hex(32), r: hex(32) },
+  })) }));
+  const theirs = (token: string): CashuTokenMetadata => {
+    const meta = getTokenMetadata(token);
+    return { mint: meta.mint, unit: meta.unit, amount: meta.amount.toNumber() };
+  };
+  if (tokens.some((t) => JSON.stringify(tokenMetadata(t)) !== JSON.stringify(theirs(t)))) throw new Error('tokenMetadata and cashu-ts differ');
+  // Median of 5 timed runs after 2 warm-up runs (JIT-compiled).
+  const usPerToken = (read: (token: string) => CashuTokenMetadata, n: number) => {
+    const runs: number[] = [];
+    let total = 0;
+    for (let r = 0; r < 7; r++) {
+      const started = performance.now();
+      for (let i = 0; i < n; i++) total += read(tokens[i & 63]).amount;
+      if (r >= 2) runs.push(((performance.now() - started) * 1000) / n);
+    }
+    if (total === 0) throw new Error('nothing read');
+    return runs.sort((a, b) => a - b)[2];
+  };
+  const value = usPerToken(tokenMetadata, 40_000);
+  const baseline = usPerToken(theirs, 8_000);
+  return [{ name: 'cashub_metadata_us', value, unit: 'us to read mint, unit and amount of a 1-6 proof change token with DLEQs (baseline: cashu-ts getTokenMetadata, the same answer)', baseline, ratio: value / baseline }];
+}
+
 export async function run(): Promise<Figure[]> {
   const encode = cashubEncode();
+  const metadata = cashubMetadata();
   const mint = await startMintProcess([BENCH_MODEL]);
   try {
-    return [...encode, ...(await takeTokenRate(mint)), ...(await takeTokenRate(mint, 'FULL')), ...(await roundTrips(mint)), ...(await changeCost(mint))];
+    return [...encode, ...metadata, ...(await takeTokenRate(mint)), ...(await takeTokenRate(mint, 'FULL')), ...(await roundTrips(mint)), ...(await changeCost(mint))];
   } finally {
     await mint.stop();
   }

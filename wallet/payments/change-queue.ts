@@ -14,7 +14,7 @@
 // A token whose proofs are our own (a node echoes the token we sent on 400/422/503) is never
 // swapped in: the row is 'own' and the payment those proofs belong to is resolved (NUT-07, then
 // reclaimed) - counting it as change would count the same sats twice.
-import { getTokenMetadata } from '@cashu/cashu-ts';
+import { tokenMetadata } from '../cashu-b-read.ts';
 import type { WalletContext } from '../context.ts';
 import { UnsupportedUnitError, type SwapFailure } from '../errors.ts';
 import type { LedgerKind } from '../ledger.ts';
@@ -103,10 +103,8 @@ export class ChangeQueue {
     let claimed = 0;
     let refusal: { error: string; evidence: unknown } | null = null;
     try {
-      const meta = getTokenMetadata(token.trim());
-      mint = meta.mint;
-      unit = meta.unit;
-      claimed = meta.amount.toNumber();
+      // cashu-ts's getTokenMetadata with amount.toNumber(), read directly for a plain cashuB token.
+      ({ mint, unit, amount: claimed } = tokenMetadata(token.trim()));
       if (!this.ctx.mints.isTrusted(mint)) refusal = { error: 'token from an untrusted mint', evidence: { reason: 'untrusted_mint', mint } };
       else mint = this.ctx.mints.assertTrusted(mint);
       // A node returns change in the unit of the token it was paid with; another unit is not
