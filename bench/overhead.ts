@@ -24,8 +24,14 @@
 //     overhead_replay_c10_p50_ms, overhead_internal_p50_ms (the daemon's own
 //     x-satroute-overhead-ms: its time less the provider's)
 // And the floor of any gateway written this way: a bare pass-through proxy in this process
-// (node:http, keep-alive, body parsed and sent on, the answer passed back; no auth, routing,
-// payment or ledger) to the same replay, in the same run: overhead_bare_proxy_p50_ms.
+// (node:http, keep-alive, body parsed and sent on with its X-Cashu header, the answer passed back
+// with its change; no auth, routing, payment or ledger):
+//     overhead_bare_proxy_world_p50_ms  in front of the world provider, interleaved with the
+//                                       serial pairs above (so the three ways share the drift)
+//     overhead_bare_proxy_p50_ms        in front of the replay
+// And how much the p99 at 10 connections moves with no satroute in it at all: the direct way's two
+// measured blocks against each other (overhead_p99_direct_vs_direct_ms), the noise floor under
+// overhead_p99_ms.
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -77,9 +83,16 @@ function post(agent: http.Agent, url: string, headers: Record<string, string>, p
 
 type Ways = Record<'direct' | 'through', () => Promise<Answer>>;
 
+/** Every order of these ways, one after another: each way goes first, second, ... equally often. */
+function orders<K extends string>(names: readonly K[]): K[][] {
+  if (names.length <= 1) return [[...names]];
+  return names.flatMap((first, i) => orders([...names.slice(0, i), ...names.slice(i + 1)]).map((rest) => [first, ...rest]));
+}
+
 /**
  * The least a Node gateway adds: a proxy that reads the body, parses it, sends it on over a
- * keep-alive agent and passes the answer back (the calibration beside satroute's own figures).
+ * keep-alive agent (with the X-Cashu token, if any) and passes the answer back (with the change,
+ * if any): the calibration beside satroute's own figures.
  */
 async function bareProxy(upstream: string): Promise<{ url: string; close(): Promise<void> }> {
   const up = new http.Agent({ keepAlive: true, maxSockets: 64 });
@@ -88,12 +101,15 @@ async function bareProxy(upstream: string): Promise<{ url: string; close(): Prom
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.from(JSON.stringify(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
-      const out = http.request(`${upstream}${req.url}`, { method: 'POST', agent: up, headers: { 'content-type': 'application/json', 'content-length': String(body.length) } }, (answer) => {
+      const cashu = req.headers['x-cashu'];
+      const headers = { 'content-type': 'application/json', 'content-length': String(body.length), ...(typeof cashu === 'string' ? { 'x-cashu': cashu } : {}) };
+      const out = http.request(`${upstream}${req.url}`, { method: 'POST', agent: up, headers }, (answer) => {
         const got: Buffer[] = [];
         answer.on('data', (c: Buffer) => got.push(c));
         answer.on('end', () => {
           const text = Buffer.concat(got);
-          res.writeHead(answer.statusCode ?? 502, { 'content-type': 'application/json', 'content-length': String(text.length) });
+          const change = answer.headers['x-cashu'];
+          res.writeHead(answer.statusCode ?? 502, { 'content-type': 'application/json', 'content-length': String(text.length), ...(typeof change === 'string' ? { 'x-cashu': change } : {}) });
           res.end(text);
         });
       });
@@ -106,18 +122,19 @@ async function bareProxy(upstream: string): Promise<{ url: string; close(): Prom
   return { url: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => { up.destroy(); server.closeAllConnections(); server.close(() => resolve()); }) };
 }
 
-/** Serial latencies, the two ways interleaved (alternating order) so drift hits both alike. */
-async function serial(ways: Ways, n: number, warmup: number): Promise<Record<'direct' | 'through', number[]>> {
-  const out = { direct: [] as number[], through: [] as number[] };
+/** Serial latencies, the ways interleaved (each order in turn) so drift hits them alike. */
+async function serial<K extends string>(ways: Record<K, () => Promise<Answer>>, n: number, warmup: number): Promise<Record<K, number[]>> {
+  const names = Object.keys(ways) as K[];
+  const turns = orders(names);
+  const out = Object.fromEntries(names.map((k) => [k, [] as number[]])) as Record<K, number[]>;
   for (let i = 0; i < warmup + n; i++) {
-    for (const name of (i % 2 ? ['direct', 'through'] : ['through', 'direct']) as ('direct' | 'through')[]) {
+    for (const name of turns[i % turns.length]) {
       const t = performance.now();
       await ways[name]();
       if (i >= warmup) out[name].push(performance.now() - t);
     }
   }
-  out.direct.sort((a, b) => a - b);
-  out.through.sort((a, b) => a - b);
+  for (const name of names) out[name].sort((a, b) => a - b);
   return out;
 }
 
@@ -125,16 +142,21 @@ async function serial(ways: Ways, n: number, warmup: number): Promise<Record<'di
 async function concurrent(ways: Ways, perBlock: number, blocks: number, onThrough?: (a: Answer) => void) {
   const lat = { direct: [] as number[], through: [] as number[] };
   const wall = { direct: 0, through: 0 };
+  /** The direct way's latencies block by block (measured blocks only): its p99 against itself. */
+  const directBlocks: number[][] = [];
   for (let b = 0; b < blocks; b++) {
     for (const name of (b % 2 ? ['direct', 'through'] : ['through', 'direct']) as ('direct' | 'through')[]) {
       let left = perBlock;
       const t0 = performance.now();
+      const block: number[] = [];
+      if (b > 0 && name === 'direct') directBlocks.push(block);
       await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
         while (left-- > 0) {
           const t = performance.now();
           const a = await ways[name]();
           if (b > 0) {
             lat[name].push(performance.now() - t);
+            block.push(performance.now() - t);
             if (name === 'through') onThrough?.(a);
           }
         }
@@ -144,7 +166,8 @@ async function concurrent(ways: Ways, perBlock: number, blocks: number, onThroug
   }
   lat.direct.sort((a, b) => a - b);
   lat.through.sort((a, b) => a - b);
-  return { lat, rate: (name: 'direct' | 'through') => lat[name].length / (wall[name] / 1000) };
+  for (const block of directBlocks) block.sort((a, b) => a - b);
+  return { lat, directBlocks, rate: (name: 'direct' | 'through') => lat[name].length / (wall[name] / 1000) };
 }
 
 export async function run(): Promise<Figure[]> {
@@ -189,7 +212,7 @@ export async function run(): Promise<Figure[]> {
       }
       return out;
     };
-    const tokens = await mintTokens(WORLD_N + 10 + 3 * WORLD_C10 + 20, split);
+    const tokens = await mintTokens(2 * (WORLD_N + 10) + 3 * WORLD_C10 + 20, split);
     // The replay's change: 1 sat per answer, valid at the world's mint.
     const changeFile = path.join(dir, 'change.txt');
     fs.writeFileSync(changeFile, (await mintTokens(Math.round(N * 1.2) + 2 * Math.round(N / 2) * 4 + 100, [1])).join('\n'));
@@ -213,7 +236,13 @@ export async function run(): Promise<Figure[]> {
 
     // The world provider, both ways paying (the headline figures).
     const worldWays: Ways = { direct: () => post(agent, `${worldUrl}/v1/chat/completions`, { 'x-cashu': tokens.pop()! }, payload), through: through(worldUrl) };
-    const ws = await serial(worldWays, WORLD_N, 10);
+    const bareWorld = await bareProxy(worldUrl);
+    let ws;
+    try {
+      ws = await serial({ ...worldWays, bare: () => post(agent, `${bareWorld.url}/v1/chat/completions`, { 'x-cashu': tokens.pop()! }, payload) }, WORLD_N, 10);
+    } finally {
+      await bareWorld.close();
+    }
     const wc = await concurrent(worldWays, WORLD_C10, 3);
 
     // The replay: satroute's own work. (The direct way sends no X-Cashu to the replay, which then sends no change: it needs none.)
@@ -237,6 +266,8 @@ export async function run(): Promise<Figure[]> {
       { name: 'overhead_replay_p99_ms', value: p99(c.lat.through) - p99(c.lat.direct), unit: `ms added at p99, ${CONCURRENCY} connections, replay (${vs(p99(c.lat.through), p99(c.lat.direct))})`, baseline: p99(c.lat.direct), ratio: p99(c.lat.through) / p99(c.lat.direct) },
       { name: 'throughput_replay_ratio', value: c.rate('through') / c.rate('direct'), unit: `requests/s through / direct at ${CONCURRENCY} connections, replay (${c.rate('through').toFixed(0)} vs ${c.rate('direct').toFixed(0)}): bound by the wallet's curve arithmetic`, baseline: c.rate('direct'), ratio: c.rate('through') / c.rate('direct') },
       { name: 'overhead_replay_c10_p50_ms', value: p50(c.lat.through) - p50(c.lat.direct), unit: `ms added at p50 with ${CONCURRENCY} connections, replay (${vs(p50(c.lat.through), p50(c.lat.direct))})`, baseline: p50(c.lat.direct), ratio: p50(c.lat.through) / p50(c.lat.direct) },
+      { name: 'overhead_bare_proxy_world_p50_ms', value: p50(ws.bare) - p50(ws.direct), unit: `ms a bare Node pass-through proxy adds at p50, serial, in front of the world provider, interleaved with the overhead_p50_ms pairs (${vs(p50(ws.bare), p50(ws.direct))})`, baseline: p50(ws.direct), ratio: p50(ws.bare) / p50(ws.direct) },
+      { name: 'overhead_p99_direct_vs_direct_ms', value: p99(wc.directBlocks[1]) - p99(wc.directBlocks[0]), unit: `ms between the p99s of the direct way's two measured blocks at ${CONCURRENCY} connections, world provider (${vs(p99(wc.directBlocks[1]), p99(wc.directBlocks[0]))}): how far overhead_p99_ms moves with no satroute in it`, baseline: p99(wc.directBlocks[0]), ratio: p99(wc.directBlocks[1]) / p99(wc.directBlocks[0]) },
       { name: 'overhead_bare_proxy_p50_ms', value: p50(b.through) - p50(b.direct), unit: `ms a bare Node pass-through proxy adds at p50, serial, to the same replay: the floor under satroute's own figures (${vs(p50(b.through), p50(b.direct))})`, baseline: p50(b.direct), ratio: p50(b.through) / p50(b.direct) },
       { name: 'overhead_internal_p50_ms', value: p50(internal), unit: `ms the daemon reports as its own (x-satroute-overhead-ms) at ${CONCURRENCY} connections, replay, p99 ${f(p99(internal))}` },
     ];
