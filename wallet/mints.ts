@@ -53,9 +53,20 @@ export interface KeysetSummary {
   inputFeePpk: number;
 }
 
-/** Canonical form of a mint URL (what the database stores). */
+/** Canonical forms already worked out: the request path asks for the same few mints several times a request, and each is a URL parse. */
+const mintKeys = new Map<string, string>();
+const MINT_KEYS_MAX = 256;
+
+/** Canonical form of a mint URL (what the database stores). Throws for a string that is no mint URL. */
 export function mintKey(url: string): string {
-  return normalizeMintUrl(url);
+  let key = mintKeys.get(url);
+  if (key === undefined) {
+    key = normalizeMintUrl(url);
+    // Strings come from tokens too (anything a provider sends): keep the memory bounded.
+    if (mintKeys.size >= MINT_KEYS_MAX) mintKeys.clear();
+    mintKeys.set(url, key);
+  }
+  return key;
 }
 
 /** mintKey, or null for a string cashu-ts does not take as a mint URL (a token may name anything). */

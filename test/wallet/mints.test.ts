@@ -1,8 +1,8 @@
 // The mint registry's bulk calls stay inside what a mint takes in one request.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OutputData, Wallet } from '@cashu/cashu-ts';
-import { MINT_MAX_REQUEST_ITEMS, mintBatches } from '../../wallet/mints.ts';
+import { normalizeMintUrl, OutputData, Wallet } from '@cashu/cashu-ts';
+import { MINT_MAX_REQUEST_ITEMS, mintBatches, mintKey } from '../../wallet/mints.ts';
 import { world } from './world.ts';
 
 test('batches are at most what a mint takes in one request, in order, nothing left out', () => {
@@ -30,4 +30,13 @@ test('restoring more outputs than a mint takes in one request brings back the si
   assert.equal(calls() - before, 2);
   assert.equal(restored?.reduce((a, p) => a + Number(p.amount), 0), 13);
   assert.deepEqual(restored?.map((p) => p.secret), signed.map((o) => new TextDecoder().decode(o.secret)));
+});
+
+test('mintKey gives cashu-ts\'s canonical form, remembered or not, and still refuses what is no URL', () => {
+  const forms = ['http://127.0.0.1:3338', 'http://127.0.0.1:3338/', 'HTTPS://Mint.Example.com/path/', 'https://mint.example.com/path'];
+  for (let round = 0; round < 2; round++) for (const url of forms) assert.equal(mintKey(url), normalizeMintUrl(url), `${url} (round ${round})`);
+  // More distinct strings than it remembers: the answers stay right after it forgets.
+  for (let i = 0; i < 600; i++) assert.equal(mintKey(`https://mint${i}.example.com/`), normalizeMintUrl(`https://mint${i}.example.com/`));
+  for (const url of forms) assert.equal(mintKey(url), normalizeMintUrl(url));
+  for (let round = 0; round < 2; round++) assert.throws(() => mintKey('not a url'));
 });
