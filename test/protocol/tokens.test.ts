@@ -37,3 +37,21 @@ test('the prompt text of chat, tool calls, embeddings and responses bodies is fo
   assert.deepEqual(promptParts({ instructions: 'sys', input: [{ role: 'user', content: [{ type: 'input_text', text: 'hi' }] }] }), { parts: ['sys', 'hi'], messages: 1 });
   assert.deepEqual(promptParts(null), { parts: [], messages: 0 });
 });
+
+test('a text counted before is not counted again, and the counts stay the tokenizer\'s', async () => {
+  let calls = 0;
+  const t = new PromptTokenizer({ countTokens: (text) => (calls++, countTokens(text)) });
+  const system = 'You are a careful assistant. Answer in one sentence.';
+  const turns = ['What is the capital of France?', 'Paris.', 'And of Italy?'];
+  for (let i = 1; i <= turns.length; i++) {
+    const e = t.estimate(chat(system, ...turns.slice(0, i)));
+    const truth = [system, ...turns.slice(0, i)].reduce((a, s) => a + countTokens(s), 0) + (i + 1) * 3 + 3;
+    assert.equal(e.tokens, truth, `turn ${i}`);
+  }
+  assert.equal(calls, 1 + turns.length, 'each text counted once across the conversation');
+  // Many other texts later, the first ones are forgotten (memory stays bounded) and counted again, still right.
+  for (let i = 0; i < 300; i++) t.estimate(chat(`filler ${i}`));
+  const before = calls;
+  assert.equal(t.estimate(chat(system)).tokens, countTokens(system) + 3 + 3);
+  assert.equal(calls, before + 1);
+});
