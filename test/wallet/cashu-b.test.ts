@@ -5,21 +5,10 @@ import assert from 'node:assert/strict';
 import { Amount, getDecodedToken, getEncodedToken, type Proof } from '@cashu/cashu-ts';
 import { encodeCashuB, encodeCashuBDirect, type CashuBProof, type CashuBToken } from '../../wallet/cashu-b.ts';
 import type { StoredProof } from '../../wallet/store.ts';
+import { rng } from '../rng.ts';
 
 /** A proof as the store holds it: with its DLEQ, which must not travel. */
 type Input = CashuBProof & { dleq: StoredProof['dleq'] };
-
-// A small seeded generator, so a failing case can be replayed from its seed.
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const hexOf = (rand: () => number, bytes: number) => Array.from({ length: bytes }, () => Math.floor(rand() * 256).toString(16).padStart(2, '0')).join('');
 const pick = <T>(rand: () => number, xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];

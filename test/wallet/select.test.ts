@@ -1,18 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { selectOffline, selectIncluding, inputFeeSat, splitAmount, defaultPolicy, EXACT_ONLY, type Coin, type SelectPolicy } from '../../wallet/select.ts';
+import { rng } from '../rng.ts';
 
-// A small seeded generator, so a failing case can be replayed from its seed.
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomCoins(rand: () => number, count: number, keysets: string[], maxExp: number): Coin[] {
   const coins: Coin[] = [];
