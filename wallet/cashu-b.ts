@@ -20,8 +20,8 @@
 // Anything else (a legacy base64 keyset id, a non-hex C, an unsafe amount, ...) goes to cashu-ts
 // itself, so the answer is always cashu-ts's, including its errors.
 import { Buffer } from 'node:buffer';
-import { Amount, getEncodedToken, type Proof } from '@cashu/cashu-ts';
-import type { StoredProof } from './store.ts';
+import { getEncodedToken } from '@cashu/cashu-ts';
+import { toCashuProof, type StoredProof } from './store.ts';
 
 /** What a proof needs to travel in a token (a StoredProof has it; its DLEQ is never sent). */
 export type CashuBProof = Pick<StoredProof, 'keysetId' | 'amount' | 'secret' | 'C' | 'witness' | 'p2pkE'>;
@@ -39,13 +39,7 @@ export function encodeCashuB(token: CashuBToken): string {
 
 /** The same token through cashu-ts, for inputs encodeCashuBDirect does not reproduce. */
 function encodeWithCashuTs(token: CashuBToken): string {
-  const proofs = token.proofs.map((p) => {
-    const proof: Proof = { id: p.keysetId, amount: Amount.from(p.amount), secret: p.secret, C: p.C };
-    if (p.witness) proof.witness = p.witness;
-    if (p.p2pkE) proof.p2pk_e = p.p2pkE;
-    return proof;
-  });
-  return getEncodedToken({ mint: token.mint, unit: token.unit, proofs }, { removeDleq: true });
+  return getEncodedToken({ mint: token.mint, unit: token.unit, proofs: token.proofs.map(toCashuProof) }, { removeDleq: true });
 }
 
 // Keyset ids starting with 0 (versions 00 and 01), even-length hex: cashu-ts accepts any even-length

@@ -80,7 +80,7 @@ export function sumAmounts(proofs: readonly Pick<ProofLike, 'amount'>[]): number
 }
 
 /** Back to the shape cashu-ts spends. */
-export function toCashuProof(p: StoredProof): Proof {
+export function toCashuProof(p: Pick<StoredProof, 'keysetId' | 'amount' | 'secret' | 'C' | 'witness' | 'p2pkE'> & { dleq?: StoredProof['dleq'] }): Proof {
   const proof: Proof = { id: p.keysetId, amount: Amount.from(p.amount), secret: p.secret, C: p.C };
   if (p.dleq) proof.dleq = p.dleq;
   if (p.witness) proof.witness = p.witness;
@@ -159,7 +159,6 @@ export class ProofStore {
       pendingAt: db.prepare(`SELECT * FROM wallet_proofs WHERE mint = ? AND unit = ? AND state = 'pending' ORDER BY reason_ref, amount`),
       toPending: db.prepare(`UPDATE wallet_proofs SET state = 'pending', reason_kind = ?, reason_ref = ?, updated_at = ?
         WHERE secret = ? AND state = 'unspent'`),
-      spentByRef: db.prepare(`UPDATE wallet_proofs SET state = 'spent', updated_at = ? WHERE reason_ref = ? AND state = 'pending'`),
       spentByRefAmounts: db.prepare(`UPDATE wallet_proofs SET state = 'spent', updated_at = ? WHERE reason_ref = ? AND state = 'pending' RETURNING amount`).pluck(),
       spentBySecret: db.prepare(`UPDATE wallet_proofs SET state = 'spent', updated_at = ? WHERE secret = ? AND state = 'pending'`),
       releaseByRef: db.prepare(`UPDATE wallet_proofs SET state = 'unspent', reason_kind = NULL, reason_ref = NULL, updated_at = ?
@@ -331,18 +330,14 @@ export class ProofStore {
 
   /** pending(ref) -> spent for every proof of that reason. Returns how many and their sum. */
   markSpent(ref: string): { count: number; amount: number } {
-    const rows = this.pendingOf(ref);
-    if (rows.length === 0) throw new ProofStateError(`no pending proofs for ${ref}`);
-    const now = this.clock();
-    this.db.transaction(() => {
-      this.s.spentByRef.run(now, ref);
-    })();
-    return { count: rows.length, amount: rows.reduce((a, p) => a + p.amount, 0) };
+    const spent = this.markSpentIfPending(ref);
+    if (spent.count === 0) throw new ProofStateError(`no pending proofs for ${ref}`);
+    return spent;
   }
 
   /** pending(ref) -> spent for every proof of that reason, if any are pending (none is no error). */
   markSpentIfPending(ref: string): { count: number; amount: number } {
-    // One statement on the settlement's path: the update says which proofs it moved.
+    // One statement (the settlement's path runs it): the update says which proofs it moved.
     const amounts = this.s.spentByRefAmounts.all(this.clock(), ref) as number[];
     return { count: amounts.length, amount: amounts.reduce((a, n) => a + n, 0) };
   }

@@ -9,6 +9,7 @@ import { startNwcService, type TestNwcService } from './nwc.ts';
 import { startProvider, type TestProvider } from './provider.ts';
 import type { ModelSpec, ProviderKnobs } from './provider/types.ts';
 import { startRelay, type TestRelay } from './relay.ts';
+import { rng } from '../rng.ts';
 
 /** A scenario that does not describe a market that can be built; the message is one line. */
 export class ScenarioError extends Error {
@@ -421,14 +422,5 @@ export function spellMint(url: string, spelling: ScenarioProvider['mintSpelling'
   return url;
 }
 
-/** mulberry32: a small seeded PRNG, so a scenario's flaky providers fail the same way each run. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (test/rng.ts): a small seeded PRNG, so a scenario's flaky providers fail the same way each run. */
+export const seededRandom = rng;

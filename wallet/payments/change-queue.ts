@@ -95,7 +95,8 @@ export class ChangeQueue {
    * refund endpoint also returned) is queued once: the existing row is returned. Returns the row.
    */
   enqueue(paymentId: string, kind: ChangeKind, token: string, fallbackMint: string, fallbackUnit = 'sat'): ChangeRow {
-    const already = this.s.sameToken.get(paymentId, token.trim()) as DbRow | undefined;
+    const text = token.trim();
+    const already = this.s.sameToken.get(paymentId, text) as DbRow | undefined;
     if (already) return fromDb(already);
     const now = this.ctx.clock();
     let mint = fallbackMint;
@@ -104,7 +105,7 @@ export class ChangeQueue {
     let refusal: { error: string; evidence: unknown } | null = null;
     try {
       // cashu-ts's getTokenMetadata with amount.toNumber(), read directly for a plain cashuB token.
-      ({ mint, unit, amount: claimed } = tokenMetadata(token.trim()));
+      ({ mint, unit, amount: claimed } = tokenMetadata(text));
       if (!this.ctx.mints.isTrusted(mint)) refusal = { error: 'token from an untrusted mint', evidence: { reason: 'untrusted_mint', mint } };
       else mint = this.ctx.mints.assertTrusted(mint);
       // A node returns change in the unit of the token it was paid with; another unit is not
@@ -117,9 +118,9 @@ export class ChangeQueue {
     }
     const state = refusal ? 'invalid' : 'queued';
     const evidence = refusal ? JSON.stringify(refusal.evidence) : null;
-    const info = this.s.insert.run(paymentId, kind, mint, unit, token.trim(), claimed, state, refusal?.error ?? null, evidence, now, now, now);
+    const info = this.s.insert.run(paymentId, kind, mint, unit, text, claimed, state, refusal?.error ?? null, evidence, now, now, now);
     // The row as inserted (the table's defaults for the rest), not read back: this runs in the settlement's transaction.
-    const row = fromDb({ id: Number(info.lastInsertRowid), payment_id: paymentId, kind, mint, unit, token: token.trim(), claimed, state, swap_id: null,
+    const row = fromDb({ id: Number(info.lastInsertRowid), payment_id: paymentId, kind, mint, unit, token: text, claimed, state, swap_id: null,
       solo: 0, attempts: 0, next_at: now, received: null, fee: null, error: refusal?.error ?? null, evidence });
     if (refusal) this.notify([row]);
     else this.kick();
